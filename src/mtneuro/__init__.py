@@ -1,0 +1,3 @@
+"""MTNeuro: the MTNeuro benchmark as a Kedro project."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,60 @@
+"""Facts of the MTNeuro benchmark that never change between runs.
+
+Everything a user may want to tune (cube sizes, which source, mapping of label values) lives in
+``conf/``; this module holds only the published facts those parameters default to, so that code
+and tests agree on one definition.  Index order everywhere: ``[z, y, x]``.
+"""
+
+from __future__ import annotations
+
+VOLUME_SHAPE: tuple[int, int, int] = (720, 1420, 5805)
+VOXEL_SIZE_UM: tuple[float, float, float] = (1.17, 1.17, 1.17)
+
+#: Task classes of Task 1, in class-index order.
+REGIONS: tuple[str, ...] = ("CTX", "STR", "VP", "ZI")
+REGION_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGIONS)}
+
+#: Values of the microstructure (pixel_labels) channel.
+BACKGROUND, VESSEL, CELL, AXON = 0, 1, 2, 3
+PIXEL_CLASSES: dict[int, str] = {0: "background", 1: "vessel", 2: "cell", 3: "axon"}
+
+#: Brain-area values of the dataset's roi_labels annotation (Prasad et al. 2020). The phantom
+#: writes these values; which values the real channel holds is a parameter
+#: (``volume.region_label_values``), defaulting to this table.
+BRAIN_AREA_VALUES: dict[str, int] = {
+    "unlabeled": 0,
+    "CTX": 1,
+    "STR": 2,
+    "TRN": 3,
+    "VP": 4,
+    "ZI": 5,
+    "internal_capsule": 6,
+    "hypothalamus": 7,
+    "corpus_callosum": 8,
+}
+
+#: The four densely labelled main cubes: region -> ((z0, z1), (y0, y1), (x0, x1)), half-open.
+MAIN_CUBES: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]] = {
+    "CTX": ((110, 470), (900, 1156), (4600, 4856)),
+    "STR": ((110, 470), (500, 756), (3700, 3956)),
+    "VP": ((110, 470), (850, 1106), (3063, 3319)),
+    "ZI": ((110, 470), (650, 906), (1543, 1799)),
+}
+
+#: Slice splits of the main cubes, absolute z, half-open (authors' task files).
+SPLITS_Z: dict[str, tuple[int, int]] = {
+    "train": (110, 380),
+    "val": (380, 410),
+    "test": (420, 470),
+}
+
+DEFAULT_URIS: dict[str, str] = {
+    "image": "bossdb://prasad/prasad2020/image",
+    "roi_labels": "bossdb://prasad/prasad_analysis/roi_labels",
+    "pixel_labels": "bossdb://prasad/prasad_analysis/pixel_labels",
+}
+PHANTOM_URIS: dict[str, str] = {
+    "image": "phantom://prasad2020/image",
+    "roi_labels": "phantom://prasad2020/roi_labels",
+    "pixel_labels": "phantom://prasad2020/pixel_labels",
+}

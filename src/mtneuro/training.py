@@ -1,0 +1,94 @@
+"""Device, precision, seeding and Lightning trainer settings shared by every training node.
+
+The same code runs on a laptop CPU and on a GPU: each setting is a parameter whose default
+``auto`` picks what suits the hardware found at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import lightning as L
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def resolve_accelerator(requested: str = "auto") -> str:
+    """``"cuda"`` when a GPU is present (or requested), else ``"cpu"``."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested in ("cuda", "gpu"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "Parameter 'training.accelerator' asks for a GPU but none is available; "
+                "set it to 'auto' or 'cpu'."
+            )
+        return "cuda"
+    if requested == "cpu":
+        return "cpu"
+    raise ValueError(f"Parameter 'training.accelerator' must be auto, cpu or cuda, not {requested!r}")
+
+
+def resolve_precision(requested: str = "auto", accelerator: str = "cpu") -> str:
+    """Lightning precision: bf16 mixed precision on GPUs that support it, fp32 elsewhere."""
+    if requested != "auto":
+        return requested
+    if accelerator == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def dataloader_kwargs(settings: dict[str, Any] | None, accelerator: str) -> dict[str, Any]:
+    """Workers and pinned memory: background workers only where they pay off (GPU runs)."""
+    settings = settings or {}
+    workers = settings.get("num_workers", "auto")
+    if workers == "auto":
+        workers = min(8, max(0, (os.cpu_count() or 1) - 1)) if accelerator == "cuda" else 0
+    pin = settings.get("pin_memory", "auto")
+    if pin == "auto":
+        pin = accelerator == "cuda"
+    kwargs: dict[str, Any] = {"num_workers": int(workers), "pin_memory": bool(pin)}
+    if workers:
+        kwargs["persistent_workers"] = True
+    return kwargs
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch so that a CPU run is repeatable."""
+    L.seed_everything(int(seed), workers=True, verbose=False)
+
+
+def configure_threads(settings: dict[str, Any] | None) -> None:
+    threads = (settings or {}).get("torch_threads", "auto")
+    if threads != "auto":
+        torch.set_num_threads(int(threads))
+
+
+def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides: Any) -> L.Trainer:
+    """A Lightning trainer for one run, from the ``training`` parameter block.
+
+    Keys: ``accelerator`` (auto/cpu/cuda), ``precision`` (auto or a Lightning precision),
+    ``progress_bar`` (bool), ``deterministic`` (bool), ``torch_threads``.
+    """
+    settings = settings or {}
+    configure_threads(settings)
+    accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
+    precision = resolve_precision(settings.get("precision", "auto"), accelerator)
+    kwargs: dict[str, Any] = {
+        "accelerator": accelerator,
+        "devices": 1,
+        "precision": precision,
+        "max_epochs": int(max_epochs),
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_model_summary": False,
+        "enable_progress_bar": bool(settings.get("progress_bar", True)),
+        "deterministic": settings.get("deterministic", accelerator == "cpu"),
+        "num_sanity_val_steps": 0,
+    }
+    kwargs.update(overrides)
+    log.info("Training on %s with precision %s for %d epochs", accelerator, precision, max_epochs)
+    return L.Trainer(**kwargs)
