@@ -1,0 +1,45 @@
+"""Shared test fixtures: real Kedro sessions into temporary folders."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+PROJECT_PATH = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = PROJECT_PATH.parent / "shared" / "data" / "prasad2020-sample"
+
+
+@pytest.fixture(scope="session")
+def project_path() -> Path:
+    bootstrap_project(PROJECT_PATH)
+    return PROJECT_PATH
+
+
+@pytest.fixture
+def kedro_run(project_path: Path) -> Callable[..., None]:
+    """Run pipelines through a real KedroSession on a profile, writing under ``data_root``."""
+
+    def run(
+        pipeline_names: list[str],
+        data_root: Path,
+        env: str = "tiny",
+        extra_params: dict | None = None,
+        **run_kwargs: object,
+    ) -> None:
+        runtime_params = {"data_root": str(data_root), **(extra_params or {})}
+        with KedroSession.create(project_path=project_path, env=env, runtime_params=runtime_params) as session:
+            session.run(pipeline_names=pipeline_names, **run_kwargs)
+
+    return run
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    """The real prasad2020 samples beside the checkout; tests using it skip when absent."""
+    if not SAMPLE_DIR.exists():
+        pytest.skip(f"real data samples not found at {SAMPLE_DIR}")
+    return SAMPLE_DIR
