@@ -53,6 +53,15 @@ def _spec_from_record(record: dict[str, Any]) -> CubeSpec:
     )
 
 
+def _source_options(uri: str, options: dict[str, Any], credentials: dict[str, Any]) -> dict[str, Any]:
+    """Credentials (host, protocol, token) for BossDB, overridden by the run's source options."""
+    opts: dict[str, Any] = {}
+    if uri.startswith("bossdb://"):
+        opts.update(credentials.get("bossdb", credentials))
+    opts.update(options)
+    return opts
+
+
 def _atomic_replace_dir(tmp: Path, final: Path) -> None:
     """Move a finished directory into place; the old one is only removed once the new one is there."""
     trash = None
@@ -122,10 +131,7 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
 
     # -- I/O ------------------------------------------------------------------------------
     def _open_channel(self, uri: str, options: dict[str, Any]) -> VolumeSource:
-        opts = dict(options)
-        if uri.startswith("bossdb://"):
-            opts.update(self._credentials.get("bossdb", self._credentials))
-        return open_volume(uri, **opts)
+        return open_volume(uri, **_source_options(uri, options, self._credentials))
 
     def _fetch(self, spec: CubeSpec) -> None:
         final = self._group_path(spec.cube_id)
@@ -225,10 +231,8 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
                 if str(cached["request"]) == key:
                     log.info("Coarse sections of %s already on disk; not read again", request["uri"])
                     return
-        opts = dict(request.get("options", {}))
-        if request["uri"].startswith("bossdb://"):
-            opts.update(self._credentials.get("bossdb", self._credentials))
-        source = open_volume(request["uri"], **opts)
+        uri = request["uri"]
+        source = open_volume(uri, **_source_options(uri, request.get("options", {}), self._credentials))
         sections = source.sample_sections(list(request["z_indices"]), int(request["level"]))
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._filepath.with_name(f".{self._filepath.stem}.tmp-{uuid.uuid4().hex[:8]}.npz")
