@@ -55,8 +55,10 @@ def project_parameters() -> dict[str, Any]:
     if _active_parameters is None:
         from kedro.config import OmegaConfigLoader
 
+        from mtneuro.settings import CONFIG_LOADER_ARGS
+
         conf = Path(__file__).resolve().parents[2] / "conf"
-        params = dict(OmegaConfigLoader(conf_source=str(conf), base_env="base", default_run_env="local")["parameters"])
+        params = dict(OmegaConfigLoader(conf_source=str(conf), **CONFIG_LOADER_ARGS)["parameters"])
     else:
         params = _active_parameters
     _parameters_used_for_pipelines = params
