@@ -251,3 +251,31 @@ def test_ingestion_pipeline_run_writes_cubes_and_split_index_once(kedro_run, tmp
         kedro_run(["ingestion"], tmp_path)
     assert "16 of 16 cubes already on disk and valid" in caplog.text
     assert {p: p.stat().st_mtime_ns for p in cube_dir.glob("*.zarr/zarr.json")} == mtimes
+
+
+@pytest.mark.slow
+def test_ingestion_from_bossdb_over_http_downloads_once(kedro_run, tmp_path):
+    """The real intern client against a BossDB-compatible server on loopback serving the phantom."""
+    from bossdb_server import BossDBTestServer
+
+    from mtneuro.volumes import open_volume
+
+    channels = {
+        "prasad/prasad2020/image": open_volume("phantom://prasad2020/image"),
+        "prasad/prasad_analysis/roi_labels": open_volume("phantom://prasad2020/roi_labels"),
+        "prasad/prasad_analysis/pixel_labels": open_volume("phantom://prasad2020/pixel_labels"),
+    }
+    with BossDBTestServer(channels, num_hierarchy_levels=6) as server:
+        params = {"volume": {"source": "bossdb", "options": {"bossdb": {**server.options, "backoff": 0.01, "progress": "off"}}}}
+        server.fail_next(2, status=503)  # transient errors are retried
+        kedro_run(["ingestion"], tmp_path, extra_params=params)
+        first = server.request_count
+        assert first > 16
+        cube = zarr.open_group(str(tmp_path / "02_intermediate" / "cubes" / "main_STR.zarr"), mode="r")
+        assert cube.attrs["request"]["uris"]["image"] == "bossdb://prasad/prasad2020/image"
+        expected = channels["prasad/prasad2020/image"].read(cube.attrs["window_zyx"])
+        np.testing.assert_array_equal(np.asarray(cube["image"][...]), expected)
+
+        server.reset_counts()
+        kedro_run(["ingestion"], tmp_path, extra_params=params)
+        assert server.request_count == 0  # the second run downloads nothing

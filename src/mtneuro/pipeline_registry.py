@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from kedro.framework.project import find_pipelines
+import importlib
+
 from kedro.pipeline import Pipeline
 
-#: Order in which the default pipeline runs the stages (Kedro orders nodes by data anyway).
-PIPELINE_ORDER = ("ingestion", "classification", "segmentation", "probing", "reporting")
+#: Each stage and what it needs upstream, so that every ``kedro run --pipelines=<name>`` works
+#: on a fresh clone; add ``--only-missing-outputs`` to reuse outputs an earlier run left on disk.
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "ingestion": (),
+    "classification": ("ingestion",),
+    "segmentation": ("ingestion",),
+    "probing": ("ingestion", "classification"),
+    "reporting": (),
+}
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """``kedro run`` runs every pipeline; ``--pipeline=<name>`` one of them and what it needs."""
-    pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(
-        (pipelines[name] for name in PIPELINE_ORDER if name in pipelines), Pipeline([])
-    )
+    """The five stage pipelines (each with its upstream) and ``__default__``: all of them.
+
+    Stages are imported explicitly rather than with ``find_pipelines``, whose selective loading
+    would drop the upstream stages of ``--pipelines=probing``.
+    """
+    stages = {
+        name: importlib.import_module(f"mtneuro.pipelines.{name}").create_pipeline() for name in UPSTREAM
+    }
+    pipelines = {
+        name: sum((stages[up] for up in (*upstream, name)), Pipeline([])) for name, upstream in UPSTREAM.items()
+    }
+    pipelines["__default__"] = sum(stages.values(), Pipeline([]))
     return pipelines
