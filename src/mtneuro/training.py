@@ -92,3 +92,43 @@ def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides:
     kwargs.update(overrides)
     log.info("Training on %s with precision %s for %d epochs", accelerator, precision, max_epochs)
     return L.Trainer(**kwargs)
+
+
+def resolve_device(settings: dict[str, Any] | None) -> torch.device:
+    """The torch device of the ``training`` block's accelerator (for inference outside Lightning)."""
+    return torch.device(resolve_accelerator((settings or {}).get("accelerator", "auto")))
+
+
+def inference_autocast(settings: dict[str, Any] | None, device: torch.device) -> Any:
+    """Autocast context for inference matching the training precision (bf16/fp16 on GPUs; a
+    no-op on CPU or with a 32-bit precision)."""
+    import contextlib
+
+    precision = resolve_precision((settings or {}).get("precision", "auto"), device.type)
+    if device.type != "cuda" or precision.startswith("32") or precision.startswith("64"):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def thread_limit(threads: int | str | None = "auto") -> Any:
+    """Context in which torch, BLAS and OpenMP use ``threads`` threads (``auto``/None: unchanged);
+    the previous counts are restored on exit, so one node's setting does not leak into the next."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def _limit() -> Any:
+        previous = torch.get_num_threads()
+        if threads in (None, "auto"):
+            yield
+            return
+        from threadpoolctl import threadpool_limits  # BLAS/OpenMP pools of numpy and scikit-learn
+
+        torch.set_num_threads(int(threads))
+        try:
+            with threadpool_limits(limits=int(threads)):
+                yield
+        finally:
+            torch.set_num_threads(previous)
+
+    return _limit()

@@ -20,8 +20,8 @@ from . import nodes
 
 #: Task figures embedded when the parameters name none (catalog name -> caption).
 DEFAULT_FIGURES: dict[str, str] = {
-    "task2_segmentation_overlays": "Task 2: test slices with ground truth and predicted segmentation",
-    "task3_umap": "Task 3: UMAP of frozen embeddings coloured by region and semantic features",
+    "task2_segmentation_overlays@png": "Task 2: test slices with ground truth and predicted segmentation",
+    "task3_umap@png": "Task 3: UMAP of frozen embeddings coloured by region and semantic features",
 }
 
 

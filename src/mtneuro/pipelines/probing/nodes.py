@@ -1,0 +1,389 @@
+"""Task 3 nodes: semantic features of every probing image, frozen-encoder embeddings, linear
+read-out (in-sample and grouped cross-validated R^2) and the UMAP figure.
+
+Pure functions; the wiring is in ``pipeline.py`` and the feature definitions in
+:mod:`mtneuro.features`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from mtneuro import features as feat
+from mtneuro import run_grid, spec
+from mtneuro.cubes import Cube, describe_source
+from mtneuro.models import FrozenEncoder
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``probing_features`` that identify an image (the feature columns follow).
+IMAGE_COLUMNS: tuple[str, ...] = ("source", "cube_id", "region", "label", "z", "z_abs", "y0", "x0", "height", "width")
+#: Columns of ``task3_probing``.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "source", "method", "train_config", "seed", "feature", "r2_in_sample", "r2_cv",
+    "n_images", "embedding_dim", "cv_folds", "image_unit",
+)
+#: Task 1 configuration id -> the name the result tables use.
+TRAIN_CONFIG_NAMES: dict[str, str] = {"roi_c1": "ROI-C1", "roi_c2": "ROI-C2", "roi_c3": "ROI-C3"}
+
+
+class ProbingError(ValueError):
+    """Inputs or parameters the probing pipeline cannot work with."""
+
+
+@contextmanager
+def limited_threads(threads: int | None) -> Iterator[None]:
+    """Cap BLAS/OpenMP (and torch, if loaded) threads; None leaves the libraries' defaults.
+
+    On a small shared CPU machine one thread is several times faster for these small problems
+    than threads that wait for each other (parameter ``probing.threads``).
+    """
+    if threads is None:
+        yield
+        return
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        with threadpool_limits(limits=int(threads)):
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
+
+
+# --- images and features ------------------------------------------------------------------------
+
+
+def image_unit_name(images: Mapping[str, Any]) -> str:
+    """``slice`` (one image per slice) or ``tile<size>``, for the ``image_unit`` column."""
+    tile = images.get("tile_size")
+    return "slice" if tile is None else f"tile{int(tile)}"
+
+
+def build_probing_dataset(
+    cubes: dict[str, Cube], split_index: pd.DataFrame, probing: dict[str, Any]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The probing images and their semantic features, row for row.
+
+    Images are the ``probing`` slices of the split index (every slice of the four main cubes),
+    keeping one slice in ``images.slice_step``; each slice is one image, or is cut into
+    ``images.tile_size`` tiles. Returns the features table (one row per image: where it comes
+    from and the features of :mod:`mtneuro.features`) and the uint8 images ``(N, H, W)`` in the
+    same order, so that embeddings and features always describe the same pixels.
+    """
+    params = probing.get("images", {}) or {}
+    step = int(params.get("slice_step", 1))
+    if step < 1:
+        raise ProbingError(f"Parameter 'probing.images.slice_step' must be >= 1, got {step}.")
+    tile = params.get("tile_size")
+    connectivity = int(probing.get("cell_connectivity", feat.CELL_CONNECTIVITY))
+    index = split_index[split_index["config"] == "probing"]
+    if index.empty:
+        raise ProbingError("The split index has no 'probing' rows (docs/CONTRACTS.md: main cubes, every slice).")
+    source = describe_source(cubes)
+    order = {f"main_{r}": i for i, r in enumerate(spec.REGIONS)}
+    index = index[index["z"] % step == 0].sort_values(
+        ["cube_id", "z"], key=lambda s: s.map(order).fillna(len(order)) if s.name == "cube_id" else s
+    )
+    rows, images = [], []
+    for cube_id, group in index.groupby("cube_id", sort=False):
+        cube = cubes.get(cube_id)
+        if cube is None or cube.pixel_labels is None:
+            raise ProbingError(f"Probing needs the pixel labels of cube {cube_id!r}, which the cubes lack.")
+        _, height, width = cube.pixel_labels.shape
+        units = list(feat.tiles(height, width, tile))
+        for row in group.itertuples(index=False):
+            labels, image = cube.pixel_labels[int(row.z)], cube.image[int(row.z)]
+            for y0, x0, h, w in units:
+                rows.append(
+                    {
+                        "source": source, "cube_id": str(cube_id), "region": str(row.region), "label": int(row.label),
+                        "z": int(row.z), "z_abs": int(row.z_abs), "y0": y0, "x0": x0, "height": h, "width": w,
+                        **feat.image_features(labels[y0 : y0 + h, x0 : x0 + w], connectivity),
+                    }
+                )
+                images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
+    table = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *feat.FEATURES])
+    table = table.astype(
+        {
+            "source": "string", "cube_id": "string", "region": "string", "label": "int64", "z": "int64",
+            "z_abs": "int64", "y0": "int64", "x0": "int64", "height": "int64", "width": "int64",
+            "vessel_fraction": "float64", "axon_fraction": "float64", "cell_count": "int64",
+            "mean_cell_area": "float64", "mean_nn_distance": "float64",
+        }
+    )
+    stacked = np.stack(images) if images else np.zeros((0, 0, 0), dtype=np.uint8)
+    undefined = {f: int(table[f].isna().sum()) for f in feat.FEATURES if table[f].isna().any()}
+    log.info(
+        "Probing: %d images (%s, slice_step %d) from %d cubes; images without a defined value: %s",
+        len(table), image_unit_name(params), step, table["cube_id"].nunique(), undefined or "none",
+    )
+    log.info("Probing feature means per region:\n%s", table.groupby("region")[list(feat.FEATURES)].mean().round(3).to_string())
+    return table, stacked
+
+
+# --- embeddings -------------------------------------------------------------------------------
+
+
+def embed_images(probing_images: np.ndarray, frozen_encoder: FrozenEncoder, probing: dict[str, Any]) -> np.ndarray:
+    """Embeddings ``(N, D)`` float32 of the probing images by one frozen encoder, in batches."""
+    if not isinstance(frozen_encoder, FrozenEncoder):
+        raise ProbingError(f"Expected a mtneuro.models.FrozenEncoder, got {type(frozen_encoder).__name__}.")
+    batch = max(1, int(probing.get("embed_batch_size", 256)))
+    with limited_threads(probing.get("threads")):
+        parts = [np.asarray(frozen_encoder.embed(probing_images[i : i + batch])) for i in range(0, len(probing_images), batch)]
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    embeddings = np.concatenate(parts).astype(np.float32, copy=False)
+    if embeddings.ndim != 2 or len(embeddings) != len(probing_images):
+        raise ProbingError(f"Encoder returned shape {embeddings.shape} for {len(probing_images)} images; expected (N, D).")
+    if not np.isfinite(embeddings).all():
+        raise ProbingError(f"Encoder {frozen_encoder.metadata!r} returned non-finite embeddings.")
+    return embeddings
+
+
+# --- read-out ---------------------------------------------------------------------------------
+
+
+def slice_blocks(table: pd.DataFrame, block_slices: int) -> np.ndarray:
+    """Group id of every image: its cube and contiguous block of ``block_slices`` slices."""
+    if int(block_slices) < 1:
+        raise ProbingError(f"Parameter 'probing.readout.block_slices' must be >= 1, got {block_slices}.")
+    block = (table["z"].to_numpy() // int(block_slices)).astype(str)
+    return pd.factorize(table["cube_id"].astype(str).to_numpy() + ":" + block)[0]
+
+
+def blocked_folds(
+    table: pd.DataFrame, n_splits: int, block_slices: int, gap_slices: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Grouped k-fold over contiguous slice blocks, with a purge gap.
+
+    Every block of ``block_slices`` consecutive slices of a cube (all tiles of those slices) lies
+    wholly in one test fold (scikit-learn ``GroupKFold``). Then every training image of the same
+    cube lying within ``gap_slices`` slices of a test image is dropped from that fold's training
+    set, so neighbouring slices (which share cells and vessels) are never on both sides
+    (``gap_slices`` >= 1). Returns ``(train_indices, test_indices)`` per fold; empty when there
+    are fewer than two blocks.
+    """
+    if int(gap_slices) < 1:
+        raise ProbingError(f"Parameter 'probing.readout.gap_slices' must be >= 1 (neighbouring slices), got {gap_slices}.")
+    groups = slice_blocks(table, block_slices)
+    n_groups = len(np.unique(groups))
+    k = min(int(n_splits), n_groups)
+    if k < 2:
+        return []
+    cube = table["cube_id"].astype(str).to_numpy()
+    z = table["z"].to_numpy()
+    folds = []
+    for train, test in GroupKFold(n_splits=k).split(np.zeros(len(table)), groups=groups):
+        keep = np.ones(len(train), dtype=bool)
+        for c in np.unique(cube[test]):
+            test_z = np.unique(z[test][cube[test] == c])
+            in_cube = cube[train] == c
+            tz = z[train][in_cube]
+            pos = np.clip(np.searchsorted(test_z, tz), 1, len(test_z)) - 1
+            nearest = np.minimum(np.abs(tz - test_z[pos]), np.abs(tz - test_z[np.minimum(pos + 1, len(test_z) - 1)]))
+            keep[np.flatnonzero(in_cube)[nearest <= int(gap_slices)]] = False
+        folds.append((train[keep], test))
+    return folds
+
+
+def _r2(y: np.ndarray, prediction: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``1 - SS_res / SS_tot`` per column; NaN for a constant column (R^2 is undefined)."""
+    total = np.sum((y - mean) ** 2, axis=0)
+    residual = np.sum((y - prediction) ** 2, axis=0)
+    constant = total <= 1e-12 * np.maximum(1.0, np.sum(y**2, axis=0))
+    return np.where(constant, np.nan, 1.0 - residual / np.where(constant, 1.0, total))
+
+
+def _model() -> Any:
+    return make_pipeline(StandardScaler(), LinearRegression())
+
+
+def linear_r2(
+    embeddings: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]], min_images: int = 2
+) -> tuple[Any, Any, int, int]:
+    """In-sample and cross-validated R^2 of a linear regression from embeddings to features.
+
+    ``y`` is one feature ``(N,)`` or several ``(N, T)`` fitted together (multi-output least
+    squares gives each column the fit it would get alone). Images with a NaN value are left out
+    of fitting and scoring. In-sample R^2 (the paper's): fit and score on all images.
+    Cross-validated R^2: the out-of-fold predictions of all ``folds`` pooled,
+    ``1 - SS_res / SS_tot`` around the mean of the scored images. NaN when fewer than
+    ``min_images`` images have values, or for a constant feature. Returns
+    ``(r2_in_sample, r2_cv, n_images, folds_used)``, R^2 as floats for a 1-D ``y``, else arrays.
+    """
+    Y = np.asarray(y, dtype=np.float64)
+    single = Y.ndim == 1
+    Y = Y.reshape(len(Y), -1)
+    valid = np.isfinite(Y).all(axis=1)
+    n = int(valid.sum())
+    nan = np.full(Y.shape[1], np.nan)
+    in_sample, cv, used = nan, nan, 0
+    if n >= max(2, int(min_images)):
+        X, target = embeddings[valid], Y[valid]
+        in_sample = _r2(target, _model().fit(X, target).predict(X).reshape(target.shape), target.mean(axis=0))
+        position = np.full(len(Y), -1)
+        position[valid] = np.arange(n)
+        prediction = np.full(target.shape, np.nan)
+        for train, test in folds:
+            tr, te = position[train], position[test]
+            tr, te = tr[tr >= 0], te[te >= 0]
+            if len(tr) < 2 or len(te) == 0:
+                continue
+            prediction[te] = _model().fit(X[tr], target[tr]).predict(X[te]).reshape(len(te), -1)
+            used += 1
+        scored = np.isfinite(prediction).all(axis=1)
+        if scored.sum() >= 2:
+            cv = _r2(target[scored], prediction[scored], target[scored].mean(axis=0))
+    if single:
+        return float(in_sample[0]), float(cv[0]), n, used
+    return in_sample, cv, n, used
+
+
+def probe_embeddings(probing_features: pd.DataFrame, embeddings: np.ndarray, probing: dict[str, Any]) -> pd.DataFrame:
+    """One row per feature: in-sample and grouped cross-validated R^2 of the linear read-out.
+
+    Features defined on the same images (e.g. the pixel fractions and the cell count, defined
+    everywhere) are fitted together, which gives the same numbers as one fit each, faster.
+    """
+    if len(embeddings) != len(probing_features):
+        raise ProbingError(f"{len(embeddings)} embeddings for {len(probing_features)} feature rows.")
+    readout = probing.get("readout", {}) or {}
+    folds = blocked_folds(
+        probing_features,
+        int(readout.get("cv_folds", 5)),
+        int(readout.get("block_slices", 30)),
+        int(readout.get("gap_slices", 10)),
+    )
+    names = list(probing.get("features") or feat.FEATURES)
+    unknown = [f for f in names if f not in feat.FEATURES]
+    if unknown:
+        raise ProbingError(f"Parameter 'probing.features' names unknown features {unknown}; known: {list(feat.FEATURES)}.")
+    values = {name: probing_features[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
+    groups: dict[bytes, list[str]] = {}
+    for name in names:
+        groups.setdefault(np.isfinite(values[name]).tobytes(), []).append(name)
+    results = {}
+    for group in groups.values():
+        with limited_threads(probing.get("threads")):
+            r2_in, r2_cv, n, used = linear_r2(
+                embeddings, np.column_stack([values[g] for g in group]), folds, int(readout.get("min_images", 10))
+            )
+        for i, name in enumerate(group):
+            results[name] = {"feature": name, "r2_in_sample": float(r2_in[i]), "r2_cv": float(r2_cv[i]),
+                             "n_images": n, "embedding_dim": int(embeddings.shape[1]), "cv_folds": used}
+    return pd.DataFrame([results[name] for name in names])
+
+
+def collect_probing_results(
+    probing_features: pd.DataFrame, *results: pd.DataFrame, runs: Sequence[run_grid.RunSpec], image_unit: str
+) -> pd.DataFrame:
+    """The Task 3 table: one row per (method, training configuration, seed, feature)."""
+    source = str(probing_features["source"].iloc[0]) if len(probing_features) else "unknown"
+    table = run_grid.collect_rows(list(runs), list(results), source)
+    if table.empty:
+        log.warning("Probing: no frozen encoder to read out (empty classification grid)")
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    table = table.rename(columns={"config": "train_config"})
+    table["train_config"] = table["train_config"].map(lambda c: TRAIN_CONFIG_NAMES.get(str(c), str(c)))
+    table["image_unit"] = image_unit
+    summary = table.groupby(["train_config", "method", "feature"], sort=False)[["r2_in_sample", "r2_cv"]].mean()
+    cells = summary["r2_in_sample"].map("{:.2f}".format) + " / " + summary["r2_cv"].map("{:.2f}".format)
+    log.info("Task 3 R^2, in-sample / cross-validated (mean over seeds):\n%s", cells.unstack("feature").to_string())
+    return table[list(RESULT_COLUMNS)]
+
+
+def make_collector(runs: Sequence[run_grid.RunSpec], image_unit: str) -> Callable[..., pd.DataFrame]:
+    """:func:`collect_probing_results` bound to the grid (a typed function, unlike a partial)."""
+
+    def collect_probing_grid(probing_features: pd.DataFrame, *results: pd.DataFrame) -> pd.DataFrame:
+        return collect_probing_results(probing_features, *results, runs=runs, image_unit=image_unit)
+
+    return collect_probing_grid
+
+
+# --- UMAP figure ------------------------------------------------------------------------------
+
+
+def umap_projection(embeddings: np.ndarray, umap_params: Mapping[str, Any]) -> np.ndarray:
+    """2-D UMAP of the embeddings (standardised), seeded by ``random_state``."""
+    import umap  # slow import (numba): only where it is used
+
+    if len(embeddings) < 3:
+        return np.zeros((len(embeddings), 2))
+    X = StandardScaler().fit_transform(embeddings)
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=int(min(int(umap_params.get("n_neighbors", 15)), len(X) - 1)),
+        min_dist=float(umap_params.get("min_dist", 0.1)),
+        n_epochs=int(umap_params.get("n_epochs", 200)),
+        metric=str(umap_params.get("metric", "euclidean")),
+        random_state=int(umap_params.get("random_state", 0)),
+        n_jobs=1,  # a seeded UMAP runs on one thread anyway
+    )
+    return reducer.fit_transform(X)
+
+
+def plot_umap(
+    probing_features: pd.DataFrame, embeddings: np.ndarray, probing: dict[str, Any], encoder_label: str
+) -> Figure:
+    """The paper's Figure 4: one encoder's embeddings in 2-D, coloured by region and by each feature."""
+    params = probing.get("umap", {}) or {}
+    with limited_threads(probing.get("threads")):
+        xy = umap_projection(embeddings, params)
+    names = list(probing.get("features") or feat.FEATURES)
+    panels = ["region", *names]
+    ncols = 3
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.8 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    size = float(params.get("point_size", 6))
+    regions = probing_features["region"].astype(str).to_numpy()
+    colours = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"]
+    for ax, panel in zip(axes, panels):
+        if panel == "region":
+            for i, region in enumerate(spec.REGIONS):
+                m = regions == region
+                ax.scatter(xy[m, 0], xy[m, 1], s=size, c=colours[i % len(colours)], label=region, linewidths=0)
+            ax.legend(markerscale=2, fontsize=8, frameon=False)
+        else:
+            values = probing_features[panel].to_numpy(dtype=np.float64, na_value=np.nan)
+            missing = ~np.isfinite(values)
+            if missing.any():
+                ax.scatter(xy[missing, 0], xy[missing, 1], s=size, c="lightgrey", linewidths=0, label="undefined")
+                ax.legend(markerscale=2, fontsize=8, frameon=False)
+            points = ax.scatter(xy[~missing, 0], xy[~missing, 1], s=size, c=values[~missing], cmap="viridis", linewidths=0)
+            fig.colorbar(points, ax=ax, shrink=0.8)
+        ax.set_title(panel.replace("_", " "), fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    source = str(probing_features["source"].iloc[0]) if len(probing_features) else "unknown"
+    fig.suptitle(f"UMAP of {encoder_label} embeddings ({len(xy)} images, source: {source})", fontsize=11)
+    return fig
+
+
+def make_umap_plotter(encoder_label: str) -> Callable[..., Figure]:
+    """:func:`plot_umap` bound to the label of the encoder shown."""
+
+    def plot_probing_umap(probing_features: pd.DataFrame, embeddings: np.ndarray, probing: dict[str, Any]) -> Figure:
+        return plot_umap(probing_features, embeddings, probing, encoder_label)
+
+    return plot_probing_umap

@@ -1,0 +1,540 @@
+"""Task 2 nodes: microstructure segmentation of the main cubes' slices.
+
+One node per run (model, label setting, seed) -- :func:`train_and_evaluate` -- trains a network
+from :func:`mtneuro.models.build_segmentation_model` on the setting's training slices and
+segments its test slices; :func:`collect_segmentation_results` stacks the runs into the task
+table and :func:`plot_segmentation_overlays` draws the paper's Figure 3.
+
+Label settings (``segmentation.settings``; the split-index configurations of ingestion):
+
+* ``seg_3class`` (reported as ``3-class``): background + axon (0), vessel (1), cell (2); all
+  four regions;
+* ``seg_4class`` (``4-class``): background (0), vessel (1), cell (2), axon (3); ZI left out.
+
+Metrics: per-class F1 and IoU with TP/FP/FN summed over every test pixel of a run, and their
+unweighted mean over classes (see :mod:`mtneuro.metrics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from mtneuro import spec
+from mtneuro.cubes import Cube, describe_source
+from mtneuro.metrics import AVERAGING, SegmentationMeter
+from mtneuro.models import build_segmentation_model, segmentation_model_dims
+from mtneuro.training import (
+    build_trainer,
+    dataloader_kwargs,
+    inference_autocast,
+    resolve_accelerator,
+    resolve_device,
+    seed_everything,
+)
+
+from .engine import Block, PatchDataset, SegmentationModule, contiguous_runs, intensity_stats, predict_block
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationError(ValueError):
+    """A segmentation parameter or input is inconsistent; the message names what to fix."""
+
+
+@dataclass(frozen=True)
+class LabelSetting:
+    """A Task 2 label setting: which split-index configuration, which classes, and the map from
+    pixel_labels values (0 background, 1 vessel, 2 cell, 3 axon) to class indices."""
+
+    config: str
+    label: str
+    classes: tuple[str, ...]
+    lut: tuple[int, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def map_labels(self, pixel_labels: np.ndarray) -> np.ndarray:
+        values = np.asarray(pixel_labels)
+        if values.size and int(values.max()) >= len(self.lut):
+            raise SegmentationError(
+                f"pixel_labels hold value {int(values.max())}; expected 0..{len(self.lut) - 1} "
+                f"({spec.PIXEL_CLASSES}). Check 'volume.uris' pixel_labels."
+            )
+        return np.asarray(self.lut, dtype=np.uint8)[values.astype(np.intp)]
+
+
+SETTINGS: dict[str, LabelSetting] = {
+    # In the 3-class setting "background" is background + myelinated axons.
+    "seg_3class": LabelSetting("seg_3class", "3-class", ("background", "vessel", "cell"), (0, 1, 2, 0)),
+    "seg_4class": LabelSetting("seg_4class", "4-class", ("background", "vessel", "cell", "axon"), (0, 1, 2, 3)),
+}
+
+RESULT_COLUMNS: tuple[str, ...] = (
+    "source", "model", "dims", "setting", "config", "seed", "class", "class_index", "f1", "iou",
+    "support_pixels", "predicted_pixels", "test_slices", "encoder", "epochs", "train_samples",
+    "train_seconds", "averaging",
+)
+
+
+def label_setting(name: str) -> LabelSetting:
+    if name not in SETTINGS:
+        raise SegmentationError(f"Unknown label setting {name!r} in 'segmentation.settings'; choose from {sorted(SETTINGS)}")
+    return SETTINGS[name]
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in (override or {}).items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def run_settings(segmentation: dict[str, Any], model: str) -> dict[str, Any]:
+    """Everything one run of ``model`` needs: architecture, factory arguments and training
+    settings (``segmentation.train`` overridden by ``segmentation.model_settings.<model>.train``)."""
+    zoo = segmentation.get("model_settings", {})
+    if model not in zoo:
+        raise SegmentationError(f"Model {model!r} of 'segmentation.models' has no entry in 'segmentation.model_settings'")
+    entry = zoo[model] or {}
+    architecture = entry.get("architecture", model)
+    dims = segmentation_model_dims(architecture)
+    # null means "the library's default" (profiles merge over conf/base and cannot delete keys)
+    kwargs = {k: v for k, v in (entry.get("kwargs") or {}).items() if v is not None}
+    if dims == 2:
+        encoder = segmentation.get("encoder", {})
+        kwargs = {"encoder_name": encoder.get("name", "resnet18"), "encoder_weights": encoder.get("weights"), **kwargs}
+    return {
+        "architecture": architecture,
+        "dims": dims,
+        "kwargs": kwargs,
+        "train": _merge(segmentation.get("train", {}), entry.get("train")),
+        "evaluation": _merge(segmentation.get("evaluation", {}), entry.get("evaluation")),
+    }
+
+
+def setting_blocks(
+    cubes: dict[str, Cube],
+    split_index: pd.DataFrame,
+    setting: LabelSetting,
+    splits: list[str],
+) -> list[Block]:
+    """The setting's slices of the given splits as contiguous blocks (per cube, ascending z),
+    labels mapped to the setting's classes."""
+    rows = split_index[(split_index["config"] == setting.config) & (split_index["split"].isin(list(splits)))]
+    if rows.empty:
+        raise SegmentationError(
+            f"The split index has no '{setting.config}' slices in splits {list(splits)}; run the ingestion pipeline first."
+        )
+    blocks = []
+    for cube_id, group in rows.groupby("cube_id", sort=True):
+        if cube_id not in cubes:
+            raise SegmentationError(f"Split index names cube {cube_id!r}, which is not among the ingested cubes")
+        cube = cubes[cube_id]
+        if cube.pixel_labels is None:
+            raise SegmentationError(f"Cube {cube_id} has no pixel labels but is in the '{setting.config}' split index")
+        for z in contiguous_runs(group["z"].to_numpy()):
+            blocks.append(
+                Block(cube_id, cube.region, z, cube.image[z], setting.map_labels(cube.pixel_labels[z]), cube.z_offset)
+            )
+    return blocks
+
+
+def centred_blocks(blocks: list[Block], max_slices_per_cube: int | None) -> list[Block]:
+    """Per cube, the centred ``n`` slices of its longest block (all blocks when ``n`` is None)."""
+    if not max_slices_per_cube:
+        return list(blocks)
+    out = []
+    for cube_id in dict.fromkeys(b.cube_id for b in blocks):
+        longest = max((b for b in blocks if b.cube_id == cube_id), key=lambda b: b.depth)
+        n = min(int(max_slices_per_cube), longest.depth)
+        keep = slice((longest.depth - n) // 2, (longest.depth - n) // 2 + n)
+        out.append(
+            Block(cube_id, longest.region, longest.z[keep], longest.image[keep], longest.labels[keep], longest.z_offset)
+        )
+    return out
+
+
+def _splits_used(segmentation: dict[str, Any]) -> set[str]:
+    splits: set[str] = set()
+    for model in segmentation["models"]:
+        run = run_settings(segmentation, model)
+        splits |= set(run["train"].get("splits", ["train"])) | set(run["evaluation"].get("splits", ["test"]))
+    return splits
+
+
+def prepare_segmentation_data(
+    cubes: dict[str, Cube], split_index: pd.DataFrame, segmentation: dict[str, Any]
+) -> dict[str, Any]:
+    """What every run reads, built once: per label setting and split, the labelled blocks
+    (``{"source": str, "blocks": {setting: {split: [Block]}}}``); a few tens of MB instead of
+    every cube."""
+    splits = sorted(_splits_used(segmentation))
+    blocks = {
+        name: {split: setting_blocks(cubes, split_index, label_setting(name), [split]) for split in splits}
+        for name in segmentation["settings"]
+    }
+    for name, per_split in blocks.items():
+        log.info(
+            "Segmentation %s: %s", label_setting(name).label,
+            ", ".join(f"{split} {sum(b.depth for b in bl)} slices" for split, bl in per_split.items()),
+        )
+    return {"source": describe_source(cubes), "blocks": blocks}
+
+
+def _blocks(data: dict[str, Any], setting: str, splits: list[str]) -> list[Block]:
+    available = data["blocks"].get(setting)
+    if available is None:
+        raise SegmentationError(f"No prepared data for label setting {setting!r}")
+    missing = [s for s in splits if s not in available]
+    if missing:
+        raise SegmentationError(f"Splits {missing} were not prepared for {setting!r}")
+    blocks = [b for s in splits for b in available[s]]
+    # adjacent splits of one cube (train + val) become one block
+    merged: list[Block] = []
+    for block in sorted(blocks, key=lambda b: (b.cube_id, int(b.z[0]))):
+        last = merged[-1] if merged else None
+        if last is not None and last.cube_id == block.cube_id and int(last.z[-1]) + 1 == int(block.z[0]):
+            merged[-1] = Block(
+                block.cube_id, block.region, np.concatenate([last.z, block.z]),
+                np.concatenate([last.image, block.image]), np.concatenate([last.labels, block.labels]), block.z_offset,
+            )
+        else:
+            merged.append(block)
+    return merged
+
+
+def train_segmentation_model(
+    blocks: list[Block],
+    architecture: str,
+    num_classes: int,
+    kwargs: dict[str, Any],
+    train: dict[str, Any],
+    training: dict[str, Any],
+    seed: int,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Builds and trains one network; returns it (eval mode) and what describes its training."""
+    seed_everything(seed)
+    dims = segmentation_model_dims(architecture)
+    mean, std = intensity_stats(blocks)
+    net = build_segmentation_model(architecture, num_classes, **kwargs)
+    augment = train.get("augment", {})
+    dataset = PatchDataset(
+        blocks,
+        dims=dims,
+        depth=int(train.get("depth", 8)),
+        crop_yx=int(train.get("crop_yx", 256)),
+        mean=mean,
+        std=std,
+        flip=bool(augment.get("flip", True)),
+        rot90=bool(augment.get("rot90", True)),
+        flip_z=bool(augment.get("flip_z", True)),
+    )
+    samples = train.get("samples_per_epoch")
+    samples = len(dataset) if samples in (None, "all") else int(samples)
+    batch_size = min(int(train.get("batch_size", 8)), samples)
+    sampler = RandomSampler(dataset, replacement=samples > len(dataset), num_samples=samples)
+    accelerator = resolve_accelerator(training.get("accelerator", "auto"))
+    loader = DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **dataloader_kwargs(training.get("dataloader"), accelerator)
+    )
+    loss = train.get("loss", {})
+    module = SegmentationModule(
+        net,
+        lr=float(train.get("lr", 1e-3)),
+        weight_decay=float(train.get("weight_decay", 0.0)),
+        lambda_ce=float(loss.get("lambda_ce", 1.0)),
+        lambda_dice=float(loss.get("lambda_dice", 1.0)),
+        class_weights=loss.get("class_weights"),
+        scheduler=str(train.get("scheduler", "onecycle")),
+        pct_start=float(train.get("pct_start", 0.3)),
+    )
+    epochs = int(train.get("epochs", 1))
+    trainer = build_trainer(training, max_epochs=epochs)
+    start = time.perf_counter()
+    trainer.fit(module, loader)
+    seconds = time.perf_counter() - start
+    net = module.net.cpu().eval()
+    info = {
+        "mean": mean,
+        "std": std,
+        "epochs": epochs,
+        "train_samples": epochs * (samples // batch_size) * batch_size,
+        "train_seconds": seconds,
+        "batch_size": batch_size,
+    }
+    return net, info
+
+
+def segment_blocks(
+    net: nn.Module,
+    blocks: list[Block],
+    dims: int,
+    mean: float,
+    std: float,
+    evaluation: dict[str, Any],
+    depth: int,
+    training: dict[str, Any],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Predicted class per voxel of every block: ``{cube_id: {"z": z, "prediction": uint8 (Z, H, W)}}``."""
+    device = resolve_device(training)
+    net = net.to(device)
+    out: dict[str, dict[str, list[np.ndarray]]] = {}
+    for block in blocks:
+        pred = predict_block(
+            net,
+            block.image,
+            dims=dims,
+            mean=mean,
+            std=std,
+            roi_yx=int(evaluation.get("roi_yx", 256)),
+            depth=depth,
+            sw_batch_size=int(evaluation.get("sw_batch_size", 4)),
+            overlap=float(evaluation.get("overlap", 0.0)),
+            mode=str(evaluation.get("blend_mode", "constant")),
+            slices_per_batch=int(evaluation.get("slices_per_batch", 32)),
+            device=device,
+            autocast=inference_autocast(training, device),
+        )
+        entry = out.setdefault(block.cube_id, {"z": [], "prediction": []})
+        entry["z"].append(block.z)
+        entry["prediction"].append(pred)
+    net.cpu()
+    return {k: {"z": np.concatenate(v["z"]), "prediction": np.concatenate(v["prediction"])} for k, v in out.items()}
+
+
+def score_predictions(
+    predictions: dict[str, dict[str, np.ndarray]], blocks: list[Block], setting: LabelSetting
+) -> pd.DataFrame:
+    """Per-class F1/IoU (and the mean row) over every test pixel of the run."""
+    meter = SegmentationMeter(setting.num_classes)
+    truth: dict[str, list[np.ndarray]] = {}
+    for block in blocks:
+        truth.setdefault(block.cube_id, []).append(block.labels)
+    for cube_id, entry in predictions.items():
+        meter.update(entry["prediction"], np.concatenate(truth[cube_id]))
+    return meter.compute().to_frame(setting.classes)
+
+
+def train_and_evaluate(
+    segmentation_data: dict[str, Any],
+    segmentation: dict[str, Any],
+    training: dict[str, Any],
+    *,
+    model: str,
+    setting: str,
+    seed: int,
+) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame]:
+    """One run of the grid: train ``model`` in label ``setting`` with ``seed``, segment the test
+    slices and score them. Returns the trained network (with ``metadata``), the test predictions
+    and the run's rows of the task table.
+
+    ``segmentation.training`` overrides keys of the shared ``training`` block for this task
+    (e.g. ``torch_threads``); the process's torch thread count is restored afterwards."""
+    training = _merge(training or {}, segmentation.get("training"))
+    if resolve_accelerator(training.get("accelerator", "auto")) == "cuda" and training.get("deterministic") is True:
+        # CUDA's cross-entropy over images (nll_loss2d) has no deterministic kernel: with
+        # deterministic=True the run would stop; "warn" keeps every other op deterministic.
+        training["deterministic"] = "warn"
+    threads = torch.get_num_threads()
+    try:
+        return _train_and_evaluate(segmentation_data, segmentation, training, model, setting, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_evaluate(
+    segmentation_data: dict[str, Any],
+    segmentation: dict[str, Any],
+    training: dict[str, Any],
+    model: str,
+    setting: str,
+    seed: int,
+) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame]:
+    run = run_settings(segmentation, model)
+    label = label_setting(setting)
+    train, evaluation = run["train"], run["evaluation"]
+    train_blocks = _blocks(segmentation_data, setting, list(train.get("splits", ["train"])))
+    net, info = train_segmentation_model(
+        train_blocks, run["architecture"], label.num_classes, run["kwargs"], train, training, seed
+    )
+    test_blocks = centred_blocks(
+        _blocks(segmentation_data, setting, list(evaluation.get("splits", ["test"]))), evaluation.get("max_slices_per_cube")
+    )
+    start = time.perf_counter()
+    depth = int(train.get("depth", 8))
+    predictions = segment_blocks(net, test_blocks, run["dims"], info["mean"], info["std"], evaluation, depth, training)
+    scores = score_predictions(predictions, test_blocks, label)
+    log.info(
+        "segmentation %s %s seed %d: mean IoU %.3f, mean F1 %.3f (train %.1f s on %d samples, test %.1f s)",
+        model, label.label, seed, scores["iou"].iloc[-1], scores["f1"].iloc[-1], info["train_seconds"],
+        info["train_samples"], time.perf_counter() - start,
+    )
+    rows = scores.assign(
+        source=segmentation_data["source"],
+        model=model,
+        dims=f"{run['dims']}D",
+        setting=label.label,
+        config=label.config,
+        seed=int(seed),
+        test_slices=int(sum(b.depth for b in test_blocks)),
+        encoder=run["kwargs"].get("encoder_name", "") if run["dims"] == 2 else "",
+        epochs=info["epochs"],
+        train_samples=info["train_samples"],
+        train_seconds=round(info["train_seconds"], 2),
+        averaging="per class over all test pixels of the run; mean: unweighted over classes",
+    )[list(RESULT_COLUMNS)]
+    net.metadata = {
+        "task": "segmentation",
+        "model": model,
+        "setting": label.label,
+        "config": label.config,
+        "classes": list(label.classes),
+        "pixel_label_to_class": list(label.lut),
+        "seed": int(seed),
+        "dims": run["dims"],
+        "input": "uint8 gray values / 255, standardised with the training split's mean and std",
+        "mean": info["mean"],
+        "std": info["std"],
+        "subvolume_depth": depth if run["dims"] == 3 else 1,
+        "inference_roi_yx": int(evaluation.get("roi_yx", 256)),
+        "train": _plain(train),
+        "metrics_averaging": AVERAGING,
+    }
+    return net, predictions, rows
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
+    """The task table: every run's per-class rows and mean row, one table."""
+    if not run_tables:
+        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    table = pd.concat(run_tables, ignore_index=True)
+    order = {name: i for i, name in enumerate(dict.fromkeys(table["model"]))}
+    table = (
+        table.assign(_m=table["model"].map(order), _c=table["class_index"].where(table["class_index"] >= 0, 99))
+        .sort_values(["dims", "_m", "setting", "seed", "_c"], kind="stable")
+        .drop(columns=["_m", "_c"])
+        .reset_index(drop=True)
+    )
+    summary = (
+        table[table["class"] == "mean"].groupby(["dims", "model", "setting"], sort=False)[["f1", "iou"]].agg(["mean", "std"])
+    )
+    log.info("Task 2 (mean over classes, mean and std over seeds):\n%s", summary.round(3).to_string())
+    return table
+
+
+# --- Figure 3 ---------------------------------------------------------------------------------
+
+#: RGBA overlay colour per pixel_labels value (vessel red, cell green, axon blue).
+OVERLAY_COLOURS: dict[str, tuple[float, float, float]] = {
+    "vessel": (0.9, 0.1, 0.1),
+    "cell": (0.1, 0.85, 0.2),
+    "axon": (0.2, 0.4, 1.0),
+}
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], alpha: float = 0.5) -> np.ndarray:
+    """RGB float image: gray values with every non-background class tinted in its colour."""
+    gray = np.asarray(image, dtype=np.float32) / 255.0
+    rgb = np.repeat(gray[..., None], 3, axis=-1)
+    for index, name in enumerate(classes):
+        colour = OVERLAY_COLOURS.get(name)
+        if colour is None:
+            continue
+        mask = labels == index
+        rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.asarray(colour, dtype=np.float32)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def figure_inputs(segmentation: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
+    """Keyword -> (model, setting, seed) of the predictions the figure shows."""
+    figure = segmentation.get("figure", {})
+    models = [m for m in figure.get("models", []) if m in segmentation["models"]] or list(segmentation["models"][:1])
+    seeds = segmentation["seeds"]
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    seed = int(figure.get("seed", seed_list[0]))
+    if seed not in seed_list:
+        seed = seed_list[0]
+    return {f"{m}__{s}": (m, s, seed) for m in models for s in segmentation["settings"]}
+
+
+def _find_slice(blocks: list[Block], cube_id: str, z: int) -> tuple[Block, int] | None:
+    for block in blocks:
+        if block.cube_id == cube_id:
+            hits = np.flatnonzero(block.z == z)
+            if hits.size:
+                return block, int(hits[0])
+    return None
+
+
+def plot_segmentation_overlays(
+    segmentation_data: dict[str, Any], segmentation: dict[str, Any], **predictions: dict[str, Any]
+) -> Figure:
+    """The paper's Figure 3: per setting and region one test slice (the middle segmented one),
+    its image, the ground-truth overlay and the predicted overlay of each figure model.
+
+    ``predictions``: ``<model>__<setting>`` -> that run's ``test_predictions``."""
+    wanted = figure_inputs(segmentation)
+    models = list(dict.fromkeys(m for m, _, _ in wanted.values()))
+    rows = []
+    for setting_name in segmentation["settings"]:
+        label = label_setting(setting_name)
+        test_blocks = [b for bl in segmentation_data["blocks"][setting_name].values() for b in bl]
+        for region in spec.REGIONS:
+            cube_id = f"main_{region}"
+            preds = {m: (predictions.get(f"{m}__{setting_name}") or {}).get(cube_id) for m in models}
+            reference = next((p for p in preds.values() if p is not None), None)
+            if reference is None:
+                continue
+            z = int(np.asarray(reference["z"])[len(reference["z"]) // 2])
+            found = _find_slice(test_blocks, cube_id, z)
+            if found is not None:
+                rows.append((label, found[0], found[1], z, preds))
+    ncols = 2 + len(models)
+    fig = Figure(figsize=(2.3 * ncols + 0.6, 2.3 * max(len(rows), 1) + 0.5), layout="constrained")
+    axes = fig.subplots(max(len(rows), 1), ncols, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for r, (label, block, i, z, preds) in enumerate(rows):
+        image = block.image[i]
+        panels: list[tuple[str, np.ndarray | None]] = [("image", np.repeat(image[..., None] / 255.0, 3, axis=-1))]
+        panels.append(("ground truth", overlay(image, block.labels[i], label.classes)))
+        for m in models:
+            p = preds[m]
+            hit = np.flatnonzero(np.asarray(p["z"]) == z) if p is not None else np.array([])
+            panels.append((m, overlay(image, p["prediction"][int(hit[0])], label.classes) if hit.size else None))
+        for c, (title, data) in enumerate(panels):
+            ax = axes[r, c]
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+            if c == 0:
+                ax.text(-0.06, 0.5, f"{label.label}\n{block.region}\nz={z + block.z_offset}", transform=ax.transAxes,
+                        ha="right", va="center", fontsize=8)
+            if data is not None:
+                ax.imshow(data, interpolation="nearest")
+    seed = next(iter(wanted.values()))[2] if wanted else 0
+    fig.suptitle(
+        f"Task 2 test slices, ground truth and predictions (seed {seed}; data source: {segmentation_data['source']}); "
+        "red vessel, green cell, blue axon",
+        fontsize=9,
+    )
+    return fig

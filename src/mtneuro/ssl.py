@@ -1,0 +1,450 @@
+"""Task 1 representation learning: augmentations, mixup, BYOL, MYOW and the training module.
+
+One Lightning module, :class:`RepresentationLearner`, trains the ResNet-18 encoder of
+:func:`mtneuro.models.build_task1_encoder` with any of the paper's learned methods:
+
+* ``supervised``: cross-entropy on a dropout + linear head over the 256-d representation;
+* ``mixup``: the same with mixup of inputs and one-hot targets;
+* ``byol``: online encoder + projector + predictor regress a momentum target's projection of
+  another augmented view (Grill et al. 2020);
+* ``myow``: BYOL plus *mined views* (Azabou et al. 2021): each sample's nearest neighbour
+  among the other samples of the batch, in the target encoder's representation, is predicted
+  through a second projector/predictor stacked on the first (cascaded), with a weight ramped up
+  over the first epochs;
+* ``myow_merged``: MYOW with one shared projector and predictor for both terms.
+
+Augmentations run on whole batches on the model's device (random square crop resized back,
+flips, 90-degree rotations, intensity jitter, Gaussian blur, noise), so they cost little on a
+GPU. Everything random draws from torch's generator, seeded by
+:func:`mtneuro.training.seed_everything`, so a CPU run is repeatable.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtneuro import models, training
+
+log = logging.getLogger(__name__)
+
+NETWORK_METHODS: tuple[str, ...] = ("supervised", "mixup", "byol", "myow", "myow_merged")
+SUPERVISED_METHODS: tuple[str, ...] = ("supervised", "mixup")
+SSL_METHODS: tuple[str, ...] = ("byol", "myow", "myow_merged")
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentations
+# --------------------------------------------------------------------------------------------
+
+
+def _uniform(n: int, lo: float, hi: float, device: torch.device) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, device=device)
+
+
+def random_geometry(x: torch.Tensor, crop_scale: tuple[float, float] = (1.0, 1.0), flip: bool = True, rot90: bool = True) -> torch.Tensor:
+    """Random square crop (area fraction in ``crop_scale``) resized back, flips and 90-degree rotations.
+
+    One affine ``grid_sample`` per batch; flips and rotations alone map pixels exactly.
+    """
+    n, device = x.shape[0], x.device
+    lo, hi = float(crop_scale[0]), float(crop_scale[1])
+    side = torch.sqrt(_uniform(n, lo, hi, device)) if (lo, hi) != (1.0, 1.0) else torch.ones(n, device=device)
+    k = torch.randint(0, 4, (n,), device=device) if rot90 else torch.zeros(n, dtype=torch.long, device=device)
+    cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=device)[k]
+    sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=device)[k]
+    fx = (torch.randint(0, 2, (n,), device=device) * 2 - 1).float() if flip else torch.ones(n, device=device)
+    fy = (torch.randint(0, 2, (n,), device=device) * 2 - 1).float() if flip else torch.ones(n, device=device)
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = side * cos * fx
+    theta[:, 0, 1] = -side * sin * fy
+    theta[:, 1, 0] = side * sin * fx
+    theta[:, 1, 1] = side * cos * fy
+    theta[:, 0, 2] = (1 - side) * (2 * torch.rand(n, device=device) - 1)
+    theta[:, 1, 2] = (1 - side) * (2 * torch.rand(n, device=device) - 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image of ``x`` (N, C, H, W) with its own Gaussian ``sigma`` (N,) in pixels."""
+    n, c, h, w = x.shape
+    radius = int(max(1, min(math.ceil(3 * float(sigma.max())), min(h, w) // 2 - 1)))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets[None, :] / sigma[:, None].clamp_min(1e-3).to(x.dtype)) ** 2)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (N*C, K)
+    y = x.reshape(1, n * c, h, w)
+    y = F.pad(y, (radius, radius, 0, 0), mode="reflect")
+    y = F.conv2d(y, kernel[:, None, None, :], groups=n * c)
+    y = F.pad(y, (0, 0, radius, radius), mode="reflect")
+    y = F.conv2d(y, kernel[:, None, :, None], groups=n * c)
+    return y.reshape(n, c, h, w)
+
+
+def augment_batch(x: torch.Tensor, cfg: Mapping[str, Any]) -> torch.Tensor:
+    """Augmentations for X-ray sections, from the ``augmentation`` parameter block.
+
+    Keys: ``crop_scale`` [min, max] area fraction, ``flip``, ``rot90``, ``brightness`` (additive,
+    in units of the standardised image), ``contrast`` (multiplicative around each image's mean),
+    ``blur_prob`` and ``blur_sigma`` [min, max] pixels, ``noise_std``.
+    """
+    n, device = x.shape[0], x.device
+    x = random_geometry(x, tuple(cfg.get("crop_scale", (1.0, 1.0))), bool(cfg.get("flip", True)), bool(cfg.get("rot90", True)))
+    contrast = float(cfg.get("contrast", 0.0))
+    if contrast > 0:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * _uniform(n, 1 - contrast, 1 + contrast, device).view(n, 1, 1, 1).to(x.dtype) + mean
+    brightness = float(cfg.get("brightness", 0.0))
+    if brightness > 0:
+        x = x + _uniform(n, -brightness, brightness, device).view(n, 1, 1, 1).to(x.dtype)
+    blur_prob = float(cfg.get("blur_prob", 0.0))
+    if blur_prob > 0:
+        lo, hi = (float(v) for v in cfg.get("blur_sigma", (0.1, 1.0)))
+        apply = torch.rand(n, device=device) < blur_prob
+        if bool(apply.any()):
+            blurred = gaussian_blur(x, _uniform(n, lo, hi, device))
+            x = torch.where(apply.view(n, 1, 1, 1), blurred, x)
+    noise = float(cfg.get("noise_std", 0.0))
+    if noise > 0:
+        x = x + noise * torch.randn_like(x)
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# Mixup
+# --------------------------------------------------------------------------------------------
+
+
+def mixup(
+    x: torch.Tensor,
+    y_onehot: torch.Tensor,
+    alpha: float,
+    lam: float | None = None,
+    perm: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor]:
+    """Mixup (Zhang et al. 2018): ``lam * a + (1 - lam) * b`` of inputs and one-hot targets.
+
+    ``lam ~ Beta(alpha, alpha)`` once per batch, ``b`` = the batch in a random order. Returns
+    the mixed inputs and targets, ``lam`` and the permutation.
+    """
+    if lam is None:
+        lam = float(torch.distributions.Beta(float(alpha), float(alpha)).sample()) if alpha > 0 else 1.0
+    if perm is None:
+        perm = torch.randperm(x.shape[0], device=x.device)
+    x_mix = lam * x + (1.0 - lam) * x[perm]
+    y_mix = lam * y_onehot + (1.0 - lam) * y_onehot[perm]
+    return x_mix, y_mix, lam, perm
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+# --------------------------------------------------------------------------------------------
+# BYOL / MYOW building blocks
+# --------------------------------------------------------------------------------------------
+
+
+def mlp_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    """Projector / predictor of BYOL: Linear - BatchNorm - ReLU - Linear."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
+    )
+
+
+def regression_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BYOL's loss ``2 - 2 cos(p, z)``, averaged over the batch."""
+    return (2 - 2 * F.cosine_similarity(prediction, target.detach(), dim=-1)).mean()
+
+
+def cosine_momentum(step: int, total_steps: int, base: float) -> float:
+    """BYOL's target momentum: ``1 - (1 - base) (cos(pi k / K) + 1) / 2``, from ``base`` to 1."""
+    if total_steps <= 0:
+        return float(base)
+    progress = min(max(step / total_steps, 0.0), 1.0)
+    return 1.0 - (1.0 - float(base)) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, tau: float) -> None:
+    """``target <- tau * target + (1 - tau) * online`` for parameters; buffers (BN statistics) are copied."""
+    p_online = [p.detach() for p in online.parameters()]
+    p_target = list(target.parameters())
+    if len(p_online) != len(p_target):
+        raise ValueError("online and target networks differ")
+    torch._foreach_mul_(p_target, tau)  # one fused kernel per list on GPUs
+    torch._foreach_add_(p_target, p_online, alpha=1.0 - tau)
+    for b_online, b_target in zip(online.buffers(), target.buffers(), strict=True):
+        b_target.copy_(b_online)
+
+
+@torch.no_grad()
+def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 1, exclude: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices ``(N, k)`` into ``pool`` of each query's ``k`` nearest neighbours by cosine distance.
+
+    ``exclude`` (N,) gives, per query, one pool index it may not pick (itself), or -1.
+    """
+    sim = F.normalize(queries.float(), dim=1) @ F.normalize(pool.float(), dim=1).T
+    if exclude is not None:
+        rows = torch.arange(len(queries), device=sim.device)
+        valid = exclude >= 0
+        sim[rows[valid], exclude[valid]] = -float("inf")
+    k = min(int(k), pool.shape[0] - (1 if exclude is not None else 0))
+    return sim.topk(k, dim=1).indices
+
+
+@torch.no_grad()
+def mine_views(target_repr: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """MYOW's miner: for each sample, one of its ``k`` nearest *other* samples of the batch (N,)."""
+    n = target_repr.shape[0]
+    neighbours = nearest_neighbours(target_repr, target_repr, k, exclude=torch.arange(n, device=target_repr.device))
+    pick = torch.randint(0, neighbours.shape[1], (n,), device=neighbours.device)
+    return neighbours[torch.arange(n, device=neighbours.device), pick]
+
+
+def ramp_weight(progress_epochs: float, weight: float, ramp_epochs: float) -> float:
+    """The mined loss weight, ramped linearly from 0 to ``weight`` over ``ramp_epochs``."""
+    if ramp_epochs <= 0:
+        return float(weight)
+    return float(weight) * min(1.0, max(0.0, progress_epochs / float(ramp_epochs)))
+
+
+# --------------------------------------------------------------------------------------------
+# The training module
+# --------------------------------------------------------------------------------------------
+
+
+class RepresentationLearner(L.LightningModule):
+    """Trains the Task 1 encoder with one of :data:`NETWORK_METHODS`.
+
+    ``settings`` is the resolved per-method parameter block (see
+    :func:`mtneuro.pipelines.classification.nodes.method_settings`): ``optimizer``, ``lr``,
+    ``momentum``, ``weight_decay``, ``lr_schedule``, ``warmup_epochs``, ``augment``,
+    ``augmentation``; supervised: ``dropout``, mixup ``alpha``; SSL: ``projector_hidden``,
+    ``projector_out``, ``predictor_hidden``, ``momentum_base``; MYOW: ``mined_weight``,
+    ``ramp_epochs``, ``k``.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        architecture: Mapping[str, Any],
+        settings: Mapping[str, Any],
+        n_classes: int = 4,
+        steps_per_epoch: int = 1,
+        epochs: int = 1,
+    ) -> None:
+        super().__init__()
+        if method not in NETWORK_METHODS:
+            raise ValueError(f"Unknown network method {method!r}; expected one of {NETWORK_METHODS}")
+        self.method = method
+        self.settings = dict(settings)
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        self.total_steps = self.steps_per_epoch * max(1, int(epochs))
+        self.encoder = models.build_task1_encoder(dict(architecture))
+        dim = int(architecture.get("representation_dim", 256))
+        s = self.settings
+        if method in SUPERVISED_METHODS:
+            self.head = nn.Sequential(nn.Dropout(float(s.get("dropout", 0.2))), nn.Linear(dim, int(n_classes)))
+        else:
+            out = int(s.get("projector_out", 256))
+            self.projector = mlp_head(dim, int(s.get("projector_hidden", 4096)), out)
+            self.predictor = mlp_head(out, int(s.get("predictor_hidden", 4096)), out)
+            if method == "myow":  # cascaded second projector/predictor on top of the first projector
+                out2 = int(s.get("projector2_out", out))
+                self.projector2 = mlp_head(out, int(s.get("projector2_hidden", s.get("projector_hidden", 4096))), out2)
+                self.predictor2 = mlp_head(out2, int(s.get("predictor2_hidden", s.get("predictor_hidden", 4096))), out2)
+            self.target_encoder = copy.deepcopy(self.encoder)
+            self.target_projector = copy.deepcopy(self.projector)
+            targets = [self.target_encoder, self.target_projector]
+            if method == "myow":
+                self.target_projector2 = copy.deepcopy(self.projector2)
+                targets.append(self.target_projector2)
+            for module in targets:
+                for p in module.parameters():
+                    p.requires_grad_(False)
+        self.tau = float(s.get("momentum_base", 0.996))
+        self.history: list[dict[str, float]] = []
+        self._epoch_loss: list[float] = []
+        self._epoch_mined: list[float] = []
+        self._epoch_weight: list[float] = []
+
+    # -- pairs of online/target modules updated by momentum --------------------------------
+    def _momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        pairs = [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]
+        if self.method == "myow":
+            pairs.append((self.projector2, self.target_projector2))
+        return pairs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return augment_batch(x, self.settings.get("augmentation", {}))
+
+    def mined_weight(self) -> float:
+        progress = self.global_step / self.steps_per_epoch
+        return ramp_weight(progress, float(self.settings.get("mined_weight", 0.1)), float(self.settings.get("ramp_epochs", 10)))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: ARG002
+        x, y = batch
+        if self.method in SUPERVISED_METHODS:
+            if self.settings.get("augment", True):
+                x = self._augment(x)
+            loss, mined = self.supervised_loss(x, y), None
+        else:
+            loss, mined = self.ssl_loss(torch.cat([self._augment(x), self._augment(x)]))
+        self._epoch_loss.append(loss.detach())  # kept on the device: no synchronisation per step
+        if mined is not None:
+            self._epoch_mined.append(mined.detach())
+        return loss
+
+    def supervised_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the head on (augmented) images; with mixup for ``mixup``."""
+        if self.method == "mixup":
+            onehot = F.one_hot(y, self.head[-1].out_features).to(x.dtype)
+            x, targets, _, _ = mixup(x, onehot, float(self.settings.get("alpha", 1.0)))
+            return soft_cross_entropy(self.head(self.encoder(x)), targets)
+        return F.cross_entropy(self.head(self.encoder(x)), y)
+
+    def ssl_loss(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """BYOL / MYOW loss of two stacked views ``(2N, 1, S, S)`` (view 1 = ``[:N]``, view 2 = ``[N:]``);
+        returns the loss and the mined term (None for BYOL)."""
+        n = views.shape[0] // 2
+        z = self.projector(self.encoder(views))
+        p = self.predictor(z)
+        with torch.no_grad():
+            y_t = self.target_encoder(views)
+            z_t = self.target_projector(y_t)
+        swap = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(views.device)  # each view -> the other view
+        loss = regression_loss(p, z_t[swap])
+        if self.method == "byol":
+            return loss, None
+        # MYOW: mine each sample's neighbour among the other samples, in the target representation.
+        neighbour = mine_views(y_t[:n], int(self.settings.get("k", 1)))
+        partner = torch.cat([neighbour + n, neighbour])  # view 1 of i -> view 2 of its neighbour and vice versa
+        if self.method == "myow":
+            p_m = self.predictor2(self.projector2(z))
+            with torch.no_grad():
+                z_m = self.target_projector2(z_t)
+        else:  # myow_merged: one projector and predictor for both terms
+            p_m, z_m = p, z_t
+        mined = regression_loss(p_m, z_m[partner])
+        weight = self.mined_weight()
+        self._epoch_weight.append(weight)
+        return loss + weight * mined, mined
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:  # noqa: ARG002
+        if self.method in SSL_METHODS:
+            self.tau = cosine_momentum(self.global_step, self.total_steps, float(self.settings.get("momentum_base", 0.996)))
+            for online, target in self._momentum_pairs():
+                momentum_update(online, target, self.tau)
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        record = {
+            "epoch": int(self.current_epoch),
+            "loss": float(torch.stack(self._epoch_loss).float().mean()) if self._epoch_loss else float("nan"),
+            "seconds": time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()),
+            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]) if self.trainer.optimizers else float("nan"),
+        }
+        if self.method in SSL_METHODS:
+            record["target_momentum"] = float(self.tau)
+        if self.method in ("myow", "myow_merged"):
+            record["mined_loss"] = float(torch.stack(self._epoch_mined).float().mean()) if self._epoch_mined else float("nan")
+            record["mined_weight"] = float(np.mean(self._epoch_weight)) if self._epoch_weight else float("nan")
+        self.history.append(record)
+        self._epoch_loss, self._epoch_mined, self._epoch_weight = [], [], []
+
+    def configure_optimizers(self) -> Any:
+        s = self.settings
+        params = [p for p in self.parameters() if p.requires_grad]
+        name = str(s.get("optimizer", "sgd")).lower()
+        lr, wd = float(s.get("lr", 0.03)), float(s.get("weight_decay", 0.0))
+        if name == "sgd":
+            opt = torch.optim.SGD(params, lr=lr, momentum=float(s.get("momentum", 0.9)), weight_decay=wd)
+        elif name == "adamw":
+            opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        elif name == "adam":
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        else:
+            raise ValueError(f"Unknown optimizer {name!r} (sgd, adam, adamw)")
+        warmup = int(round(float(s.get("warmup_epochs", 0)) * self.steps_per_epoch))
+        schedule = str(s.get("lr_schedule", "cosine"))
+        total = self.total_steps
+
+        def factor(step: int) -> float:
+            if warmup and step < warmup:
+                return (step + 1) / warmup
+            if schedule == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+            return 1.0
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def fit_network(
+    method: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    architecture: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    hardware: Mapping[str, Any] | None,
+    seed: int,
+    n_classes: int = 4,
+) -> tuple[RepresentationLearner, dict[str, Any]]:
+    """Train a :class:`RepresentationLearner` on preprocessed images ``x`` (N, 1, S, S) and labels ``y``.
+
+    ``hardware`` is the shared ``training`` parameter block (accelerator, precision, data loader).
+    Returns the trained module (on the CPU, in eval mode) and its history (per-epoch loss, time,
+    images/s).
+    """
+    training.seed_everything(seed)
+    hardware = dict(hardware or {})
+    accelerator = training.resolve_accelerator(hardware.get("accelerator", "auto"))
+    epochs = int(settings.get("epochs", 1))
+    batch_size = max(2, min(int(settings.get("batch_size", 64)), len(x)))
+    dataset = torch.utils.data.TensorDataset(x.float(), y.long())
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=len(x) > batch_size,  # BatchNorm needs >1 sample per batch
+        generator=torch.Generator().manual_seed(int(seed)),
+        **training.dataloader_kwargs(hardware.get("dataloader"), accelerator),
+    )
+    module = RepresentationLearner(method, architecture, settings, n_classes, steps_per_epoch=len(loader), epochs=epochs)
+    with training.thread_limit(hardware.get("torch_threads")):
+        trainer = training.build_trainer(hardware, max_epochs=epochs)
+        start = time.perf_counter()
+        trainer.fit(module, loader)
+        seconds = time.perf_counter() - start
+    seen = len(loader) * batch_size * epochs
+    history = {
+        "method": method,
+        "epochs": module.history,
+        "n_train": len(x),
+        "batch_size": batch_size,
+        "steps": int(module.global_step),
+        "train_seconds": seconds,
+        "images_per_second": seen / seconds if seconds > 0 else float("nan"),
+        "accelerator": accelerator,
+        "precision": str(trainer.precision),
+    }
+    log.info("%s: %d epochs on %d images in %.1f s (%.0f images/s), final loss %.4f",
+             method, epochs, len(x), seconds, history["images_per_second"],
+             module.history[-1]["loss"] if module.history else float("nan"))
+    return module.cpu().eval(), history
