@@ -277,9 +277,8 @@ def test_html_embeds_pil_images_and_arrays(task1_runs) -> None:  # noqa: ANN001
 
 
 def test_announce_report_gives_absolute_path(tmp_path, capsys) -> None:  # noqa: ANN001
-    path = nodes.announce_report("<html></html>", {"report_path": str(tmp_path / "x" / ".." / "report.html")})
-    assert path == str((tmp_path / "report.html").resolve())
-    assert path in capsys.readouterr().out
+    nodes.announce_report("<html></html>", {"report_path": str(tmp_path / "x" / ".." / "report.html")})
+    assert str((tmp_path / "report.html").resolve()) in capsys.readouterr().out
 
 
 def test_table1_uses_the_papers_training_set_per_configuration(task1_runs: pd.DataFrame) -> None:

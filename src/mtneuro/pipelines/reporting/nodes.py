@@ -848,11 +848,10 @@ def build_html_report(
     )
 
 
-def announce_report(report_html: str, params: Mapping[str, Any]) -> str:
+def announce_report(report_html: str, params: Mapping[str, Any]) -> None:
     """Log (and print) where the report is; runs after the report was saved (it loads it)."""
     path = Path(str(params.get("report_path", "data/08_reporting/report.html"))).expanduser().resolve()
     size = len(report_html.encode("utf-8")) if report_html else 0
     message = f"MTNeuro report ({size / 1024:.0f} KiB): {path}"
     log.info(message)
     print(f"\nReport: {path}\n        {path.as_uri()}\n", flush=True)  # noqa: T201 - the user asked for it
-    return str(path)

@@ -9,7 +9,7 @@ Outputs (``08_reporting``): ``table{1,2,3}_*`` (CSV), ``table{1,2,3}_*_md`` (Mar
 
 from __future__ import annotations
 
-from functools import partial
+from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
@@ -39,7 +39,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
     """``figures`` (catalog name -> caption) overrides the parameters, e.g. in tests."""
     figures = kwargs.get("figures")
     names = list((configured_figures() if figures is None else figures).keys())
-    report = partial(nodes.build_html_report, figure_names=tuple(names))
+    report = update_wrapper(partial(nodes.build_html_report, figure_names=tuple(names)), nodes.build_html_report)
     params = "params:reporting"
     return Pipeline(
         [
