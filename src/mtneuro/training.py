@@ -77,6 +77,11 @@ def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides:
     configure_threads(settings)
     accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
     precision = resolve_precision(settings.get("precision", "auto"), accelerator)
+    deterministic = settings.get("deterministic", accelerator == "cpu")
+    if accelerator == "cuda" and deterministic is True:
+        # Some CUDA kernels (e.g. cross-entropy over images, nll_loss2d) have no deterministic
+        # version; "warn" keeps every other op deterministic instead of stopping the run.
+        deterministic = "warn"
     kwargs: dict[str, Any] = {
         "accelerator": accelerator,
         "devices": 1,
@@ -86,7 +91,7 @@ def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides:
         "enable_checkpointing": False,
         "enable_model_summary": False,
         "enable_progress_bar": bool(settings.get("progress_bar", True)),
-        "deterministic": settings.get("deterministic", accelerator == "cpu"),
+        "deterministic": deterministic,
         "num_sanity_val_steps": 0,
     }
     kwargs.update(overrides)

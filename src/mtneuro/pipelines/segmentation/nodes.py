@@ -40,6 +40,7 @@ from mtneuro.training import (
     resolve_accelerator,
     resolve_device,
     seed_everything,
+    thread_limit,
 )
 
 from .engine import Block, PatchDataset, SegmentationModule, contiguous_runs, intensity_stats, predict_block
@@ -343,15 +344,8 @@ def train_and_evaluate(
     ``segmentation.training`` overrides keys of the shared ``training`` block for this task
     (e.g. ``torch_threads``); the process's torch thread count is restored afterwards."""
     training = _merge(training or {}, segmentation.get("training"))
-    if resolve_accelerator(training.get("accelerator", "auto")) == "cuda" and training.get("deterministic") is True:
-        # CUDA's cross-entropy over images (nll_loss2d) has no deterministic kernel: with
-        # deterministic=True the run would stop; "warn" keeps every other op deterministic.
-        training["deterministic"] = "warn"
-    threads = torch.get_num_threads()
-    try:
+    with thread_limit(training.get("torch_threads", "auto")):
         return _train_and_evaluate(segmentation_data, segmentation, training, model, setting, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_and_evaluate(
