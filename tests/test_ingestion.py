@@ -161,14 +161,8 @@ class _CountingVolume(VolumeSource):
 
     def __init__(self, uri: str, **options: object) -> None:
         self.uri = uri
-
-    @property
-    def shape(self):
-        return (40, 50, 60)
-
-    @property
-    def dtype(self):
-        return np.dtype(np.uint8)
+        self._shape = (40, 50, 60)
+        self._dtype = np.dtype(np.uint8)
 
     def _read(self, window):
         type(self).reads += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -61,20 +62,29 @@ def seed_everything(seed: int) -> None:
     L.seed_everything(int(seed), workers=True, verbose=False)
 
 
-def configure_threads(settings: dict[str, Any] | None) -> None:
-    threads = (settings or {}).get("torch_threads", "auto")
-    if threads != "auto":
-        torch.set_num_threads(int(threads))
+def deep_merge(base: Mapping[str, Any] | None, override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` with ``override``'s keys replaced, nested mappings merged key by key.
+
+    How a task's block (e.g. ``segmentation.training``) overrides the shared ``training`` block,
+    and how per-model or per-method overrides refine a task's defaults.
+    """
+    out = dict(base or {})
+    for key, value in (override or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides: Any) -> L.Trainer:
     """A Lightning trainer for one run, from the ``training`` parameter block.
 
     Keys: ``accelerator`` (auto/cpu/cuda), ``precision`` (auto or a Lightning precision),
-    ``progress_bar`` (bool), ``deterministic`` (bool), ``torch_threads``.
+    ``progress_bar`` (bool), ``deterministic`` (bool). Thread counts are set by the caller with
+    :func:`thread_limit`, which restores them after the run.
     """
     settings = settings or {}
-    configure_threads(settings)
     accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
     precision = resolve_precision(settings.get("precision", "auto"), accelerator)
     deterministic = settings.get("deterministic", accelerator == "cpu")

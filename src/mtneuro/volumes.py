@@ -123,19 +123,23 @@ class VolumeSource(abc.ABC):
     """One channel of a volume: shape ``(z, y, x)``, dtype, voxel size and windowed reads."""
 
     uri: str
+    # Set by each source when it opens the channel (sources may override the properties instead).
+    _shape: tuple[int, int, int]
+    _dtype: np.dtype
+    _voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     @property
-    @abc.abstractmethod
-    def shape(self) -> tuple[int, int, int]: ...
+    def shape(self) -> tuple[int, int, int]:
+        return self._shape
 
     @property
-    @abc.abstractmethod
-    def dtype(self) -> np.dtype: ...
+    def dtype(self) -> np.dtype:
+        return self._dtype
 
     @property
     def voxel_size(self) -> tuple[float, float, float]:
         """Voxel size in micrometres, ``(z, y, x)``."""
-        return (1.0, 1.0, 1.0)
+        return self._voxel_size
 
     @abc.abstractmethod
     def _read(self, window: Window) -> np.ndarray:
@@ -493,18 +497,6 @@ class BossDBVolume(VolumeSource):
     @property
     def url_prefix(self) -> str:
         return f"{self.protocol}://{self.host}"
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def voxel_size(self) -> tuple[float, float, float]:
-        return self._voxel_size  # type: ignore[return-value]
 
     # -- HTTP ---------------------------------------------------------------------------------
     def _remote(self) -> Any:
@@ -891,18 +883,6 @@ class ZarrVolume(VolumeSource):
             )
         return pos  # type: ignore[return-value]
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self._shape  # type: ignore[return-value]
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def voxel_size(self) -> tuple[float, float, float]:
-        return self._voxel_size
-
     def _select(self, array: Any, zsel: Any, ysel: slice, xsel: slice) -> np.ndarray:
         index: list[Any] = [0] * array.ndim
         for p, s in zip(self._zyx, (zsel, ysel, xsel)):
@@ -1038,18 +1018,6 @@ class TiffFolderVolume(VolumeSource):
 
     def __repr__(self) -> str:
         return f"TiffFolderVolume({self.uri!r}, {len(self.files)} files)"
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self._shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._dtype
-
-    @property
-    def voxel_size(self) -> tuple[float, float, float]:
-        return self._voxel_size
 
     def _section(self, z: int, ysel: slice = slice(None), xsel: slice = slice(None)) -> np.ndarray:
         import tifffile

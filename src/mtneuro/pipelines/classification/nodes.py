@@ -54,15 +54,6 @@ class ClassificationError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _deep_update(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_update(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
-
 
 def method_settings(params: Mapping[str, Any], method: str) -> dict[str, Any]:
     """A method's resolved settings: its parameter blocks merged, most general first.
@@ -77,13 +68,13 @@ def method_settings(params: Mapping[str, Any], method: str) -> dict[str, Any]:
     if method in ssl.NETWORK_METHODS:
         settings["augmentation"] = dict(params.get("augmentation", {}))
     for block in _INHERITS[method]:
-        settings = _deep_update(settings, params.get(block) or {})
-    return _deep_update(settings, (params.get("method_overrides") or {}).get(method) or {})
+        settings = training.deep_merge(settings, params.get(block))
+    return training.deep_merge(settings, (params.get("method_overrides") or {}).get(method) or {})
 
 
 def hardware_settings(params: Mapping[str, Any], hardware: Mapping[str, Any] | None) -> dict[str, Any]:
     """The shared ``training`` block with this task's ``classification.hardware`` overrides."""
-    return _deep_update(dict(hardware or {}), params.get("hardware") or {})
+    return training.deep_merge(hardware, params.get("hardware"))
 
 
 def config_label(config: str) -> str:

@@ -36,6 +36,7 @@ from mtneuro.models import build_segmentation_model, segmentation_model_dims
 from mtneuro.training import (
     build_trainer,
     dataloader_kwargs,
+    deep_merge,
     inference_autocast,
     resolve_accelerator,
     resolve_device,
@@ -95,12 +96,6 @@ def label_setting(name: str) -> LabelSetting:
     return SETTINGS[name]
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in (override or {}).items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
 
 def run_settings(segmentation: dict[str, Any], model: str) -> dict[str, Any]:
     """Everything one run of ``model`` needs: architecture, factory arguments and training
@@ -120,8 +115,8 @@ def run_settings(segmentation: dict[str, Any], model: str) -> dict[str, Any]:
         "architecture": architecture,
         "dims": dims,
         "kwargs": kwargs,
-        "train": _merge(segmentation.get("train", {}), entry.get("train")),
-        "evaluation": _merge(segmentation.get("evaluation", {}), entry.get("evaluation")),
+        "train": deep_merge(segmentation.get("train", {}), entry.get("train")),
+        "evaluation": deep_merge(segmentation.get("evaluation", {}), entry.get("evaluation")),
     }
 
 
@@ -343,7 +338,7 @@ def train_and_evaluate(
 
     ``segmentation.training`` overrides keys of the shared ``training`` block for this task
     (e.g. ``torch_threads``); the process's torch thread count is restored afterwards."""
-    training = _merge(training or {}, segmentation.get("training"))
+    training = deep_merge(training or {}, segmentation.get("training"))
     with thread_limit(training.get("torch_threads", "auto")):
         return _train_and_evaluate(segmentation_data, segmentation, training, model, setting, seed)
 
