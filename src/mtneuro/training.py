@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
+
+if TYPE_CHECKING:
+    from mtneuro.config.training import DataLoaderParameters, TrainingParameters
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,12 @@ def resolve_precision(requested: str = "auto", accelerator: str = "cpu") -> str:
     return "32-true"
 
 
-def dataloader_kwargs(settings: dict[str, Any] | None, accelerator: str) -> dict[str, Any]:
+def dataloader_kwargs(settings: DataLoaderParameters, accelerator: str) -> dict[str, Any]:
     """Workers and pinned memory: background workers only where they pay off (GPU runs)."""
-    settings = settings or {}
-    workers = settings.get("num_workers", "auto")
+    workers = settings.num_workers
     if workers == "auto":
         workers = min(8, max(0, (os.cpu_count() or 1) - 1)) if accelerator == "cuda" else 0
-    pin = settings.get("pin_memory", "auto")
+    pin = settings.pin_memory
     if pin == "auto":
         pin = accelerator == "cuda"
     kwargs: dict[str, Any] = {"num_workers": int(workers), "pin_memory": bool(pin)}
@@ -77,17 +79,16 @@ def deep_merge(base: Mapping[str, Any] | None, override: Mapping[str, Any] | Non
     return out
 
 
-def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides: Any) -> L.Trainer:
+def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: Any) -> L.Trainer:
     """A Lightning trainer for one run, from the ``training`` parameter block.
 
     Keys: ``accelerator`` (auto/cpu/cuda), ``precision`` (auto or a Lightning precision),
     ``progress_bar`` (bool), ``deterministic`` (bool). Thread counts are set by the caller with
     :func:`thread_limit`, which restores them after the run.
     """
-    settings = settings or {}
-    accelerator = resolve_accelerator(settings.get("accelerator", "auto"))
-    precision = resolve_precision(settings.get("precision", "auto"), accelerator)
-    deterministic = settings.get("deterministic", accelerator == "cpu")
+    accelerator = resolve_accelerator(settings.accelerator)
+    precision = resolve_precision(settings.precision, accelerator)
+    deterministic: bool | str = settings.deterministic
     if accelerator == "cuda" and deterministic is True:
         # Some CUDA kernels (e.g. cross-entropy over images, nll_loss2d) have no deterministic
         # version; "warn" keeps every other op deterministic instead of stopping the run.
@@ -100,7 +101,7 @@ def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides:
         "logger": False,
         "enable_checkpointing": False,
         "enable_model_summary": False,
-        "enable_progress_bar": bool(settings.get("progress_bar", True)),
+        "enable_progress_bar": settings.progress_bar,
         "deterministic": deterministic,
         "num_sanity_val_steps": 0,
     }
@@ -109,17 +110,17 @@ def build_trainer(settings: dict[str, Any] | None, max_epochs: int, **overrides:
     return L.Trainer(**kwargs)
 
 
-def resolve_device(settings: dict[str, Any] | None) -> torch.device:
+def resolve_device(settings: TrainingParameters) -> torch.device:
     """The torch device of the ``training`` block's accelerator (for inference outside Lightning)."""
-    return torch.device(resolve_accelerator((settings or {}).get("accelerator", "auto")))
+    return torch.device(resolve_accelerator(settings.accelerator))
 
 
-def inference_autocast(settings: dict[str, Any] | None, device: torch.device) -> Any:
+def inference_autocast(settings: TrainingParameters, device: torch.device) -> Any:
     """Autocast context for inference matching the training precision (bf16/fp16 on GPUs; a
     no-op on CPU or with a 32-bit precision)."""
     import contextlib
 
-    precision = resolve_precision((settings or {}).get("precision", "auto"), device.type)
+    precision = resolve_precision(settings.precision, device.type)
     if device.type != "cuda" or precision.startswith("32") or precision.startswith("64"):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16

@@ -1,0 +1,90 @@
+"""The base of every typed parameter block, and the error a bad configuration raises.
+
+Every default lives in ``conf/base``: models here declare types and domains, not defaults, so a
+key missing from the YAML is an error rather than a silent fallback to a value in code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class StrictModel(BaseModel):
+    """A parameter block: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, protected_namespaces=())
+
+
+class ConfigurationError(ValueError):
+    """The configuration is invalid; the message names every bad key in full (``a.b.c``)."""
+
+
+def _allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a model accepts at ``loc`` (for "unknown key" messages)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if current is None or not isinstance(current, type) or not issubclass(current, BaseModel):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = _model_of(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return None
+
+
+def _model_of(annotation: Any) -> Any:
+    """The BaseModel inside an annotation (``X``, ``X | None``, ``dict[str, X]``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_field(part: Any) -> bool:
+    """Pydantic adds union members (``constrained-int``, ``literal['auto']``) to error locations."""
+    text = str(part)
+    return isinstance(part, int) or not any(c in text for c in "-[]'(")
+
+
+def _loc(prefix: Iterable[str], loc: tuple[Any, ...]) -> str:
+    parts = [*prefix, *(str(p) for p in loc if _is_field(p))]
+    return ".".join(p for p in parts if p)
+
+
+def format_validation_error(error: ValidationError, prefix: Iterable[str] = (), model: type[BaseModel] | None = None) -> str:
+    """One line per problem: the full key, what is wrong, what is allowed."""
+    problems: dict[str, list[str]] = {}
+    got: dict[str, str] = {}
+    prefix = tuple(prefix)
+    for item in error.errors(include_url=False):
+        key = _loc(prefix, item["loc"])
+        field_loc = tuple(p for p in item["loc"] if _is_field(p))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, field_loc)
+            message = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
+        elif item["type"] == "missing":
+            message = "missing (every default lives in conf/base; add the key there or in your environment)"
+        elif "input" in item and item["type"] not in ("model_type", "dict_type"):
+            got[key] = f" (got {item['input']!r})"
+        if message not in problems.setdefault(key, []):
+            problems[key].append(message)
+    return "\n".join(f"  - {key}: {' | '.join(msgs)}{got.get(key, '')}" for key, msgs in problems.items())
+
+
+def parse_block(model: type[StrictModel], raw: Any, key: str) -> Any:
+    """Validate one parameter block, raising :class:`ConfigurationError` that names full keys."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigurationError(
+            f"Invalid parameters{f' in {key!r}' if key else ''}:\n{format_validation_error(exc, (key,), model)}"
+        ) from None

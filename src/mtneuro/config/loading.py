@@ -1,0 +1,78 @@
+"""Reading the active configuration (``--env``, ``--params``, ``--conf-source``) into typed models.
+
+``register_pipelines`` builds the run grids from :func:`active_parameters`; Kedro's own
+parameter validation then hands every node its typed block (nodes annotate ``params:`` inputs
+with the models of :mod:`mtneuro.config`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kedro.config import AbstractConfigLoader, MissingConfigException
+
+from mtneuro.config.base import ConfigurationError, parse_block
+from mtneuro.config.project import ProjectParameters
+
+
+def available_environments(conf_source: str | Path) -> list[str]:
+    root = Path(conf_source)
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def check_environment(conf_source: str | Path, env: str | None) -> None:
+    """A clear error for ``--env=<typo>`` instead of a missing-file error from deep inside Kedro."""
+    root = Path(conf_source)
+    if not root.is_dir():
+        if root.exists():  # an archive (.tar.gz / .zip): Kedro reads it itself
+            return
+        raise ConfigurationError(f"Configuration folder {str(root)!r} does not exist (check --conf-source)")
+    if env and not (root / env).is_dir():
+        envs = ", ".join(e for e in available_environments(root) if e != "base")
+        raise ConfigurationError(f"Environment {env!r} does not exist in {str(root)!r}; available environments: {envs}")
+
+
+def config_loader(conf_source: str | Path, env: str | None = None, runtime_params: Mapping[str, Any] | None = None) -> AbstractConfigLoader:
+    """The project's config loader (the class and arguments of ``settings.py``)."""
+    from kedro.framework.project import settings
+
+    check_environment(conf_source, env)
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(conf_source), env=env, runtime_params=dict(runtime_params or {}), **settings.CONFIG_LOADER_ARGS
+    )
+
+
+def parse_parameters(raw: Mapping[str, Any]) -> ProjectParameters:
+    """Validate merged raw parameters; :class:`ConfigurationError` names every bad key in full."""
+    return parse_block(ProjectParameters, dict(raw), "")
+
+
+def parameters_from_loader(loader: AbstractConfigLoader) -> ProjectParameters:
+    try:
+        raw = loader["parameters"]
+    except MissingConfigException as exc:
+        raise ConfigurationError(f"No parameters found in {loader.conf_source!r}: {exc}") from None
+    return parse_parameters(raw)
+
+
+def load_parameters(
+    conf_source: str | Path, env: str | None = None, runtime_params: Mapping[str, Any] | None = None
+) -> ProjectParameters:
+    """The typed parameters of ``conf_source`` in environment ``env`` with ``runtime_params`` applied."""
+    return parameters_from_loader(config_loader(conf_source, env, runtime_params))
+
+
+def default_conf_source() -> Path:
+    """``settings.CONF_SOURCE`` of the project in the working directory (how the Kedro CLI runs)."""
+    from kedro.framework.project import settings
+
+    return Path.cwd() / settings.CONF_SOURCE
+
+
+def default_environment() -> str | None:
+    from kedro.framework.project import settings
+
+    return os.environ.get("KEDRO_ENV") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
