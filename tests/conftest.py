@@ -31,6 +31,7 @@ def kedro_run(project_path: Path) -> Callable[..., None]:
         **run_kwargs: object,
     ) -> None:
         runtime_params = {"data_root": str(data_root), **(extra_params or {})}
+        bootstrap_project(project_path)  # a fresh registry: the grids are built from this run's configuration
         with KedroSession.create(project_path=project_path, env=env, runtime_params=runtime_params) as session:
             session.run(pipeline_names=pipeline_names, **run_kwargs)
 

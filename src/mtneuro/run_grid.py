@@ -4,9 +4,9 @@ Every task reads its grid from its parameter block (``methods``/``models``, ``co
 ``seeds``) and gets one Kedro node (or a small namespaced sub-pipeline) per run, so that
 ``kedro viz`` shows the grid and a parallel runner can execute independent runs side by side.
 
-Pipelines are built when Kedro registers them, before nodes see parameters; the hook
-:class:`mtneuro.hooks.RunGridHook` hands this module the parameters of the active environment
-(``--env=paper``, ``--params``) and asks Kedro to rebuild the pipelines when they change.
+Grids are static pipelines: ``register_pipelines`` builds them from the typed parameters of the
+active configuration (:mod:`mtneuro.config`), and each task's ``create_pipeline(parameters)``
+expands its grid with :func:`expand_grid`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from kedro.pipeline import Pipeline
-
-_active_parameters: dict[str, Any] | None = None
-_parameters_used_for_pipelines: dict[str, Any] | None = None
-
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -40,36 +35,6 @@ class RunSpec:
 
     def as_row(self) -> dict[str, Any]:
         return {"method": self.method, "config": self.config, "seed": self.seed}
-
-
-def set_active_parameters(parameters: Mapping[str, Any]) -> bool:
-    """Record the parameters of the active Kedro context; True if pipelines must be rebuilt."""
-    global _active_parameters
-    _active_parameters = dict(parameters)
-    return _parameters_used_for_pipelines is not None and _parameters_used_for_pipelines != _active_parameters
-
-
-def project_parameters() -> dict[str, Any]:
-    """Parameters of the active context, or of ``conf/base`` + ``conf/local`` outside a session."""
-    global _parameters_used_for_pipelines
-    if _active_parameters is None:
-        from kedro.config import OmegaConfigLoader
-
-        from mtneuro.settings import CONFIG_LOADER_ARGS
-
-        conf = Path(__file__).resolve().parents[2] / "conf"
-        params = dict(OmegaConfigLoader(conf_source=str(conf), **CONFIG_LOADER_ARGS)["parameters"])
-    else:
-        params = _active_parameters
-    _parameters_used_for_pipelines = params
-    return params
-
-
-def task_parameters(task: str) -> dict[str, Any]:
-    params = project_parameters()
-    if task not in params:
-        raise KeyError(f"Parameter block '{task}' is missing from conf/base/parameters_{task}.yml")
-    return params[task]
 
 
 def expand_grid(task: str, methods: Iterable[str], configs: Iterable[str], seeds: Iterable[int] | int) -> list[RunSpec]:

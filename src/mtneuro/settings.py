@@ -1,16 +1,10 @@
 """Project settings (https://docs.kedro.org/en/stable/kedro_project_setup/settings.html)."""
 
-import warnings
-
 from kedro.config import OmegaConfigLoader
 
-from mtneuro.hooks import RunGridHook
+from mtneuro.config.active import CONFIGURATION_HOOK
 
-# Kedro 1.x still calls omegaconf's deprecated register_new_resolver; the warning is not ours
-# to act on and would greet every run.
-warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
-
-HOOKS = (RunGridHook(),)
+HOOKS = (CONFIGURATION_HOOK,)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

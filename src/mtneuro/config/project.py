@@ -22,3 +22,5 @@ class ProjectParameters(StrictModel):
     segmentation: SegmentationParameters
     probing: ProbingParameters
     reporting: ReportingParameters
+    #: Runtime-only (``--params data_root=...``): the folder that replaces ``data/`` in the catalog.
+    data_root: str | None = None
