@@ -10,7 +10,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 PROJECT_PATH = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = PROJECT_PATH.parent / "shared" / "data" / "prasad2020-sample"
+#: Real prasad2020 samples shipped with the tests (CC BY 4.0, see the README beside them).
+SAMPLE_DIR = PROJECT_PATH / "tests" / "data" / "prasad2020"
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +41,5 @@ def kedro_run(project_path: Path) -> Callable[..., None]:
 
 @pytest.fixture
 def sample_dir() -> Path:
-    """The real prasad2020 samples beside the checkout; tests using it skip when absent."""
-    if not SAMPLE_DIR.exists():
-        pytest.skip(f"real data samples not found at {SAMPLE_DIR}")
+    """The real prasad2020 samples shipped in ``tests/data/prasad2020``."""
     return SAMPLE_DIR
