@@ -12,10 +12,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kedro.config import AbstractConfigLoader, MissingConfigException
+from kedro.config import AbstractConfigLoader, MissingConfigException, OmegaConfigLoader
+from omegaconf import OmegaConf
 
 from mtneuro.config.base import ConfigurationError, parse_block
 from mtneuro.config.project import ProjectParameters
+
+
+class ProjectConfigLoader(OmegaConfigLoader):
+    """Kedro's OmegaConfigLoader, except that ``conf/local/credentials*`` applies in every environment.
+
+    Kedro reads ``conf/local`` only for the default run environment, so ``--env=paper`` would
+    silently drop a user's BossDB host and token; credentials are the user's, not the profile's.
+    """
+
+    LOCAL_ENV = "local"
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        value = super().__getitem__(key)
+        if key != "credentials" or self.env in (None, self.LOCAL_ENV):
+            return value
+        local = Path(str(self.conf_source)) / self.LOCAL_ENV
+        files = sorted(f for f in local.glob("credentials*") if f.suffix in (".yml", ".yaml", ".json")) if local.is_dir() else []
+        merged = OmegaConf.create(dict(value))
+        for path in files:
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        return dict(OmegaConf.to_container(merged, resolve=True))  # type: ignore[arg-type]
 
 
 def available_environments(conf_source: str | Path) -> list[str]:

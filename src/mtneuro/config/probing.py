@@ -1,16 +1,98 @@
-"""The ``probing``  parameter block (placeholder: accepts any keys until typed)."""
+"""The ``probing`` parameter block (Task 3, ``conf/base/parameters_probing.yml``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict
+from pydantic import AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from mtneuro.config.base import StrictModel
 
+#: Task 1 training sets whose frozen encoders Task 3 can read (ROI-C2 only tests ROI-C1 models).
+TrainConfig = Literal["roi_c1", "roi_c3"]
+
+
+def _registered_feature(name: str) -> str:
+    from mtneuro.features import feature_names
+
+    if name not in feature_names():
+        raise ValueError(f"unknown semantic feature {name!r}; registered features: {', '.join(feature_names())}")
+    return name
+
+
+def _registered_method(name: str) -> str:
+    from mtneuro.classification_methods import method_names
+
+    if name not in method_names():
+        raise ValueError(f"unknown Task 1 method {name!r}; registered methods: {', '.join(method_names())}")
+    return name
+
+
+def _unique(values: list) -> list:  # noqa: ANN001 - any list of hashables
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return values
+
+
+FeatureName = Annotated[str, AfterValidator(_registered_feature)]
+MethodName = Annotated[str, AfterValidator(_registered_method)]
+
+
+class ProbingEncoders(StrictModel):
+    """Which frozen Task 1 encoders are read out: the classification grid narrowed to these."""
+
+    train_configs: Annotated[list[TrainConfig], Field(min_length=1), AfterValidator(_unique)]
+    #: None: every method of the classification grid.
+    methods: Annotated[list[MethodName], Field(min_length=1), AfterValidator(_unique)] | None
+
+
+class ProbingImages(StrictModel):
+    """The image unit: features and embeddings are computed on exactly these images."""
+
+    #: None: one image per whole slice; an integer must divide the slice size.
+    tile_size: PositiveInt | None
+    slice_step: PositiveInt
+
+
+class ProbingReadout(StrictModel):
+    """Linear read-out: least squares on standardised embeddings, grouped k-fold CV."""
+
+    cv_folds: Annotated[int, Field(ge=2)]
+    block_slices: PositiveInt
+    gap_slices: PositiveInt
+    #: Fewer images with a defined feature value: R^2 is NaN (two at least: R^2 needs a variance).
+    min_images: Annotated[int, Field(ge=2)]
+
+
+class UmapEncoder(StrictModel):
+    """The encoder whose embeddings the UMAP figure shows (the first of the grid if absent)."""
+
+    method: MethodName
+    train_config: TrainConfig
+    seed: NonNegativeInt
+
+
+class ProbingUmap(StrictModel):
+    encoder: UmapEncoder
+    n_neighbors: Annotated[int, Field(ge=2)]
+    min_dist: NonNegativeFloat
+    n_epochs: PositiveInt
+    metric: Annotated[str, Field(min_length=1)]
+    random_state: NonNegativeInt
+    point_size: PositiveFloat
+
 
 class ProbingParameters(StrictModel):
-    model_config = ConfigDict(extra="allow")
+    """``probing`` in ``conf/base/parameters_probing.yml``."""
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    encoders: ProbingEncoders
+    images: ProbingImages
+    cell_connectivity: Literal[4, 8]
+    #: Features read out, by registered name (:mod:`mtneuro.features`).
+    features: Annotated[list[FeatureName], Field(min_length=1), AfterValidator(_unique)]
+    embed_batch_size: PositiveInt
+    #: BLAS/OpenMP and torch threads inside the probing nodes; None: the libraries' defaults.
+    threads: PositiveInt | None
+    readout: ProbingReadout
+    umap: ProbingUmap

@@ -1,15 +1,15 @@
 """Task 3 nodes: semantic features of every probing image, frozen-encoder embeddings, linear
 read-out (in-sample and grouped cross-validated R^2) and the UMAP figure.
 
-Pure functions; the wiring is in ``pipeline.py`` and the feature definitions in
-:mod:`mtneuro.features`.
+Pure functions; the wiring is in ``pipeline.py`` and the feature definitions (the registry) in
+:mod:`mtneuro.features`. Nodes take the typed ``probing`` block (:class:`ProbingParameters`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.linear_model import LinearRegression
+from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -24,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from mtneuro import features as feat
 from mtneuro import run_grid, spec
+from mtneuro.config.probing import ProbingImages, ProbingParameters, ProbingUmap
 from mtneuro.cubes import Cube, describe_source
 from mtneuro.models import FrozenEncoder
 
@@ -69,14 +71,14 @@ def limited_threads(threads: int | None) -> Iterator[None]:
 # --- images and features ------------------------------------------------------------------------
 
 
-def image_unit_name(images: Mapping[str, Any]) -> str:
+def image_unit_name(images: ProbingImages) -> str:
     """``slice`` (one image per slice) or ``tile<size>``, for the ``image_unit`` column."""
-    tile = images.get("tile_size")
+    tile = images.tile_size
     return "slice" if tile is None else f"tile{int(tile)}"
 
 
 def build_probing_dataset(
-    cubes: dict[str, Cube], split_index: pd.DataFrame, probing: dict[str, Any]
+    cubes: dict[str, Cube], split_index: pd.DataFrame, probing: ProbingParameters
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The probing images and their semantic features, row for row.
 
@@ -84,14 +86,14 @@ def build_probing_dataset(
     keeping one slice in ``images.slice_step``; each slice is one image, or is cut into
     ``images.tile_size`` tiles. Returns the features table (one row per image: where it comes
     from and the features of :mod:`mtneuro.features`) and the uint8 images ``(N, H, W)`` in the
-    same order, so that embeddings and features always describe the same pixels.
+    same order, so that embeddings and features always describe the same pixels. Every
+    registered feature is computed (``probing.features`` selects those read out).
     """
-    params = probing.get("images", {}) or {}
-    step = int(params.get("slice_step", 1))
-    if step < 1:
-        raise ProbingError(f"Parameter 'probing.images.slice_step' must be >= 1, got {step}.")
-    tile = params.get("tile_size")
-    connectivity = int(probing.get("cell_connectivity", feat.CELL_CONNECTIVITY))
+    params = probing.images
+    step = params.slice_step
+    tile = params.tile_size
+    connectivity = probing.cell_connectivity
+    names = feat.feature_names()
     index = split_index[split_index["config"] == "probing"]
     if index.empty:
         raise ProbingError("The split index has no 'probing' rows (docs/CONTRACTS.md: main cubes, every slice).")
@@ -114,38 +116,37 @@ def build_probing_dataset(
                     {
                         "source": source, "cube_id": str(cube_id), "region": str(row.region), "label": int(row.label),
                         "z": int(row.z), "z_abs": int(row.z_abs), "y0": y0, "x0": x0, "height": h, "width": w,
-                        **feat.image_features(labels[y0 : y0 + h, x0 : x0 + w], connectivity),
+                        **feat.image_features(labels[y0 : y0 + h, x0 : x0 + w], connectivity, names),
                     }
                 )
                 images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
-    table = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *feat.FEATURES])
+    table = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *names])
     table = table.astype(
         {
             "source": "string", "cube_id": "string", "region": "string", "label": "int64", "z": "int64",
             "z_abs": "int64", "y0": "int64", "x0": "int64", "height": "int64", "width": "int64",
-            "vessel_fraction": "float64", "axon_fraction": "float64", "cell_count": "int64",
-            "mean_cell_area": "float64", "mean_nn_distance": "float64",
+            **{name: feat.get_feature(name).dtype for name in names},
         }
     )
     stacked = np.stack(images) if images else np.zeros((0, 0, 0), dtype=np.uint8)
-    undefined = {f: int(table[f].isna().sum()) for f in feat.FEATURES if table[f].isna().any()}
+    undefined = {f: int(table[f].isna().sum()) for f in names if table[f].isna().any()}
     log.info(
         "Probing: %d images (%s, slice_step %d) from %d cubes; images without a defined value: %s",
         len(table), image_unit_name(params), step, table["cube_id"].nunique(), undefined or "none",
     )
-    log.info("Probing feature means per region:\n%s", table.groupby("region")[list(feat.FEATURES)].mean().round(3).to_string())
+    log.info("Probing feature means per region:\n%s", table.groupby("region")[list(names)].mean().round(3).to_string())
     return table, stacked
 
 
 # --- embeddings -------------------------------------------------------------------------------
 
 
-def embed_images(probing_images: np.ndarray, frozen_encoder: FrozenEncoder, probing: dict[str, Any]) -> np.ndarray:
+def embed_images(probing_images: np.ndarray, frozen_encoder: FrozenEncoder, probing: ProbingParameters) -> np.ndarray:
     """Embeddings ``(N, D)`` float32 of the probing images by one frozen encoder, in batches."""
     if not isinstance(frozen_encoder, FrozenEncoder):
         raise ProbingError(f"Expected a mtneuro.models.FrozenEncoder, got {type(frozen_encoder).__name__}.")
-    batch = max(1, int(probing.get("embed_batch_size", 256)))
-    with limited_threads(probing.get("threads")):
+    batch = probing.embed_batch_size
+    with limited_threads(probing.threads):
         parts = [np.asarray(frozen_encoder.embed(probing_images[i : i + batch])) for i in range(0, len(probing_images), batch)]
     if not parts:
         return np.zeros((0, 0), dtype=np.float32)
@@ -203,12 +204,24 @@ def blocked_folds(
     return folds
 
 
-def _r2(y: np.ndarray, prediction: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """``1 - SS_res / SS_tot`` per column; NaN for a constant column (R^2 is undefined)."""
-    total = np.sum((y - mean) ** 2, axis=0)
-    residual = np.sum((y - prediction) ** 2, axis=0)
-    constant = total <= 1e-12 * np.maximum(1.0, np.sum(y**2, axis=0))
-    return np.where(constant, np.nan, 1.0 - residual / np.where(constant, 1.0, total))
+def constant_columns(y: np.ndarray) -> np.ndarray:
+    """Columns of ``y (N, T)`` without variance (up to rounding): their R^2 is undefined.
+
+    Relative to the column's scale, because the mean of a constant column of non-representable
+    values (0.1, ...) leaves a rounding residue that would otherwise give a meaningless R^2.
+    """
+    total = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
+    return total <= 1e-12 * np.maximum(1.0, np.sum(y**2, axis=0))
+
+
+def _r2(y: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """scikit-learn's R^2 (``1 - SS_res / SS_tot``, SS_tot around the mean of ``y``) per column;
+    NaN for a constant column, where R^2 is undefined (scikit-learn would report 1 or 0)."""
+    constant = constant_columns(y)
+    r2 = np.full(y.shape[1], np.nan)
+    if not constant.all():
+        r2[~constant] = r2_score(y[:, ~constant], prediction[:, ~constant], multioutput="raw_values", force_finite=False)
+    return r2
 
 
 def _model() -> Any:
@@ -237,7 +250,7 @@ def linear_r2(
     in_sample, cv, used = nan, nan, 0
     if n >= max(2, int(min_images)):
         X, target = embeddings[valid], Y[valid]
-        in_sample = _r2(target, _model().fit(X, target).predict(X).reshape(target.shape), target.mean(axis=0))
+        in_sample = _r2(target, _model().fit(X, target).predict(X).reshape(target.shape))
         position = np.full(len(Y), -1)
         position[valid] = np.arange(n)
         prediction = np.full(target.shape, np.nan)
@@ -250,13 +263,13 @@ def linear_r2(
             used += 1
         scored = np.isfinite(prediction).all(axis=1)
         if scored.sum() >= 2:
-            cv = _r2(target[scored], prediction[scored], target[scored].mean(axis=0))
+            cv = _r2(target[scored], prediction[scored])
     if single:
         return float(in_sample[0]), float(cv[0]), n, used
     return in_sample, cv, n, used
 
 
-def probe_embeddings(probing_features: pd.DataFrame, embeddings: np.ndarray, probing: dict[str, Any]) -> pd.DataFrame:
+def probe_embeddings(probing_features: pd.DataFrame, embeddings: np.ndarray, probing: ProbingParameters) -> pd.DataFrame:
     """One row per feature: in-sample and grouped cross-validated R^2 of the linear read-out.
 
     Features defined on the same images (e.g. the pixel fractions and the cell count, defined
@@ -264,26 +277,18 @@ def probe_embeddings(probing_features: pd.DataFrame, embeddings: np.ndarray, pro
     """
     if len(embeddings) != len(probing_features):
         raise ProbingError(f"{len(embeddings)} embeddings for {len(probing_features)} feature rows.")
-    readout = probing.get("readout", {}) or {}
-    folds = blocked_folds(
-        probing_features,
-        int(readout.get("cv_folds", 5)),
-        int(readout.get("block_slices", 30)),
-        int(readout.get("gap_slices", 10)),
-    )
-    names = list(probing.get("features") or feat.FEATURES)
-    unknown = [f for f in names if f not in feat.FEATURES]
-    if unknown:
-        raise ProbingError(f"Parameter 'probing.features' names unknown features {unknown}; known: {list(feat.FEATURES)}.")
+    readout = probing.readout
+    folds = blocked_folds(probing_features, readout.cv_folds, readout.block_slices, readout.gap_slices)
+    names = list(probing.features)
     values = {name: probing_features[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
     groups: dict[bytes, list[str]] = {}
     for name in names:
         groups.setdefault(np.isfinite(values[name]).tobytes(), []).append(name)
     results = {}
     for group in groups.values():
-        with limited_threads(probing.get("threads")):
+        with limited_threads(probing.threads):
             r2_in, r2_cv, n, used = linear_r2(
-                embeddings, np.column_stack([values[g] for g in group]), folds, int(readout.get("min_images", 10))
+                embeddings, np.column_stack([values[g] for g in group]), folds, readout.min_images
             )
         for i, name in enumerate(group):
             results[name] = {"feature": name, "r2_in_sample": float(r2_in[i]), "r2_cv": float(r2_cv[i]),
@@ -321,7 +326,7 @@ def make_collector(runs: Sequence[run_grid.RunSpec], image_unit: str) -> Callabl
 # --- UMAP figure ------------------------------------------------------------------------------
 
 
-def umap_projection(embeddings: np.ndarray, umap_params: Mapping[str, Any]) -> np.ndarray:
+def umap_projection(embeddings: np.ndarray, umap_params: ProbingUmap) -> np.ndarray:
     """2-D UMAP of the embeddings (standardised), seeded by ``random_state``."""
     import umap  # slow import (numba): only where it is used
 
@@ -330,30 +335,30 @@ def umap_projection(embeddings: np.ndarray, umap_params: Mapping[str, Any]) -> n
     X = StandardScaler().fit_transform(embeddings)
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=int(min(int(umap_params.get("n_neighbors", 15)), len(X) - 1)),
-        min_dist=float(umap_params.get("min_dist", 0.1)),
-        n_epochs=int(umap_params.get("n_epochs", 200)),
-        metric=str(umap_params.get("metric", "euclidean")),
-        random_state=int(umap_params.get("random_state", 0)),
+        n_neighbors=int(min(umap_params.n_neighbors, len(X) - 1)),
+        min_dist=float(umap_params.min_dist),
+        n_epochs=umap_params.n_epochs,
+        metric=umap_params.metric,
+        random_state=umap_params.random_state,
         n_jobs=1,  # a seeded UMAP runs on one thread anyway
     )
     return reducer.fit_transform(X)
 
 
 def plot_umap(
-    probing_features: pd.DataFrame, embeddings: np.ndarray, probing: dict[str, Any], encoder_label: str
+    probing_features: pd.DataFrame, embeddings: np.ndarray, probing: ProbingParameters, encoder_label: str
 ) -> Figure:
     """The paper's Figure 4: one encoder's embeddings in 2-D, coloured by region and by each feature."""
-    params = probing.get("umap", {}) or {}
-    with limited_threads(probing.get("threads")):
+    params = probing.umap
+    with limited_threads(probing.threads):
         xy = umap_projection(embeddings, params)
-    names = list(probing.get("features") or feat.FEATURES)
+    names = list(probing.features)
     panels = ["region", *names]
     ncols = 3
     nrows = -(-len(panels) // ncols)
     fig = Figure(figsize=(4.2 * ncols, 3.8 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    size = float(params.get("point_size", 6))
+    size = float(params.point_size)
     regions = probing_features["region"].astype(str).to_numpy()
     colours = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"]
     for ax, panel in zip(axes, panels):
@@ -383,7 +388,7 @@ def plot_umap(
 def make_umap_plotter(encoder_label: str) -> Callable[..., Figure]:
     """:func:`plot_umap` bound to the label of the encoder shown."""
 
-    def plot_probing_umap(probing_features: pd.DataFrame, embeddings: np.ndarray, probing: dict[str, Any]) -> Figure:
+    def plot_probing_umap(probing_features: pd.DataFrame, embeddings: np.ndarray, probing: ProbingParameters) -> Figure:
         return plot_umap(probing_features, embeddings, probing, encoder_label)
 
     return plot_probing_umap

@@ -13,12 +13,13 @@ probing images and reads out every feature.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from kedro.pipeline import Node, Pipeline
 
 from mtneuro import run_grid
+from mtneuro.config import ProjectParameters
+from mtneuro.config.probing import ProbingParameters
 
 from . import nodes
 
@@ -33,53 +34,33 @@ def encoder_dataset(run: run_grid.RunSpec) -> str:
     return f"classification.{run.method}.{run.config}.seed{run.seed}.frozen_encoder"
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str | int):
-        return [value]
-    if isinstance(value, Mapping):
-        return list(value)
-    return list(value)
-
-
-def probing_runs(classification: Mapping[str, Any] | None, probing: Mapping[str, Any]) -> list[run_grid.RunSpec]:
-    """The probing runs: the classification grid on the training configs Task 3 reads.
-
-    ``classification`` holds ``methods`` (a list, or a mapping whose keys are the methods),
-    ``configs`` (training sets) and ``seeds`` (a count or a list). ``probing.encoders`` narrows the
-    grid: ``train_configs`` (default ROI-C1 and ROI-C3) and ``methods`` (null: all).
-    """
-    if not classification:
-        log.warning("No 'classification' parameters: the probing pipeline reads out no encoder")
-        return []
-    narrow = probing.get("encoders", {}) or {}
-    wanted_configs = _as_list(narrow.get("train_configs")) or ["roi_c1", "roi_c3"]
-    wanted_methods = _as_list(narrow.get("methods"))
-    methods = [m for m in _as_list(classification.get("methods")) if not wanted_methods or m in wanted_methods]
-    configs = [c for c in _as_list(classification.get("configs")) or wanted_configs if c in wanted_configs]
-    seeds = classification.get("seeds", 1)
+def probing_runs(
+    methods: Iterable[str], configs: Iterable[str], seeds: Iterable[int] | int, probing: ProbingParameters
+) -> list[run_grid.RunSpec]:
+    """The probing runs: the classification grid (``methods`` x ``configs`` x ``seeds``) on the
+    training configs and methods of ``probing.encoders`` (``methods`` None: all)."""
+    narrow = probing.encoders
+    wanted_methods = narrow.methods or []
+    methods = [m for m in methods if not wanted_methods or m in wanted_methods]
+    configs = [c for c in configs if c in narrow.train_configs]
     grid = run_grid.expand_grid("classification", methods, configs, seeds)
     return [run_grid.RunSpec("probing", r.method, r.config, r.seed) for r in grid]
 
 
-def umap_run(runs: Sequence[run_grid.RunSpec], probing: Mapping[str, Any]) -> run_grid.RunSpec | None:
+def umap_run(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters) -> run_grid.RunSpec | None:
     """The run whose embeddings the UMAP figure shows (``probing.umap.encoder``, else the first)."""
     if not runs:
         return None
-    chosen = (probing.get("umap", {}) or {}).get("encoder", {}) or {}
+    chosen = probing.umap.encoder
     for run in runs:
-        if (
-            run.method == chosen.get("method", run.method)
-            and run.config == chosen.get("train_config", run.config)
-            and run.seed == int(chosen.get("seed", run.seed))
-        ):
+        if run.method == chosen.method and run.config == chosen.train_config and run.seed == chosen.seed:
             return run
-    log.warning("probing.umap.encoder %s is not in the probing grid; the UMAP shows %s", dict(chosen), runs[0].namespace)
+    log.warning("probing.umap.encoder %s is not in the probing grid; the UMAP shows %s",
+                chosen.model_dump(), runs[0].namespace)
     return runs[0]
 
 
-def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
+def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:  # noqa: ARG001 - grid_pipeline's signature
     return Pipeline(
         [
             Node(nodes.embed_images, ["probing_images", encoder_dataset(run), PARAMS], "embeddings", name="embed_images"),
@@ -88,21 +69,10 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     )
 
 
-def _task_parameters(task: str) -> dict[str, Any] | None:
-    try:
-        return run_grid.task_parameters(task)
-    except KeyError:
-        return None
-
-
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """The probing pipeline. ``runs`` (probing RunSpecs) and ``probing`` (parameters) override
-    the active parameters, e.g. in tests."""
-    probing = kwargs["probing"] if kwargs.get("probing") is not None else (_task_parameters("probing") or {})
-    runs: Iterable[run_grid.RunSpec] | None = kwargs.get("runs")
-    runs = list(runs) if runs is not None else probing_runs(_task_parameters("classification"), probing)
-    image_unit = nodes.image_unit_name(probing.get("images", {}) or {})
-
+def build_pipeline(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters) -> Pipeline:
+    """The probing pipeline of the given encoder runs."""
+    runs = list(runs)
+    image_unit = nodes.image_unit_name(probing.images)
     grid = sum(
         (
             run_grid.grid_pipeline([run], _run_pipeline, [*SHARED_INPUTS, encoder_dataset(run)], [PARAMS])
@@ -129,3 +99,11 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             ]
         )
     return pipe.tag("probing")
+
+
+def create_pipeline(parameters: ProjectParameters) -> Pipeline:
+    """The probing pipeline of the active configuration: one read-out per frozen encoder of the
+    classification grid restricted by ``probing.encoders``."""
+    classification = parameters.classification
+    runs = probing_runs(classification.methods, classification.configs, classification.seeds, parameters.probing)
+    return build_pipeline(runs, parameters.probing)

@@ -1,0 +1,116 @@
+"""A quiet console for ``kedro run``: one line per node start and finish, one progress view,
+each distinct warning once, the report path at the end. Everything else goes to the log file.
+
+``conf/logging.yml`` sends every record to the log file (``info.log``); :class:`ConsoleHook`
+attaches :class:`ConsoleFilter` to the console handler when a run starts (Kedro only accepts
+logging classes from ``logging``/``kedro.logging`` in ``logging.yml``) and shows one rich
+progress bar over the run's nodes when the console is a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+#: Extra attribute that sends an INFO record of this project to the console too.
+CONSOLE = {"console": True}
+
+_WARNING_LOCATION = re.compile(r"^\S*:\d+: ")
+
+
+class ConsoleFilter(logging.Filter):
+    """Keeps the console to node progress, warnings (once each), errors and flagged summaries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen_warnings: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "py.warnings":
+            text = _WARNING_LOCATION.sub("", record.getMessage().strip().splitlines()[0])
+            if text in self.seen_warnings:
+                return False
+            self.seen_warnings.add(text)
+            return True
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name == "kedro.pipeline.node" and record.msg == "Running node: %s":
+            name = str(record.args[0] if isinstance(record.args, tuple) else record.args).split(": ", 1)[0]
+            record.msg, record.args = "Running node: %s", (name,)
+            return True
+        if record.name == "kedro.runner.runner" or record.name.startswith("kedro.runner"):
+            return "out of" in str(record.msg) or "completed" in str(record.msg).lower()
+        if record.name.startswith("kedro.framework.session"):
+            return True
+        return bool(getattr(record, "console", False))
+
+
+def console_handlers() -> list[logging.Handler]:
+    """The root handlers that write to a terminal or standard streams (not files)."""
+    return [h for h in logging.getLogger().handlers if not isinstance(h, logging.FileHandler)]
+
+
+def install_console_filter() -> ConsoleFilter:
+    """Attach one :class:`ConsoleFilter` to every console handler (idempotent)."""
+    for handler in console_handlers():
+        for existing in handler.filters:
+            if isinstance(existing, ConsoleFilter):
+                return existing
+    console_filter = ConsoleFilter()
+    for handler in console_handlers():
+        handler.addFilter(console_filter)
+    return console_filter
+
+
+class ConsoleHook:
+    """Quiet console and one progress bar per ``kedro run``."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:  # noqa: ARG002 - Kedro's signature
+        install_console_filter()
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:  # noqa: ARG002
+        console = next((getattr(h, "console", None) for h in console_handlers() if hasattr(h, "console")), None)
+        if console is None or not console.is_terminal:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]kedro run[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=console, transient=True,
+        )
+        self._task = self._progress.add_task("", total=len(pipeline.nodes))
+        self._progress.start()
+
+    @hook_impl
+    def before_node_run(self, node: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=node.name)
+
+    @hook_impl
+    def after_node_run(self, node: Any) -> None:  # noqa: ARG002
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._stop()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._stop()
+
+
+CONSOLE_HOOK = ConsoleHook()

@@ -1,0 +1,76 @@
+"""Semantic features of a labelled image: the one definition Task 3 (probing) and the report use.
+
+Each feature is registered once (:mod:`mtneuro.features.registry`) with its name, report label,
+description, dtype and function; :mod:`mtneuro.features.definitions` holds the five features of
+the paper and documents them. ``feature_names()`` gives their order in every table.
+
+NaN means "undefined for this image": the Task 3 read-out leaves such images out of the fit of
+that feature (and only of that feature). No constant is substituted, because any constant (0, the
+image size...) would be read as a real, extreme measurement by the regression.
+
+These definitions avoid the defects of the authors' reference code: the nearest-neighbour
+distance never includes a cell's zero distance to itself (which halves the value there), an image
+without vessel pixels gives a vessel fraction of 0 instead of crashing, and every statistic is
+returned under its own name (no positional rows that can be swapped).
+
+The image unit. Features and embeddings are always computed on the same pixels: the probing
+pipeline cuts each slice into images with :func:`tiles` (parameter ``probing.images.tile_size``)
+and passes exactly those images to the frozen encoders. The default is the **whole slice**
+(``tile_size: null``): the Task 1 encoders are trained on whole slices, and the paper probes the
+1440 slices of the four main cubes. In the base (CPU) profile a slice is 128x128, the size of the
+reference code's quadrants, so the features there are on the same scale as the real-mask
+statistics of ``prasad2020-sample``; in the paper profile a slice is 256x256 (set
+``tile_size: 128`` to probe the reference code's four quadrants per slice instead). The features
+of an image depend only on its own pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from mtneuro.features import definitions as _definitions  # noqa: F401 - registers the paper's features
+from mtneuro.features.image import (
+    CELL_CONNECTIVITY,
+    LabelImage,
+    cell_components,
+    nearest_neighbour_distances,
+    pixel_fraction,
+)
+from mtneuro.features.registry import (
+    SemanticFeature,
+    UnknownFeatureError,
+    feature_names,
+    get_feature,
+    register,
+    registered_features,
+    semantic_feature,
+)
+from mtneuro.features.tiles import tiles
+
+
+def image_features(
+    labels: np.ndarray, connectivity: int = CELL_CONNECTIVITY, names: Iterable[str] | None = None
+) -> dict[str, float]:
+    """The features ``names`` (default: every registered one, in order) of one label image."""
+    image = LabelImage(labels, connectivity)
+    return {name: get_feature(name)(image) for name in (feature_names() if names is None else names)}
+
+
+__all__ = [
+    "CELL_CONNECTIVITY",
+    "LabelImage",
+    "SemanticFeature",
+    "UnknownFeatureError",
+    "cell_components",
+    "feature_names",
+    "get_feature",
+    "image_features",
+    "nearest_neighbour_distances",
+    "pixel_fraction",
+    "register",
+    "registered_features",
+    "semantic_feature",
+    "tiles",
+]

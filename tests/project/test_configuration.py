@@ -1,0 +1,85 @@
+"""The configuration as a user meets it: profiles, typos, credentials, errors before any work."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from mtneuro.config import ConfigurationError, ProjectParameters, config_loader, load_parameters
+
+PROJECT = Path(__file__).resolve().parents[2]
+CONF = PROJECT / "conf"
+
+
+@pytest.mark.parametrize("env", ["local", "tiny", "paper"])
+def test_every_profile_parses_into_typed_blocks(env: str):
+    parameters = load_parameters(CONF, env)
+    assert isinstance(parameters, ProjectParameters)
+    assert parameters.training.accelerator in ("auto", "cpu", "cuda", "gpu")
+
+
+def test_profiles_override_single_keys_of_base():
+    base, tiny = load_parameters(CONF, "local"), load_parameters(CONF, "tiny")
+    assert tiny.ingestion.cube_size_yx == 32 != base.ingestion.cube_size_yx
+    # keys tiny does not mention keep their base value
+    assert tiny.ingestion.main_cubes == base.ingestion.main_cubes
+
+
+def test_a_missing_environment_lists_the_existing_ones():
+    with pytest.raises(ConfigurationError) as error:
+        load_parameters(CONF, "tinyy")
+    message = str(error.value)
+    assert "'tinyy' does not exist" in message
+    for env in ("local", "paper", "tiny"):
+        assert env in message
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"training": {"torch_threads": 0}}, "training.torch_threads"),
+        ({"training": {"accelerator": "tpu"}}, "training.accelerator"),
+        ({"training": {"dataloader": {"workers": 2}}}, "training.dataloader.workers"),
+        ({"trainig": {"accelerator": "cpu"}}, "trainig"),
+    ],
+)
+def test_bad_shared_parameters_name_the_full_key(override: dict, key: str):
+    with pytest.raises(ConfigurationError) as error:
+        load_parameters(CONF, "tiny", override)
+    assert f"  - {key}:" in str(error.value)
+
+
+def _conf_copy(tmp_path: Path) -> Path:
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "local").mkdir(exist_ok=True)
+    (conf / "local" / "credentials.yml").write_text("bossdb:\n  host: bossdb.example.org\n  token: FAKE-TOKEN-1234\n")
+    return conf
+
+
+@pytest.mark.parametrize("env", ["local", "paper", "tiny"])
+def test_user_credentials_apply_in_every_environment(tmp_path: Path, env: str):
+    bootstrap_project(PROJECT)
+    credentials = config_loader(_conf_copy(tmp_path), env)["credentials"]
+    assert credentials["bossdb"]["host"] == "bossdb.example.org"
+    assert credentials["bossdb"]["token"] == "FAKE-TOKEN-1234"
+    assert credentials["bossdb"]["protocol"] == "https"  # single keys override base, the rest stays
+
+
+def test_a_bad_parameter_stops_kedro_run_before_any_node(tmp_path: Path):
+    bootstrap_project(PROJECT)
+    data_root = tmp_path / "data"
+    start = time.perf_counter()
+    with pytest.raises(ConfigurationError) as error, KedroSession.create(
+        project_path=PROJECT, env="tiny", runtime_params={"data_root": str(data_root), "training.torch_threads": -2}
+    ) as session:
+        session.run()
+    assert "training.torch_threads" in str(error.value)
+    assert "environment: tiny" in str(error.value)
+    assert time.perf_counter() - start < 20
+    assert not data_root.exists() or not any(p.is_file() for p in data_root.rglob("*"))

@@ -1,0 +1,87 @@
+"""The package installed from its wheel, in a fresh virtual environment, sees the same run grid.
+
+Nothing in the package may find ``conf/`` from its own location: the wheel lives in
+``site-packages`` and the configuration comes from ``--conf-source``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtneuro.config import load_parameters
+from mtneuro.pipeline_registry import build_pipelines
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+LIST_GRID = """
+import json, sys
+from kedro.framework.project import configure_project, pipelines
+from kedro.framework.session import KedroSession
+configure_project("mtneuro")
+with KedroSession.create(conf_source=sys.argv[1], env=sys.argv[2]) as session:
+    session.load_context()
+    print(json.dumps({name: sorted(n.name for n in p.nodes) for name, p in pipelines.items()}))
+"""
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is needed to build the wheel")
+    return uv
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment with the locked dependencies and the project's wheel."""
+    uv = _uv()
+    root = tmp_path_factory.mktemp("wheel")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    subprocess.run([uv, "build", "--wheel", "-o", str(root / "dist"), str(PROJECT)], check=True, capture_output=True, env=env)
+    wheel = next((root / "dist").glob("mtneuro-*.whl"))
+    requirements = root / "requirements.txt"
+    subprocess.run(
+        [uv, "export", "--format", "requirements-txt", "--no-hashes", "--no-emit-project", "--no-dev", "-q",
+         "-o", str(requirements)],
+        check=True, cwd=PROJECT, capture_output=True, env=env,
+    )
+    venv = root / "venv"
+    subprocess.run([uv, "venv", "-q", str(venv), "--python", sys.executable], check=True, capture_output=True, env=env)
+    python = venv / "bin" / "python"
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(python), "-r", str(requirements), str(wheel)],
+                   check=True, capture_output=True, env=env)
+    return python
+
+
+@pytest.mark.slow
+def test_the_wheel_sees_the_same_grid_and_runs(wheel_venv: Path, tmp_path: Path):
+    workdir = tmp_path / "elsewhere"  # not the project: nothing may be found relative to it
+    workdir.mkdir()
+    shutil.copy(PROJECT / ".telemetry", workdir / ".telemetry")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    conf = str(PROJECT / "conf")
+
+    listed = subprocess.run([str(wheel_venv), "-c", LIST_GRID, conf, "tiny"], check=True, capture_output=True,
+                            text=True, cwd=workdir, env=env)
+    grid = json.loads(listed.stdout.strip().splitlines()[-1])
+    expected = {name: sorted(n.name for n in p.nodes) for name, p in build_pipelines(load_parameters(conf, "tiny")).items()}
+    assert grid == expected
+    assert str(wheel_venv.parent.parent) not in str(Path(__import__("mtneuro").__file__))  # this process uses the checkout
+
+    data_root = tmp_path / "data"
+    run = subprocess.run(
+        [str(wheel_venv), "-m", "mtneuro", "--conf-source", conf, "--env", "tiny", "--pipelines", "ingestion",
+         "--params", f"data_root={data_root}"],
+        capture_output=True, text=True, cwd=workdir, env=env, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    cubes = sorted(p.name for p in (data_root / "02_intermediate" / "cubes").glob("*.zarr"))
+    assert len(cubes) == 16, cubes
+    assert (data_root / "03_primary" / "split_index.parquet").exists()
