@@ -45,22 +45,29 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
 from mtneuro import models, spec, ssl, training  # noqa: E402
+from mtneuro.classification_methods import MethodSpec, get_method, method_names  # noqa: E402
+from mtneuro.config import ProjectParameters, TrainingOverrides, TrainingParameters  # noqa: E402
+from mtneuro.config.classification import ClassificationParameters, NetworkSettings  # noqa: E402
 from mtneuro.pipelines.classification import nodes  # noqa: E402
 
-
-def load_parameters(env: str) -> dict[str, Any]:
-    """The parameters of ``conf/base`` soft-merged with ``conf/<env>``, as ``kedro run --env`` sees them."""
-    from kedro.config import OmegaConfigLoader
-
-    loader = OmegaConfigLoader(
-        str(PROJECT / "conf"), base_env="base", default_run_env=env, merge_strategy={"parameters": "soft"}
-    )
-    return dict(loader["parameters"])
+NETWORK_METHODS = [m for m in method_names() if get_method(m).is_network]
 
 
-def training_images(params: dict[str, Any], n_images: int, data_root: str | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def load_parameters(env: str) -> ProjectParameters:
+    """The typed parameters of ``conf/base`` soft-merged with ``conf/<env>``, as ``kedro run --env`` sees them."""
+    from kedro.framework.startup import bootstrap_project
+
+    from mtneuro.config import load_parameters as load
+
+    bootstrap_project(PROJECT)  # the project's config loader settings (soft merge of environments)
+    return load(PROJECT / "conf", env)
+
+
+def training_images(
+    params: ClassificationParameters, n_images: int, data_root: str | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """uint8 or float images (N, S, S) at the profile's prepared size, and labels."""
-    size = int(params["data"]["prepared_size"])
+    size = int(params.data.prepared_size)
     if data_root:
         import pandas as pd
 
@@ -70,7 +77,7 @@ def training_images(params: dict[str, Any], n_images: int, data_root: str | None
         index_files = sorted(glob.glob(f"{data_root}/03_primary/split_index.parquet/*/split_index.parquet"))
         split_index = pd.read_parquet(index_files[-1] if index_files else f"{data_root}/03_primary/split_index.parquet")
         data, _ = nodes.prepare_images(cubes, split_index, params)
-        x, y = nodes.select_images(data, "roi_c1", params["data"].get("train_splits", ["train", "val"]), 1)
+        x, y = nodes.select_images(data, "roi_c1", params.data.train_splits, 1)
         reps = int(np.ceil(n_images / len(x)))
         return np.concatenate([x] * reps)[:n_images], np.concatenate([y] * reps)[:n_images]
     rng = np.random.default_rng(seed)
@@ -96,12 +103,18 @@ def _autocast(precision: str, device: torch.device) -> Any:
 
 
 def model_only(
-    method: str, architecture: dict[str, Any], settings: dict[str, Any], hardware: dict[str, Any], steps: int, warmup: int
+    method: MethodSpec,
+    architecture: dict[str, Any],
+    settings: NetworkSettings,
+    size: int,
+    hardware: TrainingParameters,
+    steps: int,
+    warmup: int,
 ) -> dict[str, float]:
     """images/s of (a) the full training step and (b) the encoder's forward+backward on random tensors."""
-    device = torch.device(training.resolve_accelerator(hardware.get("accelerator", "auto")))
-    precision = training.resolve_precision(hardware.get("precision", "auto"), device.type)
-    batch, size = int(settings["batch_size"]), int(settings["input_size"])
+    device = torch.device(training.resolve_accelerator(hardware.accelerator))
+    precision = training.resolve_precision(hardware.precision, device.type)
+    batch = int(settings.batch_size)
     module = ssl.RepresentationLearner(method, architecture, settings, len(spec.REGIONS), steps_per_epoch=steps, epochs=1).to(device)
     module.train()
     opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
@@ -112,12 +125,12 @@ def model_only(
 
     def train_step() -> None:
         with _autocast(precision, device):
-            loss = module.supervised_loss(x, y) if method in ssl.SUPERVISED_METHODS else module.ssl_loss(views)[0]
+            loss = module.supervised_loss(x, y) if method.kind == "supervised" else module.ssl_loss(views)[0]
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
-        if method in ssl.SSL_METHODS:
+        if method.kind == "ssl":
             for online, target in module._momentum_pairs():  # noqa: SLF001
                 ssl.momentum_update(online, target, 0.99)
 
@@ -143,7 +156,7 @@ def model_only(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="paper", help="configuration environment (paper, base, tiny)")
-    parser.add_argument("--method", default="myow_merged", choices=ssl.NETWORK_METHODS)
+    parser.add_argument("--method", default="myow_merged", choices=NETWORK_METHODS)
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the full training loop")
     parser.add_argument("--images", type=int, default=1200, help="training images (ROI-C1 has 1200)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps of the model-only figures")
@@ -155,28 +168,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     params = load_parameters(args.env)
-    cls = params["classification"]
-    hardware = nodes.hardware_settings(cls, params.get("training"))
-    hardware["progress_bar"] = False
-    settings = nodes.method_settings(cls, args.method)
-    settings["epochs"] = args.epochs
-    if args.batch_size:
-        settings["batch_size"] = args.batch_size
-    architecture = {k: v for k, v in cls["encoder"].items() if k not in ("input_size", "normalisation")}
-    size = int(cls["encoder"]["input_size"])
-    device = training.resolve_accelerator(hardware.get("accelerator", "auto"))
-    precision = training.resolve_precision(hardware.get("precision", "auto"), device)
+    cls = params.classification
+    hardware = nodes.hardware_settings(cls, params.training).merged(TrainingOverrides(progress_bar=False))
+    method = get_method(args.method)
+    overrides = {"epochs": args.epochs, **({"batch_size": args.batch_size} if args.batch_size else {})}
+    settings: Any = cls.method_settings(args.method).model_copy(update=overrides)
+    architecture = cls.encoder.architecture()
+    size = int(cls.encoder.input_size)
+    device = training.resolve_accelerator(hardware.accelerator)
+    precision = training.resolve_precision(hardware.precision, device)
 
     images, labels = training_images(cls, args.images, args.data_root, args.seed)
-    with training.thread_limit(hardware.get("torch_threads")):
+    with training.thread_limit(hardware.torch_threads):
         x = models.resize_images(images, size)
         meta = {"size": size, "normalisation": {"mode": "training_set", "mean": float(x.mean()), "std": float(x.std())}}
         x = models.preprocess_images(images, meta)
-        _, history = ssl.fit_network(args.method, x, torch.as_tensor(labels), architecture, settings, hardware, args.seed)
+        _, history = ssl.fit_network(method, x, torch.as_tensor(labels), architecture, settings, hardware, args.seed,
+                                     n_classes=len(spec.REGIONS))
         per_epoch = [e["seconds"] for e in history["epochs"]]
         images_per_epoch = history["steps"] // max(1, len(per_epoch)) * history["batch_size"]
         steady = per_epoch[1:] or per_epoch
-        alone = model_only(args.method, architecture, {**settings, "input_size": size}, hardware, args.steps, args.warmup)
+        alone = model_only(method, architecture, settings, size, hardware, args.steps, args.warmup)
         threads = torch.get_num_threads()
 
     result = {
@@ -186,11 +198,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else f"CPU ({platform.processor() or platform.machine()}, {threads} torch threads)",
         "precision": precision,
         "input_size": size,
-        "encoder_width": int(architecture.get("width", 64)),
+        "encoder_width": int(architecture["width"]),
         "batch_size": int(history["batch_size"]),
         "images": len(x),
         "epochs": args.epochs,
-        "dataloader": training.dataloader_kwargs(hardware.get("dataloader"), device),
+        "dataloader": training.dataloader_kwargs(hardware.dataloader, device),
         "pipeline_images_per_s": images_per_epoch / float(np.mean(steady)),
         "pipeline_images_per_s_incl_first_epoch": history["images_per_second"],
         **alone,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from mtneuro import phantom, spec
-from mtneuro.volumes import Window, open_volume
+from mtneuro import spec
+from mtneuro.volumes import Window, open_volume, phantom
 
 CHANNELS = ("image", "roi_labels", "pixel_labels")
 
@@ -56,7 +56,9 @@ def main() -> None:
     total_bytes = sum(nbytes.values())
     for c in CHANNELS:
         s = min(per_channel[c])
-        print(f"  {c:13s} {s:7.2f} s/cube  {nbytes[c] / 1e6 / s:8.1f} MB/s  ({nbytes[c] / 1e6:.0f} MB, {vols[c].dtype})")
+        print(
+            f"  {c:13s} {s:7.2f} s/cube  {nbytes[c] / 1e6 / s:8.1f} MB/s  ({nbytes[c] / 1e6:.0f} MB, {vols[c].dtype})"
+        )
     s = min(all_three)
     print(f"  {'all three':13s} {s:7.2f} s/cube  {total_bytes / 1e6 / s:8.1f} MB/s  ({total_bytes / 1e6:.0f} MB)")
 

@@ -37,15 +37,17 @@ import torch
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
-from mtneuro.models import build_segmentation_model  # noqa: E402
-from mtneuro.pipelines.segmentation.engine import (  # noqa: E402
+from mtneuro.config import ProjectParameters, TrainingParameters
+from mtneuro.config.segmentation import SegmentationParameters
+from mtneuro.pipelines.segmentation.engine import (
     Block,
     PatchDataset,
     SegmentationModule,
     predict_block,
 )
-from mtneuro.pipelines.segmentation.nodes import SETTINGS, run_settings  # noqa: E402
-from mtneuro.training import (  # noqa: E402
+from mtneuro.pipelines.segmentation.nodes import SETTINGS
+from mtneuro.segmentation_models import build_segmentation_model
+from mtneuro.training import (
     build_trainer,
     dataloader_kwargs,
     inference_autocast,
@@ -56,26 +58,15 @@ from mtneuro.training import (  # noqa: E402
 )
 
 
-def _deep_merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+def load_parameters(env: str) -> ProjectParameters:
+    """The typed parameters of ``conf/base`` with ``conf/<env>`` merged over them, read by the
+    project's own config loader (so the benchmark sees exactly what ``kedro run --env`` sees)."""
+    from kedro.framework.startup import bootstrap_project
 
+    from mtneuro.config import load_parameters as load
 
-def load_parameters(env: str) -> dict:
-    """The parameters of ``conf/base`` with ``conf/<env>`` merged over them, as the project's
-    config loader does (soft merge: nested keys merge, lists are replaced). Reads the YAML files
-    directly so that the benchmark needs no Kedro (e.g. on a bare GPU machine)."""
-    import yaml
-
-    params: dict = {}
-    for folder in ("base", env) if env != "base" else ("base",):
-        merged: dict = {}
-        for path in sorted((PROJECT / "conf" / folder).glob("parameters*.yml")):
-            merged.update(yaml.safe_load(path.read_text()) or {})
-        params = _deep_merge(params, merged)
-    return params
+    bootstrap_project(PROJECT)
+    return load(PROJECT / "conf", None if env == "base" else env)
 
 
 def synthetic_blocks(size: int, depth: int, cubes: int = 4, num_classes: int = 3) -> list[Block]:
@@ -95,29 +86,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_model(model: str, params: dict, training: dict, steps: int, warmup: int, setting: str) -> dict:
-    run = run_settings(params, model)
-    train, evaluation = run["train"], run["evaluation"]
+def bench_model(
+    model: str, segmentation: SegmentationParameters, training: TrainingParameters, steps: int, warmup: int, setting: str
+) -> dict:
+    run = segmentation.run_settings(model)
+    train, evaluation = run.train, run.evaluation
     label = SETTINGS[setting]
-    dims = run["dims"]
-    depth = int(train.get("depth", 8)) if dims == 3 else 1
-    crop = int(train.get("crop_yx", 256))
-    batch = int(train.get("batch_size", 8))
-    roi = int(evaluation.get("roi_yx", crop))
-    accelerator = resolve_accelerator(training.get("accelerator", "auto"))
+    dims = run.spatial_dims
+    depth = train.depth if dims == 3 else 1
+    crop = train.crop_yx
+    batch = train.batch_size
+    roi = evaluation.roi_yx
+    accelerator = resolve_accelerator(training.accelerator)
     device = resolve_device(training)
-    precision = resolve_precision(training.get("precision", "auto"), accelerator)
+    precision = resolve_precision(training.precision, accelerator)
     seed_everything(0)
 
     # --- pipeline: dataset -> dataloader -> Lightning fit, timed over `steps` after warm-up
     blocks = synthetic_blocks(max(crop, roi), max(depth * (steps + warmup) * batch // 4 + depth, 8), 4, label.num_classes)
-    net = build_segmentation_model(run["architecture"], label.num_classes, **run["kwargs"])
+    net = build_segmentation_model(model, label.num_classes, **run.kwargs)
     dataset = PatchDataset(blocks, dims=dims, depth=depth, crop_yx=crop, mean=0.5, std=0.25)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=(steps + warmup) * batch)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=sampler, drop_last=True, **dataloader_kwargs(training.get("dataloader"), accelerator)
+        dataset, batch_size=batch, sampler=sampler, drop_last=True, **dataloader_kwargs(training.dataloader, accelerator)
     )
-    module = SegmentationModule(net, lr=float(train.get("lr", 1e-3)), scheduler="none")
+    module = SegmentationModule(net, lr=train.lr, scheduler="none")
 
     from lightning.pytorch.callbacks import Callback
 
@@ -127,24 +120,24 @@ def bench_model(model: str, params: dict, training: dict, steps: int, warmup: in
 
         start = end = 0.0
 
-        def on_train_batch_start(self, trainer, pl_module, batch_, batch_idx):  # noqa: ANN001, ARG002
+        def on_train_batch_start(self, trainer, pl_module, batch_, batch_idx):
             if batch_idx == warmup:
                 _sync(device)
                 StepTimer.start = time.perf_counter()
 
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch_, batch_idx):  # noqa: ANN001, ARG002
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch_, batch_idx):
             if batch_idx == warmup + steps - 1:
                 _sync(device)
                 StepTimer.end = time.perf_counter()
 
-    trainer = build_trainer({**training, "progress_bar": False}, max_epochs=1, callbacks=[StepTimer()])
+    trainer = build_trainer(training.model_copy(update={"progress_bar": False}), max_epochs=1, callbacks=[StepTimer()])
     trainer.fit(module, loader)
     pipeline_s = StepTimer.end - StepTimer.start
     pipeline_ips = steps * batch * depth / pipeline_s
 
     # --- model only: same network, loss, optimizer and precision on one resident batch
     seed_everything(0)
-    net = build_segmentation_model(run["architecture"], label.num_classes, **run["kwargs"]).to(device).train()
+    net = build_segmentation_model(model, label.num_classes, **run.kwargs).to(device).train()
     loss_fn = SegmentationModule(net, lr=1e-3).loss
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
     shape = (batch, 1, crop, crop) if dims == 2 else (batch, 1, depth, crop, crop)
@@ -168,8 +161,8 @@ def bench_model(model: str, params: dict, training: dict, steps: int, warmup: in
     net.eval()
     test_depth = max(2 * depth, 16)
     image = np.random.default_rng(1).integers(0, 256, (test_depth, roi, roi), dtype=np.uint8)
-    kwargs = dict(dims=dims, mean=0.5, std=0.25, roi_yx=roi, depth=int(train.get("depth", 8)), device=device,
-                  sw_batch_size=int(evaluation.get("sw_batch_size", 4)), slices_per_batch=int(evaluation.get("slices_per_batch", 32)))
+    kwargs = dict(dims=dims, mean=0.5, std=0.25, roi_yx=roi, depth=train.depth, device=device,
+                  sw_batch_size=evaluation.sw_batch_size, slices_per_batch=evaluation.slices_per_batch)
     predict_block(net, image, autocast=inference_autocast(training, device), **kwargs)
     _sync(device)
     start = time.perf_counter()
@@ -178,10 +171,10 @@ def bench_model(model: str, params: dict, training: dict, steps: int, warmup: in
     infer_ips = test_depth / (time.perf_counter() - start)
 
     return {
-        "model": model, "dims": f"{dims}D", "setting": label.label, "device": str(device),
+        "model": model, "dims": run.dims, "setting": label.label, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": precision, "batch_size": batch, "input": list(shape[1:]), "steps": steps,
-        "encoder": run["kwargs"].get("encoder_name", ""),
+        "encoder": run.encoder_name or "",
         "params_millions": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
         "pipeline_images_per_s": round(pipeline_ips, 2), "model_only_images_per_s": round(model_ips, 2),
         "pipeline_over_model_only": round(pipeline_ips / model_ips, 3),
@@ -204,13 +197,13 @@ def main() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "mtneuro"):
         logging.getLogger(name).setLevel(logging.ERROR)
     params = load_parameters(args.env)
-    segmentation = params["segmentation"]
+    segmentation = params.segmentation
     # the task's overrides of the shared training block, as train_and_evaluate applies them
-    training = _deep_merge(params.get("training", {}), segmentation.get("training") or {})
+    training = params.training.merged(segmentation.training)
     if torch.cuda.is_available():
         # throughput, not bit-for-bit repeatability (nll_loss2d has no deterministic CUDA kernel)
         torch.backends.cudnn.benchmark = True
-        training = {**training, "deterministic": False}
+        training = training.model_copy(update={"deterministic": False})
     results = []
     for model in args.models.split(","):
         result = bench_model(model.strip(), segmentation, training, args.steps, args.warmup, args.setting)

@@ -38,6 +38,7 @@ constructed with ``token=``. Every request is recorded in ``srv.requests``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -177,15 +178,16 @@ class BossDBTestServer:
         self._channels["/".join(parts)] = _Channel("/".join(parts), data, shape, dtype)  # type: ignore[arg-type]
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> "BossDBTestServer":
+    def start(self) -> BossDBTestServer:
         if self._server is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"app": self})
         server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="bossdb-test-server", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="bossdb-test-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -199,15 +201,13 @@ class BossDBTestServer:
         with self._lock:
             conns = list(self._connections)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "BossDBTestServer":
+    def __enter__(self) -> BossDBTestServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -256,8 +256,9 @@ class BossDBTestServer:
     def count(self, kind: str | None = None, status: int | None = None) -> int:
         """Requests of a kind (``cutout``, ``channel``, ...; None: all) with a status (None: any)."""
         with self._lock:
-            return sum((kind is None or r.kind == kind) and (status is None or r.status == status)
-                       for r in self.requests)
+            return sum(
+                (kind is None or r.kind == kind) and (status is None or r.status == status) for r in self.requests
+            )
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -325,15 +326,23 @@ class BossDBTestServer:
         if isinstance(ch.data, VolumeSource):
             full = ch.data.read(Window(*box))
         else:
-            full = ch.data[box[0]:box[1], box[2]:box[3], box[4]:box[5]]
+            full = ch.data[box[0] : box[1], box[2] : box[3], box[4] : box[5]]
         return np.ascontiguousarray(full[::fz, ::s, ::s])
 
     def _frame_name(self, c: str, e: str) -> str:
         return f"{c}_{e}_frame"
 
     def _route(self, path: str) -> tuple[str, dict[str, str]]:
-        for kind, rx in (("cutout", _CUTOUT), ("channel", _CHANNEL), ("list", _CHANNELS), ("experiment", _EXPERIMENT),
-                         ("list", _EXPERIMENTS), ("collection", _COLLECTION), ("list", _COLLECTIONS), ("coord", _COORD)):
+        for kind, rx in (
+            ("cutout", _CUTOUT),
+            ("channel", _CHANNEL),
+            ("list", _CHANNELS),
+            ("experiment", _EXPERIMENT),
+            ("list", _EXPERIMENTS),
+            ("collection", _COLLECTION),
+            ("list", _COLLECTIONS),
+            ("coord", _COORD),
+        ):
             m = rx.match(path)
             if m:
                 return kind, m.groupdict()
@@ -346,19 +355,32 @@ class BossDBTestServer:
             if ch is None:
                 raise _Reply(404, f"Channel {g['ch']} not found")
             return {
-                "name": g["ch"], "description": "test channel", "experiment": g["e"], "creator": "test",
-                "default_time_sample": 0, "base_resolution": 0, "datatype": ch.dtype.name,
+                "name": g["ch"],
+                "description": "test channel",
+                "experiment": g["e"],
+                "creator": "test",
+                "default_time_sample": 0,
+                "base_resolution": 0,
+                "datatype": ch.dtype.name,
                 "type": "image" if ch.dtype.name in ("uint8", "uint16") else "annotation",
-                "sources": [], "related": [], "downsample_status": self.downsample_status,
+                "sources": [],
+                "related": [],
+                "downsample_status": self.downsample_status,
             }
         if kind == "experiment":
             if (g["c"], g["e"]) not in self._frames:
                 raise _Reply(404, f"Experiment {g['e']} not found")
             return {
-                "name": g["e"], "description": "test experiment", "collection": g["c"], "creator": "test",
+                "name": g["e"],
+                "description": "test experiment",
+                "collection": g["c"],
+                "creator": "test",
                 "coord_frame": self._frame_name(g["c"], g["e"]),
-                "num_hierarchy_levels": self.num_hierarchy_levels, "hierarchy_method": self.hierarchy_method,
-                "num_time_samples": 1, "time_step": None, "time_step_unit": "",
+                "num_hierarchy_levels": self.num_hierarchy_levels,
+                "hierarchy_method": self.hierarchy_method,
+                "num_time_samples": 1,
+                "time_step": None,
+                "time_step_unit": "",
                 "channels": sorted(k.split("/")[2] for k in self._channels if k.startswith(f"{g['c']}/{g['e']}/")),
             }
         if kind == "coord":
@@ -366,16 +388,29 @@ class BossDBTestServer:
                 if self._frame_name(c, e) == g["name"]:
                     vz, vy, vx = self.voxel_size
                     return {
-                        "name": g["name"], "description": "test frame",
-                        "x_start": 0, "x_stop": nx, "y_start": 0, "y_stop": ny, "z_start": 0, "z_stop": nz,
-                        "x_voxel_size": vx, "y_voxel_size": vy, "z_voxel_size": vz, "voxel_unit": self.voxel_unit,
+                        "name": g["name"],
+                        "description": "test frame",
+                        "x_start": 0,
+                        "x_stop": nx,
+                        "y_start": 0,
+                        "y_stop": ny,
+                        "z_start": 0,
+                        "z_stop": nz,
+                        "x_voxel_size": vx,
+                        "y_voxel_size": vy,
+                        "z_voxel_size": vz,
+                        "voxel_unit": self.voxel_unit,
                     }
             raise _Reply(404, f"Coordinate frame {g['name']} not found")
         if kind == "collection":
             if not any(c == g["c"] for c, _ in self._frames):
                 raise _Reply(404, f"Collection {g['c']} not found")
-            return {"name": g["c"], "description": "test collection", "creator": "test",
-                    "experiments": sorted(e for c, e in self._frames if c == g["c"])}
+            return {
+                "name": g["c"],
+                "description": "test collection",
+                "creator": "test",
+                "experiments": sorted(e for c, e in self._frames if c == g["c"]),
+            }
         raise _Reply(404, "Not found")
 
     def _listing(self, path: str) -> Any:
@@ -431,7 +466,7 @@ class _Handler(BaseHTTPRequestHandler):
             with self.app._lock:
                 self.app._connections.discard(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -444,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         app = self.app
         path = urlsplit(self.path).path
         kind, g = app._route(path)
@@ -459,10 +494,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.status == DROP:
             record(0)
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
@@ -485,7 +518,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except (BrokenPipeError, ConnectionResetError):
             return
-        except Exception as exc:  # noqa: BLE001 - a server bug answers 500 rather than hanging
+        except Exception as exc:
             record(500)
             self._send_json(500, {"status": 500, "code": 0, "message": f"{type(exc).__name__}: {exc}"})
             return
@@ -499,4 +532,4 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send_json(405, {"status": 405, "code": 0, "message": "read-only test server"})
 
-    do_POST = do_PUT = do_DELETE = _not_allowed  # noqa: N815
+    do_POST = do_PUT = do_DELETE = _not_allowed

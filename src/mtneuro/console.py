@@ -50,8 +50,12 @@ class ConsoleFilter(logging.Filter):
 
 
 def console_handlers() -> list[logging.Handler]:
-    """The root handlers that write to a terminal or standard streams (not files)."""
-    return [h for h in logging.getLogger().handlers if not isinstance(h, logging.FileHandler)]
+    """The root handlers that write to a terminal or standard streams (not files, not pytest's capture)."""
+    return [
+        h
+        for h in logging.getLogger().handlers
+        if not isinstance(h, logging.FileHandler) and not type(h).__module__.startswith("_pytest")
+    ]
 
 
 def install_console_filter() -> ConsoleFilter:

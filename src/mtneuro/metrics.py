@@ -47,7 +47,9 @@ class SegmentationMeter:
     """Accumulates per-class F1, IoU and the confusion matrix over any number of label maps.
 
     ``update(pred, target)`` takes integer label maps of the same shape (any number of axes,
-    numpy or torch, on any device); ``compute()`` returns :class:`SegmentationScores`.
+    numpy or torch, on any device) with values in ``[0, num_classes)`` -- a value outside is a
+    ``ValueError`` naming which of the two is out of range (torchmetrics' own checks are off);
+    ``compute()`` returns :class:`SegmentationScores`.
     """
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
@@ -68,8 +70,11 @@ class SegmentationMeter:
         target_t = _as_tensor(target).to(self.device).long().reshape(-1)
         if pred_t.shape != target_t.shape:
             raise ValueError(f"Prediction and target sizes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
-        if target_t.numel() and (int(target_t.min()) < 0 or int(target_t.max()) >= self.num_classes):
-            raise ValueError(f"Target labels must lie in [0, {self.num_classes}); got [{int(target_t.min())}, {int(target_t.max())}]")
+        for name, values in (("Target", target_t), ("Predicted", pred_t)):
+            if values.numel() and (int(values.min()) < 0 or int(values.max()) >= self.num_classes):
+                raise ValueError(
+                    f"{name} labels must lie in [0, {self.num_classes}); got [{int(values.min())}, {int(values.max())}]"
+                )
         self.metrics.update(pred_t, target_t)
 
     def compute(self) -> SegmentationScores:

@@ -10,17 +10,18 @@ Numbers are transcribed exactly as printed, including entries that do not agree 
 (e.g. the 2D U-Net 4-class axon IoU of 0.60 next to an F1 of 0.94).  Where the paper prints no
 standard deviation (PCA and NMF are deterministic; per-class entries of Table 2) ``std`` is None.
 
-Keys follow the values that this project's task tables use:
+Keys are the names of the project's registries and task tables, so that nothing here defines a
+name or a label a second time:
 
-* methods (Tasks 1 and 3): ``supervised``, ``mixup``, ``byol``, ``myow``, ``myow_merged``,
-  ``pca``, ``nmf``;
-* configurations: ``ROI-C1``, ``ROI-C2``, ``ROI-C3``;
-* segmentation: dims ``2D``/``3D``, settings ``3-class``/``4-class``, models ``unet``, ``manet``,
-  ``fpn``, ``unetplusplus``, ``pan``, ``pspnet`` (2D) and ``unet3d``, ``vnet``, ``highresnet``
-  (3D), classes ``background``, ``vessel``, ``cell``, ``axon`` (in the 3-class setting
-  ``background`` is background + axons) and ``mean`` (the paper's "Avg.");
-* probing features: ``vessel_fraction``, ``axon_fraction``, ``cell_count``, ``mean_cell_area``,
-  ``mean_nn_distance``.
+* methods (Tasks 1 and 3): the names of :mod:`mtneuro.classification_methods`;
+* configurations: ``ROI-C1``, ``ROI-C2``, ``ROI-C3`` (the ``config`` column of the task tables);
+* segmentation: dims ``2D``/``3D``, settings ``3-class``/``4-class``, models: the names of
+  :mod:`mtneuro.segmentation_models`, classes ``background``, ``vessel``, ``cell``, ``axon`` (in
+  the 3-class setting ``background`` is background + axons) and ``mean`` (the paper's "Avg.");
+* probing features: the names of :mod:`mtneuro.features`.
+
+Labels (the paper's row and column headers) come from those registries; the order of the rows
+and columns of the paper's tables is the order of the keys below.
 """
 
 from __future__ import annotations
@@ -45,58 +46,16 @@ def _v(mean: float, std: float | None = None) -> PaperValue:
     return PaperValue(mean, std)
 
 
-# --- labels ---------------------------------------------------------------------------------
+# --- the layout of the paper's tables ------------------------------------------------------
 
-METHODS: tuple[str, ...] = ("supervised", "mixup", "byol", "myow", "myow_merged", "pca", "nmf")
-METHOD_LABELS: dict[str, str] = {
-    "supervised": "Supervised",
-    "mixup": "Sup w/ Mixup",
-    "byol": "BYOL",
-    "myow": "MYOW",
-    "myow_merged": "MYOW-m",
-    "pca": "PCA",
-    "nmf": "NMF",
-}
-CONFIGS: tuple[str, ...] = ("ROI-C1", "ROI-C2", "ROI-C3")
-
-DIMS: tuple[str, ...] = ("2D", "3D")
-SETTINGS: tuple[str, ...] = ("3-class", "4-class")
-MODELS: dict[str, tuple[str, ...]] = {
-    "2D": ("unet", "manet", "fpn", "unetplusplus", "pan", "pspnet"),
-    "3D": ("unet3d", "vnet", "highresnet"),
-}
-MODEL_LABELS: dict[str, str] = {
-    "unet": "2D U-Net",
-    "manet": "MA-Net",
-    "fpn": "FPN",
-    "unetplusplus": "U-Net++",
-    "pan": "PAN",
-    "pspnet": "PSPNet",
-    "unet3d": "3D U-Net",
-    "vnet": "VNetLight",
-    "highresnet": "HighResNet",
-}
 SEG_METRICS: tuple[str, ...] = ("f1", "iou")
-SEG_METRIC_LABELS: dict[str, str] = {"f1": "F1", "iou": "IoU"}
 #: Classes of each setting, in the paper's column order (without the mean).
 SEG_CLASSES: dict[str, tuple[str, ...]] = {
     "3-class": ("background", "vessel", "cell"),
     "4-class": ("background", "vessel", "cell", "axon"),
 }
-SEG_CLASS_LABELS: dict[str, dict[str, str]] = {
-    "3-class": {"background": "Bg + Axons", "vessel": "Vessels", "cell": "Cells", "mean": "Avg."},
-    "4-class": {"background": "Bg", "vessel": "Vessels", "cell": "Cells", "axon": "Axons", "mean": "Avg."},
-}
-
-FEATURES: tuple[str, ...] = ("vessel_fraction", "axon_fraction", "cell_count", "mean_cell_area", "mean_nn_distance")
-FEATURE_LABELS: dict[str, str] = {
-    "vessel_fraction": "Vessels",
-    "axon_fraction": "Axons",
-    "cell_count": "Cell Count",
-    "mean_cell_area": "Cell Size",
-    "mean_nn_distance": "Dist (k=1)",
-}
-PROBING_CONFIGS: tuple[str, ...] = ("ROI-C1", "ROI-C3")
+#: Table 3 columns as printed, as feature names.
+TABLE3_FEATURES: tuple[str, ...] = ("vessel_fraction", "axon_fraction", "cell_count", "mean_cell_area", "mean_nn_distance")
 
 
 # --- Table 1: Task 1 accuracy, method -> configuration -> value --------------------------------
@@ -207,7 +166,7 @@ TABLE2_SEGMENTATION: dict[str, dict[str, dict[str, dict[str, dict[str, PaperValu
 
 
 def _r2(*values: PaperValue) -> dict[str, PaperValue]:
-    return dict(zip(FEATURES, values, strict=True))
+    return dict(zip(TABLE3_FEATURES, values, strict=True))
 
 
 TABLE3_R2_IN_SAMPLE: dict[str, dict[str, dict[str, PaperValue]]] = {
@@ -230,6 +189,17 @@ TABLE3_R2_IN_SAMPLE: dict[str, dict[str, dict[str, PaperValue]]] = {
         "nmf": _r2(_v(0.75), _v(0.83), _v(0.56), _v(0.49), _v(0.31)),
     },
 }
+
+
+# --- rows and columns of the tables, in the paper's order (derived from the numbers) ------------
+
+TABLE1_METHODS: tuple[str, ...] = tuple(TABLE1_ACCURACY)
+TABLE1_CONFIGS: tuple[str, ...] = tuple(TABLE1_ACCURACY[TABLE1_METHODS[0]])
+TABLE2_DIMS: tuple[str, ...] = tuple(TABLE2_SEGMENTATION)
+TABLE2_MODELS: dict[str, tuple[str, ...]] = {dims: tuple(models) for dims, models in TABLE2_SEGMENTATION.items()}
+TABLE2_SETTINGS: tuple[str, ...] = tuple(SEG_CLASSES)
+TABLE3_CONFIGS: tuple[str, ...] = tuple(TABLE3_R2_IN_SAMPLE)
+TABLE3_METHODS: tuple[str, ...] = tuple(TABLE3_R2_IN_SAMPLE[TABLE3_CONFIGS[0]])
 
 
 # --- look-ups ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Task 1 representation learning: augmentations, mixup, BYOL, MYOW and the training module.
 
 One Lightning module, :class:`RepresentationLearner`, trains the ResNet-18 encoder of
-:func:`mtneuro.models.build_task1_encoder` with any of the paper's learned methods:
+:func:`mtneuro.models.build_task1_encoder` with any network method of the Task 1 registry
+(:mod:`mtneuro.classification_methods`; the method's spec says its kind, mixup and mined views):
 
 * ``supervised``: cross-entropy on a dropout + linear head over the 256-d representation;
 * ``mixup``: the same with mixup of inputs and one-hot targets;
@@ -17,6 +18,11 @@ Augmentations run on whole batches on the model's device (random square crop res
 flips, 90-degree rotations, intensity jitter, Gaussian blur, noise), so they cost little on a
 GPU. Everything random draws from torch's generator, seeded by
 :func:`mtneuro.training.seed_everything`, so a CPU run is repeatable.
+
+BYOL's building blocks come from lightly: the projector/predictor MLPs (``ProjectionHead``), the
+momentum update of the target networks (``update_momentum``, plus a copy of the BatchNorm
+buffers), the cosine schedule of the target momentum (``cosine_schedule``) and the negative
+cosine similarity of the regression loss.
 """
 
 from __future__ import annotations
@@ -26,21 +32,26 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightly.loss import NegativeCosineSimilarity
+from lightly.models.modules.heads import ProjectionHead
+from lightly.models.utils import deactivate_requires_grad, update_momentum
+from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
 from mtneuro import models, training
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from mtneuro.classification_methods import MethodSpec
+    from mtneuro.config import TrainingParameters
+    from mtneuro.config.classification import Augmentation, NetworkSettings
 
-NETWORK_METHODS: tuple[str, ...] = ("supervised", "mixup", "byol", "myow", "myow_merged")
-SUPERVISED_METHODS: tuple[str, ...] = ("supervised", "mixup")
-SSL_METHODS: tuple[str, ...] = ("byol", "myow", "myow_merged")
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,7 +102,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return y.reshape(n, c, h, w)
 
 
-def augment_batch(x: torch.Tensor, cfg: Mapping[str, Any]) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, cfg: Augmentation) -> torch.Tensor:
     """Augmentations for X-ray sections, from the ``augmentation`` parameter block.
 
     Keys: ``crop_scale`` [min, max] area fraction, ``flip``, ``rot90``, ``brightness`` (additive,
@@ -99,22 +110,22 @@ def augment_batch(x: torch.Tensor, cfg: Mapping[str, Any]) -> torch.Tensor:
     ``blur_prob`` and ``blur_sigma`` [min, max] pixels, ``noise_std``.
     """
     n, device = x.shape[0], x.device
-    x = random_geometry(x, tuple(cfg.get("crop_scale", (1.0, 1.0))), bool(cfg.get("flip", True)), bool(cfg.get("rot90", True)))
-    contrast = float(cfg.get("contrast", 0.0))
+    x = random_geometry(x, tuple(cfg.crop_scale), bool(cfg.flip), bool(cfg.rot90))
+    contrast = float(cfg.contrast)
     if contrast > 0:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = (x - mean) * _uniform(n, 1 - contrast, 1 + contrast, device).view(n, 1, 1, 1).to(x.dtype) + mean
-    brightness = float(cfg.get("brightness", 0.0))
+    brightness = float(cfg.brightness)
     if brightness > 0:
         x = x + _uniform(n, -brightness, brightness, device).view(n, 1, 1, 1).to(x.dtype)
-    blur_prob = float(cfg.get("blur_prob", 0.0))
+    blur_prob = float(cfg.blur_prob)
     if blur_prob > 0:
-        lo, hi = (float(v) for v in cfg.get("blur_sigma", (0.1, 1.0)))
+        lo, hi = (float(v) for v in cfg.blur_sigma)
         apply = torch.rand(n, device=device) < blur_prob
         if bool(apply.any()):
             blurred = gaussian_blur(x, _uniform(n, lo, hi, device))
             x = torch.where(apply.view(n, 1, 1, 1), blurred, x)
-    noise = float(cfg.get("noise_std", 0.0))
+    noise = float(cfg.noise_std)
     if noise > 0:
         x = x + noise * torch.randn_like(x)
     return x
@@ -155,35 +166,44 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 # --------------------------------------------------------------------------------------------
 
 
-def mlp_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    """Projector / predictor of BYOL: Linear - BatchNorm - ReLU - Linear."""
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
+def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> ProjectionHead:
+    """Projector / predictor of BYOL: Linear - BatchNorm - ReLU - Linear, both linear layers with
+    a bias (lightly's ``ProjectionHead``; same parameters and initialisation order as before)."""
+    return ProjectionHead(
+        [
+            (in_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), True),
+            (hidden_dim, out_dim, None, None, True),
+        ]
     )
 
 
+_NEGATIVE_COSINE = NegativeCosineSimilarity(dim=-1)
+
+
 def regression_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BYOL's loss ``2 - 2 cos(p, z)``, averaged over the batch."""
-    return (2 - 2 * F.cosine_similarity(prediction, target.detach(), dim=-1)).mean()
+    """BYOL's loss ``2 - 2 cos(p, z)`` averaged over the batch, i.e. ``2 + 2 * (-mean cos)``
+    (the scale of the paper: 0 for equal directions, 4 for opposite ones)."""
+    return 2 + 2 * _NEGATIVE_COSINE(prediction, target.detach())
 
 
 def cosine_momentum(step: int, total_steps: int, base: float) -> float:
-    """BYOL's target momentum: ``1 - (1 - base) (cos(pi k / K) + 1) / 2``, from ``base`` to 1."""
+    """BYOL's target momentum: ``1 - (1 - base) (cos(pi k / K) + 1) / 2``, from ``base`` to 1.
+
+    lightly's ``cosine_schedule`` evaluated on the training progress ``k / K`` in [0, 1] as a
+    half period (period 2): bit for bit the values of the former formula at every step, which
+    ``cosine_schedule(k, K + 1, ...)`` is not (it rounds ``pi k / K`` differently).
+    """
     if total_steps <= 0:
         return float(base)
     progress = min(max(step / total_steps, 0.0), 1.0)
-    return 1.0 - (1.0 - float(base)) * (math.cos(math.pi * progress) + 1.0) / 2.0
+    return cosine_schedule(progress, 1, float(base), 1.0, period=2)
 
 
 @torch.no_grad()
 def momentum_update(online: nn.Module, target: nn.Module, tau: float) -> None:
-    """``target <- tau * target + (1 - tau) * online`` for parameters; buffers (BN statistics) are copied."""
-    p_online = [p.detach() for p in online.parameters()]
-    p_target = list(target.parameters())
-    if len(p_online) != len(p_target):
-        raise ValueError("online and target networks differ")
-    torch._foreach_mul_(p_target, tau)  # one fused kernel per list on GPUs
-    torch._foreach_add_(p_target, p_online, alpha=1.0 - tau)
+    """``target <- tau * target + (1 - tau) * online`` for parameters (lightly's ``update_momentum``);
+    buffers (BN statistics), which lightly leaves alone, are copied."""
+    update_momentum(online, target, tau)
     for b_online, b_target in zip(online.buffers(), target.buffers(), strict=True):
         b_target.copy_(b_online)
 
@@ -225,55 +245,57 @@ def ramp_weight(progress_epochs: float, weight: float, ramp_epochs: float) -> fl
 
 
 class RepresentationLearner(L.LightningModule):
-    """Trains the Task 1 encoder with one of :data:`NETWORK_METHODS`.
+    """Trains the Task 1 encoder with one network method of the registry.
 
-    ``settings`` is the resolved per-method parameter block (see
-    :func:`mtneuro.pipelines.classification.nodes.method_settings`): ``optimizer``, ``lr``,
-    ``momentum``, ``weight_decay``, ``lr_schedule``, ``warmup_epochs``, ``augment``,
-    ``augmentation``; supervised: ``dropout``, mixup ``alpha``; SSL: ``projector_hidden``,
-    ``projector_out``, ``predictor_hidden``, ``momentum_base``; MYOW: ``mined_weight``,
-    ``ramp_epochs``, ``k``.
+    ``method`` is the method's spec (:func:`mtneuro.classification_methods.get_method`): its kind
+    (supervised or SSL), mixup, mined views. ``settings`` are its resolved settings
+    (:meth:`mtneuro.config.classification.ClassificationParameters.method_settings`):
+    ``optimizer``, ``lr``, ``momentum``, ``weight_decay``, ``lr_schedule``, ``warmup_epochs``,
+    ``augment``, ``augmentation``; supervised: ``dropout``, mixup ``alpha``; SSL:
+    ``projector_hidden``, ``projector_out``, ``predictor_hidden``, ``momentum_base``; MYOW:
+    ``mined_weight``, ``ramp_epochs``, ``k`` (MYOW's second projector/predictor have the sizes of
+    the first).
     """
 
     def __init__(
         self,
-        method: str,
+        method: MethodSpec,
         architecture: Mapping[str, Any],
-        settings: Mapping[str, Any],
-        n_classes: int = 4,
-        steps_per_epoch: int = 1,
-        epochs: int = 1,
+        settings: NetworkSettings,
+        n_classes: int,
+        steps_per_epoch: int,
+        epochs: int,
     ) -> None:
         super().__init__()
-        if method not in NETWORK_METHODS:
-            raise ValueError(f"Unknown network method {method!r}; expected one of {NETWORK_METHODS}")
-        self.method = method
-        self.settings = dict(settings)
+        if not method.is_network:
+            raise ValueError(f"Task 1 method {method.name!r} is not a network method (kind {method.kind!r})")
+        self.spec = method
+        self.method = method.name
+        self.settings = settings
         self.steps_per_epoch = max(1, int(steps_per_epoch))
         self.total_steps = self.steps_per_epoch * max(1, int(epochs))
         self.encoder = models.build_task1_encoder(dict(architecture))
-        dim = int(architecture.get("representation_dim", 256))
-        s = self.settings
-        if method in SUPERVISED_METHODS:
-            self.head = nn.Sequential(nn.Dropout(float(s.get("dropout", 0.2))), nn.Linear(dim, int(n_classes)))
+        dim = int(architecture["representation_dim"])
+        s: Any = self.settings  # the kind's settings model (SupervisedSettings, ByolSettings, ...)
+        self.tau: float | None = None
+        if method.kind == "supervised":
+            self.head = nn.Sequential(nn.Dropout(float(s.dropout)), nn.Linear(dim, int(n_classes)))
         else:
-            out = int(s.get("projector_out", 256))
-            self.projector = mlp_head(dim, int(s.get("projector_hidden", 4096)), out)
-            self.predictor = mlp_head(out, int(s.get("predictor_hidden", 4096)), out)
-            if method == "myow":  # cascaded second projector/predictor on top of the first projector
-                out2 = int(s.get("projector2_out", out))
-                self.projector2 = mlp_head(out, int(s.get("projector2_hidden", s.get("projector_hidden", 4096))), out2)
-                self.predictor2 = mlp_head(out2, int(s.get("predictor2_hidden", s.get("predictor_hidden", 4096))), out2)
+            out = int(s.projector_out)
+            self.projector = projection_head(dim, int(s.projector_hidden), out)
+            self.predictor = projection_head(out, int(s.predictor_hidden), out)
+            if method.mined_views == "cascaded":  # second projector/predictor on top of the first projector
+                self.projector2 = projection_head(out, int(s.projector_hidden), out)
+                self.predictor2 = projection_head(out, int(s.predictor_hidden), out)
             self.target_encoder = copy.deepcopy(self.encoder)
             self.target_projector = copy.deepcopy(self.projector)
             targets = [self.target_encoder, self.target_projector]
-            if method == "myow":
+            if method.mined_views == "cascaded":
                 self.target_projector2 = copy.deepcopy(self.projector2)
                 targets.append(self.target_projector2)
             for module in targets:
-                for p in module.parameters():
-                    p.requires_grad_(False)
-        self.tau = float(s.get("momentum_base", 0.996))
+                deactivate_requires_grad(module)
+            self.tau = float(s.momentum_base)
         self.history: list[dict[str, float]] = []
         self._epoch_loss: list[float] = []
         self._epoch_mined: list[float] = []
@@ -282,7 +304,7 @@ class RepresentationLearner(L.LightningModule):
     # -- pairs of online/target modules updated by momentum --------------------------------
     def _momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         pairs = [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]
-        if self.method == "myow":
+        if self.spec.mined_views == "cascaded":
             pairs.append((self.projector2, self.target_projector2))
         return pairs
 
@@ -290,16 +312,17 @@ class RepresentationLearner(L.LightningModule):
         return self.encoder(x)
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return augment_batch(x, self.settings.get("augmentation", {}))
+        return augment_batch(x, self.settings.augmentation)
 
     def mined_weight(self) -> float:
         progress = self.global_step / self.steps_per_epoch
-        return ramp_weight(progress, float(self.settings.get("mined_weight", 0.1)), float(self.settings.get("ramp_epochs", 10)))
+        s: Any = self.settings
+        return ramp_weight(progress, float(s.mined_weight), float(s.ramp_epochs))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: ARG002
         x, y = batch
-        if self.method in SUPERVISED_METHODS:
-            if self.settings.get("augment", True):
+        if self.spec.kind == "supervised":
+            if self.settings.augment:
                 x = self._augment(x)
             loss, mined = self.supervised_loss(x, y), None
         else:
@@ -310,10 +333,11 @@ class RepresentationLearner(L.LightningModule):
         return loss
 
     def supervised_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the head on (augmented) images; with mixup for ``mixup``."""
-        if self.method == "mixup":
+        """Cross-entropy of the head on (augmented) images; with mixup for mixup methods."""
+        if self.spec.mixup:
+            s: Any = self.settings
             onehot = F.one_hot(y, self.head[-1].out_features).to(x.dtype)
-            x, targets, _, _ = mixup(x, onehot, float(self.settings.get("alpha", 1.0)))
+            x, targets, _, _ = mixup(x, onehot, float(s.alpha))
             return soft_cross_entropy(self.head(self.encoder(x)), targets)
         return F.cross_entropy(self.head(self.encoder(x)), y)
 
@@ -328,16 +352,17 @@ class RepresentationLearner(L.LightningModule):
             z_t = self.target_projector(y_t)
         swap = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(views.device)  # each view -> the other view
         loss = regression_loss(p, z_t[swap])
-        if self.method == "byol":
+        if self.spec.mined_views is None:
             return loss, None
         # MYOW: mine each sample's neighbour among the other samples, in the target representation.
-        neighbour = mine_views(y_t[:n], int(self.settings.get("k", 1)))
+        s: Any = self.settings
+        neighbour = mine_views(y_t[:n], int(s.k))
         partner = torch.cat([neighbour + n, neighbour])  # view 1 of i -> view 2 of its neighbour and vice versa
-        if self.method == "myow":
+        if self.spec.mined_views == "cascaded":
             p_m = self.predictor2(self.projector2(z))
             with torch.no_grad():
                 z_m = self.target_projector2(z_t)
-        else:  # myow_merged: one projector and predictor for both terms
+        else:  # shared: one projector and predictor for both terms
             p_m, z_m = p, z_t
         mined = regression_loss(p_m, z_m[partner])
         weight = self.mined_weight()
@@ -345,8 +370,9 @@ class RepresentationLearner(L.LightningModule):
         return loss + weight * mined, mined
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:  # noqa: ARG002
-        if self.method in SSL_METHODS:
-            self.tau = cosine_momentum(self.global_step, self.total_steps, float(self.settings.get("momentum_base", 0.996)))
+        if self.spec.kind == "ssl":
+            s: Any = self.settings
+            self.tau = cosine_momentum(self.global_step, self.total_steps, float(s.momentum_base))
             for online, target in self._momentum_pairs():
                 momentum_update(online, target, self.tau)
 
@@ -360,9 +386,9 @@ class RepresentationLearner(L.LightningModule):
             "seconds": time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()),
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]) if self.trainer.optimizers else float("nan"),
         }
-        if self.method in SSL_METHODS:
+        if self.spec.kind == "ssl":
             record["target_momentum"] = float(self.tau)
-        if self.method in ("myow", "myow_merged"):
+        if self.spec.mined_views is not None:
             record["mined_loss"] = float(torch.stack(self._epoch_mined).float().mean()) if self._epoch_mined else float("nan")
             record["mined_weight"] = float(np.mean(self._epoch_weight)) if self._epoch_weight else float("nan")
         self.history.append(record)
@@ -371,18 +397,18 @@ class RepresentationLearner(L.LightningModule):
     def configure_optimizers(self) -> Any:
         s = self.settings
         params = [p for p in self.parameters() if p.requires_grad]
-        name = str(s.get("optimizer", "sgd")).lower()
-        lr, wd = float(s.get("lr", 0.03)), float(s.get("weight_decay", 0.0))
+        name = str(s.optimizer).lower()
+        lr, wd = float(s.lr), float(s.weight_decay)
         if name == "sgd":
-            opt = torch.optim.SGD(params, lr=lr, momentum=float(s.get("momentum", 0.9)), weight_decay=wd)
+            opt = torch.optim.SGD(params, lr=lr, momentum=float(s.momentum), weight_decay=wd)
         elif name == "adamw":
             opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
         elif name == "adam":
             opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
         else:
             raise ValueError(f"Unknown optimizer {name!r} (sgd, adam, adamw)")
-        warmup = int(round(float(s.get("warmup_epochs", 0)) * self.steps_per_epoch))
-        schedule = str(s.get("lr_schedule", "cosine"))
+        warmup = int(round(float(s.warmup_epochs) * self.steps_per_epoch))
+        schedule = str(s.lr_schedule)
         total = self.total_steps
 
         def factor(step: int) -> float:
@@ -397,26 +423,25 @@ class RepresentationLearner(L.LightningModule):
 
 
 def fit_network(
-    method: str,
+    method: MethodSpec,
     x: torch.Tensor,
     y: torch.Tensor,
     architecture: Mapping[str, Any],
-    settings: Mapping[str, Any],
-    hardware: Mapping[str, Any] | None,
+    settings: NetworkSettings,
+    hardware: TrainingParameters,
     seed: int,
-    n_classes: int = 4,
+    n_classes: int,
 ) -> tuple[RepresentationLearner, dict[str, Any]]:
     """Train a :class:`RepresentationLearner` on preprocessed images ``x`` (N, 1, S, S) and labels ``y``.
 
-    ``hardware`` is the shared ``training`` parameter block (accelerator, precision, data loader).
-    Returns the trained module (on the CPU, in eval mode) and its history (per-epoch loss, time,
-    images/s).
+    ``hardware`` is the shared ``training`` block with the task's overrides (accelerator,
+    precision, data loader, threads). Returns the trained module (on the CPU, in eval mode) and
+    its history (per-epoch loss, time, images/s).
     """
     training.seed_everything(seed)
-    hardware = dict(hardware or {})
-    accelerator = training.resolve_accelerator(hardware.get("accelerator", "auto"))
-    epochs = int(settings.get("epochs", 1))
-    batch_size = max(2, min(int(settings.get("batch_size", 64)), len(x)))
+    accelerator = training.resolve_accelerator(hardware.accelerator)
+    epochs = int(settings.epochs)
+    batch_size = max(2, min(int(settings.batch_size), len(x)))
     dataset = torch.utils.data.TensorDataset(x.float(), y.long())
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -424,17 +449,17 @@ def fit_network(
         shuffle=True,
         drop_last=len(x) > batch_size,  # BatchNorm needs >1 sample per batch
         generator=torch.Generator().manual_seed(int(seed)),
-        **training.dataloader_kwargs(hardware.get("dataloader"), accelerator),
+        **training.dataloader_kwargs(hardware.dataloader, accelerator),
     )
     module = RepresentationLearner(method, architecture, settings, n_classes, steps_per_epoch=len(loader), epochs=epochs)
-    with training.thread_limit(hardware.get("torch_threads")):
+    with training.thread_limit(hardware.torch_threads):
         trainer = training.build_trainer(hardware, max_epochs=epochs)
         start = time.perf_counter()
         trainer.fit(module, loader)
         seconds = time.perf_counter() - start
     seen = len(loader) * batch_size * epochs
     history = {
-        "method": method,
+        "method": method.name,
         "epochs": module.history,
         "n_train": len(x),
         "batch_size": batch_size,
@@ -445,6 +470,6 @@ def fit_network(
         "precision": str(trainer.precision),
     }
     log.info("%s: %d epochs on %d images in %.1f s (%.0f images/s), final loss %.4f",
-             method, epochs, len(x), seconds, history["images_per_second"],
+             method.name, epochs, len(x), seconds, history["images_per_second"],
              module.history[-1]["loss"] if module.history else float("nan"))
     return module.cpu().eval(), history

@@ -1,16 +1,314 @@
-"""The ``classification``  parameter block (placeholder: accepts any keys until typed)."""
+"""The ``classification`` parameter block (Task 1, ``conf/base/parameters_classification.yml``).
+
+Shared blocks (``data``, ``encoder``, ``network_training``, ``augmentation``, ``decomposition``,
+``readout``) are typed here. Each Task 1 method has its own block (``supervised``, ``byol``, ...)
+whose keys refine the blocks it inherits; which blocks a method inherits and the model of its
+resolved settings come from the method registry (:mod:`mtneuro.classification_methods`), so that
+adding a method does not touch this module. :meth:`ClassificationParameters.method_settings`
+merges a method's blocks (most general first, then ``method_overrides``) and returns its typed
+settings; every method block is checked this way when the parameters are parsed, and errors name
+the block that set the bad value (``classification.byol.epochs``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import ConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mtneuro.config.base import StrictModel
+from mtneuro.config.training import TrainingOverrides
+
+if TYPE_CHECKING:
+    from mtneuro.classification_methods import MethodSpec
+
+#: Task 1 training sets (ROI-C2 is a test configuration of the roi_c1 models).
+TrainConfig = Literal["roi_c1", "roi_c3"]
+#: Split-index configurations Task 1 reads (training and test).
+TestConfig = Literal["roi_c1", "roi_c2", "roi_c3"]
+Split = Literal["train", "val", "test"]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+#: Epoch counts that may be fractional (kept as written: 3 stays an int, 0.5 a float).
+EpochSpan = NonNegativeInt | NonNegativeFloat
+
+
+def _registered_method(name: str) -> str:
+    from mtneuro.classification_methods import method_names
+
+    if name not in method_names():
+        raise ValueError(f"unknown Task 1 method {name!r}; registered methods: {', '.join(method_names())}")
+    return name
+
+
+def _unique(values: list) -> list:  # noqa: ANN001 - any list of hashables
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return values
+
+
+def _ordered_pair(values: list[float]) -> list[float]:
+    if values[0] > values[1]:
+        raise ValueError(f"[min, max] with min <= max expected, got {values}")
+    return values
+
+
+MethodName = Annotated[str, AfterValidator(_registered_method)]
+Pair = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator(_ordered_pair)]
+
+
+class ClassificationData(StrictModel):
+    """Which sections train and test a run, and the size they are prepared at."""
+
+    train_splits: Annotated[list[Split], Field(min_length=1), AfterValidator(_unique)]
+    train_slice_step: PositiveInt
+    test_splits: Annotated[list[Split], Field(min_length=1), AfterValidator(_unique)]
+    #: Every k-th test slice, per test configuration.
+    test_slice_step: dict[TestConfig, PositiveInt]
+    prepared_size: PositiveInt
+
+
+class EncoderParameters(StrictModel):
+    """The ResNet-18 shared by every network method (:func:`mtneuro.models.build_resnet18_encoder`)."""
+
+    name: Literal["resnet18"]
+    in_channels: PositiveInt
+    representation_dim: PositiveInt
+    width: PositiveInt
+    stem: Literal["imagenet", "small"]
+    input_size: PositiveInt
+    normalisation: Literal["training_set", "per_image", "none"]
+
+    def architecture(self) -> dict[str, Any]:
+        """What rebuilds the network (recorded in the frozen encoder's metadata)."""
+        return self.model_dump(exclude={"input_size", "normalisation"})
+
+
+def _check_crop(values: list[float]) -> list[float]:
+    if not all(0 < v <= 1 for v in values):
+        raise ValueError(f"area fractions in (0, 1] expected, got {values}")
+    return values
+
+
+def _check_positive(values: list[float]) -> list[float]:
+    if not all(v > 0 for v in values):
+        raise ValueError(f"positive values expected, got {values}")
+    return values
+
+
+class Augmentation(StrictModel):
+    """Batch augmentations of X-ray sections (:func:`mtneuro.ssl.augment_batch`)."""
+
+    crop_scale: Annotated[Pair, AfterValidator(_check_crop)]
+    flip: bool
+    rot90: bool
+    brightness: NonNegativeFloat
+    contrast: Fraction
+    blur_prob: Fraction
+    blur_sigma: Annotated[Pair, AfterValidator(_check_positive)]
+    noise_std: NonNegativeFloat
+
+
+class NetworkTraining(StrictModel):
+    """Optimisation shared by the network methods (``network_training``); method blocks override keys."""
+
+    epochs: PositiveInt
+    batch_size: Annotated[int, Field(ge=2)]
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: PositiveFloat
+    momentum: Annotated[float, Field(ge=0, lt=1)]
+    weight_decay: NonNegativeFloat
+    lr_schedule: Literal["cosine", "constant"]
+    warmup_epochs: EpochSpan
+    #: Supervised methods: apply ``augmentation`` to training batches.
+    augment: bool
+
+
+class NetworkSettings(NetworkTraining):
+    """Resolved settings of a network method: ``network_training`` + ``augmentation`` + its blocks."""
+
+    augmentation: Augmentation
+
+
+class DecompositionSettings(StrictModel):
+    """``decomposition``: PCA/NMF of downsampled images; also the base of their resolved settings."""
+
+    input_size: PositiveInt
+    #: Capped at the number of training images.
+    n_components: PositiveInt
+
+
+class Readout(StrictModel):
+    """Linear read-out of frozen representations: standardised features + logistic regression."""
+
+    C: PositiveFloat
+    max_iter: PositiveInt
 
 
 class ClassificationParameters(StrictModel):
+    """``classification`` in ``conf/base/parameters_classification.yml``.
+
+    Besides the fields below, the block holds one settings block per Task 1 method (named by the
+    registry: ``supervised``, ``mixup``, ``byol``, ...); they are checked by
+    :meth:`_check_method_blocks` and read through :meth:`method_settings`.
+    """
+
+    #: The method blocks are the only extra keys allowed (checked against the registry below).
     model_config = ConfigDict(extra="allow")
 
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
+    methods: Annotated[list[MethodName], Field(min_length=1), AfterValidator(_unique)]
+    configs: Annotated[list[TrainConfig], Field(min_length=1), AfterValidator(_unique)]
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1), AfterValidator(_unique)]
+    #: Test configurations of each training set.
+    evaluate_on: dict[TrainConfig, Annotated[list[TestConfig], Field(min_length=1), AfterValidator(_unique)]]
+    data: ClassificationData
+    encoder: EncoderParameters
+    network_training: NetworkTraining
+    augmentation: Augmentation
+    decomposition: DecompositionSettings
+    readout: Readout
+    #: Overrides of the shared ``training`` block for this task's nodes.
+    hardware: TrainingOverrides
+    #: Per-method overrides of any key of the method's settings (applied last).
+    method_overrides: dict[MethodName, dict[str, Any]]
+
+    # -- method settings ------------------------------------------------------------------
+    def method_block(self, block: str) -> Mapping[str, Any]:
+        """A settings block by name: a typed shared block, or a method's own (raw) block."""
+        if block in type(self).model_fields:
+            value = getattr(self, block)
+            return value.model_dump() if isinstance(value, BaseModel) else value
+        extra = self.model_extra or {}
+        if block not in extra:
+            raise KeyError(f"classification.{block} is missing")
+        return extra[block]
+
+    def method_settings(self, method: str) -> BaseModel:
+        """The typed settings of ``method``: its blocks merged (most general first), then
+        ``method_overrides.<method>``; the model is the registry's ``settings`` of the method."""
+        from mtneuro.classification_methods import get_method
+
+        spec = get_method(method)
+        raw, _ = self._resolve(spec)
+        try:
+            return spec.settings.model_validate(raw)
+        except ValidationError as exc:  # only reachable after the block was changed by assignment
+            raise ValueError(f"invalid settings of Task 1 method {method!r}:\n{exc}") from None
+
+    def _resolve(self, spec: MethodSpec) -> tuple[dict[str, Any], dict[tuple[str, ...], tuple[str, ...]]]:
+        """Merged raw settings of a method and, per key, the block location that set it."""
+        settings: dict[str, Any] = {}
+        origin: dict[tuple[str, ...], tuple[str, ...]] = {}
+        if spec.is_network:
+            _merge(settings, {"augmentation": self.augmentation.model_dump()}, (), origin)
+        for block in spec.inherits:
+            _merge(settings, self.method_block(block), (block,), origin)
+        _merge(settings, self.method_overrides.get(spec.name, {}), ("method_overrides", spec.name), origin)
+        return settings, origin
+
+    # -- cross-field checks ---------------------------------------------------------------
+    @model_validator(mode="after")
+    def _check_method_blocks(self) -> ClassificationParameters:
+        """Every extra key is a registered method's block; every method's settings validate;
+        ``evaluate_on`` and ``data.test_slice_step`` cover the grid."""
+        from mtneuro.classification_methods import registered_methods
+
+        errors: list[InitErrorDetails] = []
+        seen: set[tuple[str, ...]] = set()
+
+        def add(loc: tuple[str | int, ...], kind: str, message: str, value: Any, **context: Any) -> None:
+            key = tuple(str(p) for p in loc)
+            if key not in seen:
+                seen.add(key)
+                errors.append(InitErrorDetails(type=PydanticCustomError(kind, message, context), loc=loc, input=value))
+
+        specs = registered_methods()
+        fields = set(type(self).model_fields)
+        method_blocks = sorted({b for s in specs for b in s.inherits} - fields)
+        extra = self.model_extra or {}
+        for key, value in extra.items():
+            if key not in method_blocks:
+                allowed = ", ".join(sorted(fields | set(method_blocks)))
+                add((key,), "unknown_key", "unknown key; allowed keys here: {allowed}", value, allowed=allowed)
+            elif not isinstance(value, Mapping):
+                add((key,), "dict_type", "Input should be a mapping of settings", value)
+        for spec in specs:
+            missing = [b for b in spec.inherits if b not in fields and b not in extra]
+            if missing:
+                if spec.name in self.methods:
+                    for block in missing:
+                        add((block,), "missing", "missing (every default lives in conf/base; add the key there or in "
+                            "your environment)", None)
+                continue
+            if any(not isinstance(extra[b], Mapping) for b in spec.inherits if b in extra):
+                continue
+            raw, origin = self._resolve(spec)
+            try:
+                spec.settings.model_validate(raw)
+            except ValidationError as exc:
+                for item in exc.errors(include_url=False):
+                    loc = _origin_of(item["loc"], origin, spec)
+                    if item["type"] == "extra_forbidden":
+                        allowed = ", ".join(spec.settings.model_fields)
+                        add(loc, "unknown_key", "unknown key; settings of " + spec.name + ": {allowed}",
+                            item.get("input"), allowed=allowed)
+                    elif item["type"] == "missing":
+                        add(loc, "missing", "missing (every default lives in conf/base; add the key there or in your "
+                            "environment)", None)
+                    else:
+                        add(loc, item["type"], item["msg"].replace("{", "(").replace("}", ")"), item.get("input"))
+        for config in self.configs:
+            if config not in self.evaluate_on:
+                add(("evaluate_on", config), "missing", "missing: every training set of `configs` needs its test "
+                    "configurations", None)
+                continue
+            for test in self.evaluate_on[config]:
+                if test not in self.data.test_slice_step:
+                    add(("data", "test_slice_step", test), "missing", "missing: every test configuration of "
+                        "`evaluate_on` needs a slice step", None)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+def _merge(
+    target: dict[str, Any],
+    source: Mapping[str, Any],
+    block: tuple[str, ...],
+    origin: dict[tuple[str, ...], tuple[str, ...]],
+    path: tuple[str, ...] = (),
+) -> None:
+    """``target`` with ``source``'s keys replaced, nested mappings merged key by key (as
+    :func:`mtneuro.training.deep_merge`), recording which block location set each key."""
+    for key, value in source.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), Mapping):
+            target[key] = dict(target[key])
+            _merge(target[key], value, (*block, key), origin, (*path, key))
+        else:
+            target[key] = value
+            origin[(*path, key)] = (*block, key)
+
+
+def _origin_of(
+    loc: tuple[Any, ...], origin: dict[tuple[str, ...], tuple[str, ...]], spec: MethodSpec
+) -> tuple[str | int, ...]:
+    """The block location a settings error belongs to: the block that set the value (or its
+    nearest set parent); a key nobody set belongs to the method's own block."""
+    parts = tuple(str(p) for p in loc)
+    for n in range(len(parts), 0, -1):
+        if parts[:n] in origin:
+            return (*origin[parts[:n]], *loc[n:])
+    return (spec.block, *loc)

@@ -7,9 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 from mtneuro.config.base import StrictModel
-
-#: Task 1 training sets whose frozen encoders Task 3 can read (ROI-C2 only tests ROI-C1 models).
-TrainConfig = Literal["roi_c1", "roi_c3"]
+from mtneuro.config.classification import MethodName, TrainConfig
 
 
 def _registered_feature(name: str) -> str:
@@ -20,15 +18,7 @@ def _registered_feature(name: str) -> str:
     return name
 
 
-def _registered_method(name: str) -> str:
-    from mtneuro.classification_methods import method_names
-
-    if name not in method_names():
-        raise ValueError(f"unknown Task 1 method {name!r}; registered methods: {', '.join(method_names())}")
-    return name
-
-
-def _unique(values: list) -> list:  # noqa: ANN001 - any list of hashables
+def _unique(values: list) -> list:
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if repeated:
         raise ValueError(f"listed more than once: {', '.join(repeated)}")
@@ -36,11 +26,11 @@ def _unique(values: list) -> list:  # noqa: ANN001 - any list of hashables
 
 
 FeatureName = Annotated[str, AfterValidator(_registered_feature)]
-MethodName = Annotated[str, AfterValidator(_registered_method)]
 
 
 class ProbingEncoders(StrictModel):
-    """Which frozen Task 1 encoders are read out: the classification grid narrowed to these."""
+    """Which frozen Task 1 encoders are read out: the classification grid narrowed to these
+    (training sets: ROI-C2 only tests the ROI-C1 models; methods: registered Task 1 methods)."""
 
     train_configs: Annotated[list[TrainConfig], Field(min_length=1), AfterValidator(_unique)]
     #: None: every method of the classification grid.

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zarr
@@ -38,7 +37,7 @@ def _spec_record(spec: CubeSpec) -> dict[str, Any]:
         "role": spec.role,
         "window_zyx": spec.window.to_list(),
         "uris": dict(spec.uris),
-        "options": {k: v for k, v in spec.options.items()},
+        "options": dict(spec.options),
     }
 
 
@@ -51,6 +50,14 @@ def _spec_from_record(record: dict[str, Any]) -> CubeSpec:
         uris=dict(record["uris"]),
         options=dict(record.get("options", {})),
     )
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of a cube's group (a sub-group there means a damaged cube)."""
+    array = group[name]
+    if not isinstance(array, zarr.Array):
+        raise DatasetError(f"{name!r} in the cube {group.store_path} is a group, not an array")
+    return array
 
 
 def _source_options(uri: str, options: dict[str, Any], credentials: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +74,8 @@ def _atomic_replace_dir(tmp: Path, final: Path) -> None:
     trash = None
     if final.exists():
         trash = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, trash)
-    os.replace(tmp, final)
+        final.replace(trash)
+    tmp.replace(final)
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -76,7 +83,7 @@ def _atomic_replace_dir(tmp: Path, final: Path) -> None:
 def _write_json_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
@@ -123,10 +130,8 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
                 return False
             if attrs.get("request") != json.loads(json.dumps(_spec_record(spec))):
                 return False
-            return all(
-                tuple(group[channel].shape) == spec.window.shape for channel in spec.channels
-            )
-        except Exception:  # noqa: BLE001 - any unreadable group is simply invalid
+            return all(tuple(_array(group, channel).shape) == spec.window.shape for channel in spec.channels)
+        except Exception:
             return False
 
     # -- I/O ------------------------------------------------------------------------------
@@ -175,7 +180,11 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
             self.fetched_cubes.append(spec.cube_id)
             log.info(
                 "Cube %d/%d %s (%s, window z,y,x %s) read in %.1f s",
-                i, len(todo), spec.cube_id, spec.uris["image"].split("://")[0], spec.window.to_list(),
+                i,
+                len(todo),
+                spec.cube_id,
+                spec.uris["image"].split("://")[0],
+                spec.window.to_list(),
                 time.perf_counter() - start,
             )
         _write_json_atomic(self._path / MANIFEST, {"cubes": sorted(data)})
@@ -183,19 +192,21 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
     def _load(self) -> dict[str, Cube]:
         manifest = self._path / MANIFEST
         if not manifest.exists():
-            raise DatasetError(f"No cubes at {self._path}: run the ingestion pipeline first (kedro run --pipeline=ingestion)")
+            raise DatasetError(
+                f"No cubes at {self._path}: run the ingestion pipeline first (kedro run --pipeline=ingestion)"
+            )
         cubes = {}
         for cube_id in json.loads(manifest.read_text())["cubes"]:
             path = self._group_path(cube_id)
             group = zarr.open_group(str(path), mode="r")
             if not group.attrs.get("complete"):
                 raise DatasetError(f"Cube {path} is incomplete; re-run the ingestion pipeline")
-            spec = _spec_from_record(group.attrs["request"])
+            spec = _spec_from_record(cast(dict[str, Any], group.attrs["request"]))
             cubes[cube_id] = Cube(
                 spec=spec,
-                image=np.asarray(group["image"][...]),
-                roi_labels=np.asarray(group["roi_labels"][...]),
-                pixel_labels=np.asarray(group["pixel_labels"][...]) if "pixel_labels" in group else None,
+                image=np.asarray(_array(group, "image")[...]),
+                roi_labels=np.asarray(_array(group, "roi_labels")[...]),
+                pixel_labels=np.asarray(_array(group, "pixel_labels")[...]) if "pixel_labels" in group else None,
             )
         return cubes
 
@@ -211,7 +222,9 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
     channel; ``load`` returns the request plus ``sections`` ``(n_z, ny, nx)``.
     """
 
-    def __init__(self, filepath: str, credentials: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, filepath: str, credentials: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
         self._filepath = Path(filepath)
         self._credentials = dict(credentials or {})
         self.metadata = metadata
@@ -232,12 +245,12 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
                     log.info("Coarse sections of %s already on disk; not read again", request["uri"])
                     return
         uri = request["uri"]
-        source = open_volume(uri, **_source_options(uri, request.get("options", {}), self._credentials))
+        source = open_volume(uri, **_source_options(uri, request["options"], self._credentials))
         sections = source.sample_sections(list(request["z_indices"]), int(request["level"]))
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._filepath.with_name(f".{self._filepath.stem}.tmp-{uuid.uuid4().hex[:8]}.npz")
         np.savez_compressed(tmp, sections=sections, request=np.array(key), shape=np.array(source.shape))
-        os.replace(tmp, self._filepath)
+        tmp.replace(self._filepath)
 
     def _load(self) -> dict[str, Any]:
         with np.load(self._filepath) as cached:

@@ -3,7 +3,7 @@
 ``matplotlib.MatplotlibDataset`` cannot load, so a node downstream of a figure (the HTML report,
 which inlines every figure as base64) could not take it as an input.  This dataset saves what
 ``MatplotlibDataset`` saves (one Figure, as a PNG file) and loads the file's bytes, which
-:func:`mtneuro.pipelines.reporting.nodes.image_data_uris` embeds as they are.
+:func:`mtneuro.pipelines.reporting.html.image_data_uris` embeds as they are.
 
 .. code-block:: yaml
 

@@ -51,7 +51,7 @@ def axon_fraction(image: LabelImage) -> float:
     "cell_count", label="Cell Count", description="number of 4-connected cell components", dtype="int64"
 )
 def cell_count(image: LabelImage) -> int:
-    return int(len(image.cells[0]))
+    return len(image.cells[0])
 
 
 @semantic_feature(

@@ -4,6 +4,11 @@ Pure functions, no I/O: the catalog loads ``cubes``/``split_index`` and saves ev
 One run = (method, training configuration, seed). Training configurations are ``roi_c1``
 (the main cubes' train(+val) slices; its models are tested on ROI-C1 and ROI-C2) and ``roi_c3``
 (plus the extra training cubes; tested on ROI-C3), see ``evaluate_on`` in the parameters.
+
+Nodes take the typed ``classification`` block (:class:`ClassificationParameters`) and the shared
+``training`` block (:class:`TrainingParameters`, overridden by ``classification.hardware``). What
+each method is (its kind, settings and trainer) comes from the registry
+(:mod:`mtneuro.classification_methods`).
 """
 
 from __future__ import annotations
@@ -17,32 +22,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.decomposition import NMF, PCA
+from pydantic import BaseModel
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mtneuro import models, spec, ssl, training
+from mtneuro import models, spec, ssl
+from mtneuro.classification_methods import MethodSpec, get_method, method_names
+from mtneuro.config import TrainingParameters
+from mtneuro.config.classification import ClassificationParameters
 from mtneuro.cubes import Cube, describe_source
+from mtneuro.training import thread_limit
 
 log = logging.getLogger(__name__)
 
 #: Split-index configurations Task 1 reads, and their names in result tables.
 CONFIG_LABELS: dict[str, str] = {"roi_c1": "ROI-C1", "roi_c2": "ROI-C2", "roi_c3": "ROI-C3"}
-DECOMPOSITION_METHODS: tuple[str, ...] = ("pca", "nmf")
-METHODS: tuple[str, ...] = (*ssl.NETWORK_METHODS, *DECOMPOSITION_METHODS)
-#: Parameter blocks a method's settings inherit from, most general first (see method_settings).
-_INHERITS: dict[str, tuple[str, ...]] = {
-    "supervised": ("network_training", "supervised"),
-    "mixup": ("network_training", "supervised", "mixup"),
-    "byol": ("network_training", "byol"),
-    "myow": ("network_training", "byol", "myow"),
-    "myow_merged": ("network_training", "byol", "myow", "myow_merged"),
-    "pca": ("decomposition", "pca"),
-    "nmf": ("decomposition", "nmf"),
-}
 
 
 class ClassificationError(ValueError):
@@ -54,31 +51,22 @@ class ClassificationError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-
-def method_settings(params: Mapping[str, Any], method: str) -> dict[str, Any]:
-    """A method's resolved settings: its parameter blocks merged, most general first.
-
-    ``mixup`` inherits ``supervised``; ``myow`` inherits ``byol``; ``myow_merged`` inherits
-    ``myow``; all network methods start from ``network_training`` (and ``augmentation``), PCA/NMF from
-    ``decomposition``. A block of ``method_overrides`` (e.g. from ``--params``) is applied last.
-    """
-    if method not in _INHERITS:
-        raise ClassificationError(f"Unknown classification method {method!r}; expected one of {list(_INHERITS)}")
-    settings: dict[str, Any] = {}
-    if method in ssl.NETWORK_METHODS:
-        settings["augmentation"] = dict(params.get("augmentation", {}))
-    for block in _INHERITS[method]:
-        settings = training.deep_merge(settings, params.get(block))
-    return training.deep_merge(settings, (params.get("method_overrides") or {}).get(method) or {})
-
-
-def hardware_settings(params: Mapping[str, Any], hardware: Mapping[str, Any] | None) -> dict[str, Any]:
+def hardware_settings(classification: ClassificationParameters, training: TrainingParameters) -> TrainingParameters:
     """The shared ``training`` block with this task's ``classification.hardware`` overrides."""
-    return training.deep_merge(hardware, params.get("hardware"))
+    return training.merged(classification.hardware)
+
+
+def _method(method: str, kinds: tuple[str, ...], node: str) -> MethodSpec:
+    """The registered method, checked to be of a kind the node trains."""
+    method_spec = get_method(method)
+    if method_spec.kind not in kinds:
+        names = [m for m in method_names() if get_method(m).kind in kinds]
+        raise ClassificationError(f"{node} trains {names}, not {method!r} (kind {method_spec.kind!r})")
+    return method_spec
 
 
 def config_label(config: str) -> str:
-    return CONFIG_LABELS.get(config, config)
+    return CONFIG_LABELS[config]
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,7 +75,7 @@ def config_label(config: str) -> str:
 
 
 def prepare_images(
-    cubes: dict[str, Cube], split_index: pd.DataFrame, params: Mapping[str, Any]
+    cubes: dict[str, Cube], split_index: pd.DataFrame, classification: ClassificationParameters
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every section Task 1 uses, resized once to ``data.prepared_size`` (float32 in [0, 1]).
 
@@ -104,11 +92,11 @@ def prepare_images(
         raise ClassificationError(f"split_index refers to cubes that are not in `cubes`: {missing}")
     raw_hw = {tuple(cubes[c].image.shape[1:]) for c in index["cube_id"].unique()}
     raw_size = min(min(hw) for hw in raw_hw)
-    size = min(int(params["data"]["prepared_size"]), raw_size)
+    size = min(int(classification.data.prepared_size), raw_size)
     unique = index[["cube_id", "z"]].drop_duplicates().sort_values(["cube_id", "z"]).reset_index(drop=True)
     unique["row"] = np.arange(len(unique))
     images = np.empty((len(unique), size, size), dtype=np.float32)
-    with training.thread_limit((params.get("hardware") or {}).get("torch_threads")):
+    with thread_limit(classification.hardware.torch_threads):
         for cube_id, rows in unique.groupby("cube_id", sort=True):
             stack = cubes[cube_id].image[rows["z"].to_numpy()]
             images[rows["row"].to_numpy()] = models.resize_images(stack, size)[:, 0].numpy()
@@ -144,7 +132,7 @@ def select_images(
 
 def _check_input_size(data: Mapping[str, Any], size: int, key: str) -> None:
     """Models trained on prepared images must see what their frozen encoder makes of raw sections."""
-    prepared, raw = int(data.get("size", size)), int(data.get("raw_size", data.get("size", size)))
+    prepared, raw = int(data["size"]), int(data["raw_size"])
     if size > prepared and prepared < raw:
         raise ClassificationError(
             f"{key} = {size} exceeds classification.data.prepared_size = {prepared} (sections are {raw} pixels): "
@@ -152,9 +140,11 @@ def _check_input_size(data: Mapping[str, Any], size: int, key: str) -> None:
         )
 
 
-def _training_images(data: Mapping[str, Any], params: Mapping[str, Any], config: str) -> tuple[np.ndarray, np.ndarray]:
-    d = params["data"]
-    return select_images(data, config, d.get("train_splits", ["train", "val"]), int(d.get("train_slice_step", 1)))
+def _training_images(
+    data: Mapping[str, Any], classification: ClassificationParameters, config: str
+) -> tuple[np.ndarray, np.ndarray]:
+    d = classification.data
+    return select_images(data, config, d.train_splits, d.train_slice_step)
 
 
 def _input_metadata(x: torch.Tensor, size: int, mode: str) -> dict[str, Any]:
@@ -179,7 +169,7 @@ def _input_metadata(x: torch.Tensor, size: int, mode: str) -> dict[str, Any]:
 
 
 def _run_metadata(
-    method: str, config: str, seed: int, data: Mapping[str, Any], settings: Mapping[str, Any], n_train: int
+    method: str, config: str, seed: int, data: Mapping[str, Any], settings: BaseModel, n_train: int
 ) -> dict[str, Any]:
     return {
         "format_version": models.TASK1_ENCODER_FORMAT,
@@ -187,10 +177,10 @@ def _run_metadata(
         "method": method,
         "train_config": config,
         "seed": int(seed),
-        "source": data.get("source", "unknown"),
+        "source": data["source"],
         "classes": list(spec.REGIONS),
         "n_train": int(n_train),
-        "train_settings": dict(settings),
+        "train_settings": settings.model_dump(),
     }
 
 
@@ -200,39 +190,42 @@ def _run_metadata(
 
 
 def _train_network(
-    data: Mapping[str, Any], params: Mapping[str, Any], hardware: Mapping[str, Any], method: str, config: str, seed: int
+    data: Mapping[str, Any],
+    classification: ClassificationParameters,
+    hardware: TrainingParameters,
+    method: MethodSpec,
+    config: str,
+    seed: int,
 ) -> tuple[models.ResNetFrozenEncoder, ssl.RepresentationLearner, dict[str, Any]]:
-    settings = method_settings(params, method)
-    architecture = {k: v for k, v in params["encoder"].items() if k not in ("input_size", "normalisation")}
-    architecture.setdefault("name", "resnet18")
-    size = int(params["encoder"]["input_size"])
+    settings = classification.method_settings(method.name)
+    architecture = classification.encoder.architecture()
+    size = int(classification.encoder.input_size)
     _check_input_size(data, size, "encoder.input_size")
-    images, labels = _training_images(data, params, config)
+    images, labels = _training_images(data, classification, config)
     x = models.resize_images(images, size)
-    input_meta = _input_metadata(x, size, str(params["encoder"].get("normalisation", "training_set")))
+    input_meta = _input_metadata(x, size, classification.encoder.normalisation)
     x = models.preprocess_images(images, input_meta)
-    module, history = ssl.fit_network(
-        method, x, torch.as_tensor(labels), architecture, settings, hardware_settings(params, hardware), seed,
-        n_classes=len(spec.REGIONS),
+    module, history = method.trainer(
+        method, x, torch.as_tensor(labels), architecture, settings, hardware, seed, n_classes=len(spec.REGIONS)
     )
-    metadata = {**_run_metadata(method, config, seed, data, settings, len(x)), "architecture": architecture, "input": input_meta}
+    metadata = {**_run_metadata(method.name, config, seed, data, settings, len(x)), "architecture": architecture, "input": input_meta}
     metadata["train_history"] = {k: v for k, v in history.items() if k != "epochs"}
     return models.ResNetFrozenEncoder(module.encoder, metadata), module, {**history, "config": config, "seed": int(seed)}
 
 
 def train_supervised(
     classification_images: dict[str, Any],
-    params: dict[str, Any],
-    hardware: dict[str, Any],
+    classification: ClassificationParameters,
+    training: TrainingParameters,
     *,
     method: str,
     config: str,
     seed: int,
 ) -> tuple[models.ResNetFrozenEncoder, models.LinearReadout, dict[str, Any]]:
     """Supervised (or mixup) ResNet-18: the frozen encoder, its own linear head as read-out, the history."""
-    if method not in ssl.SUPERVISED_METHODS:
-        raise ClassificationError(f"train_supervised trains {ssl.SUPERVISED_METHODS}, not {method!r}")
-    encoder, module, history = _train_network(classification_images, params, hardware, method, config, seed)
+    method_spec = _method(method, ("supervised",), "train_supervised")
+    hardware = hardware_settings(classification, training)
+    encoder, module, history = _train_network(classification_images, classification, hardware, method_spec, config, seed)
     linear = module.head[-1]
     readout = models.LinearReadout(linear.weight.detach().numpy(), linear.bias.detach().numpy(), list(range(len(spec.REGIONS))))
     return encoder, readout, history
@@ -240,24 +233,24 @@ def train_supervised(
 
 def train_self_supervised(
     classification_images: dict[str, Any],
-    params: dict[str, Any],
-    hardware: dict[str, Any],
+    classification: ClassificationParameters,
+    training: TrainingParameters,
     *,
     method: str,
     config: str,
     seed: int,
 ) -> tuple[models.ResNetFrozenEncoder, dict[str, Any]]:
     """BYOL / MYOW / MYOW-merged ResNet-18 on the training images (labels unused): frozen encoder + history."""
-    if method not in ssl.SSL_METHODS:
-        raise ClassificationError(f"train_self_supervised trains {ssl.SSL_METHODS}, not {method!r}")
-    encoder, _, history = _train_network(classification_images, params, hardware, method, config, seed)
+    method_spec = _method(method, ("ssl",), "train_self_supervised")
+    hardware = hardware_settings(classification, training)
+    encoder, _, history = _train_network(classification_images, classification, hardware, method_spec, config, seed)
     return encoder, history
 
 
 def fit_decomposition(
     classification_images: dict[str, Any],
-    params: dict[str, Any],
-    hardware: dict[str, Any],
+    classification: ClassificationParameters,
+    training: TrainingParameters,
     *,
     method: str,
     config: str,
@@ -265,52 +258,32 @@ def fit_decomposition(
 ) -> tuple[models.DecompositionFrozenEncoder, dict[str, Any]]:
     """PCA or NMF (``n_components`` of ``input_size`` downsampled images): frozen encoder + history.
 
-    History: PCA's reconstruction error (mean squared, per pixel) as components are added; NMF's
-    reconstruction error after each block of iterations (both are the "loss going down").
+    History: the method's loss curve (PCA: reconstruction error as components are added; NMF:
+    reconstruction error after each block of iterations), see the method's ``trainer``.
     """
-    if method not in DECOMPOSITION_METHODS:
-        raise ClassificationError(f"fit_decomposition fits {DECOMPOSITION_METHODS}, not {method!r}")
-    with training.thread_limit(hardware_settings(params, hardware).get("torch_threads")):
-        return _fit_decomposition(classification_images, params, method, config, seed)
+    method_spec = _method(method, ("decomposition",), "fit_decomposition")
+    with thread_limit(hardware_settings(classification, training).torch_threads):
+        return _fit_decomposition(classification_images, classification, method_spec, config, seed)
 
 
 def _fit_decomposition(
-    classification_images: dict[str, Any], params: dict[str, Any], method: str, config: str, seed: int
+    classification_images: dict[str, Any],
+    classification: ClassificationParameters,
+    method_spec: MethodSpec,
+    config: str,
+    seed: int,
 ) -> tuple[models.DecompositionFrozenEncoder, dict[str, Any]]:
-    settings = method_settings(params, method)
-    size = int(settings.get("input_size", 64))
+    method = method_spec.name
+    settings: Any = classification.method_settings(method)
+    size = int(settings.input_size)
     _check_input_size(classification_images, size, f"{method}.input_size")
-    images, _ = _training_images(classification_images, params, config)
+    images, _ = _training_images(classification_images, classification, config)
     x = models.resize_images(images, size)
     input_meta = _input_metadata(x, size, "none")  # NMF needs non-negative inputs; PCA centres itself
     flat = x.reshape(len(x), -1).numpy().astype(np.float64)
-    n_components = int(min(int(settings.get("n_components", 256)), *flat.shape))
+    n_components = int(min(int(settings.n_components), *flat.shape))
     start = time.perf_counter()
-    curve: list[dict[str, float]] = []
-    if method == "pca":
-        model = PCA(n_components=n_components, svd_solver=settings.get("svd_solver", "full"), random_state=int(seed)).fit(flat)
-        centred_var = float(((flat - flat.mean(axis=0)) ** 2).sum(axis=1).mean())
-        cum = np.cumsum(model.explained_variance_ratio_)
-        for k in sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, n_components} & set(range(1, n_components + 1))):
-            curve.append({"components": k, "loss": centred_var * (1 - float(cum[k - 1])) / flat.shape[1]})
-    else:
-        chunks = max(1, int(settings.get("history_chunks", 4)))
-        max_iter = int(settings.get("max_iter", 200))
-        per_chunk = max(1, max_iter // chunks)
-        model = NMF(n_components=n_components, init=settings.get("init", "nndsvda"), max_iter=per_chunk,
-                    tol=float(settings.get("tol", 1e-4)), random_state=int(seed))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            w = model.fit_transform(flat)
-            h = model.components_
-            curve.append({"iterations": int(model.n_iter_), "loss": float(model.reconstruction_err_**2 / flat.size)})
-            for _ in range(chunks - 1):
-                model = NMF(n_components=n_components, init="custom", max_iter=per_chunk,
-                            tol=float(settings.get("tol", 1e-4)), random_state=int(seed))
-                w = model.fit_transform(flat, W=w, H=h)
-                h = model.components_
-                curve.append({"iterations": int(curve[-1]["iterations"] + model.n_iter_),
-                              "loss": float(model.reconstruction_err_**2 / flat.size)})
+    model, curve = method_spec.trainer(flat, n_components, settings, seed)
     seconds = time.perf_counter() - start
     architecture = {"name": method, "n_components": n_components, "input_size": size}
     metadata = {
@@ -328,21 +301,21 @@ def _fit_decomposition(
 def fit_linear_readout(
     frozen_encoder: models.FrozenEncoder,
     classification_images: dict[str, Any],
-    params: dict[str, Any],
-    hardware: dict[str, Any],
+    classification: ClassificationParameters,
+    training: TrainingParameters,
     *,
     config: str,
     seed: int,
 ) -> Any:
     """A linear classifier (standardised features + logistic regression) on the frozen representation
     of the same training images the encoder saw."""
-    images, labels = _training_images(classification_images, params, config)
-    settings = params.get("readout", {})
+    images, labels = _training_images(classification_images, classification, config)
+    settings = classification.readout
     classifier = make_pipeline(
         StandardScaler(),
-        LogisticRegression(C=float(settings.get("C", 1.0)), max_iter=int(settings.get("max_iter", 1000)), random_state=int(seed)),
+        LogisticRegression(C=float(settings.C), max_iter=int(settings.max_iter), random_state=int(seed)),
     )
-    with training.thread_limit(hardware_settings(params, hardware).get("torch_threads")), warnings.catch_warnings():
+    with thread_limit(hardware_settings(classification, training).torch_threads), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         features = frozen_encoder.embed(images)
         classifier.fit(features, labels)
@@ -379,8 +352,8 @@ def evaluate_run(
     readout: Any,
     training_history: dict[str, Any],
     classification_images: dict[str, Any],
-    params: dict[str, Any],
-    hardware: dict[str, Any],
+    classification: ClassificationParameters,
+    training: TrainingParameters,
     *,
     method: str,
     config: str,
@@ -391,15 +364,16 @@ def evaluate_run(
     Returns one result row per test configuration and the confusion matrices (rows: test
     configuration x true region, columns: predicted region counts).
     """
-    evaluate_on = params.get("evaluate_on", {}).get(config, [config])
-    test_splits = params["data"].get("test_splits", ["test"])
-    steps = params["data"].get("test_slice_step", 1)
+    evaluate_on = classification.evaluate_on[config]
+    test_splits = classification.data.test_splits
+    steps = classification.data.test_slice_step
+    threads = hardware_settings(classification, training).torch_threads
     rows, matrices = [], []
     for test_config in evaluate_on:
-        step = int(steps.get(test_config, 1) if isinstance(steps, Mapping) else steps)
+        step = int(steps[test_config])
         images, labels = select_images(classification_images, test_config, test_splits, step)
         start = time.perf_counter()
-        with training.thread_limit(hardware_settings(params, hardware).get("torch_threads")):
+        with thread_limit(threads):
             predicted = np.asarray(readout.predict(frozen_encoder.embed(images))).astype(np.int64)
         seconds = time.perf_counter() - start
         scores = classification_scores(labels, predicted)
@@ -410,12 +384,12 @@ def evaluate_run(
                 "seed": int(seed),
                 "train_config": config_label(config),
                 **scores,
-                "n_train": int(training_history.get("n_train", 0)),
+                "n_train": int(training_history["n_train"]),
                 "n_test": len(labels),
                 "test_slice_step": step,
                 "input_size": int(frozen_encoder.metadata["input"]["size"]),
-                "train_seconds": float(training_history.get("train_seconds", float("nan"))),
-                "train_images_per_second": float(training_history.get("images_per_second", float("nan"))),
+                "train_seconds": float(training_history["train_seconds"]),
+                "train_images_per_second": float(training_history["images_per_second"]),
                 "test_seconds": seconds,
             }
         )
@@ -439,8 +413,8 @@ def collect_results(
     from mtneuro import run_grid  # Kedro is only needed here, not to train (e.g. in benchmarks)
 
     frames = [pd.DataFrame(rows) for rows in run_metrics]
-    table = run_grid.collect_rows(runs, frames, classification_data_summary.get("source", "unknown"))
-    order = {m: i for i, m in enumerate(METHODS)}
+    table = run_grid.collect_rows(runs, frames, classification_data_summary["source"])
+    order = {m: i for i, m in enumerate(method_names())}
     table = table.sort_values(["method", "config", "seed"], key=lambda s: s.map(order) if s.name == "method" else s)
     table = table.reset_index(drop=True)
     grouped = table.groupby(["source", "method", "config"], sort=False)
@@ -454,5 +428,5 @@ def collect_results(
     ).reset_index()
     log.info("Task 1 accuracy (mean over seeds):\n%s",
              summary.pivot(index="method", columns="config", values="accuracy_mean").reindex(
-                 [m for m in METHODS if m in set(summary["method"])]).round(3).to_string())
+                 [m for m in method_names() if m in set(summary["method"])]).round(3).to_string())
     return table, summary

@@ -2,7 +2,8 @@
 
 Per run ``classification.<method>.<config>.seed<k>``:
 
-* ``train``: supervised/mixup -> ``frozen_encoder``, ``readout`` (the network's own head),
+* ``train``: the training node of the method's kind (registry, :data:`TRAIN_NODES`):
+  supervised/mixup -> ``frozen_encoder``, ``readout`` (the network's own head),
   ``training_history``; BYOL/MYOW/MYOW-merged -> ``frozen_encoder``, ``training_history``;
   PCA/NMF (``fit_decomposition``) -> ``frozen_encoder``, ``training_history``;
 * ``fit_readout`` (frozen representations only): linear classifier -> ``readout``;
@@ -15,16 +16,28 @@ after them (-> ``task1_region_classification``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import partial, update_wrapper
+from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
 from mtneuro import run_grid
+from mtneuro.classification_methods import MethodKind, get_method
+from mtneuro.config import ProjectParameters
+from mtneuro.config.classification import ClassificationParameters
 
 from . import nodes
 
 SHARED_INPUTS = ("classification_images",)
 PARAMETERS = ("params:classification", "params:training")
+
+#: The training node of each kind of method and what it outputs.
+TRAIN_NODES: dict[MethodKind, tuple[Callable[..., Any], list[str]]] = {
+    "supervised": (nodes.train_supervised, ["frozen_encoder", "readout", "training_history"]),
+    "ssl": (nodes.train_self_supervised, ["frozen_encoder", "training_history"]),
+    "decomposition": (nodes.fit_decomposition, ["frozen_encoder", "training_history"]),
+}
 
 
 def _bind(func, **kwargs):  # noqa: ANN001, ANN202 - a partial that keeps the function's name
@@ -33,33 +46,24 @@ def _bind(func, **kwargs):  # noqa: ANN001, ANN202 - a partial that keeps the fu
 
 def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     ident = {"method": run.method, "config": run.config, "seed": run.seed}
-    data = ["classification_images", "params:classification"]
-    if run.method in nodes.ssl.SUPERVISED_METHODS:
-        train = Node(_bind(nodes.train_supervised, **ident), [*data, "params:training"],
-                     ["frozen_encoder", "readout", "training_history"], name="train")
-        readout = []
-    else:
-        if run.method in nodes.DECOMPOSITION_METHODS:
-            train = Node(_bind(nodes.fit_decomposition, **ident), [*data, "params:training"],
-                         ["frozen_encoder", "training_history"], name="train")
-        elif run.method in nodes.ssl.SSL_METHODS:
-            train = Node(_bind(nodes.train_self_supervised, **ident), [*data, "params:training"],
-                         ["frozen_encoder", "training_history"], name="train")
-        else:
-            raise nodes.ClassificationError(f"Unknown classification method {run.method!r}; expected one of {nodes.METHODS}")
-        readout = [
-            Node(_bind(nodes.fit_linear_readout, config=run.config, seed=run.seed),
-                 ["frozen_encoder", *data, "params:training"], "readout", name="fit_readout")
-        ]
-    evaluate = Node(_bind(nodes.evaluate_run, **ident),
-                    ["frozen_encoder", "readout", "training_history", *data, "params:training"],
+    method = get_method(run.method)
+    inputs = ["classification_images", *PARAMETERS]
+    train_func, train_outputs = TRAIN_NODES[method.kind]
+    train = Node(_bind(train_func, **ident), inputs, train_outputs, name="train")
+    readout = (
+        [Node(_bind(nodes.fit_linear_readout, config=run.config, seed=run.seed), ["frozen_encoder", *inputs], "readout",
+              name="fit_readout")]
+        if method.needs_readout
+        else []
+    )
+    evaluate = Node(_bind(nodes.evaluate_run, **ident), ["frozen_encoder", "readout", "training_history", *inputs],
                     ["metrics", "confusion_matrix"], name="evaluate")
     return Pipeline([train, *readout, evaluate])
 
 
-def create_pipeline(**kwargs) -> Pipeline:  # noqa: ANN003, ARG001
-    grid = run_grid.task_parameters("classification")
-    runs = run_grid.expand_grid("classification", grid["methods"], grid["configs"], grid["seeds"])
+def build_pipeline(classification: ClassificationParameters) -> Pipeline:
+    """The Task 1 pipeline of a ``classification`` block: its grid of methods x configs x seeds."""
+    runs = run_grid.expand_grid("classification", classification.methods, classification.configs, classification.seeds)
     prepare = Pipeline(
         [
             Node(nodes.prepare_images, ["cubes", "split_index", "params:classification"],
@@ -79,3 +83,8 @@ def create_pipeline(**kwargs) -> Pipeline:  # noqa: ANN003, ARG001
         )
     runs_pipeline = run_grid.grid_pipeline(runs, _run_pipeline, SHARED_INPUTS, PARAMETERS)
     return prepare + runs_pipeline + collect
+
+
+def create_pipeline(parameters: ProjectParameters) -> Pipeline:
+    """The Task 1 pipeline of the active configuration (``parameters.classification``)."""
+    return build_pipeline(parameters.classification)

@@ -13,48 +13,16 @@ import numpy as np
 import pandas as pd
 
 from mtneuro import spec
+from mtneuro.config.ingestion import IngestionParameters
+from mtneuro.config.volume import VolumeParameters
 from mtneuro.cubes import Cube, CubeSpec
 from mtneuro.volumes import Window
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("image", "roi_labels", "pixel_labels")
-
 
 class IngestionError(ValueError):
-    """Bad ingestion parameters or cubes that do not show what they should."""
-
-
-# --- source ---------------------------------------------------------------------------------
-
-
-def channel_uris(volume: dict[str, Any]) -> dict[str, str]:
-    """The channel URIs of the configured source (parameter ``volume.source``)."""
-    source = volume.get("source")
-    uris = volume.get("uris", {})
-    if source not in uris:
-        raise IngestionError(
-            f"Parameter 'volume.source' is {source!r}; expected one of {sorted(uris)} "
-            "(the keys of 'volume.uris' in conf/base/parameters.yml)."
-        )
-    missing = [c for c in CHANNELS if not uris[source].get(c)]
-    if missing:
-        raise IngestionError(f"Parameter 'volume.uris.{source}' lacks the channel(s) {missing}.")
-    return {c: str(uris[source][c]) for c in CHANNELS}
-
-
-def source_options(volume: dict[str, Any]) -> dict[str, Any]:
-    """Options passed to every channel of the source (the phantom's seed, for instance)."""
-    return dict(volume.get("options", {}).get(volume["source"], {}) or {})
-
-
-def region_values(volume: dict[str, Any]) -> dict[str, list[int]]:
-    """Task region -> the roi_labels values that count as that region (``volume.region_label_values``)."""
-    mapping = volume.get("region_label_values", {})
-    missing = [r for r in spec.REGIONS if r not in mapping]
-    if missing:
-        raise IngestionError(f"Parameter 'volume.region_label_values' lacks the region(s) {missing}.")
-    return {r: [int(v) for v in np.atleast_1d(mapping[r])] for r in spec.REGIONS}
+    """Cubes that cannot be placed, or that do not show what they should."""
 
 
 # --- main cubes -------------------------------------------------------------------------------
@@ -67,13 +35,12 @@ def _centre_crop(lo: int, hi: int, size: int, name: str) -> tuple[int, int]:
     return start, start + size
 
 
-def main_cube_windows(ingestion: dict[str, Any]) -> dict[str, Window]:
+def main_cube_windows(ingestion: IngestionParameters) -> dict[str, Window]:
     """Window of each main cube: the spec box, centre-cropped in y and x to ``cube_size_yx``."""
-    size = int(ingestion["cube_size_yx"])
+    size = int(ingestion.cube_size_yx)
     windows = {}
-    for region in spec.REGIONS:
-        box = ingestion["main_cubes"][region]
-        (z0, z1), (y0, y1), (x0, x1) = box["z"], box["y"], box["x"]
+    for region, box in ingestion.main_cubes.by_region().items():
+        (z0, z1), (y0, y1), (x0, x1) = box.z, box.y, box.x
         yy = _centre_crop(y0, y1, size, f"main cube {region}")
         xx = _centre_crop(x0, x1, size, f"main cube {region}")
         windows[region] = Window(int(z0), int(z1), *yy, *xx)
@@ -83,17 +50,17 @@ def main_cube_windows(ingestion: dict[str, Any]) -> dict[str, Window]:
 # --- extra cubes ------------------------------------------------------------------------------
 
 
-def plan_region_overview(volume: dict[str, Any], ingestion: dict[str, Any]) -> dict[str, Any]:
+def plan_region_overview(volume: VolumeParameters, ingestion: IngestionParameters) -> dict[str, Any]:
     """Request a few coarse sections of the region channel (never its full resolution)."""
-    extra = ingestion["extra_cubes"]
-    n = int(extra["overview_sections"])
+    extra = ingestion.extra_cubes
+    n = int(extra.overview_sections)
     z_lo, z_hi = 0, spec.VOLUME_SHAPE[0]
     z_indices = np.linspace(z_lo, z_hi - 1, n + 2)[1:-1].round().astype(int).tolist()
     return {
-        "uri": channel_uris(volume)["roi_labels"],
-        "options": source_options(volume),
+        "uri": volume.channel_uris()["roi_labels"],
+        "options": volume.source_options(),
         "z_indices": z_indices,
-        "level": int(extra["overview_level"]),
+        "level": int(extra.overview_level),
     }
 
 
@@ -102,7 +69,7 @@ def _overlaps(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 
 def choose_extra_cubes(
-    region_overview: dict[str, Any], volume: dict[str, Any], ingestion: dict[str, Any]
+    region_overview: dict[str, Any], volume: VolumeParameters, ingestion: IngestionParameters
 ) -> pd.DataFrame:
     """Pick ``per_region`` extra cubes per region from coarse region labels, deterministically.
 
@@ -112,22 +79,20 @@ def choose_extra_cubes(
     ROI-C3 training cubes, the others ROI-C2/C3 test cubes. ``pinned`` coordinates replace the
     choice for the cubes they name.
     """
-    extra = ingestion["extra_cubes"]
-    per_region = int(extra["per_region"])
-    n_train = int(extra["train_per_region"])
-    if not 0 <= n_train < per_region:
-        raise IngestionError("Parameter 'ingestion.extra_cubes.train_per_region' must lie in [0, per_region).")
-    size = int(ingestion["cube_size_yx"])
-    depth = int(extra["depth"])
-    min_fraction = float(extra["min_region_fraction"])
-    pinned = extra.get("pinned") or {}
+    extra = ingestion.extra_cubes
+    per_region = int(extra.per_region)
+    n_train = int(extra.train_per_region)  # < per_region (checked by the parameters)
+    size = int(ingestion.cube_size_yx)
+    depth = int(extra.depth)
+    min_fraction = float(extra.min_region_fraction)
+    pinned = extra.pinned
     level = int(region_overview["level"])
     scale = 2**level
     sections = np.asarray(region_overview["sections"])
     z_indices = np.asarray(region_overview["z_indices"])
-    shape = region_overview.get("volume_shape", spec.VOLUME_SHAPE)
-    values = region_values(volume)
-    rng = np.random.default_rng(int(extra["seed"]))
+    shape = region_overview["volume_shape"]
+    values = volume.region_values()
+    rng = np.random.default_rng(int(extra.seed))
 
     taken = [tuple(w.to_list()) for w in main_cube_windows(ingestion).values()]
     stride_z = max(1, depth // 2)
@@ -139,7 +104,10 @@ def choose_extra_cubes(
         # integral image per section -> fraction of each coarse footprint inside the region
         integral = np.pad(mask.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
         frac = (
-            integral[:, foot:, foot:] - integral[:, :-foot, foot:] - integral[:, foot:, :-foot] + integral[:, :-foot, :-foot]
+            integral[:, foot:, foot:]
+            - integral[:, :-foot, foot:]
+            - integral[:, foot:, :-foot]
+            + integral[:, :-foot, :-foot]
         ) / (foot * foot)
         candidates = []
         for z0 in z_starts:
@@ -156,8 +124,16 @@ def choose_extra_cubes(
             use = "train" if k < n_train else "test"
             if cube_id in pinned:
                 p = pinned[cube_id]
-                box = (int(p["z0"]), int(p["z0"]) + depth, int(p["y0"]), int(p["y0"]) + size, int(p["x0"]), int(p["x0"]) + size)
-                rows.append({"cube_id": cube_id, "region": region, "use": use, "pinned": True, **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box))})
+                box = (int(p.z0), int(p.z0) + depth, int(p.y0), int(p.y0) + size, int(p.x0), int(p.x0) + size)
+                rows.append(
+                    {
+                        "cube_id": cube_id,
+                        "region": region,
+                        "use": use,
+                        "pinned": True,
+                        **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box)),
+                    }
+                )
                 taken.append(box)
                 continue
             placed = False
@@ -167,7 +143,15 @@ def choose_extra_cubes(
                 box = (z0, z0 + depth, y0, y0 + size, x0, x0 + size)
                 if box[3] > shape[1] or box[5] > shape[2] or any(_overlaps(box, t) for t in taken):
                     continue
-                rows.append({"cube_id": cube_id, "region": region, "use": use, "pinned": False, **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box))})
+                rows.append(
+                    {
+                        "cube_id": cube_id,
+                        "region": region,
+                        "use": use,
+                        "pinned": False,
+                        **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box)),
+                    }
+                )
                 taken.append(box)
                 placed = True
                 break
@@ -186,10 +170,12 @@ def choose_extra_cubes(
 # --- cube requests ----------------------------------------------------------------------------
 
 
-def plan_cubes(extra_cube_coordinates: pd.DataFrame, volume: dict[str, Any], ingestion: dict[str, Any]) -> dict[str, CubeSpec]:
+def plan_cubes(
+    extra_cube_coordinates: pd.DataFrame, volume: VolumeParameters, ingestion: IngestionParameters
+) -> dict[str, CubeSpec]:
     """Requests for the 4 main cubes (all channels) and the extra cubes (no pixel labels)."""
-    uris = channel_uris(volume)
-    options = source_options(volume)
+    uris = volume.channel_uris()
+    options = volume.source_options()
     cubes = {
         f"main_{region}": CubeSpec(f"main_{region}", region, "main", window, dict(uris), options)
         for region, window in main_cube_windows(ingestion).items()
@@ -204,26 +190,52 @@ def plan_cubes(extra_cube_coordinates: pd.DataFrame, volume: dict[str, Any], ing
 # --- checks and splits ------------------------------------------------------------------------
 
 
-def label_histograms(cubes: dict[str, Cube], volume: dict[str, Any], ingestion: dict[str, Any]) -> pd.DataFrame:
+def label_histograms(cubes: dict[str, Cube], volume: VolumeParameters, ingestion: IngestionParameters) -> pd.DataFrame:
     """Histogram of region and microstructure labels per cube; fails if a cube misses its region.
 
     Logged for every cube so that a wrong ``volume.region_label_values`` mapping shows at once.
     """
-    values = region_values(volume)
-    min_fraction = float(ingestion.get("min_cube_region_fraction", 0.0))
+    values = volume.region_values()
+    min_fraction = float(ingestion.min_cube_region_fraction)
     rows = []
     for cube_id, cube in sorted(cubes.items()):
         roi_vals, roi_counts = np.unique(cube.roi_labels, return_counts=True)
         total = cube.roi_labels.size
         for v, c in zip(roi_vals, roi_counts):
-            rows.append({"cube_id": cube_id, "region": cube.region, "channel": "roi_labels", "value": int(v), "voxels": int(c), "fraction": c / total})
+            rows.append(
+                {
+                    "cube_id": cube_id,
+                    "region": cube.region,
+                    "channel": "roi_labels",
+                    "value": int(v),
+                    "voxels": int(c),
+                    "fraction": c / total,
+                }
+            )
         if cube.pixel_labels is not None:
             px_vals, px_counts = np.unique(cube.pixel_labels, return_counts=True)
             for v, c in zip(px_vals, px_counts):
-                rows.append({"cube_id": cube_id, "region": cube.region, "channel": "pixel_labels", "value": int(v), "voxels": int(c), "fraction": c / total})
+                rows.append(
+                    {
+                        "cube_id": cube_id,
+                        "region": cube.region,
+                        "channel": "pixel_labels",
+                        "value": int(v),
+                        "voxels": int(c),
+                        "fraction": c / total,
+                    }
+                )
         own = np.isin(cube.roi_labels, values[cube.region]).mean()
         hist = ", ".join(f"{int(v)}: {c / total:.1%}" for v, c in zip(roi_vals, roi_counts))
-        log.info("Cube %s (%s): region labels {%s}; %.1f%% carry %s values %s", cube_id, cube.region, hist, 100 * own, cube.region, values[cube.region])
+        log.info(
+            "Cube %s (%s): region labels {%s}; %.1f%% carry %s values %s",
+            cube_id,
+            cube.region,
+            hist,
+            100 * own,
+            cube.region,
+            values[cube.region],
+        )
         if own == 0 or own < min_fraction:
             raise IngestionError(
                 f"Cube {cube_id} is meant to show {cube.region} but only {own:.1%} of its voxels carry "
@@ -247,14 +259,14 @@ def build_split_index(
     cubes: dict[str, Cube],
     cube_label_histograms: pd.DataFrame,
     extra_cube_coordinates: pd.DataFrame,
-    ingestion: dict[str, Any],
+    ingestion: IngestionParameters,
 ) -> pd.DataFrame:
     """Which cube slices are train / val / test for every task configuration.
 
     ``cube_label_histograms`` is an input only so that the index is built after the checks.
     """
     del cube_label_histograms
-    splits = {k: [int(v) for v in ingestion["splits"][k]] for k in ("train", "val", "test")}
+    splits = {k: [int(v) for v in getattr(ingestion.splits, k)] for k in ("train", "val", "test")}
     frames = []
 
     def add(config: str, cube: Cube, split: np.ndarray | str) -> None:

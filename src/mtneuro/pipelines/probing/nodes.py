@@ -217,11 +217,8 @@ def constant_columns(y: np.ndarray) -> np.ndarray:
 def _r2(y: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """scikit-learn's R^2 (``1 - SS_res / SS_tot``, SS_tot around the mean of ``y``) per column;
     NaN for a constant column, where R^2 is undefined (scikit-learn would report 1 or 0)."""
-    constant = constant_columns(y)
-    r2 = np.full(y.shape[1], np.nan)
-    if not constant.all():
-        r2[~constant] = r2_score(y[:, ~constant], prediction[:, ~constant], multioutput="raw_values", force_finite=False)
-    return r2
+    r2 = r2_score(y, prediction, multioutput="raw_values")
+    return np.where(constant_columns(y), np.nan, r2)
 
 
 def _model() -> Any:

@@ -60,7 +60,7 @@ def umap_run(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters) -> ru
     return runs[0]
 
 
-def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:  # noqa: ARG001 - grid_pipeline's signature
+def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     return Pipeline(
         [
             Node(nodes.embed_images, ["probing_images", encoder_dataset(run), PARAMS], "embeddings", name="embed_images"),

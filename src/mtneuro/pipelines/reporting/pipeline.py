@@ -9,37 +9,18 @@ Outputs (``08_reporting``): ``table{1,2,3}_*`` (CSV), ``table{1,2,3}_*_md`` (Mar
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
-from typing import Any
+from collections.abc import Iterable
 
 from kedro.pipeline import Node, Pipeline
 
-from mtneuro import run_grid
+from mtneuro.config import ProjectParameters
 
 from . import nodes
 
-#: Task figures embedded when the parameters name none (catalog name -> caption).
-DEFAULT_FIGURES: dict[str, str] = {
-    "task2_segmentation_overlays@png": "Task 2: test slices with ground truth and predicted segmentation",
-    "task3_umap@png": "Task 3: UMAP of frozen embeddings coloured by region and semantic features",
-}
 
-
-def configured_figures() -> dict[str, Any]:
-    """Catalog name -> caption of the task figures, from ``reporting.figures`` of the active env."""
-    try:
-        block = run_grid.task_parameters("reporting")
-    except KeyError:
-        return dict(DEFAULT_FIGURES)
-    figures = block.get("figures", DEFAULT_FIGURES)
-    return dict(figures or {})
-
-
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """``figures`` (catalog name -> caption) overrides the parameters, e.g. in tests."""
-    figures = kwargs.get("figures")
-    names = list((configured_figures() if figures is None else figures).keys())
-    report = update_wrapper(partial(nodes.build_html_report, figure_names=tuple(names)), nodes.build_html_report)
+def build_pipeline(figure_names: Iterable[str]) -> Pipeline:
+    """The reporting pipeline inlining the task figures ``figure_names`` (catalog datasets)."""
+    names = list(figure_names)
     params = "params:reporting"
     return Pipeline(
         [
@@ -57,7 +38,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
             Node(nodes.task2_chart, "table2_segmentation", "task2_segmentation_chart", name="chart_task2"),
             Node(nodes.task3_chart, "table3_probing", "task3_probing_chart", name="chart_task3"),
             Node(
-                report,
+                nodes.make_report_builder(names),
                 [
                     "table1_region_classification", "table2_segmentation", "table3_probing",
                     "task1_accuracy_chart", "task2_segmentation_chart", "task3_probing_chart",
@@ -70,3 +51,8 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         ],
         tags={"reporting"},
     )
+
+
+def create_pipeline(parameters: ProjectParameters) -> Pipeline:
+    """The reporting pipeline of the active configuration (task figures: ``reporting.figures``)."""
+    return build_pipeline(parameters.reporting.figures)

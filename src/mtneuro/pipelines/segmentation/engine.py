@@ -3,7 +3,8 @@
 * :class:`Block` -- a contiguous run of labelled slices of one cube (a split of it);
 * :class:`PatchDataset` -- random training patches: 2D slices or ``depth``-slice subvolumes
   (non-overlapping, aligned to the block), a random in-plane crop, flips and 90-degree
-  rotations applied identically to image and labels;
+  rotations applied identically to image and labels (MONAI dictionary transforms, the random
+  choices drawn from torch's generator);
 * :class:`SegmentationModule` -- the Lightning module: Dice + cross-entropy loss (MONAI
   ``DiceCELoss``), AdamW, one-cycle / cosine / constant learning rate;
 * :func:`predict_block` -- whole-block inference with MONAI's sliding-window inferer (2D: each
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
+from monai.transforms import Compose, Flipd, Rotate90d
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -73,23 +75,67 @@ def patch_origins(blocks: Sequence[Block], depth: int) -> list[tuple[int, int]]:
     return origins
 
 
+#: Keys of a training sample for MONAI's dictionary transforms.
+AUGMENT_KEYS: tuple[str, str] = ("image", "label")
+
+
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The random choices of one training patch: a coin per flip axis (x, y, z) and the number
+    ``k`` of 90-degree rotations."""
+
+    flip_x: int
+    flip_y: int
+    flip_z: int
+    k: int
+
+
+def draw_augmentation() -> AugmentDraws:
+    """Draw one patch's choices from torch's global generator (seeded per run), always in this
+    order -- three coins, then ``k`` -- whether or not a transform is enabled, so that the
+    generator's stream (and every later crop) does not depend on the augmentation settings."""
+    coins = torch.randint(0, 2, (3,)).tolist()
+    k = int(torch.randint(0, 4, (1,)).item())
+    return AugmentDraws(int(coins[0]), int(coins[1]), int(coins[2]), k)
+
+
+def augmentation_transforms(
+    draws: AugmentDraws, spatial_ndim: int, square: bool, flip: bool, rot90: bool, flip_z: bool
+) -> list[Any]:
+    """The deterministic MONAI dictionary transforms (keys :data:`AUGMENT_KEYS`, channel-first
+    arrays) that ``draws`` select: flips of the drawn in-plane axes (and of z for subvolumes
+    when ``flip_z``), then ``k`` rotations by 90 degrees in the y-x plane (square patches only)."""
+    transforms: list[Any] = []
+    if flip:
+        axes = [axis for axis, coin in ((-1, draws.flip_x), (-2, draws.flip_y)) if coin]
+        if flip_z and spatial_ndim == 3 and draws.flip_z:
+            axes.append(0)
+        if axes:
+            transforms.append(Flipd(keys=AUGMENT_KEYS, spatial_axis=axes))
+    if rot90 and draws.k and square:
+        transforms.append(Rotate90d(keys=AUGMENT_KEYS, k=draws.k, spatial_axes=(-2, -1)))
+    return transforms
+
+
+def apply_augmentation(
+    image: np.ndarray, labels: np.ndarray, draws: AugmentDraws, flip: bool, rot90: bool, flip_z: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` and ``labels`` ``(..., H, W)`` transformed identically as ``draws`` select."""
+    transforms = augmentation_transforms(draws, image.ndim, image.shape[-1] == image.shape[-2], flip, rot90, flip_z)
+    if not transforms:
+        return image, labels
+    sample = Compose(transforms)({"image": image[None], "label": labels[None]})
+    return np.asarray(sample["image"])[0], np.asarray(sample["label"])[0]
+
+
 def augment(image: np.ndarray, labels: np.ndarray, flip: bool, rot90: bool, flip_z: bool) -> tuple[np.ndarray, np.ndarray]:
     """Random flips (each in-plane axis, and z for subvolumes when ``flip_z``) and a random
     multiple of 90 degrees rotation in the y-x plane, the same for image and labels.
 
-    Arrays are ``(..., H, W)``; uses torch's global generator (seeded per run).
+    Arrays are ``(..., H, W)``; the choices come from torch's global generator (seeded per run,
+    :func:`draw_augmentation`) and are applied with MONAI's dictionary transforms.
     """
-    draws = torch.randint(0, 2, (3,)).tolist()
-    k = int(torch.randint(0, 4, (1,)).item())
-    if flip:
-        for axis, draw in zip((-1, -2), draws[:2], strict=True):
-            if draw:
-                image, labels = np.flip(image, axis), np.flip(labels, axis)
-        if flip_z and image.ndim == 3 and draws[2]:
-            image, labels = np.flip(image, 0), np.flip(labels, 0)
-    if rot90 and k and image.shape[-1] == image.shape[-2]:
-        image, labels = np.rot90(image, k, axes=(-2, -1)), np.rot90(labels, k, axes=(-2, -1))
-    return image, labels
+    return apply_augmentation(image, labels, draw_augmentation(), flip, rot90, flip_z)
 
 
 class PatchDataset(Dataset):

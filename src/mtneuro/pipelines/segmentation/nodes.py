@@ -1,7 +1,7 @@
 """Task 2 nodes: microstructure segmentation of the main cubes' slices.
 
 One node per run (model, label setting, seed) -- :func:`train_and_evaluate` -- trains a network
-from :func:`mtneuro.models.build_segmentation_model` on the setting's training slices and
+from :func:`mtneuro.segmentation_models.build_segmentation_model` on the setting's training slices and
 segments its test slices; :func:`collect_segmentation_results` stacks the runs into the task
 table and :func:`plot_segmentation_overlays` draws the paper's Figure 3.
 
@@ -10,6 +10,11 @@ Label settings (``segmentation.settings``; the split-index configurations of ing
 * ``seg_3class`` (reported as ``3-class``): background + axon (0), vessel (1), cell (2); all
   four regions;
 * ``seg_4class`` (``4-class``): background (0), vessel (1), cell (2), axon (3); ZI left out.
+
+Parameters arrive typed: ``params:segmentation`` as
+:class:`~mtneuro.config.segmentation.SegmentationParameters` (a model's effective settings:
+:meth:`~mtneuro.config.segmentation.SegmentationParameters.run_settings`) and ``params:training``
+as :class:`~mtneuro.config.TrainingParameters`.
 
 Metrics: per-class F1 and IoU with TP/FP/FN summed over every test pixel of a run, and their
 unweighted mean over classes (see :mod:`mtneuro.metrics`).
@@ -24,19 +29,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from mtneuro import spec
+from mtneuro.config import TrainingParameters
+from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
 from mtneuro.cubes import Cube, describe_source
 from mtneuro.metrics import AVERAGING, SegmentationMeter
-from mtneuro.models import build_segmentation_model, segmentation_model_dims
+from mtneuro.segmentation_models import build_segmentation_model, get_model
 from mtneuro.training import (
     build_trainer,
     dataloader_kwargs,
-    deep_merge,
     inference_autocast,
     resolve_accelerator,
     resolve_device,
@@ -96,30 +101,6 @@ def label_setting(name: str) -> LabelSetting:
     return SETTINGS[name]
 
 
-
-def run_settings(segmentation: dict[str, Any], model: str) -> dict[str, Any]:
-    """Everything one run of ``model`` needs: architecture, factory arguments and training
-    settings (``segmentation.train`` overridden by ``segmentation.model_settings.<model>.train``)."""
-    zoo = segmentation.get("model_settings", {})
-    if model not in zoo:
-        raise SegmentationError(f"Model {model!r} of 'segmentation.models' has no entry in 'segmentation.model_settings'")
-    entry = zoo[model] or {}
-    architecture = entry.get("architecture", model)
-    dims = segmentation_model_dims(architecture)
-    # null means "the library's default" (profiles merge over conf/base and cannot delete keys)
-    kwargs = {k: v for k, v in (entry.get("kwargs") or {}).items() if v is not None}
-    if dims == 2:
-        encoder = segmentation.get("encoder", {})
-        kwargs = {"encoder_name": encoder.get("name", "resnet18"), "encoder_weights": encoder.get("weights"), **kwargs}
-    return {
-        "architecture": architecture,
-        "dims": dims,
-        "kwargs": kwargs,
-        "train": deep_merge(segmentation.get("train", {}), entry.get("train")),
-        "evaluation": deep_merge(segmentation.get("evaluation", {}), entry.get("evaluation")),
-    }
-
-
 def setting_blocks(
     cubes: dict[str, Cube],
     split_index: pd.DataFrame,
@@ -162,16 +143,16 @@ def centred_blocks(blocks: list[Block], max_slices_per_cube: int | None) -> list
     return out
 
 
-def _splits_used(segmentation: dict[str, Any]) -> set[str]:
+def _splits_used(segmentation: SegmentationParameters) -> set[str]:
     splits: set[str] = set()
-    for model in segmentation["models"]:
-        run = run_settings(segmentation, model)
-        splits |= set(run["train"].get("splits", ["train"])) | set(run["evaluation"].get("splits", ["test"]))
+    for model in segmentation.models:
+        run = segmentation.run_settings(model)
+        splits |= set(run.train.splits) | set(run.evaluation.splits)
     return splits
 
 
 def prepare_segmentation_data(
-    cubes: dict[str, Cube], split_index: pd.DataFrame, segmentation: dict[str, Any]
+    cubes: dict[str, Cube], split_index: pd.DataFrame, segmentation: SegmentationParameters
 ) -> dict[str, Any]:
     """What every run reads, built once: per label setting and split, the labelled blocks
     (``{"source": str, "blocks": {setting: {split: [Block]}}}``); a few tens of MB instead of
@@ -179,7 +160,7 @@ def prepare_segmentation_data(
     splits = sorted(_splits_used(segmentation))
     blocks = {
         name: {split: setting_blocks(cubes, split_index, label_setting(name), [split]) for split in splits}
-        for name in segmentation["settings"]
+        for name in segmentation.settings
     }
     for name, per_split in blocks.items():
         log.info(
@@ -213,50 +194,48 @@ def _blocks(data: dict[str, Any], setting: str, splits: list[str]) -> list[Block
 
 def train_segmentation_model(
     blocks: list[Block],
-    architecture: str,
+    model: str,
     num_classes: int,
     kwargs: dict[str, Any],
-    train: dict[str, Any],
-    training: dict[str, Any],
+    train: TrainSettings,
+    training: TrainingParameters,
     seed: int,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Builds and trains one network; returns it (eval mode) and what describes its training."""
+    """Builds and trains one network (a registered ``model``); returns it (eval mode) and what
+    describes its training."""
     seed_everything(seed)
-    dims = segmentation_model_dims(architecture)
+    dims = get_model(model).spatial_dims
     mean, std = intensity_stats(blocks)
-    net = build_segmentation_model(architecture, num_classes, **kwargs)
-    augment = train.get("augment", {})
+    net = build_segmentation_model(model, num_classes, **kwargs)
     dataset = PatchDataset(
         blocks,
         dims=dims,
-        depth=int(train.get("depth", 8)),
-        crop_yx=int(train.get("crop_yx", 256)),
+        depth=train.depth,
+        crop_yx=train.crop_yx,
         mean=mean,
         std=std,
-        flip=bool(augment.get("flip", True)),
-        rot90=bool(augment.get("rot90", True)),
-        flip_z=bool(augment.get("flip_z", True)),
+        flip=train.augment.flip,
+        rot90=train.augment.rot90,
+        flip_z=train.augment.flip_z,
     )
-    samples = train.get("samples_per_epoch")
-    samples = len(dataset) if samples in (None, "all") else int(samples)
-    batch_size = min(int(train.get("batch_size", 8)), samples)
+    samples = len(dataset) if train.samples_per_epoch is None else train.samples_per_epoch
+    batch_size = min(train.batch_size, samples)
     sampler = RandomSampler(dataset, replacement=samples > len(dataset), num_samples=samples)
-    accelerator = resolve_accelerator(training.get("accelerator", "auto"))
+    accelerator = resolve_accelerator(training.accelerator)
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **dataloader_kwargs(training.get("dataloader"), accelerator)
+        dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **dataloader_kwargs(training.dataloader, accelerator)
     )
-    loss = train.get("loss", {})
     module = SegmentationModule(
         net,
-        lr=float(train.get("lr", 1e-3)),
-        weight_decay=float(train.get("weight_decay", 0.0)),
-        lambda_ce=float(loss.get("lambda_ce", 1.0)),
-        lambda_dice=float(loss.get("lambda_dice", 1.0)),
-        class_weights=loss.get("class_weights"),
-        scheduler=str(train.get("scheduler", "onecycle")),
-        pct_start=float(train.get("pct_start", 0.3)),
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+        lambda_ce=train.loss.lambda_ce,
+        lambda_dice=train.loss.lambda_dice,
+        class_weights=train.loss.class_weights,
+        scheduler=train.scheduler,
+        pct_start=train.pct_start,
     )
-    epochs = int(train.get("epochs", 1))
+    epochs = train.epochs
     trainer = build_trainer(training, max_epochs=epochs)
     start = time.perf_counter()
     trainer.fit(module, loader)
@@ -279,9 +258,9 @@ def segment_blocks(
     dims: int,
     mean: float,
     std: float,
-    evaluation: dict[str, Any],
+    evaluation: EvaluationSettings,
     depth: int,
-    training: dict[str, Any],
+    training: TrainingParameters,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Predicted class per voxel of every block: ``{cube_id: {"z": z, "prediction": uint8 (Z, H, W)}}``."""
     device = resolve_device(training)
@@ -294,12 +273,12 @@ def segment_blocks(
             dims=dims,
             mean=mean,
             std=std,
-            roi_yx=int(evaluation.get("roi_yx", 256)),
+            roi_yx=evaluation.roi_yx,
             depth=depth,
-            sw_batch_size=int(evaluation.get("sw_batch_size", 4)),
-            overlap=float(evaluation.get("overlap", 0.0)),
-            mode=str(evaluation.get("blend_mode", "constant")),
-            slices_per_batch=int(evaluation.get("slices_per_batch", 32)),
+            sw_batch_size=evaluation.sw_batch_size,
+            overlap=evaluation.overlap,
+            mode=evaluation.blend_mode,
+            slices_per_batch=evaluation.slices_per_batch,
             device=device,
             autocast=inference_autocast(training, device),
         )
@@ -325,8 +304,8 @@ def score_predictions(
 
 def train_and_evaluate(
     segmentation_data: dict[str, Any],
-    segmentation: dict[str, Any],
-    training: dict[str, Any],
+    segmentation: SegmentationParameters,
+    training: TrainingParameters,
     *,
     model: str,
     setting: str,
@@ -338,32 +317,28 @@ def train_and_evaluate(
 
     ``segmentation.training`` overrides keys of the shared ``training`` block for this task
     (e.g. ``torch_threads``); the process's torch thread count is restored afterwards."""
-    training = deep_merge(training or {}, segmentation.get("training"))
-    with thread_limit(training.get("torch_threads", "auto")):
+    training = training.merged(segmentation.training)
+    with thread_limit(training.torch_threads):
         return _train_and_evaluate(segmentation_data, segmentation, training, model, setting, seed)
 
 
 def _train_and_evaluate(
     segmentation_data: dict[str, Any],
-    segmentation: dict[str, Any],
-    training: dict[str, Any],
+    segmentation: SegmentationParameters,
+    training: TrainingParameters,
     model: str,
     setting: str,
     seed: int,
 ) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame]:
-    run = run_settings(segmentation, model)
+    run = segmentation.run_settings(model)
     label = label_setting(setting)
-    train, evaluation = run["train"], run["evaluation"]
-    train_blocks = _blocks(segmentation_data, setting, list(train.get("splits", ["train"])))
-    net, info = train_segmentation_model(
-        train_blocks, run["architecture"], label.num_classes, run["kwargs"], train, training, seed
-    )
-    test_blocks = centred_blocks(
-        _blocks(segmentation_data, setting, list(evaluation.get("splits", ["test"]))), evaluation.get("max_slices_per_cube")
-    )
+    train, evaluation = run.train, run.evaluation
+    train_blocks = _blocks(segmentation_data, setting, list(train.splits))
+    net, info = train_segmentation_model(train_blocks, model, label.num_classes, run.kwargs, train, training, seed)
+    test_blocks = centred_blocks(_blocks(segmentation_data, setting, list(evaluation.splits)), evaluation.max_slices_per_cube)
     start = time.perf_counter()
-    depth = int(train.get("depth", 8))
-    predictions = segment_blocks(net, test_blocks, run["dims"], info["mean"], info["std"], evaluation, depth, training)
+    depth = train.depth
+    predictions = segment_blocks(net, test_blocks, run.spatial_dims, info["mean"], info["std"], evaluation, depth, training)
     scores = score_predictions(predictions, test_blocks, label)
     log.info(
         "segmentation %s %s seed %d: mean IoU %.3f, mean F1 %.3f (train %.1f s on %d samples, test %.1f s)",
@@ -373,12 +348,12 @@ def _train_and_evaluate(
     rows = scores.assign(
         source=segmentation_data["source"],
         model=model,
-        dims=f"{run['dims']}D",
+        dims=run.dims,
         setting=label.label,
         config=label.config,
         seed=int(seed),
         test_slices=int(sum(b.depth for b in test_blocks)),
-        encoder=run["kwargs"].get("encoder_name", "") if run["dims"] == 2 else "",
+        encoder=run.encoder_name or "",
         epochs=info["epochs"],
         train_samples=info["train_samples"],
         train_seconds=round(info["train_seconds"], 2),
@@ -392,24 +367,16 @@ def _train_and_evaluate(
         "classes": list(label.classes),
         "pixel_label_to_class": list(label.lut),
         "seed": int(seed),
-        "dims": run["dims"],
+        "dims": run.spatial_dims,
         "input": "uint8 gray values / 255, standardised with the training split's mean and std",
         "mean": info["mean"],
         "std": info["std"],
-        "subvolume_depth": depth if run["dims"] == 3 else 1,
-        "inference_roi_yx": int(evaluation.get("roi_yx", 256)),
-        "train": _plain(train),
+        "subvolume_depth": depth if run.spatial_dims == 3 else 1,
+        "inference_roi_yx": evaluation.roi_yx,
+        "train": train.model_dump(),
         "metrics_averaging": AVERAGING,
     }
     return net, predictions, rows
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
@@ -454,16 +421,11 @@ def overlay(image: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], alp
     return np.clip(rgb, 0.0, 1.0)
 
 
-def figure_inputs(segmentation: dict[str, Any]) -> dict[str, tuple[str, str, int]]:
-    """Keyword -> (model, setting, seed) of the predictions the figure shows."""
-    figure = segmentation.get("figure", {})
-    models = [m for m in figure.get("models", []) if m in segmentation["models"]] or list(segmentation["models"][:1])
-    seeds = segmentation["seeds"]
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    seed = int(figure.get("seed", seed_list[0]))
-    if seed not in seed_list:
-        seed = seed_list[0]
-    return {f"{m}__{s}": (m, s, seed) for m in models for s in segmentation["settings"]}
+def figure_inputs(segmentation: SegmentationParameters) -> dict[str, tuple[str, str, int]]:
+    """Keyword -> (model, setting, seed) of the predictions the figure shows (``figure.models``
+    and ``figure.seed`` are runs of the grid: the parameters check it)."""
+    figure = segmentation.figure
+    return {f"{m}__{s}": (m, s, figure.seed) for m in figure.models for s in segmentation.settings}
 
 
 def _find_slice(blocks: list[Block], cube_id: str, z: int) -> tuple[Block, int] | None:
@@ -476,7 +438,7 @@ def _find_slice(blocks: list[Block], cube_id: str, z: int) -> tuple[Block, int] 
 
 
 def plot_segmentation_overlays(
-    segmentation_data: dict[str, Any], segmentation: dict[str, Any], **predictions: dict[str, Any]
+    segmentation_data: dict[str, Any], segmentation: SegmentationParameters, **predictions: dict[str, Any]
 ) -> Figure:
     """The paper's Figure 3: per setting and region one test slice (the middle segmented one),
     its image, the ground-truth overlay and the predicted overlay of each figure model.
@@ -485,7 +447,7 @@ def plot_segmentation_overlays(
     wanted = figure_inputs(segmentation)
     models = list(dict.fromkeys(m for m, _, _ in wanted.values()))
     rows = []
-    for setting_name in segmentation["settings"]:
+    for setting_name in segmentation.settings:
         label = label_setting(setting_name)
         test_blocks = [b for bl in segmentation_data["blocks"][setting_name].values() for b in bl]
         for region in spec.REGIONS:

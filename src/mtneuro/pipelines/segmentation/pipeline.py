@@ -18,6 +18,7 @@ from typing import Any
 from kedro.pipeline import Node, Pipeline
 
 from mtneuro import run_grid
+from mtneuro.config import ProjectParameters
 
 from . import nodes
 
@@ -45,17 +46,15 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """The grid comes from the ``segmentation`` parameters of the active environment;
-    ``parameters=`` replaces them (tests)."""
-    params = kwargs.get("parameters") or run_grid.task_parameters("segmentation")
-    for setting in params["settings"]:
-        nodes.label_setting(setting)
-    runs = run_grid.expand_grid("segmentation", params["models"], params["settings"], params["seeds"])
+def create_pipeline(parameters: ProjectParameters) -> Pipeline:
+    """The Task 2 grid (``segmentation.models`` x ``settings`` x ``seeds``) of the given
+    configuration, the task table and Figure 3."""
+    segmentation = parameters.segmentation
+    runs = run_grid.expand_grid("segmentation", segmentation.models, segmentation.settings, segmentation.seeds)
     grid = run_grid.grid_pipeline(runs, _run_pipeline, shared_inputs=[DATA], parameters=PARAMETERS)
     figure_inputs = {
         key: f"segmentation.{model}.{setting}.seed{seed}.test_predictions"
-        for key, (model, setting, seed) in nodes.figure_inputs(params).items()
+        for key, (model, setting, seed) in nodes.figure_inputs(segmentation).items()
     }
     return Pipeline(
         [

@@ -1,0 +1,152 @@
+"""The ``mapping`` parameter block (``conf/base/parameters_mapping.yml``): brain-wide maps."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from mtneuro.config.base import StrictModel
+
+Range = Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]
+Shape3 = Annotated[list[PositiveInt], Field(min_length=3, max_length=3)]
+
+
+class MappingBox(StrictModel):
+    """An explicit window ``z``, ``y``, ``x`` (absolute, half-open ``[lo, hi]``)."""
+
+    z: Range
+    y: Range
+    x: Range
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MappingBox:
+        for axis in ("z", "y", "x"):
+            lo, hi = getattr(self, axis)
+            if hi <= lo:
+                raise ValueError(f"window.{axis}: [{lo}, {hi}] is empty (hi must exceed lo)")
+        return self
+
+
+class MappingSlab(StrictModel):
+    """``window: slab``: ``depth`` slices from ``z0`` across the whole plane."""
+
+    z0: NonNegativeInt
+    depth: PositiveInt
+
+
+class MappingBlocks(StrictModel):
+    """Work units (blocks) and storage chunks of the full-resolution arrays, (z, y, x) voxels."""
+
+    shape_zyx: Shape3
+    chunks_zyx: Shape3
+    #: Voxels per request of the lazy (Dask) volume read.
+    read_chunks_zyx: Shape3
+
+    @model_validator(mode="after")
+    def _aligned(self) -> MappingBlocks:
+        for axis, b, c in zip("zyx", self.shape_zyx, self.chunks_zyx, strict=True):
+            if b % c:
+                raise ValueError(
+                    f"blocks.shape_zyx ({axis} = {b}) must be a multiple of blocks.chunks_zyx ({axis} = {c}): "
+                    "each block writes whole chunks (resumable, never two writers per chunk)"
+                )
+        return self
+
+
+class MappingMicrostructure(StrictModel):
+    """Task 2 model mapped per voxel."""
+
+    #: ``best``: the candidate with the highest mean IoU in ``task2_segmentation`` at this setting
+    #: and seed; otherwise a model name of ``segmentation.models``.
+    model: Annotated[str, Field(min_length=1)]
+    candidates: Annotated[list[str], Field(min_length=1)]
+    setting: Literal["seg_3class", "seg_4class"]
+    seed: NonNegativeInt
+    #: In-plane halo (voxels) read around each block; at least the network's receptive-field radius
+    #: (checked on the loaded network before any block is written).
+    halo_yx: PositiveInt
+    #: z halo of 3D networks (2D networks segment every slice on its own).
+    halo_z: NonNegativeInt
+    slices_per_batch: PositiveInt
+
+
+class MappingRegions(StrictModel):
+    """Task 1 model: the region class of a ``patch_size`` patch centred on every ``stride`` cell."""
+
+    method: Annotated[str, Field(min_length=1)]
+    config: Literal["roi_c1", "roi_c3"]
+    seed: NonNegativeInt
+    patch_size: PositiveInt
+    stride: PositiveInt
+    batch_size: PositiveInt
+
+    @model_validator(mode="after")
+    def _stride(self) -> MappingRegions:
+        if self.stride > self.patch_size:
+            raise ValueError(f"regions.stride ({self.stride}) must not exceed regions.patch_size ({self.patch_size})")
+        return self
+
+
+class MappingFeatures(StrictModel):
+    """Semantic features (:mod:`mtneuro.features`) per ``tile_size`` tile of each slice."""
+
+    tile_size: PositiveInt
+    cell_connectivity: Literal[4, 8]
+    #: Registered feature names, in the order of the store's channels.
+    names: Annotated[list[str], Field(min_length=1)]
+
+
+class MappingPyramid(StrictModel):
+    #: Resolution levels including full resolution (each halves y and x).
+    levels: PositiveInt
+    #: Also halve z at each level (isotropic pyramids of the full volume).
+    downsample_z: bool
+
+
+class MappingCompute(StrictModel):
+    #: Threads segmenting slices of a block at once (each with ``torch_threads`` torch threads).
+    workers: PositiveInt
+    torch_threads: PositiveInt
+
+
+class MappingValidation(StrictModel):
+    """Checks against truth (``data/08_reporting/mapping_validation.csv``)."""
+
+    #: Microstructure IoU only on boxes at least this far (voxels) from every training cube.
+    min_distance_from_training: NonNegativeInt
+    box_yx: PositiveInt
+    max_boxes: PositiveInt
+    #: Region accuracy on every n-th voxel in y and x (all slices).
+    region_sample_step: PositiveInt
+    #: Use the phantom's dense truth (everything it draws) for the microstructure IoU.
+    dense_truth: bool
+
+
+class MappingParameters(StrictModel):
+    """``mapping`` in ``conf/base/parameters_mapping.yml``."""
+
+    window: Literal["slab", "full"] | MappingBox
+    slab: MappingSlab
+    #: OME-NGFF version of the store: 0.4 (Zarr v2, what most viewers read) or 0.5 (Zarr v3).
+    ngff_version: Literal["0.4", "0.5"]
+    blocks: MappingBlocks
+    microstructure: MappingMicrostructure
+    regions: MappingRegions
+    features: MappingFeatures
+    pyramid: MappingPyramid
+    compute: MappingCompute
+    validation: MappingValidation
+
+    @model_validator(mode="after")
+    def _grids(self) -> MappingParameters:
+        cy, cx = self.blocks.chunks_zyx[1:]
+        for name, size in (("features.tile_size", self.features.tile_size), ("regions.stride", self.regions.stride)):
+            if cy % size or cx % size:
+                raise ValueError(
+                    f"{name} ({size}) must divide blocks.chunks_zyx in y and x ({cy}, {cx}) so that no tile "
+                    "or region cell straddles two blocks"
+                )
+        if self.validation.box_yx % cy or self.validation.box_yx % cx:
+            raise ValueError(f"validation.box_yx ({self.validation.box_yx}) must be a multiple of blocks.chunks_zyx y and x")
+        return self

@@ -1,0 +1,373 @@
+"""A resumable OME-Zarr writer for maps computed block by block, and its Kedro dataset.
+
+A node returns a :class:`MapRequest`: the layers of the store (an image, label images, feature
+maps), the blocks of work, and a function computing one block. :class:`OmeZarrMapDataset`
+fulfils it (as :class:`~mtneuro.datasets.cube_store.CubeStoreDataset` fulfils cube requests):
+
+1. The store is created with every full-resolution array (fixed chunks) and the request's
+   fingerprint; a store with another fingerprint is replaced, a complete one is left as it is.
+2. Each block writes whole chunks of every layer, then drops an empty marker file
+   (``.mapping/blocks/<key>``). A re-run skips marked blocks; a block killed half-way is
+   recomputed and its chunks rewritten, so the final bytes equal an uninterrupted run's.
+3. Pyramids (``levels`` resolutions, halving y and x; z too if asked) are built from the
+   finished full-resolution arrays, chunk by chunk.
+4. The NGFF metadata (``multiscales``, ``labels``, ``image-label`` with colours and names,
+   ``omero`` channel names) is written with ome-zarr-py; the markers are removed and the store is
+   marked complete. Nothing time-dependent is stored, so re-runs are byte-identical.
+
+NGFF 0.4 stores are Zarr v2 (``/`` chunk separator), 0.5 stores Zarr v3.
+Loading returns a :class:`BrainMap`: lazy Dask arrays of every layer and level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from kedro.io import AbstractDataset, DatasetError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+ATTRS_KEY = "mtneuro_mapping"
+MARKERS = ".mapping"
+
+LayerKind = Literal["image", "label", "features"]
+
+
+@dataclass(frozen=True)
+class MapLayer:
+    """One multiscale array of the store.
+
+    ``path``: ``""`` for the root image, ``labels/<name>`` for a label image, any other group
+    name for feature maps. ``axes`` ``(z, y, x)`` or ``(c, z, y, x)``; ``scale``/``translation``
+    are the full-resolution level's (micrometres). ``kind`` picks the pyramid reduction:
+    ``image`` 2x2 mean, ``label`` nearest (every 2nd voxel), ``features`` NaN-mean.
+    """
+
+    path: str
+    kind: LayerKind
+    dtype: str
+    axes: tuple[str, ...]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    scale: tuple[float, ...]
+    translation: tuple[float, ...]
+    #: label value -> (name, RGBA 0-255) for label layers; channel names for features/image.
+    label_names: dict[int, tuple[str, tuple[int, int, int, int]]] = field(default_factory=dict)
+    channel_names: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1] if self.path else "image"
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "kind": self.kind, "dtype": self.dtype, "axes": list(self.axes),
+            "shape": list(self.shape), "chunks": list(self.chunks), "scale": list(self.scale),
+            "translation": list(self.translation),
+            "labels": {str(k): [v[0], list(v[1])] for k, v in sorted(self.label_names.items())},
+            "channels": list(self.channel_names),
+        }
+
+
+@dataclass
+class MapRequest:
+    """What to write: layers, blocks (key -> per-layer region of level 0) and how to compute a block."""
+
+    layers: list[MapLayer]
+    #: Block key -> {layer path: tuple of slices into the layer's full-resolution array}.
+    blocks: dict[str, dict[str, tuple[slice, ...]]]
+    compute_block: Callable[[str], dict[str, np.ndarray]]
+    levels: int
+    downsample_z: bool
+    ngff_version: Literal["0.4", "0.5"]
+    #: JSON-able description of everything that determines the output (window, models, settings).
+    fingerprint: dict[str, Any]
+    #: Extra JSON-able attributes of the root group (models used, window...).
+    attributes: dict[str, Any] = field(default_factory=dict)
+    #: Called before the first block is computed (e.g. a receptive-field check); not when complete.
+    prepare: Callable[[], None] | None = None
+
+    def digest(self) -> str:
+        record = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "levels": self.levels,
+                  "downsample_z": self.downsample_z, "ngff": self.ngff_version,
+                  "layers": [layer.record() for layer in self.layers], "blocks": sorted(self.blocks)}
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+# --- zarr helpers ---------------------------------------------------------------------------
+
+
+def _zarr_format(version: str) -> int:
+    return 2 if version == "0.4" else 3
+
+
+def _create_array(group: Any, name: str, shape: Sequence[int], chunks: Sequence[int], dtype: str, version: str,
+                  dimension_names: Sequence[str]) -> Any:
+    """A chunked, Blosc-zstd compressed array (deterministic bytes) that replaces any old one."""
+    fill = float("nan") if np.dtype(dtype).kind == "f" else 0
+    if _zarr_format(version) == 2:
+        from numcodecs import Blosc
+
+        return group.create_array(
+            name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, fill_value=fill, overwrite=True,
+            compressors=Blosc(cname="zstd", clevel=5, shuffle=Blosc.SHUFFLE),
+            chunk_key_encoding={"name": "v2", "separator": "/"},
+        )
+    from zarr.codecs import BloscCodec
+
+    return group.create_array(
+        name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, fill_value=fill, overwrite=True,
+        compressors=BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"), dimension_names=list(dimension_names),
+    )
+
+
+def _level_factors(layer: MapLayer, level: int, downsample_z: bool) -> tuple[int, ...]:
+    f = 2**level
+    return tuple(f if a in ("y", "x") or (a == "z" and downsample_z) else 1 for a in layer.axes)
+
+
+def _level_shape(layer: MapLayer, level: int, downsample_z: bool) -> tuple[int, ...]:
+    return tuple(-(-s // f) for s, f in zip(layer.shape, _level_factors(layer, level, downsample_z), strict=True))
+
+
+def _reduce(data: np.ndarray, factors: Sequence[int], kind: LayerKind) -> np.ndarray:
+    """One pyramid step: every 2nd voxel (labels), 2x2 mean (image), NaN-mean (features)."""
+    if kind == "label":
+        return data[tuple(slice(None, None, f) for f in factors)]
+    pad = [(0, (-s) % f) for s, f in zip(data.shape, factors, strict=True)]
+    work = data.astype(np.float64)
+    if any(p for _, p in pad):
+        work = np.pad(work, pad, mode="edge")
+    shape = []
+    for s, f in zip(work.shape, factors, strict=True):
+        shape += [s // f, f]
+    work = work.reshape(shape)
+    axes = tuple(range(1, len(shape), 2))
+    if kind == "features":
+        with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+            __import__("warnings").simplefilter("ignore", RuntimeWarning)
+            out = np.nanmean(work, axis=axes)
+        return out.astype(data.dtype)
+    return np.rint(work.mean(axis=axes)).astype(data.dtype)
+
+
+def _build_level(source: Any, target: Any, factors: Sequence[int], kind: LayerKind) -> None:
+    """``target`` from ``source`` (the next finer level), one target chunk row at a time."""
+    chunks = target.chunks
+    grid = [range(0, s, c) for s, c in zip(target.shape, chunks, strict=True)]
+    for origin in np.ndindex(*[len(g) for g in grid]):
+        lo = [g[i] for g, i in zip(grid, origin, strict=True)]
+        hi = [min(l + c, s) for l, c, s in zip(lo, chunks, target.shape, strict=True)]
+        src = tuple(slice(l * f, min(h * f, s)) for l, h, f, s in zip(lo, hi, factors, source.shape, strict=True))
+        target[tuple(slice(l, h) for l, h in zip(lo, hi, strict=True))] = _reduce(np.asarray(source[src]), factors, kind)
+
+
+def _datasets(layer: MapLayer, levels: int, downsample_z: bool) -> list[dict[str, Any]]:
+    """``multiscales.datasets``: scale and translation of every level (voxel centres kept aligned)."""
+    out = []
+    for level in range(levels):
+        f = _level_factors(layer, level, downsample_z)
+        scale = [s * k for s, k in zip(layer.scale, f, strict=True)]
+        translation = [t + (k - 1) * s / 2 for t, s, k in zip(layer.translation, layer.scale, f, strict=True)]
+        out.append({"path": str(level), "coordinateTransformations": [
+            {"type": "scale", "scale": scale}, {"type": "translation", "translation": translation}]})
+    return out
+
+
+def _axes(layer: MapLayer) -> list[dict[str, str]]:
+    return [{"name": a, "type": "channel"} if a == "c" else {"name": a, "type": "space", "unit": "micrometer"}
+            for a in layer.axes]
+
+
+def _write_metadata(root: Any, request: MapRequest) -> None:
+    """NGFF metadata of every layer, written with ome-zarr-py (idempotent)."""
+    from ome_zarr.format import format_from_version
+    from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+
+    fmt = format_from_version(request.ngff_version)
+    labels = [layer for layer in request.layers if layer.kind == "label"]
+    for layer in request.layers:
+        group = root[layer.path] if layer.path else root
+        metadata: dict[str, Any] = {}
+        if layer.channel_names:
+            metadata["omero"] = {"channels": [
+                {"label": n, "color": "FFFFFF", "active": i == 0,
+                 "window": {"min": 0.0, "max": 255.0, "start": 0.0, "end": 255.0}}
+                for i, n in enumerate(layer.channel_names)]}
+        write_multiscales_metadata(group, _datasets(layer, request.levels, request.downsample_z), fmt=fmt,
+                                   axes=_axes(layer), name=layer.name, metadata=metadata)
+    if labels:
+        group = root["labels"]
+        group.attrs.put({})  # write_label_metadata appends to the list: start from none
+        for layer in labels:
+            colors = [{"label-value": int(v), "rgba": list(rgba)} for v, (_, rgba) in sorted(layer.label_names.items())]
+            properties = [{"label-value": int(v), "name": n} for v, (n, _) in sorted(layer.label_names.items())]
+            write_label_metadata(group, layer.name, colors=colors, properties=properties, fmt=fmt,
+                                 source={"image": "../../"})
+
+
+def _root_attrs(root: Any) -> dict[str, Any]:
+    return dict(root.attrs.get(ATTRS_KEY, {}) or {})
+
+
+def _touch_atomic(path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_bytes(b"")
+    os.replace(tmp, path)
+
+
+def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Write (or finish) the store at ``path``; returns what was done (blocks computed, skipped, seconds)."""
+    import zarr
+
+    path = Path(path)
+    digest = request.digest()
+    stats: dict[str, Any] = {"computed": 0, "skipped": 0, "seconds": 0.0, "complete_before": False}
+    root = None
+    if path.exists():
+        try:
+            root = zarr.open_group(str(path), mode="r+")
+            attrs = _root_attrs(root)
+        except Exception:  # noqa: BLE001 - unreadable: start again
+            attrs = {}
+        if attrs.get("digest") != digest:
+            log.warning("brain map %s was written for other settings: starting again", path)
+            shutil.rmtree(path)
+            root = None
+        elif attrs.get("complete"):
+            stats["complete_before"] = True
+            return stats
+    if root is None:
+        root = zarr.open_group(str(path), mode="w", zarr_format=_zarr_format(request.ngff_version))
+        for layer in request.layers:
+            group = root.require_group(layer.path) if layer.path else root
+            _create_array(group, "0", layer.shape, layer.chunks, layer.dtype, request.ngff_version, layer.axes)
+        root.attrs.update({ATTRS_KEY: {"digest": digest, "complete": False, **request.attributes}})
+    markers = path / MARKERS / "blocks"
+    markers.mkdir(parents=True, exist_ok=True)
+    done = {p.name for p in markers.iterdir() if not p.name.startswith(".")}
+    if request.prepare is not None:
+        request.prepare()
+    arrays = {layer.path: (root[layer.path] if layer.path else root)["0"] for layer in request.layers}
+    start = time.perf_counter()
+    for i, (key, regions) in enumerate(request.blocks.items()):
+        if key in done:
+            stats["skipped"] += 1
+            continue
+        t0 = time.perf_counter()
+        results = request.compute_block(key)
+        for layer_path, region in regions.items():
+            arrays[layer_path][region] = results[layer_path]
+        _touch_atomic(markers / key)
+        stats["computed"] += 1
+        message = f"block {key} ({i + 1}/{len(request.blocks)}) in {time.perf_counter() - t0:.1f} s"
+        log.info("brain map: %s", message)
+        if progress is not None:
+            progress(message)
+    for layer in request.layers:
+        group = root[layer.path] if layer.path else root
+        for level in range(1, request.levels):
+            shape = _level_shape(layer, level, request.downsample_z)
+            target = _create_array(group, str(level), shape, [min(c, s) for c, s in zip(layer.chunks, shape, strict=True)],
+                                   layer.dtype, request.ngff_version, layer.axes)
+            factors = [a // b for a, b in zip(_level_factors(layer, level, request.downsample_z),
+                                              _level_factors(layer, level - 1, request.downsample_z), strict=True)]
+            _build_level(group[str(level - 1)], target, factors, layer.kind)
+    _write_metadata(root, request)
+    root.attrs.update({ATTRS_KEY: {"digest": digest, "complete": True, **request.attributes}})
+    shutil.rmtree(path / MARKERS, ignore_errors=True)
+    stats["seconds"] = time.perf_counter() - start
+    return stats
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass
+class BrainMap:
+    """A written store: lazy Dask arrays per layer name and level, plus the root attributes."""
+
+    path: Path
+    attributes: dict[str, Any]
+    layers: dict[str, list[Any]]  # name -> [level 0, level 1, ...] (dask arrays)
+    multiscales: dict[str, dict[str, Any]]
+
+    def level_scale(self, name: str, level: int) -> list[float]:
+        ds = self.multiscales[name]["datasets"][level]
+        return next(t["scale"] for t in ds["coordinateTransformations"] if t["type"] == "scale")
+
+
+def _ome(attrs: dict[str, Any]) -> dict[str, Any]:
+    return dict(attrs.get("ome", attrs))
+
+
+def read_map(path: str | Path) -> BrainMap:
+    import dask.array as da
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r")
+    attrs = _root_attrs(root)
+    if not attrs.get("complete"):
+        raise DatasetError(f"The brain map {path} is incomplete (its run was interrupted): run the mapping pipeline again")
+    groups = {"image": root}
+    labels = _ome(dict(root["labels"].attrs)).get("labels", []) if "labels" in root else []
+    groups.update({name: root["labels"][name] for name in labels})
+    for name in root.group_keys():
+        if name != "labels" and "multiscales" in _ome(dict(root[name].attrs)):
+            groups[name] = root[name]
+    layers, multiscales = {}, {}
+    for name, group in groups.items():
+        ms = _ome(dict(group.attrs))["multiscales"][0]
+        multiscales[name] = ms
+        layers[name] = [da.from_zarr(group[d["path"]]) for d in ms["datasets"]]
+    return BrainMap(Path(path), attrs, layers, multiscales)
+
+
+class OmeZarrMapDataset(AbstractDataset[MapRequest, BrainMap]):
+    """Saves a :class:`MapRequest` as a resumable OME-Zarr store; loads it as a :class:`BrainMap`.
+
+    .. code-block:: yaml
+
+        brain_map:
+          type: mtneuro.datasets.ome_zarr_store.OmeZarrMapDataset
+          path: data/07_model_output/brain_map.ome.zarr
+    """
+
+    def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
+        if not str(path).endswith(".ome.zarr"):
+            raise DatasetError(f"OmeZarrMapDataset: the store name must end with .ome.zarr, got {path!r}")
+        self._path = Path(path)
+        self.metadata = metadata
+        self.last_stats: dict[str, Any] = {}
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
+
+    def save(self, data: MapRequest) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self.last_stats = write_map(data, self._path)
+
+    def load(self) -> BrainMap:
+        if not self._path.exists():
+            raise DatasetError(f"No brain map at {self._path}: run `kedro run --pipelines=mapping`")
+        return read_map(self._path)
+
+    def _exists(self) -> bool:
+        try:
+            import zarr
+
+            return bool(_root_attrs(zarr.open_group(str(self._path), mode="r")).get("complete"))
+        except Exception:  # noqa: BLE001
+            return False

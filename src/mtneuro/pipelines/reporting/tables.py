@@ -1,0 +1,241 @@
+"""The paper's Tables 1-3 as numeric long tables: this project's statistics over seeds beside the
+paper's numbers (:mod:`mtneuro.paper_results`), one row per table cell.
+
+The task tables carry the registries' names (methods, models, features) and the configuration
+names ``ROI-C1``..``ROI-C3``; rows follow the paper's order, then any other name seen. A cell
+without any run (or a NaN metric in every seed) is missing -- NaN, never zero; std is the sample
+standard deviation over seeds (ddof = 1), none for one seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mtneuro import paper_results as paper
+
+from .labels import R2_KINDS, SEG_CLASS_LABELS, dims_label, feature_label, method_label, model_dims, model_label
+
+log = logging.getLogger(__name__)
+
+TABLE1_COLUMNS = [
+    "source", "profile", "method", "method_label", "config", "metric",
+    "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std",
+]
+TABLE2_COLUMNS = [
+    "source", "profile", "dims", "model", "model_label", "setting", "metric", "class", "class_label",
+    "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std",
+]
+TABLE3_COLUMNS = [
+    "source", "profile", "train_config", "method", "method_label", "feature", "feature_label", "r2",
+    "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std",
+]
+
+#: Training set of each Task 1 configuration: ROI-C2 tests the ROI-C1 models on the extra cubes.
+TABLE1_TRAIN_CONFIG: dict[str, str] = {"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1", "ROI-C3": "ROI-C3"}
+
+
+class ReportingError(ValueError):
+    """A task table lacks what the reporting pipeline needs."""
+
+
+def _ordered(preferred: Iterable[str], seen: Iterable[str]) -> list[str]:
+    """The preferred values in their order, then any other value seen, in order of appearance."""
+    out = list(dict.fromkeys(preferred))
+    out += [v for v in dict.fromkeys(seen) if v not in out]
+    return out
+
+
+# --- statistics over seeds --------------------------------------------------------------------
+
+
+def _seed_values(runs: pd.DataFrame, value_column: str, keys: Sequence[str]) -> pd.DataFrame:
+    """One value per (keys..., seed): repeated rows of one seed are averaged, NaNs dropped."""
+    frame = runs[[*keys, *(["seed"] if "seed" in runs.columns else []), value_column]].copy()
+    frame[value_column] = pd.to_numeric(frame[value_column], errors="coerce")
+    frame = frame.dropna(subset=[value_column])
+    if "seed" in frame.columns:
+        frame = frame.groupby([*keys, "seed"], as_index=False, dropna=False)[value_column].mean()
+    return frame
+
+
+def seed_stats(values: Iterable[float]) -> tuple[int, float, float]:
+    """(n, mean, sample std) over seeds, NaNs ignored; mean is NaN for no value, std for < 2."""
+    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return 0, float("nan"), float("nan")
+    std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
+    return int(arr.size), float(arr.mean()), std
+
+
+def _stats_lookup(frame: pd.DataFrame, keys: Sequence[str], value_column: str) -> dict[tuple, tuple[int, float, float]]:
+    if frame.empty:
+        return {}
+    return {
+        (key if isinstance(key, tuple) else (key,)): seed_stats(group[value_column].to_numpy())
+        for key, group in frame.groupby(list(keys), dropna=False, sort=False)
+    }
+
+
+def _paper_pair(value: paper.PaperValue | None) -> tuple[float, float]:
+    if value is None:
+        return float("nan"), float("nan")
+    return value.mean, (float("nan") if value.std is None else value.std)
+
+
+def describe_source(runs: pd.DataFrame | None) -> str:
+    """The ``source`` values of a task table, e.g. ``phantom`` (``unknown`` when absent)."""
+    if runs is None or "source" not in runs.columns:
+        return "unknown"
+    values = sorted({str(v) for v in runs["source"].dropna()})
+    return "+".join(values) if values else "unknown"
+
+
+def _require(runs: pd.DataFrame, columns: Iterable[str], table: str) -> None:
+    missing = [c for c in columns if c not in runs.columns]
+    if missing and not runs.empty:
+        raise ReportingError(f"The task table for {table} lacks the column(s) {missing}; it has {list(runs.columns)}.")
+
+
+def _as_frame(runs: pd.DataFrame | None) -> pd.DataFrame:
+    return pd.DataFrame() if runs is None else runs
+
+
+# --- Table 1 ----------------------------------------------------------------------------------
+
+
+def _paper_training_sets_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """Where the table says which training set a row's model had (``train_config``), keep only
+    the pairs the paper reports (a ROI-C3 model tested on the ROI-C1 test split is no Table 1 cell)."""
+    if "train_config" not in frame.columns:
+        return frame
+    train = frame["train_config"]
+    expected = frame["config"].map(TABLE1_TRAIN_CONFIG)
+    keep = expected.isna() | train.isna() | (train == expected)
+    if not keep.all():
+        log.info("Table 1 leaves out %d row(s) whose training set is not the paper's for their test set",
+                 int((~keep).sum()))
+    return frame[keep.to_numpy()]
+
+
+def table1(runs: pd.DataFrame | None, profile: str, metric: str) -> pd.DataFrame:
+    """Task 1 ``metric``: one row per (method, configuration), ours (mean/std over seeds) and paper's."""
+    runs = _as_frame(runs)
+    _require(runs, ["method", "config"], "Table 1")
+    source = describe_source(runs)
+    if runs.empty or metric not in runs.columns:
+        if not runs.empty:
+            log.warning("Task 1 table has no column %r; Table 1 shows every run as missing", metric)
+        frame = pd.DataFrame(columns=["method", "config", metric])
+    else:
+        frame = _paper_training_sets_only(runs)
+        frame = _seed_values(frame, metric, ["method", "config"])
+    stats = _stats_lookup(frame, ["method", "config"], metric)
+    methods = _ordered(paper.TABLE1_METHODS, frame["method"])
+    configs = _ordered(paper.TABLE1_CONFIGS, frame["config"])
+    rows = []
+    for method in methods:
+        for config in configs:
+            n, mean, std = stats.get((method, config), (0, float("nan"), float("nan")))
+            p_mean, p_std = _paper_pair(paper.table1(method, config)) if metric == "accuracy" else (float("nan"),) * 2
+            rows.append([source, profile, method, method_label(method), config, metric, n, mean, std, p_mean, p_std])
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
+
+
+# --- Table 2 ----------------------------------------------------------------------------------
+
+
+def _with_dims(runs: pd.DataFrame) -> pd.DataFrame:
+    """``dims`` as the paper's ``2D``/``3D``: the table's column, else the model registry's."""
+    frame = runs.copy()
+    frame["dims"] = frame["dims"].map(dims_label) if "dims" in frame.columns else frame["model"].map(model_dims)
+    return frame
+
+
+def _segmentation_seed_values(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per (dims, model, setting, class, seed) values, with the per-seed mean over classes added
+    where the table has no ``mean`` row for that run."""
+    keys = ["dims", "model", "setting", "class"]
+    values = _seed_values(frame, metric, keys)
+    run_keys = ["dims", "model", "setting", *(["seed"] if "seed" in values.columns else [])]
+    per_class = values[values["class"] != "mean"]
+    computed = per_class.groupby(run_keys, as_index=False, dropna=False)[metric].mean().assign(**{"class": "mean"})
+    given = values[values["class"] == "mean"]
+    if not given.empty:  # keep the runs' own mean rows; compute only the runs that lack one
+        have = set(map(tuple, given[run_keys].to_numpy().tolist()))
+        computed = computed[[tuple(r) not in have for r in computed[run_keys].to_numpy().tolist()]]
+    return pd.concat([per_class, given, computed[values.columns]], ignore_index=True)
+
+
+def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
+    """Task 2: one row per (dims, model, setting, metric, class or mean), ours and paper's."""
+    runs = _as_frame(runs)
+    _require(runs, ["model", "setting", "class"], "Table 2")
+    source = describe_source(runs)
+    if runs.empty:
+        frame = pd.DataFrame(columns=["dims", "model", "setting", "class"])
+    else:
+        frame = _with_dims(runs)
+    stats: dict[str, dict[tuple, tuple[int, float, float]]] = {}
+    for metric in paper.SEG_METRICS:
+        if metric in frame.columns:
+            values = _segmentation_seed_values(frame, metric)
+            stats[metric] = _stats_lookup(values, ["dims", "model", "setting", "class"], metric)
+        else:
+            if not runs.empty:
+                log.warning("Task 2 table has no column %r; Table 2 shows it as missing", metric)
+            stats[metric] = {}
+    dims_list = _ordered(paper.TABLE2_DIMS, frame["dims"])
+    settings = _ordered(paper.TABLE2_SETTINGS, frame["setting"])
+    rows = []
+    for dims in dims_list:
+        models = _ordered(paper.TABLE2_MODELS.get(dims, ()), frame.loc[frame["dims"] == dims, "model"])
+        for model in models:
+            for setting in settings:
+                seen = frame.loc[(frame["setting"] == setting) & (frame["class"] != "mean"), "class"]
+                classes = [*_ordered(paper.SEG_CLASSES.get(setting, ()), seen), "mean"]
+                labels = SEG_CLASS_LABELS.get(setting, {})
+                for metric in paper.SEG_METRICS:
+                    for cls in classes:
+                        n, mean, std = stats[metric].get((dims, model, setting, cls), (0, float("nan"), float("nan")))
+                        p_mean, p_std = _paper_pair(paper.table2(dims, model, setting, metric, cls))
+                        rows.append([source, profile, dims, model, model_label(model), setting,
+                                     metric, cls, labels.get(cls, cls), n, mean, std, p_mean, p_std])
+    return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
+
+
+# --- Table 3 ----------------------------------------------------------------------------------
+
+
+def table3(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
+    """Task 3: one row per (encoder training configuration, method, feature, R^2 kind)."""
+    runs = _as_frame(runs)
+    _require(runs, ["method", "train_config", "feature"], "Table 3")
+    source = describe_source(runs)
+    frame = pd.DataFrame(columns=["method", "train_config", "feature"]) if runs.empty else runs
+    keys = ["train_config", "method", "feature"]
+    stats = {}
+    for kind, (column, _) in R2_KINDS.items():
+        if column in frame.columns:
+            stats[kind] = _stats_lookup(_seed_values(frame, column, keys), keys, column)
+        else:
+            if not runs.empty:
+                log.warning("Task 3 table has no column %r; Table 3 shows it as missing", column)
+            stats[kind] = {}
+    configs = _ordered(paper.TABLE3_CONFIGS, frame["train_config"])
+    methods = _ordered(paper.TABLE3_METHODS, frame["method"])
+    features = _ordered(paper.TABLE3_FEATURES, frame["feature"])
+    rows = []
+    for config in configs:
+        for method in methods:
+            for feature in features:
+                for kind in R2_KINDS:
+                    n, mean, std = stats[kind].get((config, method, feature), (0, float("nan"), float("nan")))
+                    p = paper.table3(config, method, feature) if kind == "in_sample" else None
+                    p_mean, p_std = _paper_pair(p)
+                    rows.append([source, profile, config, method, method_label(method), feature,
+                                 feature_label(feature), kind, n, mean, std, p_mean, p_std])
+    return pd.DataFrame(rows, columns=TABLE3_COLUMNS)

@@ -1,0 +1,437 @@
+"""Running the pipelines on dask.distributed: ``kedro run --runner=mtneuro.runners.DaskRunner``.
+
+Based on the ``DaskRunner`` of Kedro's deployment documentation, written for this project:
+
+* every node is one Dask task (``client.submit``) that depends on the tasks of the nodes it
+  needs; the worker bootstraps the project (``configure_project``), registers the project's
+  hooks and runs the node with Kedro's own :class:`kedro.runner.task.Task`;
+* data cross workers only through catalog datasets. Persisted datasets are saved by the worker
+  that produces them and loaded by the one that needs them (versioning as in any run: every
+  worker saves under the session's save version). ``MemoryDataset`` outputs that another node
+  reads (e.g. ``segmentation_data``) are written by the runner to a pickle store it owns, one
+  folder per run under ``exchange_dir`` (a temporary folder for local clusters), deleted at the
+  end of the run; pipeline outputs kept in memory are read back into the driver's catalog;
+* nodes tagged ``gpu_tag`` (default ``gpu``) ask for ``resources={"GPU": 1}`` when the cluster's
+  workers advertise GPUs, so one training runs per GPU slot; other nodes run anywhere;
+* the cluster comes from ``conf/<env>/dask.yml`` (read with the session's config loader), and
+  ``--runner-params key=value,...`` overrides single keys: ``local`` (a LocalCluster of processes;
+  with GPUs one worker per GPU, ``dask_cuda.LocalCUDACluster``), ``address`` (a running scheduler)
+  or ``slurm`` (``dask_jobqueue.SLURMCluster``);
+* a worker that dies in the middle of a node (SIGKILL, out of memory, node failure) makes the
+  scheduler run the node again on another worker, up to ``allowed_failures`` times; after that
+  the run fails with an error naming the node, and ``kedro run ... --only-missing-outputs``
+  resumes without recomputing the runs whose outputs were saved.
+
+Environment variables named ``MTNEURO_*`` in the driver when the run starts (e.g. the MLflow
+parent run set by :mod:`mtneuro.tracking`) are set in the worker before each node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from kedro.io import AbstractDataset, MemoryDataset
+from kedro.runner import AbstractRunner
+from kedro.runner.task import Task
+from pydantic import NonNegativeInt, PositiveInt, ValidationError
+
+from mtneuro.config.base import ConfigurationError, StrictModel, format_validation_error
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from kedro.io import CatalogProtocol
+    from kedro.pipeline import Pipeline
+    from kedro.pipeline.node import Node
+    from pluggy import PluginManager
+
+log = logging.getLogger(__name__)
+
+#: Environment variables with this prefix travel from the driver to the worker of every node.
+ENV_PREFIX = "MTNEURO_"
+#: The configuration key (``conf/<env>/dask*.yml``) and its file patterns.
+CONFIG_KEY = "dask"
+CONFIG_PATTERNS = ["dask*", "dask*/**"]
+
+
+class DaskSettings(StrictModel):
+    """``conf/base/dask.yml``: which cluster runs the nodes (every default lives in the YAML)."""
+
+    #: local: a cluster on this machine; address: a running scheduler; slurm: dask_jobqueue.
+    cluster: Literal["local", "address", "slurm"]
+    #: ``tcp://host:8786`` of the running scheduler (``cluster: address``).
+    address: str | None
+    #: Local CPU worker processes (auto: one per core); with GPUs: one per GPU slot.
+    n_workers: Literal["auto"] | PositiveInt
+    threads_per_worker: PositiveInt
+    memory_limit: str
+    #: Use this machine's GPUs for a local cluster (auto: when torch sees one).
+    gpus: Literal["auto"] | bool
+    #: Nodes with this Kedro tag ask for one GPU.
+    gpu_tag: str
+    #: Trainings sharing one GPU (one worker process each, pinned to the GPU).
+    gpu_slots_per_device: PositiveInt
+    #: Times a node is started again after its worker died (local clusters; a running
+    #: scheduler uses its own ``distributed.scheduler.allowed-failures``).
+    allowed_failures: NonNegativeInt
+    #: Extra environment of local worker processes (e.g. OMP_NUM_THREADS).
+    worker_env: dict[str, str | int]
+    #: Where MemoryDatasets read by other nodes are pickled (null: a temporary folder for a
+    #: local cluster, ``.dask-exchange`` in the working directory otherwise: a shared file system).
+    exchange_dir: str | None
+    #: Dashboard of a local cluster (``:8787``), or null for none.
+    dashboard_address: str | None
+    #: ``dask_jobqueue.SLURMCluster`` arguments (``cluster: slurm``) and how many jobs to start.
+    slurm: dict[str, Any]
+    slurm_jobs: PositiveInt
+
+
+def _read_config(overrides: Mapping[str, Any]) -> DaskSettings:
+    """``dask.yml`` of the session's environment with runner parameters applied."""
+    from kedro.config import MissingConfigException
+
+    loader = _session_loader()
+    try:
+        try:
+            raw = dict(loader[CONFIG_KEY])
+        except KeyError:  # no "dask" pattern in settings.CONFIG_LOADER_ARGS: read the files anyway
+            loader.config_patterns = {**loader.config_patterns, CONFIG_KEY: CONFIG_PATTERNS}
+            raw = dict(loader[CONFIG_KEY])
+    except MissingConfigException:
+        raw = {}
+    config_file = overrides.get("config")
+    if config_file:
+        from omegaconf import OmegaConf
+
+        raw.update(OmegaConf.to_container(OmegaConf.load(str(config_file)), resolve=True))  # type: ignore[arg-type]
+    raw.update({k: v for k, v in overrides.items() if k != "config"})
+    try:
+        return DaskSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigurationError(
+            f"Invalid Dask runner settings (conf/<env>/dask.yml, --runner-params):\n"
+            f"{format_validation_error(exc, ('dask',), DaskSettings)}"
+        ) from None
+
+
+def _session_loader() -> Any:
+    """The running session's config loader (knows --env and --conf-source), else ``conf/``."""
+    from mtneuro.config.active import CONFIGURATION_HOOK
+    from mtneuro.config.loading import config_loader, default_conf_source, default_environment
+
+    loader = getattr(CONFIGURATION_HOOK, "loader", None)
+    return loader if loader is not None else config_loader(default_conf_source(), default_environment())
+
+
+def local_gpu_count(setting: str | bool) -> int:
+    """GPUs a local cluster uses: none when ``gpus`` is false, torch's count otherwise."""
+    if setting is False:
+        return 0
+    import torch
+
+    count = torch.cuda.device_count()
+    if setting is True and count == 0:
+        raise ConfigurationError("dask.gpus is true but torch sees no GPU on this machine")
+    return count
+
+
+def local_gpu_worker_specs(n_gpus: int, slots: int, memory_limit: str, env: Mapping[str, Any]) -> dict[str, dict]:
+    """One Nanny per (GPU, slot), pinned to its GPU and advertising ``GPU: 1`` (a SpecCluster spec)."""
+    from distributed import Nanny
+
+    return {
+        f"gpu{gpu}-{slot}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 1,
+                "memory_limit": memory_limit,
+                "resources": {"GPU": 1},
+                "env": {**{k: str(v) for k, v in env.items()}, "CUDA_VISIBLE_DEVICES": str(gpu)},
+            },
+        }
+        for gpu in range(n_gpus)
+        for slot in range(slots)
+    }
+
+
+def start_cluster(settings: DaskSettings) -> tuple[Client, Any]:
+    """A client and the cluster it owns (None for a running scheduler) from the settings."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    dask_config = {"distributed.scheduler.allowed-failures": settings.allowed_failures}
+    if settings.worker_env:
+        dask_config["distributed.nanny.pre-spawn-environ"] = {
+            **dask.config.get("distributed.nanny.pre-spawn-environ"),
+            **{k: str(v) for k, v in settings.worker_env.items()},
+        }
+    with dask.config.set(dask_config):
+        if settings.cluster == "address":
+            if not settings.address:
+                raise ConfigurationError("dask.address: set the scheduler address (tcp://host:8786) for cluster: address")
+            return Client(settings.address), None
+        if settings.cluster == "slurm":
+            from dask_jobqueue import SLURMCluster
+
+            cluster = SLURMCluster(**settings.slurm)
+            cluster.scale(jobs=settings.slurm_jobs)
+            return Client(cluster), cluster
+        common = {"memory_limit": settings.memory_limit, "dashboard_address": settings.dashboard_address}
+        n_gpus = local_gpu_count(settings.gpus)
+        if n_gpus and settings.gpu_slots_per_device == 1:
+            try:
+                from dask_cuda import LocalCUDACluster  # optional extra "cuda"
+            except ImportError:
+                LocalCUDACluster = None  # noqa: N806
+            if LocalCUDACluster is not None:
+                cluster = LocalCUDACluster(threads_per_worker=1, resources={"GPU": 1}, **common)
+                return Client(cluster), cluster
+        if n_gpus:
+            from distributed import Scheduler, SpecCluster
+
+            cluster = SpecCluster(
+                workers=local_gpu_worker_specs(n_gpus, settings.gpu_slots_per_device, settings.memory_limit, settings.worker_env),
+                scheduler={"cls": Scheduler, "options": {"dashboard_address": settings.dashboard_address}},
+            )
+            return Client(cluster), cluster
+        n_workers = (os.cpu_count() or 1) if settings.n_workers == "auto" else settings.n_workers
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=settings.threads_per_worker, processes=True, **common)
+        return Client(cluster), cluster
+
+
+# --- on the worker ---------------------------------------------------------------------------
+
+_WORKER_HOOKS: dict[str, Any] = {}
+
+
+def _worker_hook_manager(
+    package_name: str | None, logging_config: Mapping[str, Any] | None, extra_hooks: tuple[Any, ...] = ()
+) -> PluginManager:
+    """The project bootstrapped in this worker process, and a hook manager with its hooks (once per process).
+
+    Only the project's hooks (``settings.HOOKS``) and the runner's ``hooks`` run on workers, not
+    plugins' entry points (kedro-viz's dataset statistics, telemetry), which belong to the driver.
+    """
+    from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks
+    from kedro.framework.project import PACKAGE_NAME, configure_logging, configure_project, settings
+
+    key = package_name or ""
+    if key not in _WORKER_HOOKS:
+        if package_name and package_name != PACKAGE_NAME:
+            configure_project(package_name)
+            if logging_config:
+                configure_logging(dict(logging_config))
+        manager = _create_hook_manager()
+        _register_hooks(manager, settings.HOOKS)
+        _WORKER_HOOKS[key] = manager
+    if not extra_hooks:
+        return _WORKER_HOOKS[key]
+    project_types = {type(h) for h in settings.HOOKS}
+    manager = _create_hook_manager()
+    _register_hooks(manager, (*settings.HOOKS, *(h for h in extra_hooks if type(h) not in project_types)))
+    return manager
+
+
+def run_node_on_worker(  # noqa: PLR0913 - the arguments of one task
+    node: Node,
+    catalog: CatalogProtocol,
+    package_name: str | None,
+    logging_config: Mapping[str, Any] | None,
+    environ: Mapping[str, str],
+    is_async: bool,
+    run_id: str | None,
+    extra_hooks: tuple[Any, ...] = (),
+) -> str:
+    """One node on a Dask worker, with the project's hooks; returns the node's name."""
+    for key in [k for k in os.environ if k.startswith(ENV_PREFIX) and k not in environ]:
+        del os.environ[key]
+    os.environ.update(environ)
+    hook_manager = _worker_hook_manager(package_name, logging_config, extra_hooks)
+    Task(node=node, catalog=catalog, hook_manager=hook_manager, is_async=is_async, run_id=run_id).execute()
+    return node.name
+
+
+# --- the runner ------------------------------------------------------------------------------
+
+
+@contextmanager
+def _quiet_catalog() -> Iterator[None]:
+    """Replacing a dataset in the catalog logs a warning; the runner's swaps are expected."""
+    logger = logging.getLogger("kedro.io.data_catalog")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def exchanged_datasets(pipeline: Pipeline, catalog: CatalogProtocol) -> list[str]:
+    """Node outputs kept in memory (ephemeral datasets): they cannot cross worker processes."""
+    names = []
+    for name in sorted(pipeline.all_outputs()):
+        dataset = catalog.get(name, fallback_to_runtime_pattern=True)
+        if getattr(dataset, "_EPHEMERAL", False):
+            names.append(name)
+    return names
+
+
+class DaskRunner(AbstractRunner):
+    """Runs each node as a task on a dask.distributed cluster (see the module docstring).
+
+    Keyword arguments (``--runner-params``) override keys of ``dask.yml``; ``config=<file>``
+    reads another settings file on top (e.g. ``conf/slurm/dask.yml`` with ``--env=paper``).
+    ``client`` (Python only) runs on an existing :class:`distributed.Client`, left open;
+    ``hooks`` (Python only) are hook instances the workers register besides ``settings.HOOKS``.
+    """
+
+    def __init__(
+        self, is_async: bool = False, client: Client | None = None, hooks: Iterable[Any] = (), **options: Any
+    ) -> None:
+        super().__init__(is_async=is_async)
+        self._client = client
+        self._hooks = tuple(hooks)
+        self._options = options
+        self.settings: DaskSettings | None = None
+
+    def _get_executor(self, max_workers: int) -> None:  # noqa: ARG002 - Dask schedules, not an executor
+        return None
+
+    def _run(
+        self,
+        pipeline: Pipeline,
+        catalog: CatalogProtocol,
+        hook_manager: PluginManager | None = None,  # noqa: ARG002 - the workers run the project's hooks
+        run_id: str | None = None,
+    ) -> None:
+        from kedro.framework.project import LOGGING, PACKAGE_NAME
+
+        self.settings = settings = _read_config(self._options)
+        client, cluster = (self._client, None) if self._client is not None else start_cluster(settings)
+        exchange_root = self._exchange_root(settings)
+        exchange = exchange_root / (run_id or f"run-{time.time_ns()}").replace(":", "-")
+        swapped = self._swap_memory_datasets(pipeline, catalog, exchange)
+        try:
+            self._submit_and_wait(
+                client, pipeline, catalog, run_id, PACKAGE_NAME, dict(getattr(LOGGING, "data", {}) or {}), settings
+            )
+            self._restore_memory_datasets(pipeline, catalog, swapped)
+        finally:
+            shutil.rmtree(exchange, ignore_errors=True)
+            if exchange_root.name.startswith("mtneuro-dask-"):
+                shutil.rmtree(exchange_root, ignore_errors=True)
+            if cluster is not None:
+                client.close()
+                cluster.close()
+
+    @staticmethod
+    def _exchange_root(settings: DaskSettings) -> Path:
+        if settings.exchange_dir:
+            return Path(settings.exchange_dir)
+        if settings.cluster == "local":
+            return Path(tempfile.mkdtemp(prefix="mtneuro-dask-"))
+        return Path.cwd() / ".dask-exchange"
+
+    def _swap_memory_datasets(self, pipeline: Pipeline, catalog: CatalogProtocol, folder: Path) -> dict[str, AbstractDataset]:
+        """Node outputs held in memory become pickle files in ``folder`` (owned by this run)."""
+        from kedro_datasets.pickle import PickleDataset
+
+        names = exchanged_datasets(pipeline, catalog)
+        if names:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._logger.info("Datasets in memory crossing workers are pickled in %s: %s", folder, ", ".join(names))
+        swapped = {}
+        with _quiet_catalog():
+            for index, name in enumerate(names):
+                swapped[name] = catalog.get(name, fallback_to_runtime_pattern=True)
+                catalog[name] = PickleDataset(filepath=str(folder / f"{index:04d}.pkl"))
+        return swapped
+
+    @staticmethod
+    def _restore_memory_datasets(pipeline: Pipeline, catalog: CatalogProtocol, swapped: Mapping[str, AbstractDataset]) -> None:
+        """Free outputs of the pipeline come back into memory, as with SequentialRunner."""
+        outputs = pipeline.outputs()
+        with _quiet_catalog():
+            for name, original in swapped.items():
+                if name in outputs and catalog.exists(name):
+                    catalog[name] = MemoryDataset(data=catalog.load(name), copy_mode="assign")
+                else:
+                    catalog[name] = original
+
+    def _gpu_requests(self, client: Client, settings: DaskSettings) -> bool:
+        """Whether any worker advertises GPUs (else no node may ask for one: it would wait forever)."""
+        workers = client.scheduler_info().get("workers", {})
+        return any("GPU" in (w.get("resources") or {}) for w in workers.values())
+
+    def _submit_and_wait(  # noqa: PLR0913
+        self,
+        client: Client,
+        pipeline: Pipeline,
+        catalog: CatalogProtocol,
+        run_id: str | None,
+        package_name: str | None,
+        logging_config: Mapping[str, Any],
+        settings: DaskSettings,
+    ) -> None:
+        from distributed import as_completed
+
+        environ = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        use_gpus = self._gpu_requests(client, settings)
+        node_dependencies = pipeline.node_dependencies
+        todo = set(pipeline.nodes)
+        done: set[Node] = set()
+        running: dict[Any, Node] = {}
+        pending = as_completed()
+
+        def submit_ready() -> None:
+            # A node is submitted once its upstream nodes are done, with no Dask data dependency:
+            # the results of finished nodes are on disk, so a worker that dies loses nothing
+            # that other tasks need (Dask would otherwise recompute the finished nodes it held).
+            for node in [n for n in todo if node_dependencies[n] <= done]:
+                todo.discard(node)
+                resources = {"GPU": 1} if use_gpus and settings.gpu_tag in node.tags else None
+                future = client.submit(
+                    run_node_on_worker, node, catalog, package_name, logging_config, environ, self._is_async, run_id, self._hooks,
+                    key=f"{node.name}-{run_id or 'run'}-{time.time_ns()}", resources=resources, pure=False,
+                )
+                running[future] = node
+                pending.add(future)
+
+        submit_ready()
+        try:
+            for future in pending:
+                node = running.pop(future)
+                try:
+                    future.result()
+                except Exception as exc:
+                    self._suggest_resume_scenario(pipeline, done, catalog)
+                    raise RuntimeError(self._failure_message(node, exc)) from exc
+                future.release()
+                done.add(node)
+                self._logger.info("Completed node: %s", node.name)
+                self._logger.info("Completed %d out of %d tasks", len(done), len(pipeline.nodes))
+                submit_ready()
+        finally:
+            if running:
+                client.cancel(list(running))
+        if todo:
+            raise RuntimeError(f"Unable to schedule nodes: {', '.join(sorted(n.name for n in todo))}")
+
+    def _failure_message(self, node: Node, exc: BaseException) -> str:
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(exc, KilledWorker):
+            allowed = self.settings.allowed_failures if self.settings else "?"
+            return (
+                f"Node '{node.name}' failed on the Dask cluster: its worker died while running it "
+                f"(tried {int(allowed) + 1 if allowed != '?' else 'several'} times). Outputs saved so far are kept; "
+                "rerun the same command with --only-missing-outputs to finish the run."
+            )
+        return f"Node '{node.name}' failed on the Dask cluster: {type(exc).__name__}: {exc}"

@@ -1,0 +1,46 @@
+"""Task 2 segmentation models: one registry and one factory for the 2D and 3D networks.
+
+``get_model(name)`` gives a model's report label (``.label``) and dimensionality (``.dims``,
+``"2D"``/``"3D"``); ``model_names()`` lists the registered names; ``build_segmentation_model(name,
+num_classes, **kwargs)`` builds the network. Every module of this package is imported here
+(:mod:`pkgutil`), so a module that registers a model (see :mod:`.registry`) is all a new model
+needs besides its name in ``segmentation.models`` and its ``segmentation.model_settings`` entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from mtneuro.segmentation_models.padding import PadToMultiple
+from mtneuro.segmentation_models.registry import (
+    LEGACY_SEGMENTATION_FACTORY,
+    SEGMENTATION_FACTORY,
+    SegmentationModel,
+    UnknownModelError,
+    build_from_factory_spec,
+    build_segmentation_model,
+    get_model,
+    model_names,
+    register,
+    registered_models,
+    segmentation_model,
+)
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = [
+    "LEGACY_SEGMENTATION_FACTORY",
+    "SEGMENTATION_FACTORY",
+    "PadToMultiple",
+    "SegmentationModel",
+    "UnknownModelError",
+    "build_from_factory_spec",
+    "build_segmentation_model",
+    "get_model",
+    "model_names",
+    "register",
+    "registered_models",
+    "segmentation_model",
+]

@@ -1,0 +1,143 @@
+"""The registry of Task 2 segmentation models: every model is defined once, here registered by name.
+
+A :class:`SegmentationModel` carries what the project needs about a model: the name used in
+parameters, catalog paths and tables (``segmentation.models``, ``segmentation.model_settings``,
+``task2_segmentation``), the label the report prints (the paper's Table 2 row), its
+dimensionality (``2D``: one slice per sample; ``3D``: subvolumes of ``segmentation.train.depth``
+slices) and its builder. Adding a model is one module in this package that registers it
+(:func:`segmentation_model` or :func:`register`) plus its name in ``segmentation.models`` and an
+entry in ``segmentation.model_settings``; the package imports every module of itself.
+
+:func:`build_segmentation_model` is the one factory of every Task 2 network: it records its
+import path and arguments in ``model.factory_spec`` so that
+:class:`mtneuro.datasets.torch_model.TorchModelDataset` can save the weights and rebuild the
+network (:func:`build_from_factory_spec`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from torch import nn
+
+Dims = Literal["2D", "3D"]
+#: ``build(num_classes, **kwargs) -> nn.Module``: logits ``(B, num_classes, *spatial)`` for inputs
+#: ``(B, 1, *spatial)`` of any spatial size.
+ModelBuilder = Callable[..., nn.Module]
+
+#: Import path recorded in ``factory_spec`` of every network built here.
+SEGMENTATION_FACTORY = "mtneuro.segmentation_models:build_segmentation_model"
+#: Factory path of networks saved before the registry existed (``kwargs["architecture"]`` is the name).
+LEGACY_SEGMENTATION_FACTORY = "mtneuro.models:build_segmentation_model"
+
+
+@dataclass(frozen=True)
+class SegmentationModel:
+    """One Task 2 network family member: name, report label, dimensionality and builder."""
+
+    name: str
+    #: Row label in reports (the paper's Table 2).
+    label: str
+    dims: Dims
+    build: ModelBuilder
+    #: Whether the builder takes the shared 2D encoder (``segmentation.encoder``: ``encoder_name``,
+    #: ``encoder_weights``).
+    takes_encoder: bool = False
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3: the number of spatial axes of the network's inputs."""
+        return int(self.dims[0])
+
+
+_REGISTRY: dict[str, SegmentationModel] = {}
+
+
+class UnknownModelError(ValueError):
+    """A name that no registered segmentation model has."""
+
+
+def register(model: SegmentationModel) -> SegmentationModel:
+    """Add a model to the registry; a name can be registered once."""
+    if model.name in _REGISTRY:
+        raise ValueError(f"Segmentation model {model.name!r} is already registered")
+    if model.dims not in ("2D", "3D"):
+        raise ValueError(f"Segmentation model {model.name!r}: dims must be '2D' or '3D', not {model.dims!r}")
+    _REGISTRY[model.name] = model
+    return model
+
+
+def segmentation_model(
+    name: str, *, label: str, dims: Dims, takes_encoder: bool = False
+) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator registering ``build(num_classes, **kwargs) -> nn.Module`` as the model ``name``."""
+
+    def decorator(build: ModelBuilder) -> ModelBuilder:
+        register(SegmentationModel(name, label, dims, build, takes_encoder))
+        return build
+
+    return decorator
+
+
+def model_names() -> tuple[str, ...]:
+    """Registered model names: the 2D models, then the 3D ones, each in registration order."""
+    return tuple(sorted(_REGISTRY, key=lambda name: _REGISTRY[name].dims))
+
+
+def registered_models() -> tuple[SegmentationModel, ...]:
+    return tuple(_REGISTRY[name] for name in model_names())
+
+
+def get_model(name: str) -> SegmentationModel:
+    """The registered model ``name``; :class:`UnknownModelError` lists the registered ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"Unknown segmentation model {name!r}; registered models: {', '.join(model_names())}"
+        ) from None
+
+
+def build_segmentation_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+    """The one factory of every Task 2 network: the registered model ``name`` with
+    ``num_classes`` output channels; ``kwargs`` go to its builder.
+
+    The returned module carries ``factory_spec`` (this function's import path and arguments,
+    JSON-serialisable) and ``spatial_dims`` (2 or 3).
+    """
+    entry = get_model(name)
+    model = entry.build(int(num_classes), **dict(kwargs))
+    model.factory_spec = {
+        "factory": SEGMENTATION_FACTORY,
+        "kwargs": {"name": name, "num_classes": int(num_classes), **_jsonable(kwargs)},
+    }
+    model.spatial_dims = entry.spatial_dims
+    return model
+
+
+def build_from_factory_spec(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a network from a ``factory_spec`` (``{"factory": "module:function", "kwargs": {...}}``).
+
+    Specs saved before the registry existed (factory ``mtneuro.models:build_segmentation_model``,
+    the model name under ``architecture``) are read as specs of :func:`build_segmentation_model`.
+    """
+    kwargs = dict(spec.get("kwargs", {}))
+    if spec["factory"] == LEGACY_SEGMENTATION_FACTORY:
+        return build_segmentation_model(kwargs.pop("architecture"), **kwargs)
+    module_name, _, func_name = spec["factory"].partition(":")
+    factory = getattr(importlib.import_module(module_name), func_name)
+    return factory(**kwargs)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

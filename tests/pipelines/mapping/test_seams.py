@@ -1,0 +1,62 @@
+"""Block seams do not show: a window mapped as one block equals the same window in 4 blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtneuro.pipelines.mapping import engine
+from mtneuro.volumes import Window, open_volume
+
+from conftest import mapping_parameters
+
+
+@pytest.mark.parametrize(
+    "window",
+    [Window(344, 345, 640, 896, 1536, 1792),   # interior
+     Window(344, 345, 1164, 1420, 5549, 5805)],  # the volume's corner (y and x end; x not a multiple of 16)
+    ids=["interior", "volume-corner"],
+)
+def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
+    params = mapping_parameters("tiny")
+    source = open_volume("phantom://prasad2020/image", seed=0)
+    image = engine.lazy_volume(source, (2, 512, 512))
+    seg = engine.SegmentationModel.from_trained(segmentation_model, "unet")
+    assert engine.check_halo(seg, params.microstructure.halo_yx) <= params.microstructure.halo_yx
+    regions = engine.RegionModel(*region_model, "test")
+    settings = engine.BlockSettings(
+        halo_yx=params.microstructure.halo_yx, halo_z=0, slices_per_batch=1, workers=1,
+        patch_size=params.regions.patch_size, stride=params.regions.stride, region_batch_size=256,
+        tile_size=128, connectivity=4, feature_names=tuple(params.features.names))
+
+    def run(shape):
+        out = {k: np.zeros(window.shape, np.uint8) for k in ("labels/microstructure", "labels/regions")}
+        for block in engine.block_windows(window, shape).values():
+            result = engine.compute_block(block, window, image, source.shape, seg, regions, settings)
+            rel = (slice(block.z0 - window.z0, block.z1 - window.z0), slice(block.y0 - window.y0, block.y1 - window.y0),
+                   slice(block.x0 - window.x0, block.x1 - window.x0))
+            for k in out:
+                out[k][rel] = result[k]
+        return out
+
+    one = run(window.shape)
+    four = run((window.shape[0], 128, 128))
+    assert len(engine.block_windows(window, (window.shape[0], 128, 128))) == 4
+    # a random network still predicts several classes, so equality is not trivial
+    counts = np.bincount(one["labels/microstructure"].ravel(), minlength=4)
+    assert (counts > 0.01 * counts.sum()).sum() >= 2, counts
+    np.testing.assert_array_equal(one["labels/microstructure"], four["labels/microstructure"])
+    np.testing.assert_array_equal(one["labels/regions"], four["labels/regions"])
+
+
+def test_halo_smaller_than_receptive_field_is_refused(segmentation_model):
+    seg = engine.SegmentationModel.from_trained(segmentation_model, "unet")
+    with pytest.raises(engine.MappingError, match="mapping.microstructure.halo_yx"):
+        engine.check_halo(seg, 64)
+
+
+def test_input_range_is_aligned_to_the_volume_grid():
+    assert engine.input_range(300, 556, 160, 16, 1420) == (128, 720, 0)
+    assert engine.input_range(0, 256, 160, 16, 1420) == (0, 416, 0)
+    start, stop, pad = engine.input_range(5549, 5805, 160, 16, 5805)
+    assert (start % 16, stop, (stop - start + pad) % 16) == (0, 5805, 0)

@@ -1,0 +1,105 @@
+"""The OME-Zarr store: resumable after SIGKILL (byte-identical), and readable by ome-zarr-py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtneuro.datasets.ome_zarr_store import MARKERS, read_map, write_map
+
+from helpers import HERE, small_request
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    """A small map written in one uninterrupted run (NGFF 0.4)."""
+    path = tmp_path_factory.mktemp("map") / "brain_map.ome.zarr"
+    stats = write_map(small_request(), path)
+    assert stats["computed"] == 3
+    return path
+
+
+def test_killed_run_resumes_to_identical_bytes(written, tmp_path):
+    path = tmp_path / "brain_map.ome.zarr"
+    proc = subprocess.Popen([sys.executable, str(HERE / "helpers.py"), str(path)], stdout=subprocess.PIPE, text=True)
+    markers = path / MARKERS / "blocks"
+    deadline = time.monotonic() + 600
+    while not (markers.exists() and any(markers.iterdir())):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = {p.name for p in markers.iterdir()}
+    assert 1 <= len(done) < 3
+    stats = write_map(small_request(), path)
+    assert stats["skipped"] == len(done) and stats["computed"] == 3 - len(done)
+    assert _files(path) == _files(written)
+    # a third run finds the store complete and writes nothing
+    assert write_map(small_request(), path)["complete_before"]
+
+
+def test_changed_settings_start_again(written, tmp_path):
+    import shutil
+
+    path = tmp_path / "brain_map.ome.zarr"
+    shutil.copytree(written, path)
+    stats = write_map(small_request(overrides={"pyramid": {"levels": 2}}), path)
+    assert stats["computed"] == 3
+    assert len(read_map(path).layers["image"]) == 2
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_ome_zarr_reader_sees_axes_scales_pyramids_and_labels(written, tmp_path, version):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    path = written
+    if version == "0.5":
+        path = tmp_path / "brain_map.ome.zarr"
+        write_map(small_request("0.5"), path)
+    nodes = list(Reader(parse_url(str(path)))())
+    image = nodes[0]
+    assert image.load(Multiscales) is not None
+    axes = image.metadata["axes"]
+    assert [a["name"] for a in axes] == ["z", "y", "x"]
+    assert {a["unit"] for a in axes} == {"micrometer"}
+    scales = [t[0]["scale"] for t in image.metadata["coordinateTransformations"]]
+    assert len(image.data) == 3 and len(scales) == 3
+    assert np.allclose(scales[0], [1.17, 1.17, 1.17])
+    assert np.allclose(scales[2], [1.17, 4.68, 4.68])
+    assert [tuple(d.shape) for d in image.data] == [(2, 256, 768), (2, 128, 384), (2, 64, 192)]
+    labels = {n.metadata.get("name"): n for n in nodes if n.load(Label) is not None}
+    assert set(labels) == {"microstructure", "regions"}
+    micro = labels["microstructure"].metadata
+    assert micro["color"][2] == pytest.approx([40 / 255, 200 / 255, 60 / 255, 1.0])
+    assert {v["name"] for v in micro["properties"].values()} == {"background", "vessel", "cell", "axon"}
+    regions = labels["regions"].metadata
+    assert {v["name"] for v in regions["properties"].values()} == {"CTX", "STR", "VP", "ZI"}
+    assert len(labels["regions"].data) == 3
+    data = np.asarray(labels["microstructure"].data[0])
+    assert data.dtype == np.uint8 and set(np.unique(data)) <= {0, 1, 2, 3}
+
+
+def test_brain_map_layers_and_features(written):
+    brain_map = read_map(written)
+    assert set(brain_map.layers) == {"image", "microstructure", "regions", "features"}
+    features = np.asarray(brain_map.layers["features"][0])
+    assert features.shape == (5, 2, 2, 6)  # 128-pixel tiles of 256 x 768
+    names = brain_map.attributes["features"]
+    micro = np.asarray(brain_map.layers["microstructure"][0])
+    tile = micro[0, :128, :128]
+    assert features[names.index("vessel_fraction"), 0, 0, 0] == pytest.approx((tile == 1).mean())
+    regions = np.asarray(brain_map.layers["regions"][0])
+    assert set(np.unique(regions)) <= {1, 2, 3, 4}

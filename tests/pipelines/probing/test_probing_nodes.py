@@ -1,0 +1,230 @@
+"""Task 3 read-out: features table, grouped folds, R^2 and the results of one encoder.
+
+The frozen Task 1 encoders are replaced here by a stand-in (a fixed random projection of
+downsampled images) implementing ``mtneuro.models.FrozenEncoder``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog
+
+from mtneuro import features as feat
+from mtneuro import spec
+from mtneuro.cubes import Cube
+from mtneuro.models import FrozenEncoder
+from mtneuro.pipelines.probing import nodes
+
+CONF = Path(__file__).resolve().parents[3] / "conf"
+
+
+# --- images and features ------------------------------------------------------------------------
+
+
+def test_features_table_matches_images_row_for_row(cubes, probing, with_values, split_index):
+    probing = with_values(probing, images__tile_size=16, images__slice_step=3)
+    table, images = nodes.build_probing_dataset(cubes, split_index(cubes), probing)
+    assert len(table) == 4 * 20 * 4 == len(images)  # 4 cubes, 60/3 slices, 4 tiles
+    assert images.shape[1:] == (16, 16) and images.dtype == np.uint8
+    assert list(table.columns) == [*nodes.IMAGE_COLUMNS, *feat.feature_names()]
+    assert table["cube_id"].unique().tolist() == [f"main_{r}" for r in spec.REGIONS]
+    assert (table["z"] % 3 == 0).all() and table["source"].eq("phantom").all()
+    # column dtypes come from the registry
+    assert table["cell_count"].dtype == np.int64 and table["mean_nn_distance"].dtype == np.float64
+    for i in [0, 17, len(table) - 1]:
+        row = table.iloc[i]
+        cube = cubes[row["cube_id"]]
+        window = (row["z"], slice(row["y0"], row["y0"] + 16), slice(row["x0"], row["x0"] + 16))
+        np.testing.assert_array_equal(images[i], cube.image[window])
+        expected = feat.image_features(cube.pixel_labels[window])
+        got = {f: row[f] for f in feat.feature_names()}
+        assert got == pytest.approx(expected, nan_ok=True)
+
+
+def test_cell_connectivity_parameter_reaches_the_features(cubes, probing, with_values, split_index):
+    four, _ = nodes.build_probing_dataset(cubes, split_index(cubes), with_values(probing, images__slice_step=5))
+    eight, _ = nodes.build_probing_dataset(
+        cubes, split_index(cubes), with_values(probing, images__slice_step=5, cell_connectivity=8)
+    )
+    assert (eight["cell_count"] <= four["cell_count"]).all() and (eight["cell_count"] < four["cell_count"]).any()
+
+
+def test_features_table_is_a_parquet_dataset_pandas_can_open(cubes, probing, tmp_path, split_index):
+    catalog_conf = yaml.safe_load((CONF / "base" / "catalog_probing.yml").read_text())
+    entry = {**catalog_conf["probing_features"]}
+    entry["filepath"] = entry["filepath"].replace("${runtime_params:data_root,data}", str(tmp_path))
+    catalog = DataCatalog.from_config({"probing_features": entry})
+    table, _ = nodes.build_probing_dataset(cubes, split_index(cubes), probing)
+    catalog.save("probing_features", table)
+    opened = pd.read_parquet(tmp_path / "04_feature" / "probing_features.parquet")
+    pd.testing.assert_frame_equal(opened, table)
+
+
+def test_missing_probing_rows_or_pixel_labels_fail_clearly(cubes, probing, split_index):
+    with pytest.raises(nodes.ProbingError, match="probing"):
+        nodes.build_probing_dataset(cubes, split_index(cubes).query("config != 'probing'"), probing)
+    broken = {**cubes, "main_VP": Cube(cubes["main_VP"].spec, cubes["main_VP"].image, cubes["main_VP"].roi_labels, None)}
+    with pytest.raises(nodes.ProbingError, match="main_VP"):
+        nodes.build_probing_dataset(broken, split_index(cubes), probing)
+
+
+def test_image_unit_name(probing, with_values):
+    assert nodes.image_unit_name(probing.images) == "slice"
+    assert nodes.image_unit_name(with_values(probing, images__tile_size=64).images) == "tile64"
+
+
+# --- folds and R^2 ------------------------------------------------------------------------------
+
+
+def _slice_table(n_slices: int = 120, tiles: int = 1) -> pd.DataFrame:
+    rows = [{"cube_id": f"main_{r}", "region": r, "z": z, "tile": t}
+            for r in spec.REGIONS for z in range(n_slices) for t in range(tiles)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("gap", [1, 10])
+def test_grouped_folds_never_put_neighbouring_slices_on_both_sides(gap):
+    table = _slice_table(tiles=2)
+    folds = nodes.blocked_folds(table, n_splits=5, block_slices=30, gap_slices=gap)
+    assert len(folds) == 5
+    tested = np.concatenate([test for _, test in folds])
+    assert sorted(tested.tolist()) == list(range(len(table)))  # every image tested exactly once
+    for train, test in folds:
+        assert not set(train) & set(test)
+        for cube_id in table["cube_id"].unique():
+            tz = table["z"].to_numpy()[test][table["cube_id"].to_numpy()[test] == cube_id]
+            rz = table["z"].to_numpy()[train][table["cube_id"].to_numpy()[train] == cube_id]
+            if len(tz) and len(rz):
+                assert np.abs(rz[:, None] - tz[None, :]).min() > gap  # so never |dz| = 0 or 1
+        # a test block is contiguous slices of one cube, both tiles of a slice on the same side
+        test_keys = set(zip(table["cube_id"].to_numpy()[test], table["z"].to_numpy()[test]))
+        train_keys = set(zip(table["cube_id"].to_numpy()[train], table["z"].to_numpy()[train]))
+        assert not test_keys & train_keys
+    with pytest.raises(nodes.ProbingError, match="gap_slices"):
+        nodes.blocked_folds(table, 5, 30, 0)
+
+
+def _r2_formula(y: np.ndarray, prediction: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The hand-written R^2 the read-out used before scikit-learn's ``r2_score``."""
+    total = np.sum((y - mean) ** 2, axis=0)
+    residual = np.sum((y - prediction) ** 2, axis=0)
+    constant = total <= 1e-12 * np.maximum(1.0, np.sum(y**2, axis=0))
+    return np.where(constant, np.nan, 1.0 - residual / np.where(constant, 1.0, total))
+
+
+@pytest.mark.parametrize("n_columns", [1, 3, 5])
+def test_r2_is_scikit_learns_and_bit_for_bit_the_former_formula(n_columns):
+    rng = np.random.default_rng(n_columns)
+    y = rng.normal(size=(1440, n_columns)) * rng.uniform(0.01, 100, n_columns) + rng.normal(size=n_columns)
+    y[:, 0] = 0.1  # constant, and not representable: the mean leaves a rounding residue
+    prediction = y + rng.normal(size=y.shape)
+    got = nodes._r2(y, prediction)
+    expected = _r2_formula(y, prediction, y.mean(axis=0))
+    np.testing.assert_array_equal(got, expected)  # identical, NaN where undefined
+    assert np.isnan(got[0])
+    if n_columns > 1:
+        from sklearn.metrics import r2_score
+
+        assert np.isfinite(got[1:]).all()
+        np.testing.assert_array_equal(got[1:], r2_score(y[:, 1:], prediction[:, 1:], multioutput="raw_values"))
+
+
+def test_r2_is_one_for_a_linear_feature_and_near_zero_for_an_independent_one():
+    rng = np.random.default_rng(0)
+    table = _slice_table(n_slices=360)
+    embeddings = rng.normal(size=(len(table), 16)).astype(np.float32)
+    folds = nodes.blocked_folds(table, 5, 30, 10)
+    linear = embeddings.astype(np.float64) @ rng.normal(size=16) + 3.0
+    r2_in, r2_cv, n, used = nodes.linear_r2(embeddings, linear, folds)
+    assert r2_in == pytest.approx(1.0, abs=1e-6) and r2_cv == pytest.approx(1.0, abs=1e-6)
+    assert n == len(table) and used == 5
+    independent = rng.normal(size=len(table))
+    r2_in, r2_cv, _, _ = nodes.linear_r2(embeddings, independent, folds)
+    assert 0 <= r2_in < 0.03  # ~ D / N
+    assert abs(r2_cv) < 0.03
+    assert r2_cv < r2_in  # in-sample R^2 flatters
+
+
+def test_r2_leaves_out_undefined_values_and_is_nan_when_undefined():
+    rng = np.random.default_rng(1)
+    table = _slice_table(n_slices=60)
+    embeddings = rng.normal(size=(len(table), 4))
+    folds = nodes.blocked_folds(table, 5, 30, 1)
+    y = embeddings @ np.arange(1.0, 5.0)
+    y[::3] = np.nan  # e.g. mean_nn_distance of images with fewer than two cells
+    r2_in, r2_cv, n, _ = nodes.linear_r2(embeddings, y, folds)
+    assert n == np.isfinite(y).sum() and r2_in == pytest.approx(1.0) and r2_cv == pytest.approx(1.0)
+    assert all(np.isnan(nodes.linear_r2(embeddings, np.full(len(table), 2.0), folds)[:2]))  # constant
+    assert all(np.isnan(nodes.linear_r2(embeddings, np.full(len(table), np.nan), folds)[:2]))  # never defined
+    # fewer images with a value than min_images: undefined
+    assert all(np.isnan(nodes.linear_r2(embeddings, y, folds, min_images=int(n) + 1)[:2]))
+
+
+def test_features_fitted_together_get_the_numbers_of_separate_fits():
+    rng = np.random.default_rng(2)
+    table = _slice_table(n_slices=90)
+    embeddings = rng.normal(size=(len(table), 8))
+    folds = nodes.blocked_folds(table, 5, 30, 2)
+    Y = np.column_stack([embeddings @ rng.normal(size=8) + rng.normal(size=len(table)) for _ in range(3)])
+    Y[:, 2] = 7.0  # a constant feature among others stays undefined, the others unaffected
+    together = nodes.linear_r2(embeddings, Y, folds)
+    assert np.isnan(together[0][2]) and np.isnan(together[1][2])
+    for i in range(2):
+        alone = nodes.linear_r2(embeddings, Y[:, i], folds)
+        assert alone[0] == pytest.approx(together[0][i]) and alone[1] == pytest.approx(together[1][i])
+
+
+def test_limited_threads_caps_blas_and_restores():
+    from threadpoolctl import threadpool_info
+
+    before = [i["num_threads"] for i in threadpool_info()]
+    with nodes.limited_threads(1):
+        assert all(i["num_threads"] == 1 for i in threadpool_info())
+    assert [i["num_threads"] for i in threadpool_info()] == before
+    with nodes.limited_threads(None):
+        assert [i["num_threads"] for i in threadpool_info()] == before
+
+
+def test_probe_embeddings_gives_one_row_per_configured_feature(cubes, probing, with_values, split_index, encoder):
+    table, images = nodes.build_probing_dataset(cubes, split_index(cubes), probing)
+    embeddings = nodes.embed_images(images, encoder(), probing)
+    assert embeddings.shape == (len(table), 16) and embeddings.dtype == np.float32
+    rows = nodes.probe_embeddings(table, embeddings, probing)
+    assert rows["feature"].tolist() == list(probing.features) == list(feat.feature_names())
+    assert (rows["r2_in_sample"] <= 1 + 1e-9).all() and (rows["cv_folds"] == probing.readout.cv_folds).all()
+    # the stand-in sees the labels' gray levels: vessel and axon fractions are linear in its inputs
+    assert rows.set_index("feature").loc["vessel_fraction", "r2_cv"] > 0.8
+    # only the features of probing.features, in their order
+    two = with_values(probing, features=["mean_cell_area", "vessel_fraction"])
+    assert nodes.probe_embeddings(table, embeddings, two)["feature"].tolist() == ["mean_cell_area", "vessel_fraction"]
+
+
+def test_embed_images_rejects_what_is_not_an_encoder(probing):
+    class Bad:
+        metadata: ClassVar[dict] = {}
+
+        def embed(self, images):
+            return np.zeros((len(images) + 1, 3))
+
+    images = np.zeros((5, 8, 8), dtype=np.uint8)
+    with pytest.raises(nodes.ProbingError, match="FrozenEncoder"):
+        nodes.embed_images(images, object(), probing)
+    with pytest.raises(nodes.ProbingError, match="shape"):
+        nodes.embed_images(images, Bad(), probing)
+
+
+def test_embed_images_batches_give_the_same_embeddings(probing, with_values, encoder):
+    images = np.random.default_rng(0).integers(0, 255, (37, 16, 16), dtype=np.uint8)
+    whole = nodes.embed_images(images, encoder(), probing)
+    batched = nodes.embed_images(images, encoder(), with_values(probing, embed_batch_size=5))
+    np.testing.assert_array_equal(whole, batched)
+
+
+def test_stand_in_encoder_implements_the_protocol(encoder):
+    assert isinstance(encoder(), FrozenEncoder)

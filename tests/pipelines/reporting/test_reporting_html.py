@@ -1,0 +1,175 @@
+"""The reporting pipeline through its catalog on hand-made task tables, and report.html opened in
+headless Chromium: the three tables are there and no image is broken."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog
+from kedro.runner import SequentialRunner
+from kedro.validation.type_extractor import TypeExtractor
+from kedro_datasets.pandas import CSVDataset
+from matplotlib.figure import Figure
+
+from mtneuro.config import config_loader, load_parameters
+from mtneuro.config.reporting import ReportingParameters
+from mtneuro.datasets.html_report import FigureDataset
+from mtneuro.pipelines.reporting import create_pipeline
+from mtneuro.pipelines.reporting.html import image_data_uris
+from mtneuro.pipelines.reporting.pipeline import build_pipeline
+
+TASK_TABLES = ("task1_region_classification", "task2_segmentation", "task3_probing")
+
+
+def _task_tables() -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    t1 = [
+        {"source": "phantom", "method": m, "config": c, "seed": s, "accuracy": rng.uniform(0.4, 1.0),
+         "balanced_accuracy": rng.uniform(0.4, 1.0)}
+        for m in ("supervised", "byol", "pca") for c in ("ROI-C1", "ROI-C2", "ROI-C3") for s in range(2)
+    ]
+    t2 = [
+        {"source": "phantom", "model": model, "dims": dims, "setting": setting, "seed": s, "class": cls,
+         "f1": rng.uniform(0.3, 1.0), "iou": rng.uniform(0.2, 0.9)}
+        for model, dims in (("unet", "2D"), ("unet3d", "3D"))
+        for setting, classes in (("3-class", ("background", "vessel", "cell")),
+                                 ("4-class", ("background", "vessel", "cell", "axon")))
+        for s in range(2) for cls in classes
+    ]
+    t3 = [
+        {"source": "phantom", "method": m, "train_config": c, "seed": s, "feature": f,
+         "r2_in_sample": rng.uniform(0.0, 1.0), "r2_cv": rng.uniform(-0.2, 0.8)}
+        for m in ("supervised", "byol", "pca") for c in ("ROI-C1", "ROI-C3") for s in range(2)
+        for f in ("vessel_fraction", "axon_fraction", "cell_count", "mean_cell_area", "mean_nn_distance")
+    ]
+    return {"task1_region_classification": pd.DataFrame(t1), "task2_segmentation": pd.DataFrame(t2),
+            "task3_probing": pd.DataFrame(t3)}
+
+
+def _task_figure(title: str) -> Figure:
+    fig = Figure(figsize=(3, 2))
+    ax = fig.add_subplot()
+    ax.imshow(np.random.default_rng(1).integers(0, 255, (32, 32)), cmap="gray")
+    ax.set_title(title)
+    return fig
+
+
+@pytest.fixture(scope="module")
+def reporting_run(tmp_path_factory: pytest.TempPathFactory, project_path: Path) -> dict:
+    """Runs the reporting pipeline with the project's catalog and tiny parameters into a temp folder."""
+    data_root = tmp_path_factory.mktemp("reporting")
+    loader = config_loader(project_path / "conf", "tiny", runtime_params={"data_root": str(data_root)})
+    params = load_parameters(project_path / "conf", "tiny", runtime_params={"data_root": str(data_root)}).reporting
+    catalog = DataCatalog.from_config(loader["catalog"], credentials=loader["credentials"])
+    reporting_dir = data_root / "08_reporting"
+    # the task tables and figures come from the task pipelines' catalogs; stand-ins where absent
+    for name, frame in _task_tables().items():
+        if name not in catalog:
+            catalog[name] = CSVDataset(filepath=str(reporting_dir / f"{name}.csv"), save_args={"index": False})
+        catalog.save(name, frame)
+    figure_names = list(params.figures)
+    for name in figure_names:  # stand-ins: the task pipelines' own figure datasets are checked below
+        catalog[name] = FigureDataset(filepath=str(reporting_dir / "task_figures" / f"{name}.png"))
+        catalog.save(name, _task_figure(name))
+    catalog["params:reporting"] = params
+    SequentialRunner().run(build_pipeline(figure_names), catalog)
+    return {"dir": reporting_dir, "params": params, "figures": figure_names}
+
+
+def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
+    out: Path = reporting_run["dir"]
+    for stem in ("table1_region_classification", "table2_segmentation", "table3_probing"):
+        md = (out / f"{stem}.md").read_text(encoding="utf-8")
+        assert "Data source: phantom" in md and f"Profile: {reporting_run['params'].profile}" in md
+        assert "paper (real data)" in md and "ours (phantom)" in md
+        table = pd.read_csv(out / f"{stem}.csv")
+        assert {"source", "profile", "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std"} <= set(table)
+        assert table["ours_mean"].notna().any() and table["paper_mean"].notna().any()
+        assert table.loc[table["n_seeds"] == 0, "ours_mean"].isna().all()  # missing, never 0
+    for png in ("chart_task1_accuracy.png", "chart_task2_segmentation.png", "chart_task3_probing.png"):
+        assert (out / png).read_bytes().startswith(b"\x89PNG")
+    assert Path(reporting_run["params"].report_path) == out / "report.html"  # what the last node prints
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 3 + len(reporting_run["figures"])
+
+
+def test_create_pipeline_inlines_the_configured_figures(project_path: Path) -> None:
+    parameters = load_parameters(project_path / "conf", "tiny")
+    pipe = create_pipeline(parameters)
+    assert set(parameters.reporting.figures) <= pipe.inputs()
+    assert pipe.inputs() == {*TASK_TABLES, *parameters.reporting.figures, "params:reporting"}
+    assert {"report_html", "table1_region_classification_md", "task3_probing_chart"} <= pipe.all_outputs()
+    assert all("reporting" in n.tags for n in pipe.nodes)
+    # Kedro's parameter validation hands every node the typed block
+    assert TypeExtractor({"reporting": pipe}).extract_types_from_pipelines() == {"reporting": ReportingParameters}
+    none = create_pipeline(parameters.model_copy(
+        update={"reporting": parameters.reporting.model_copy(update={"figures": {}})}))
+    assert none.inputs() == {*TASK_TABLES, "params:reporting"}
+
+
+def test_task_figures_are_declared_and_loadable(tmp_path: Path, project_path: Path) -> None:
+    """Each figure in ``reporting.figures`` is a catalog dataset that saves a Figure and loads it
+    back (``matplotlib.MatplotlibDataset`` cannot load: use ``mtneuro.datasets.html_report.FigureDataset``)."""
+    loader = config_loader(project_path / "conf", "tiny", runtime_params={"data_root": str(tmp_path)})
+    catalog = DataCatalog.from_config(loader["catalog"], credentials=loader["credentials"])
+    problems = []
+    for name in load_parameters(project_path / "conf", "tiny").reporting.figures:
+        if name not in catalog:
+            problems.append(f"{name}: no catalog entry (reporting.figures names it; report.html needs it)")
+            continue
+        try:
+            catalog.save(name, _task_figure(name))
+            assert image_data_uris(catalog.load(name))
+        except Exception as exc:
+            problems.append(f"{name}: {type(exc).__name__}: {exc} -> declare it with "
+                            "type: mtneuro.datasets.html_report.FigureDataset (same filepath and save_args)")
+    assert not problems, "\n".join(problems)
+
+
+def _browser_binaries() -> tuple[str, str]:
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.skip("headless Chromium test needs the Debian packages chromium and chromium-driver "
+                    f"(found chromium={browser}, chromedriver={driver}); .ci/run installs them")
+    return browser, driver
+
+
+def test_report_in_headless_chromium(reporting_run: dict) -> None:
+    browser, driver_path = _browser_binaries()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get((reporting_run["dir"] / "report.html").resolve().as_uri())
+        assert "MTNeuro" in driver.title
+        for section_id in ("table1", "table2", "table3"):
+            section = driver.find_element(By.ID, section_id)
+            tables = section.find_elements(By.CSS_SELECTOR, "table.results")
+            assert tables, f"no table in #{section_id}"
+            for table in tables:
+                assert len(table.find_elements(By.CSS_SELECTOR, "tbody tr")) >= 1
+            assert "paper (real data)" in section.text and "ours (phantom)" in section.text
+            assert "Data source: phantom" in section.text
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert len(images) == 3 + len(reporting_run["figures"])
+        for image in images:
+            ok = driver.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth > 0 && arguments[0].naturalHeight > 0;",
+                image,
+            )
+            assert ok, f"broken image: {image.get_attribute('alt')}"
+    finally:
+        driver.quit()

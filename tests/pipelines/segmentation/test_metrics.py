@@ -1,0 +1,108 @@
+"""Metrics (mtneuro.metrics) against an independent numpy computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mtneuro.metrics import SegmentationMeter, multiclass_accuracy, segmentation_scores
+
+
+def numpy_f1_iou(preds: list[np.ndarray], targets: list[np.ndarray], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class F1 and IoU from a confusion matrix summed over every pixel (independent of torchmetrics)."""
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for p, t in zip(preds, targets, strict=True):
+        np.add.at(confusion, (t.ravel(), p.ravel()), 1)
+    tp = np.diag(confusion).astype(float)
+    fp = confusion.sum(axis=0) - tp
+    fn = confusion.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = 2 * tp / (2 * tp + fp + fn)
+        iou = tp / (tp + fp + fn)
+    return f1, iou
+
+
+def hand_made() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    # Two 4x4 "test images"; class 2 (cell) is absent from the first image's ground truth but
+    # predicted once there, and present in the second.
+    t1 = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0], [3, 3, 0, 0]])
+    p1 = np.array([[0, 0, 1, 0], [0, 2, 1, 1], [0, 0, 0, 0], [3, 0, 0, 0]])
+    t2 = np.array([[2, 2, 0, 0], [2, 2, 0, 0], [0, 0, 0, 3], [0, 0, 3, 3]])
+    p2 = np.array([[2, 2, 0, 0], [2, 0, 0, 0], [0, 1, 0, 3], [0, 0, 3, 0]])
+    return [p1, p2], [t1, t2]
+
+
+def test_per_class_f1_iou_match_numpy_over_all_pixels():
+    preds, targets = hand_made()
+    scores = segmentation_scores(preds, targets, num_classes=4)
+    f1, iou = numpy_f1_iou(preds, targets, 4)
+    np.testing.assert_allclose(scores.f1, f1, rtol=1e-6)
+    np.testing.assert_allclose(scores.iou, iou, rtol=1e-6)
+    assert scores.mean_f1 == pytest.approx(f1.mean())
+    assert scores.mean_iou == pytest.approx(iou.mean())
+    # the counts behind them
+    assert scores.support.tolist() == [np.sum(np.concatenate([t.ravel() for t in targets]) == c) for c in range(4)]
+    assert scores.confusion.sum() == 32
+
+
+def test_pixels_accumulate_over_images_not_averaged_per_image():
+    preds, targets = hand_made()
+    pooled = segmentation_scores(preds, targets, num_classes=4)
+    # per-image F1 of class 2 on image 1 would be 0 (absent, predicted once); pooled it is not
+    per_image = segmentation_scores(preds[:1], targets[:1], num_classes=4)
+    assert per_image.f1[2] == 0.0
+    assert 0.0 < pooled.f1[2] < 1.0
+    # streaming updates (e.g. one cube at a time, torch tensors) give the same numbers
+    meter = SegmentationMeter(4)
+    for p, t in zip(preds, targets, strict=True):
+        meter.update(torch.from_numpy(p), torch.from_numpy(t))
+    np.testing.assert_allclose(meter.compute().iou, pooled.iou)
+
+
+def test_class_absent_everywhere_is_nan_and_left_out_of_the_mean():
+    t = np.array([[0, 0, 1], [1, 0, 0]])
+    p = np.array([[0, 1, 1], [1, 0, 0]])
+    scores = segmentation_scores(p, t, num_classes=3)  # class 2 neither occurs nor is predicted
+    assert np.isnan(scores.f1[2]) and np.isnan(scores.iou[2])
+    f1, iou = numpy_f1_iou([p], [t], 3)
+    np.testing.assert_allclose(scores.f1[:2], f1[:2])
+    assert scores.mean_iou == pytest.approx(np.mean(iou[:2]))
+    frame = scores.to_frame(["background", "vessel", "cell"])
+    assert frame["class"].tolist() == ["background", "vessel", "cell", "mean"]
+    assert frame.loc[frame["class"] == "mean", "iou"].item() == pytest.approx(np.mean(iou[:2]))
+
+
+def test_predicted_but_absent_class_scores_zero():
+    t = np.zeros((3, 3), dtype=int)
+    p = t.copy()
+    p[0, 0] = 1
+    scores = segmentation_scores(p, t, num_classes=2)
+    assert scores.f1[1] == 0.0 and scores.iou[1] == 0.0
+
+
+def test_labels_out_of_range_are_rejected():
+    with pytest.raises(ValueError, match=r"Target labels must lie in \[0, 3\); got \[0, 5\]"):
+        segmentation_scores(np.zeros(4, dtype=int), np.array([0, 1, 2, 5]), num_classes=3)
+    with pytest.raises(ValueError, match=r"Target labels must lie in \[0, 3\); got \[-1, 2\]"):
+        segmentation_scores(np.zeros(4, dtype=int), np.array([0, 1, 2, -1]), num_classes=3)
+
+
+def test_predictions_out_of_range_are_rejected():
+    target = np.array([0, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"Predicted labels must lie in \[0, 3\); got \[0, 3\]"):
+        segmentation_scores(np.array([0, 1, 3, 2]), target, num_classes=3)
+    meter = SegmentationMeter(3)
+    with pytest.raises(ValueError, match=r"Predicted labels must lie in \[0, 3\); got \[-2, 2\]"):
+        meter.update(torch.tensor([0, -2, 2, 2]), torch.from_numpy(target))
+    meter.update(np.array([0, 1, 2, 2]), target)  # the rejected maps left nothing behind
+    assert meter.compute().confusion.sum() == 4
+
+
+def test_multiclass_accuracy_matches_numpy():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, 200)
+    preds = np.where(rng.random(200) < 0.7, target, rng.integers(0, 4, 200))
+    assert multiclass_accuracy(preds, target, 4) == pytest.approx(np.mean(preds == target))
+    recalls = [np.mean(preds[target == c] == c) for c in range(4)]
+    assert multiclass_accuracy(preds, target, 4, average="macro") == pytest.approx(np.mean(recalls))

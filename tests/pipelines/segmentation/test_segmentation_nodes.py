@@ -1,0 +1,135 @@
+"""Task 2 nodes on synthetic cubes: label settings, data, patches, one run, table, figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from mtneuro import spec
+from mtneuro.pipelines.segmentation import nodes
+from mtneuro.pipelines.segmentation.engine import Block, PatchDataset, augment, contiguous_runs, patch_origins
+
+
+def test_label_settings_follow_the_paper():
+    three, four = nodes.SETTINGS["seg_3class"], nodes.SETTINGS["seg_4class"]
+    raw = np.array([0, 1, 2, 3], dtype=np.uint64)
+    assert three.map_labels(raw).tolist() == [0, 1, 2, 0]  # axon -> background
+    assert four.map_labels(raw).tolist() == [0, 1, 2, 3]
+    assert three.classes == ("background", "vessel", "cell") and four.num_classes == 4
+    with pytest.raises(nodes.SegmentationError, match="pixel_labels"):
+        four.map_labels(np.array([5]))
+    with pytest.raises(nodes.SegmentationError, match=r"segmentation\.settings"):
+        nodes.label_setting("seg_5class")
+
+
+def test_prepared_blocks_follow_the_split_index(cubes, split_index, tiny_parameters):
+    data = nodes.prepare_segmentation_data(cubes, split_index, tiny_parameters.segmentation)
+    assert data["source"] == "phantom"
+    assert set(data["blocks"]["seg_3class"]) == {"train", "val", "test"}  # the splits train and evaluation use
+    four = data["blocks"]["seg_4class"]
+    assert {b.cube_id for b in four["train"]} == {"main_CTX", "main_STR", "main_VP"}  # no ZI
+    train_val = nodes._blocks(data, "seg_3class", ["train", "val"])
+    assert len(train_val) == 4 and all(b.z.tolist() == list(range(26)) for b in train_val)  # merged
+    test = nodes.centred_blocks(nodes._blocks(data, "seg_3class", ["test"]), 8)
+    assert all(b.z.tolist() == list(range(30, 38)) for b in test)
+    cube = cubes["main_STR"]
+    block = next(b for b in test if b.cube_id == "main_STR")
+    np.testing.assert_array_equal(block.image, cube.image[30:38])
+    assert (block.labels[cube.pixel_labels[30:38] == spec.AXON] == 0).all()
+    assert nodes.centred_blocks(test, None) == test  # None: every slice
+
+
+def test_runs_and_patch_origins():
+    assert [r.tolist() for r in contiguous_runs(np.array([5, 3, 4, 9, 10]))] == [[3, 4, 5], [9, 10]]
+    blocks = [Block("a", "CTX", np.arange(20), np.zeros((20, 4, 4), np.uint8), np.zeros((20, 4, 4), np.uint8))]
+    assert patch_origins(blocks, 8) == [(0, 0), (0, 8)]  # non-overlapping, remainder dropped
+    assert len(patch_origins(blocks, 1)) == 20
+
+
+def test_augmentation_moves_image_and_labels_together():
+    import torch
+
+    torch.manual_seed(0)
+    labels = np.random.default_rng(0).integers(0, 4, (8, 16, 16)).astype(np.uint8)
+    image = (labels * 50 + 7).astype(np.uint8)
+    seen = set()
+    for _ in range(20):
+        img, lab = augment(image, labels, flip=True, rot90=True, flip_z=True)
+        assert isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.shape == image.shape
+        np.testing.assert_array_equal(img, lab * 50 + 7)
+        seen.add(img.tobytes())
+    assert len(seen) > 4  # it does transform
+
+    block = Block("a", "CTX", np.arange(8), image, labels)
+    dataset = PatchDataset([block], dims=3, depth=8, crop_yx=12, mean=0.5, std=0.25)
+    x, y = dataset[0]
+    assert tuple(x.shape) == (1, 8, 12, 12) and tuple(y.shape) == (1, 8, 12, 12)
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+    np.testing.assert_allclose(x.numpy(), ((y.numpy() * 50 + 7) / 255 - 0.5) / 0.25, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model,setting", [("pspnet", "seg_3class"), ("unet3d", "seg_4class")])
+def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, training, model, setting):
+    segmentation = tiny_parameters.segmentation
+    data = nodes.prepare_segmentation_data(cubes, split_index, segmentation)
+    net, predictions, rows = nodes.train_and_evaluate(data, segmentation, training, model=model, setting=setting, seed=0)
+    label = nodes.SETTINGS[setting]
+    size = cubes["main_CTX"].image.shape[-1]
+    assert rows["class"].tolist() == [*label.classes, "mean"]
+    assert rows[["f1", "iou"]].stack().between(0, 1).all()
+    assert list(rows.columns) == list(nodes.RESULT_COLUMNS)
+    assert rows["dims"].unique().tolist() == (["2D"] if model == "pspnet" else ["3D"])
+    assert rows["encoder"].unique().tolist() == (["resnet18"] if model == "pspnet" else [""])
+    assert rows["setting"].unique().tolist() == [label.label]
+    assert rows["train_samples"].unique().tolist() == [8]  # tiny: 8 patches, batches of 4
+    regions = {"main_CTX", "main_STR", "main_VP"} | ({"main_ZI"} if setting == "seg_3class" else set())
+    assert set(predictions) == regions
+    for p in predictions.values():
+        assert p["prediction"].shape == (8, size, size) and p["prediction"].dtype == np.uint8
+        assert p["z"].tolist() == list(range(30, 38))
+    assert int(rows["support_pixels"].iloc[-1]) == len(regions) * 8 * size * size
+    assert net.metadata["classes"] == list(label.classes) and net.factory_spec["kwargs"]["name"] == model
+    assert net.metadata["train"] == segmentation.run_settings(model).train.model_dump()
+    assert net.metadata["subvolume_depth"] == (1 if model == "pspnet" else 8)
+    # same seed, same result
+    _, again, rows2 = nodes.train_and_evaluate(data, segmentation, training, model=model, setting=setting, seed=0)
+    pd.testing.assert_frame_equal(rows.drop(columns="train_seconds"), rows2.drop(columns="train_seconds"))
+    for cube_id, p in predictions.items():
+        np.testing.assert_array_equal(again[cube_id]["prediction"], p["prediction"])
+
+
+def _fake_rows(model: str, setting: str, seed: int) -> pd.DataFrame:
+    label = nodes.SETTINGS[setting]
+    classes = [*label.classes, "mean"]
+    return pd.DataFrame(
+        {"source": "phantom", "model": model, "dims": "2D", "setting": label.label, "config": setting, "seed": seed,
+         "class": classes, "class_index": [*range(label.num_classes), -1], "f1": 0.5, "iou": 0.4}
+    )
+
+
+def test_collect_results_orders_runs():
+    tables = [_fake_rows(m, s, k) for m in ("unet", "manet") for s in ("seg_4class", "seg_3class") for k in (1, 0)]
+    table = nodes.collect_segmentation_results(*tables)
+    assert len(table) == 2 * 2 * (4 + 5)
+    first = table.iloc[:4]
+    assert first["model"].unique().tolist() == ["unet"] and first["class"].tolist()[-1] == "mean"
+    assert first["setting"].unique().tolist() == ["3-class"] and first["seed"].unique().tolist() == [0]
+    assert list(nodes.collect_segmentation_results().columns) == list(nodes.RESULT_COLUMNS)
+
+
+def test_figure_shows_the_figure_models(cubes, split_index, tiny_with):
+    segmentation = tiny_with(models=["manet", "unet3d", "unet"], figure={"models": ["manet", "unet3d"], "seed": 0}).segmentation
+    data = nodes.prepare_segmentation_data(cubes, split_index, segmentation)
+    wanted = nodes.figure_inputs(segmentation)
+    assert wanted == {
+        f"{m}__{s}": (m, s, 0) for m in ("manet", "unet3d") for s in ("seg_3class", "seg_4class")
+    }
+    preds = {
+        key: {b.cube_id: {"z": b.z, "prediction": b.labels} for b in nodes._blocks(data, setting, ["test"])}
+        for key, (_, setting, _) in wanted.items()
+    }
+    fig = nodes.plot_segmentation_overlays(data, segmentation, **preds)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == (4 + 3) * 4  # rows: 4 regions (3-class) + 3 (4-class); image, truth, 2 models

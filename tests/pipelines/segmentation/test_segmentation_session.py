@@ -1,0 +1,40 @@
+"""A real KedroSession run of the segmentation pipeline (with its ingestion upstream) on the tiny profile."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from mtneuro.pipelines.segmentation.nodes import SETTINGS
+
+
+@pytest.mark.slow
+def test_session_writes_every_model_setting_seed_class_row(kedro_run, tiny_parameters, tmp_path):
+    kedro_run(["segmentation"], tmp_path)
+
+    segmentation = tiny_parameters.segmentation
+    models, settings, seeds = segmentation.models, segmentation.settings, segmentation.seeds
+
+    table = pd.read_csv(tmp_path / "08_reporting" / "task2_segmentation.csv")
+    assert {"source", "model", "dims", "setting", "seed", "class", "f1", "iou"} <= set(table.columns)
+    assert set(table["source"]) == {"phantom"}
+    expected = {
+        (m, SETTINGS[s].label, k, c) for m in models for s in settings for k in seeds for c in (*SETTINGS[s].classes, "mean")
+    }
+    got = set(zip(table["model"], table["setting"], table["seed"], table["class"], strict=True))
+    assert got == expected and len(table) == len(expected)
+    values = table[["f1", "iou"]].to_numpy().ravel()
+    assert all(0.0 <= v <= 1.0 for v in values if not math.isnan(v))
+    # a class can only be undefined (NaN) where it neither occurs nor is predicted
+    undefined = table[table["iou"].isna()]
+    assert ((undefined["support_pixels"] == 0) & (undefined["predicted_pixels"] == 0)).all()
+    assert table.loc[table["class"] == "mean", "iou"].notna().all()
+
+    # versioned models and predictions, and the figure
+    run = f"{models[0]}/{settings[0]}/seed{seeds[0]}"
+    assert list((tmp_path / "06_models" / "segmentation" / run / "model.pt").glob("*/model.json"))
+    assert list((tmp_path / "07_model_output" / "segmentation" / run / "test_predictions.pkl").glob("*/test_predictions.pkl"))
+    png = tmp_path / "08_reporting" / "task2_segmentation_overlays.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
