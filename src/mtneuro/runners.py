@@ -166,7 +166,7 @@ def start_cluster(settings: DaskSettings) -> tuple[Client, Any]:
     import dask
     from distributed import Client, LocalCluster
 
-    dask_config = {"distributed.scheduler.allowed-failures": settings.allowed_failures}
+    dask_config: dict[str, Any] = {"distributed.scheduler.allowed-failures": settings.allowed_failures}
     if settings.worker_env:
         dask_config["distributed.nanny.pre-spawn-environ"] = {
             **dask.config.get("distributed.nanny.pre-spawn-environ"),
@@ -175,12 +175,14 @@ def start_cluster(settings: DaskSettings) -> tuple[Client, Any]:
     with dask.config.set(dask_config):
         if settings.cluster == "address":
             if not settings.address:
-                raise ConfigurationError("dask.address: set the scheduler address (tcp://host:8786) for cluster: address")
+                raise ConfigurationError(
+                    "dask.address: set the scheduler address (tcp://host:8786) for cluster: address"
+                )
             return Client(settings.address), None
         if settings.cluster == "slurm":
             from dask_jobqueue import SLURMCluster
 
-            cluster = SLURMCluster(**settings.slurm)
+            cluster: Any = SLURMCluster(**settings.slurm)
             cluster.scale(jobs=settings.slurm_jobs)
             return Client(cluster), cluster
         common = {"memory_limit": settings.memory_limit, "dashboard_address": settings.dashboard_address}
@@ -189,7 +191,7 @@ def start_cluster(settings: DaskSettings) -> tuple[Client, Any]:
             try:
                 from dask_cuda import LocalCUDACluster  # optional extra "cuda"
             except ImportError:
-                LocalCUDACluster = None  # noqa: N806
+                LocalCUDACluster = None
             if LocalCUDACluster is not None:
                 cluster = LocalCUDACluster(threads_per_worker=1, resources={"GPU": 1}, **common)
                 return Client(cluster), cluster
@@ -197,12 +199,16 @@ def start_cluster(settings: DaskSettings) -> tuple[Client, Any]:
             from distributed import Scheduler, SpecCluster
 
             cluster = SpecCluster(
-                workers=local_gpu_worker_specs(n_gpus, settings.gpu_slots_per_device, settings.memory_limit, settings.worker_env),
+                workers=local_gpu_worker_specs(
+                    n_gpus, settings.gpu_slots_per_device, settings.memory_limit, settings.worker_env
+                ),
                 scheduler={"cls": Scheduler, "options": {"dashboard_address": settings.dashboard_address}},
             )
             return Client(cluster), cluster
         n_workers = (os.cpu_count() or 1) if settings.n_workers == "auto" else settings.n_workers
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=settings.threads_per_worker, processes=True, **common)
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=settings.threads_per_worker, processes=True, **common
+        )
         return Client(cluster), cluster
 
 
@@ -239,7 +245,7 @@ def _worker_hook_manager(
     return manager
 
 
-def run_node_on_worker(  # noqa: PLR0913 - the arguments of one task
+def run_node_on_worker(
     node: Node,
     catalog: CatalogProtocol,
     package_name: str | None,
@@ -339,7 +345,7 @@ class DaskRunner(AbstractRunner):
             return Path(tempfile.mkdtemp(prefix="mtneuro-dask-"))
         return Path.cwd() / ".dask-exchange"
 
-    def _swap_memory_datasets(self, pipeline: Pipeline, catalog: CatalogProtocol, folder: Path) -> dict[str, AbstractDataset]:
+    def _swap_memory_datasets(self, pipeline: Pipeline, catalog: CatalogProtocol, folder: Path) -> dict[str, Any]:
         """Node outputs held in memory become pickle files in ``folder`` (owned by this run)."""
         from kedro_datasets.pickle import PickleDataset
 
@@ -355,7 +361,9 @@ class DaskRunner(AbstractRunner):
         return swapped
 
     @staticmethod
-    def _restore_memory_datasets(pipeline: Pipeline, catalog: CatalogProtocol, swapped: Mapping[str, AbstractDataset]) -> None:
+    def _restore_memory_datasets(
+        pipeline: Pipeline, catalog: CatalogProtocol, swapped: Mapping[str, AbstractDataset]
+    ) -> None:
         """Free outputs of the pipeline come back into memory, as with SequentialRunner."""
         outputs = pipeline.outputs()
         with _quiet_catalog():
@@ -365,12 +373,13 @@ class DaskRunner(AbstractRunner):
                 else:
                     catalog[name] = original
 
-    def _gpu_requests(self, client: Client, settings: DaskSettings) -> bool:
+    @staticmethod
+    def _gpu_requests(client: Client) -> bool:
         """Whether any worker advertises GPUs (else no node may ask for one: it would wait forever)."""
         workers = client.scheduler_info().get("workers", {})
         return any("GPU" in (w.get("resources") or {}) for w in workers.values())
 
-    def _submit_and_wait(  # noqa: PLR0913
+    def _submit_and_wait(
         self,
         client: Client,
         pipeline: Pipeline,
@@ -383,7 +392,7 @@ class DaskRunner(AbstractRunner):
         from distributed import as_completed
 
         environ = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
-        use_gpus = self._gpu_requests(client, settings)
+        use_gpus = self._gpu_requests(client)
         node_dependencies = pipeline.node_dependencies
         todo = set(pipeline.nodes)
         done: set[Node] = set()
@@ -398,8 +407,18 @@ class DaskRunner(AbstractRunner):
                 todo.discard(node)
                 resources = {"GPU": 1} if use_gpus and settings.gpu_tag in node.tags else None
                 future = client.submit(
-                    run_node_on_worker, node, catalog, package_name, logging_config, environ, self._is_async, run_id, self._hooks,
-                    key=f"{node.name}-{run_id or 'run'}-{time.time_ns()}", resources=resources, pure=False,
+                    run_node_on_worker,
+                    node,
+                    catalog,
+                    package_name,
+                    logging_config,
+                    environ,
+                    self._is_async,
+                    run_id,
+                    self._hooks,
+                    key=f"{node.name}-{run_id or 'run'}-{time.time_ns()}",
+                    resources=resources,
+                    pure=False,
                 )
                 running[future] = node
                 pending.add(future)

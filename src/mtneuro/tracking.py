@@ -98,14 +98,14 @@ def resolve_uri(setting: str | None, project_path: Path) -> str:
     SQLite path is made absolute (workers may run elsewhere)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or setting or "sqlite:///mlflow.db"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{(project_path / uri[len('sqlite:///'):]).resolve()}"
+        uri = f"sqlite:///{(project_path / uri[len('sqlite:///') :]).resolve()}"
     return uri
 
 
 def artifact_location(uri: str) -> str | None:
     """Artifacts of a SQLite store go beside the database (``mlartifacts/``); servers choose their own."""
     if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
     return None
 
 
@@ -162,7 +162,9 @@ def numbers(value: Any, prefix: str = "") -> dict[str, float]:
 class _Tracker:
     """The MLflow client of this process and the cell runs it opened or found."""
 
-    def __init__(self, uri: str, experiment_id: str, parent_id: str, tags: Mapping[str, str], settings: TrackingSettings) -> None:
+    def __init__(
+        self, uri: str, experiment_id: str, parent_id: str, tags: Mapping[str, str], settings: TrackingSettings
+    ) -> None:
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(uri)
@@ -186,7 +188,12 @@ class _Tracker:
         else:
             from mlflow.entities import Param
 
-            tags = {**self.tags, "mlflow.parentRunId": self.parent_id, CELL_TAG: namespace, **{f"mtneuro.{k}": str(v) for k, v in cell.items()}}
+            tags = {
+                **self.tags,
+                "mlflow.parentRunId": self.parent_id,
+                CELL_TAG: namespace,
+                **{f"mtneuro.{k}": str(v) for k, v in cell.items()},
+            }
             run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=namespace).info.run_id
             items = [Param(k, str(v)[:6000]) for k, v in {**cell, **params}.items()]
             for start in range(0, len(items), _MAX_BATCH):
@@ -217,7 +224,7 @@ def _tracker(closing: bool = False) -> _Tracker | None:
     if not parent or (parent in _FAILED and not closing):
         return None
     key = (os.environ[ENV_URI], os.environ[ENV_EXPERIMENT], parent)
-    if _TRACKER_KEY != key:
+    if key != _TRACKER_KEY:
         settings = TrackingSettings.model_validate_json(os.environ[ENV_SETTINGS])
         _TRACKER = _Tracker(*key, tags=json.loads(os.environ.get(ENV_TAGS, "{}")), settings=settings)
         _TRACKER_KEY = key
@@ -228,7 +235,7 @@ def _safely(what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
     """Tracking must never fail a run: the first MLflow error stops tracking in this process."""
     try:
         return func(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - any tracking failure
+    except Exception as exc:
         _FAILED.add(os.environ.get(ENV_PARENT, ""))
         log.warning("MLflow tracking stopped in this process (%s failed: %s: %s)", what, type(exc).__name__, exc)
         return None
@@ -271,7 +278,7 @@ def _epoch_metrics_class() -> type:
             def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:  # noqa: ARG002
                 self._loss_sum, self._steps = None, 0
 
-            def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:  # noqa: ARG002
+            def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, *args: Any) -> None:  # noqa: ARG002
                 loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
                 if loss is not None and hasattr(loss, "detach"):
                     value = loss.detach().float()
@@ -360,7 +367,13 @@ class MlflowTrackingHook:
         }
         os.environ.update(environ)
         self._exported = list(environ)
-        log.info("MLflow: run %s of experiment %r at %s (nodes: %d)", parent.info.run_id, self.settings.experiment_name, uri, len(pipeline.nodes))
+        log.info(
+            "MLflow: run %s of experiment %r at %s (nodes: %d)",
+            parent.info.run_id,
+            self.settings.experiment_name,
+            uri,
+            len(pipeline.nodes),
+        )
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
@@ -370,10 +383,10 @@ class MlflowTrackingHook:
         if tracker is None or match is None or match["task"] not in tracker.settings.tasks:
             _ACTIVE.set(None)
             return
-        params = {}
+        params: dict[str, Any] = {}
         for name, value in inputs.items():
             if name.startswith("params:"):
-                params.update(flatten(value, name[len("params:"):].rsplit(".", 1)[-1]))
+                params.update(flatten(value, name[len("params:") :].rsplit(".", 1)[-1]))
         run_id = _safely("opening the cell run", tracker.cell_run, node.namespace, match.groupdict(), params)
         _ACTIVE.set(run_id)
         if run_id:
@@ -382,7 +395,7 @@ class MlflowTrackingHook:
                 self._catalogs.pop(next(iter(self._catalogs)))
 
     @hook_impl
-    def after_node_run(self, node: Any, outputs: dict[str, Any]) -> None:
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
         """Final metrics and per-epoch histories found among the cell node's outputs."""
         run_id, tracker = _ACTIVE.get(), _tracker()
         _ACTIVE.set(None)
@@ -414,13 +427,23 @@ class MlflowTrackingHook:
             return
         last = dataset_name.rsplit(".", 1)[-1].split("@")[0]
         if last in tracker.settings.artifact_datasets:
-            _safely("logging an artifact", self._log_artifact, tracker, self._catalogs[namespace], dataset_name, tracker.cells[namespace], last)
+            _safely(
+                "logging an artifact",
+                self._log_artifact,
+                tracker,
+                self._catalogs[namespace],
+                dataset_name,
+                tracker.cells[namespace],
+                last,
+            )
 
     @staticmethod
     def _log_artifact(tracker: _Tracker, catalog: Any, dataset_name: str, run_id: str, name: str) -> None:
         dataset = catalog.get(dataset_name)
         versioned = getattr(dataset, "_version", None) is not None
-        path = Path(str(dataset._get_versioned_path(dataset.resolve_save_version()) if versioned else dataset._filepath))
+        path = Path(
+            str(dataset._get_versioned_path(dataset.resolve_save_version()) if versioned else dataset._filepath)
+        )
         if path.is_dir():
             tracker.client.log_artifacts(run_id, str(path), artifact_path=name)
         elif path.exists():

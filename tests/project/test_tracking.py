@@ -48,21 +48,26 @@ def train(base: np.ndarray, toy: dict, seed: int) -> tuple[object, pd.DataFrame,
             super().__init__()
             self.net = torch.nn.Linear(1, 1)
 
-        def training_step(self, batch, batch_idx):  # noqa: ANN001, ANN202
+        def training_step(self, batch, batch_idx):
             x, y = batch
             loss = torch.nn.functional.mse_loss(self.net(x), y)
             self.log("train_loss", loss, on_step=True, on_epoch=False)
             return loss
 
-        def configure_optimizers(self):  # noqa: ANN202
+        def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=toy["lr"])
 
     x = torch.tensor(base, dtype=torch.float32).reshape(-1, 1) / 10
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, 2 * x), batch_size=4)
     module = Module()
     trainer = L.Trainer(
-        max_epochs=toy["epochs"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu", callbacks=tracking.callbacks(),
+        max_epochs=toy["epochs"],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        callbacks=tracking.callbacks(),
     )
     trainer.fit(module, data)
     weight = float(module.net.weight.detach()[0, 0])
@@ -74,7 +79,14 @@ def train(base: np.ndarray, toy: dict, seed: int) -> tuple[object, pd.DataFrame,
 def pipeline() -> Pipeline:
     cells = [
         Pipeline(
-            [Node(train, ["base", "params:toy", f"params:seed{seed}"], ["trained_model", "metrics", "training_history"], name="train")],
+            [
+                Node(
+                    train,
+                    ["base", "params:toy", f"params:seed{seed}"],
+                    ["trained_model", "metrics", "training_history"],
+                    name="train",
+                )
+            ],
             namespace=f"segmentation.toy.cfg.seed{seed}",
             inputs={"base"},
             parameters={"params:toy", f"params:seed{seed}"},
@@ -88,8 +100,16 @@ def catalog(root: Path) -> DataCatalog:
     config = {}
     for seed in SEEDS:
         ns = f"segmentation.toy.cfg.seed{seed}"
-        config[f"{ns}.trained_model"] = {"type": "pickle.PickleDataset", "filepath": str(root / f"{seed}/model.pkl"), "versioned": True}
-        config[f"{ns}.metrics"] = {"type": "pandas.CSVDataset", "filepath": str(root / f"{seed}/metrics.csv"), "save_args": {"index": False}}
+        config[f"{ns}.trained_model"] = {
+            "type": "pickle.PickleDataset",
+            "filepath": str(root / f"{seed}/model.pkl"),
+            "versioned": True,
+        }
+        config[f"{ns}.metrics"] = {
+            "type": "pandas.CSVDataset",
+            "filepath": str(root / f"{seed}/metrics.csv"),
+            "save_args": {"index": False},
+        }
     data = DataCatalog.from_config(config, save_version="2026-01-01T00.00.00.000Z")
     data["params:size"] = MemoryDataset(16)
     data["params:toy"] = MemoryDataset({"lr": 0.05, "epochs": 2})
@@ -105,14 +125,16 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return uri
 
 
-def run_tracked(runner, root: Path) -> tracking.MlflowTrackingHook:  # noqa: ANN001
+def run_tracked(runner, root: Path) -> tracking.MlflowTrackingHook:
     """What a KedroSession does around runner.run: the pipeline hooks in this process."""
     hook = tracking.MlflowTrackingHook(SETTINGS)
     hook.tags = {"mtneuro.profile": "tiny", "mtneuro.source": "phantom"}
     manager = _create_hook_manager()
     manager.register(hook)
     toy, data = pipeline(), catalog(root)
-    manager.hook.before_pipeline_run(run_params={"run_id": "r1", "pipeline_names": ["toy"], "runner": "x"}, pipeline=toy, catalog=data)
+    manager.hook.before_pipeline_run(
+        run_params={"run_id": "r1", "pipeline_names": ["toy"], "runner": "x"}, pipeline=toy, catalog=data
+    )
     parent = __import__("os").environ[tracking.ENV_PARENT]
     runner.run(toy, data, manager, run_id="r1")
     manager.hook.after_pipeline_run(run_params={}, run_result={}, pipeline=toy, catalog=data)
@@ -157,7 +179,9 @@ def test_tracking_changes_no_number(tmp_path: Path, store: str) -> None:
         )
 
 
-def test_dask_runner_one_run_per_cell(tmp_path: Path, store: str, project_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dask_runner_one_run_per_cell(
+    tmp_path: Path, store: str, project_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import distributed
 
     monkeypatch.chdir(project_path)
@@ -185,4 +209,6 @@ def test_disabled_or_without_parent_logs_nothing(tmp_path: Path, store: str) -> 
 def test_numbers_of_metrics_outputs() -> None:
     table = pd.DataFrame({"class": ["x", "mean"], "f1": [0.5, np.nan], "seed": [0, 0], "model": ["m", "m"]})
     assert tracking.numbers(table, "test.") == {"test.x.f1": 0.5}
-    assert tracking.numbers({"roi_c1": {"accuracy": np.float64(0.25)}, "name": "x", "ok": True}) == {"roi_c1.accuracy": 0.25}
+    assert tracking.numbers({"roi_c1": {"accuracy": np.float64(0.25)}, "name": "x", "ok": True}) == {
+        "roi_c1.accuracy": 0.25
+    }

@@ -111,11 +111,11 @@ def build_segmentation_model(name: str, num_classes: int, **kwargs: Any) -> nn.M
     """
     entry = get_model(name)
     model = entry.build(int(num_classes), **dict(kwargs))
-    model.factory_spec = {
+    model.factory_spec = {  # type: ignore[assignment]  # an attribute of this module, not a submodule
         "factory": SEGMENTATION_FACTORY,
         "kwargs": {"name": name, "num_classes": int(num_classes), **_jsonable(kwargs)},
     }
-    model.spatial_dims = entry.spatial_dims
+    model.spatial_dims = entry.spatial_dims  # type: ignore[assignment]
     return model
 
 

@@ -8,7 +8,7 @@ import pytest
 from mtneuro.pipelines.mapping import engine
 from mtneuro.volumes import Window, open_volume
 
-from conftest import mapping_parameters
+from mapping_support import mapping_parameters
 
 
 @pytest.mark.parametrize(

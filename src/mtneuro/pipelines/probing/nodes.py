@@ -216,7 +216,10 @@ def constant_columns(y: np.ndarray) -> np.ndarray:
 
 def _r2(y: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """scikit-learn's R^2 (``1 - SS_res / SS_tot``, SS_tot around the mean of ``y``) per column;
-    NaN for a constant column, where R^2 is undefined (scikit-learn would report 1 or 0)."""
+    NaN for a constant column, where R^2 is undefined (scikit-learn would report 1 or 0).
+
+    Scored on all columns at once: scoring only a column subset would change NumPy's summation
+    order (a strided copy) and with it the last bits of the numbers."""
     r2 = r2_score(y, prediction, multioutput="raw_values")
     return np.where(constant_columns(y), np.nan, r2)
 

@@ -10,9 +10,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from conftest import PHANTOM_VOLUME, make_region_model, make_segmentation_model, mapping_parameters  # noqa: E402
+from mapping_support import PHANTOM_VOLUME, make_region_model, make_segmentation_model, mapping_parameters  # noqa: E402
 
-#: Two slices of 256 x 768 in three blocks (ZI, far from the main cubes in y? no: a quick window).
+#: Two slices of 256 x 768 in three blocks of 256 x 256.
 SMALL = {"window": {"z": [344, 346], "y": [640, 896], "x": [1280, 2048]},
          "blocks": {"shape_zyx": [2, 256, 256], "chunks_zyx": [2, 256, 256], "read_chunks_zyx": [2, 256, 512]},
          "pyramid": {"levels": 3}}

@@ -1,0 +1,103 @@
+"""Wall time of the Task 2 grid with SequentialRunner against mtneuro.runners.DaskRunner.
+
+Ingestion runs once (SequentialRunner) into a scratch data root; then the ``segmentation``
+namespace (data preparation, every grid cell, table, figure) runs with each runner in turn on
+the same inputs, through real KedroSessions. ``dask+mlflow`` adds the MLflow tracking hook
+(store in the scratch folder) to measure its overhead. The tables of all runs are compared
+(``train_seconds`` aside): a runner changes no number.
+
+    uv run python benchmarks/bench_runner.py                       # base profile, 2 workers
+    uv run python benchmarks/bench_runner.py --env tiny --runs sequential,dask
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from kedro.framework.project import settings
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.runner import SequentialRunner
+
+PROJECT = Path(__file__).resolve().parents[1]
+TABLE = Path("08_reporting") / "task2_segmentation.csv"
+
+
+def session_run(env: str | None, data_root: Path, runner: object, **kwargs: object) -> float:
+    bootstrap_project(PROJECT)
+    start = time.perf_counter()
+    with KedroSession.create(project_path=PROJECT, env=env, runtime_params={"data_root": str(data_root)}) as session:
+        session.run(runner=runner, **kwargs)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default=None, help="Kedro environment (default: base profile)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", default="sequential,dask,dask+mlflow")
+    parser.add_argument("--data-root", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args()
+    os.chdir(PROJECT)
+    root = args.data_root or Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+
+    from distributed import Client, LocalCluster
+
+    from mtneuro.runners import DaskRunner
+    from mtneuro.tracking import MLFLOW_HOOK, MlflowTrackingHook
+
+    seconds = session_run(args.env, root, SequentialRunner(), pipeline_names=["ingestion"])
+    print(f"ingestion (once, SequentialRunner): {seconds:.1f} s", flush=True)
+    results, tables = {}, {}
+    project_hooks = tuple(settings.HOOKS)
+    for name in args.runs.split(","):
+        tracked = name.endswith("+mlflow")
+        settings.HOOKS = (
+            *project_hooks,
+            *(() if any(isinstance(h, MlflowTrackingHook) for h in project_hooks) or not tracked else (MLFLOW_HOOK,)),
+        )
+        if name.startswith("sequential"):
+            seconds = session_run(
+                args.env, root, SequentialRunner(), pipeline_names=["segmentation"], namespaces=["segmentation"]
+            )
+        else:
+            # The cluster starts before the clock (as a cluster already running would).
+            with (
+                LocalCluster(
+                    n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                hooks = [MlflowTrackingHook()] if tracked else []
+                seconds = session_run(
+                    args.env,
+                    root,
+                    DaskRunner(client=client, hooks=hooks),
+                    pipeline_names=["segmentation"],
+                    namespaces=["segmentation"],
+                )
+        results[name] = seconds
+        tables[name] = pd.read_csv(root / TABLE).drop(columns="train_seconds")
+        print(f"{name}: {seconds:.1f} s", flush=True)
+    settings.HOOKS = project_hooks
+
+    first = next(iter(tables.values()))
+    same = all(first.equals(t) for t in tables.values())
+    print(f"\nTask 2 grid ({len(first)} table rows), env {args.env or 'base'}, {os.cpu_count()} CPU cores")
+    print("| run | wall time (s) | vs sequential |\n|---|---|---|")
+    base = results.get("sequential")
+    for name, value in results.items():
+        print(f"| {name} | {value:.1f} | {f'{base / value:.2f}x' if base else ''} |")
+    if "dask" in results and "dask+mlflow" in results:
+        print(f"MLflow overhead (dask+mlflow vs dask): {100 * (results['dask+mlflow'] / results['dask'] - 1):+.1f} %")
+    print(f"identical tables (train_seconds aside): {same}")
+
+
+if __name__ == "__main__":
+    main()
