@@ -14,6 +14,9 @@ VOXEL_SIZE_UM: tuple[float, float, float] = (1.17, 1.17, 1.17)
 REGIONS: tuple[str, ...] = ("CTX", "STR", "VP", "ZI")
 REGION_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGIONS)}
 
+#: Split-index configurations of Task 1/3 and their names in result tables.
+CONFIG_LABELS: dict[str, str] = {"roi_c1": "ROI-C1", "roi_c2": "ROI-C2", "roi_c3": "ROI-C3"}
+
 #: Values of the microstructure (pixel_labels) channel.
 BACKGROUND, VESSEL, CELL, AXON = 0, 1, 2, 3
 PIXEL_CLASSES: dict[int, str] = {0: "background", 1: "vessel", 2: "cell", 3: "axon"}

@@ -44,7 +44,12 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     uv = _uv()
     root = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
-    subprocess.run([uv, "build", "--wheel", "-o", str(root / "dist"), str(PROJECT)], check=True, capture_output=True, env=env)
+    source = root / "source"  # the tracked sources only: a stale build/ in the checkout must not leak in
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT / name, source / name)
+    shutil.copytree(PROJECT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    subprocess.run([uv, "build", "--wheel", "-o", str(root / "dist"), str(source)], check=True, capture_output=True, env=env)
     wheel = next((root / "dist").glob("mtneuro-*.whl"))
     requirements = root / "requirements.txt"
     subprocess.run(
