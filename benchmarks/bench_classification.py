@@ -131,7 +131,7 @@ def model_only(
         scaler.update()
         opt.zero_grad(set_to_none=True)
         if method.kind == "ssl":
-            for online, target in module._momentum_pairs():  # noqa: SLF001
+            for online, target in module._momentum_pairs():
                 ssl.momentum_update(online, target, 0.99)
 
     def encoder_step() -> None:

@@ -53,7 +53,7 @@ def _registered_method(name: str) -> str:
     return name
 
 
-def _unique(values: list) -> list:  # noqa: ANN001 - any list of hashables
+def _unique(values: list) -> list:
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if repeated:
         raise ValueError(f"listed more than once: {', '.join(repeated)}")

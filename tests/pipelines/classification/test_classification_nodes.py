@@ -23,7 +23,7 @@ NETWORK_METHODS = [m for m in method_names() if get_method(m).is_network]
 DECOMPOSITION_METHODS = [m for m in method_names() if get_method(m).kind == "decomposition"]
 
 
-def _train(images, params, method: str, config: str = "roi_c1", seed: int = 0):  # noqa: ANN001, ANN202
+def _train(images, params, method: str, config: str = "roi_c1", seed: int = 0):
     """The pipeline's nodes for one run: (encoder, read-out, history)."""
     if get_method(method).kind == "supervised":
         return nodes.train_supervised(images, params, HARDWARE, method=method, config=config, seed=seed)
@@ -69,12 +69,13 @@ def test_decompositions_fit_and_their_loss_goes_down(images, method):
         assert len(losses) == 3 and history["epochs"][-1]["iterations"] <= 60
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_supervised_learns_the_synthetic_regions(images, threads):
-    """Clearly above chance (0.25) and above 0.7 on any CPU: 600 training images, 12 epochs."""
+def test_supervised_learns_the_synthetic_regions(images):
+    """Clearly above chance (0.25), with a margin over 0.7 (600 training images, 12 epochs: 1.0 on
+    ROI-C1 with one and with two torch threads here, where 400 images and 8 epochs gave 0.98 here
+    but 0.585 on another CPU)."""
     params = tiny_params(network_training__epochs=12, data__train_slice_step=2,
                          data__test_slice_step={"roi_c1": 1, "roi_c2": 1, "roi_c3": 1})
-    hardware = HARDWARE.model_copy(update={"torch_threads": threads})
+    hardware = HARDWARE
     encoder, readout, history = nodes.train_supervised(images, params, hardware, method="supervised", config="roi_c1", seed=0)
     rows, _ = nodes.evaluate_run(encoder, readout, history, images, params, hardware, method="supervised",
                                  config="roi_c1", seed=0)
@@ -143,7 +144,7 @@ def test_prepare_and_select_follow_the_split_index(synthetic, images):
     assert len(x2) == 4 * 2 * 360
     x3, _ = nodes.select_images(images, "roi_c3", ["train", "val"])
     assert len(x3) == 4 * 300 + 4 * 360
-    xt, yt = nodes.select_images(images, "roi_c1", ["test"])
+    xt, _ = nodes.select_images(images, "roi_c1", ["test"])
     z = index[(index.config == "roi_c1") & (index.split == "test")].sort_values(["cube_id", "z"])
     np.testing.assert_allclose(xt[0], cubes[z.iloc[0].cube_id].image[z.iloc[0].z] / 255.0, atol=1e-6)
     with pytest.raises(nodes.ClassificationError):

@@ -61,7 +61,7 @@ def test_a_registered_method_is_accepted_with_its_block_and_settings():
         assert method_names().index("simclr") == 3
         raw = tiny_raw()
         raw["methods"].append("simclr")
-        with pytest.raises(ConfigurationError, match="classification.simclr: missing"):
+        with pytest.raises(ConfigurationError, match=r"classification.simclr: missing"):
             parse_block(ClassificationParameters, raw, "classification")
         raw["simclr"] = {"temperature": 0.1, "epochs": 3}
         settings = parse_block(ClassificationParameters, raw, "classification").method_settings("simclr")
@@ -164,11 +164,11 @@ def test_bad_parameters_name_the_full_key(conf: Path, override: dict, key: str, 
 def test_the_grid_needs_test_configurations_and_slice_steps():
     raw = tiny_raw()
     del raw["evaluate_on"]["roi_c3"]
-    with pytest.raises(ConfigurationError, match="classification.evaluate_on.roi_c3: missing"):
+    with pytest.raises(ConfigurationError, match=r"classification.evaluate_on.roi_c3: missing"):
         parse_block(ClassificationParameters, raw, "classification")
     raw = tiny_raw()
     del raw["data"]["test_slice_step"]["roi_c2"]
-    with pytest.raises(ConfigurationError, match="classification.data.test_slice_step.roi_c2: missing"):
+    with pytest.raises(ConfigurationError, match=r"classification.data.test_slice_step.roi_c2: missing"):
         parse_block(ClassificationParameters, raw, "classification")
     raw = tiny_raw()  # a training set outside the grid needs nothing
     raw["configs"] = ["roi_c1"]
@@ -183,11 +183,11 @@ def test_no_key_has_a_default_in_code():
             assert field.is_required(), f"{model.__name__}.{name}"
     raw = tiny_raw()
     del raw["myow"]["k"]
-    with pytest.raises(ConfigurationError, match="classification.myow.k: missing"):
+    with pytest.raises(ConfigurationError, match=r"classification.myow.k: missing"):
         parse_block(ClassificationParameters, raw, "classification")
     raw = tiny_raw()
     del raw["readout"]
-    with pytest.raises(ConfigurationError, match="classification.readout: missing"):
+    with pytest.raises(ConfigurationError, match=r"classification.readout: missing"):
         parse_block(ClassificationParameters, raw, "classification")
 
 

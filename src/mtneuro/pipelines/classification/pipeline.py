@@ -40,7 +40,7 @@ TRAIN_NODES: dict[MethodKind, tuple[Callable[..., Any], list[str]]] = {
 }
 
 
-def _bind(func, **kwargs):  # noqa: ANN001, ANN202 - a partial that keeps the function's name
+def _bind(func, **kwargs):
     return update_wrapper(partial(func, **kwargs), func)
 
 

@@ -53,8 +53,15 @@ def open_channel(volume: Any, channel: str, **extra: Any) -> VolumeSource:
     source = _field(volume, "source")
     uris = _field(volume, "uris")
     uri = _field(_field(uris, source), channel)
-    options = dict(_field(_field(volume, "options"), source) or {})
-    return open_volume(str(uri), **options, **extra)
+    return open_volume(str(uri), **source_options(volume), **extra)
+
+
+def source_options(volume: Any) -> dict[str, Any]:
+    """Options of the configured source (``VolumeParameters.source_options()``, or the raw dict's)."""
+    if hasattr(volume, "source_options"):
+        return dict(volume.source_options())
+    options = _field(_field(volume, "options"), _field(volume, "source")) or {}
+    return {k: v for k, v in dict(options).items() if v is not None}
 
 
 def mapping_window(mapping: MappingParameters, volume_shape: tuple[int, int, int]) -> Window:
@@ -214,7 +221,7 @@ def plan_brain_map(
 
     fingerprint = {
         "window": window.to_list(), "source": source.uri, "volume_shape": list(shape),
-        "options": {k: str(v) for k, v in sorted(dict(_field(_field(volume, "options"), _field(volume, "source")) or {}).items())},
+        "options": {k: str(v) for k, v in sorted(source_options(volume).items())},
         "microstructure": {"model": seg_name, "weights": _weights_digest(microstructure_model)},
         "regions": {"model": regions.name, "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
                     "readout": _readout_digest(region_readout)},
