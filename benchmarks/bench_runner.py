@@ -36,6 +36,11 @@ def session_run(env: str | None, data_root: Path, runner: object, **kwargs: obje
     return time.perf_counter() - start
 
 
+def _import_project() -> None:
+    """What the first node on a fresh worker pays: torch, Lightning and the model libraries."""
+    import mtneuro.pipelines.segmentation.nodes  # noqa: F401
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default=None, help="Kedro environment (default: base profile)")
@@ -54,7 +59,9 @@ def main() -> None:
 
     seconds = session_run(args.env, root, SequentialRunner(), pipeline_names=["ingestion"])
     print(f"ingestion (once, SequentialRunner): {seconds:.1f} s", flush=True)
-    results, tables = {}, {}
+    results: dict[str, float] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    startup: dict[str, float] = {}
     project_hooks = tuple(settings.HOOKS)
     for name in args.runs.split(","):
         tracked = name.endswith("+mlflow")
@@ -84,16 +91,20 @@ def main() -> None:
                 )
         results[name] = seconds
         tables[name] = pd.read_csv(root / TABLE).drop(columns="train_seconds")
-        print(f"{name}: {seconds:.1f} s", flush=True)
+        print(
+            f"{name}: {seconds:.1f} s" + (f" (cluster start-up {startup[name]:.1f} s)" if name in startup else ""),
+            flush=True,
+        )
     settings.HOOKS = project_hooks
 
     first = next(iter(tables.values()))
     same = all(first.equals(t) for t in tables.values())
     print(f"\nTask 2 grid ({len(first)} table rows), env {args.env or 'base'}, {os.cpu_count()} CPU cores")
-    print("| run | wall time (s) | vs sequential |\n|---|---|---|")
+    print("| run | wall time (s) | vs sequential | cluster start-up, imports (s) |\n|---|---|---|---|")
     base = results.get("sequential")
     for name, value in results.items():
-        print(f"| {name} | {value:.1f} | {f'{base / value:.2f}x' if base else ''} |")
+        up = f"{startup[name]:.1f}" if name in startup else ""
+        print(f"| {name} | {value:.1f} | {f'{base / value:.2f}x' if base else ''} | {up} |")
     if "dask" in results and "dask+mlflow" in results:
         print(f"MLflow overhead (dask+mlflow vs dask): {100 * (results['dask+mlflow'] / results['dask'] - 1):+.1f} %")
     print(f"identical tables (train_seconds aside): {same}")

@@ -58,8 +58,12 @@ def check_environment(conf_source: str | Path, env: str | None) -> None:
 
 
 def config_loader(conf_source: str | Path, env: str | None = None, runtime_params: Mapping[str, Any] | None = None) -> AbstractConfigLoader:
-    """The project's config loader (the class and arguments of ``settings.py``)."""
-    from kedro.framework.project import settings
+    """The project's config loader (the class and arguments of ``mtneuro/settings.py``).
+
+    Read from the project's settings module itself, so that it behaves the same whether or not
+    Kedro has configured the project in this process.
+    """
+    from mtneuro import settings
 
     check_environment(conf_source, env)
     return settings.CONFIG_LOADER_CLASS(
@@ -95,6 +99,6 @@ def default_conf_source() -> Path:
 
 
 def default_environment() -> str | None:
-    from kedro.framework.project import settings
+    from mtneuro import settings
 
-    return os.environ.get("KEDRO_ENV") or settings.CONFIG_LOADER_ARGS.get("default_run_env")
+    return os.environ.get("KEDRO_ENV") or str(settings.CONFIG_LOADER_ARGS["default_run_env"])

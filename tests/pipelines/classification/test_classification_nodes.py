@@ -71,7 +71,7 @@ def test_decompositions_fit_and_their_loss_goes_down(images, method):
 
 def test_supervised_learns_the_synthetic_regions(images):
     """Clearly above chance (0.25), with a margin over 0.7 (600 training images, 12 epochs: 1.0 on
-    ROI-C1 with one and with two torch threads here, where 400 images and 8 epochs gave 0.98 here
+    ROI-C1 with one torch thread here and 0.985 with two, where 400 images and 8 epochs gave 0.98 here
     but 0.585 on another CPU)."""
     params = tiny_params(network_training__epochs=12, data__train_slice_step=2,
                          data__test_slice_step={"roi_c1": 1, "roi_c2": 1, "roi_c3": 1})

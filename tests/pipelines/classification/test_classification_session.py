@@ -13,7 +13,6 @@ from kedro.io.core import Version
 from mtneuro import models, spec
 from mtneuro.config import load_parameters
 from mtneuro.datasets.frozen_encoder import FrozenEncoderDataset
-from mtneuro.pipelines.classification.nodes import CONFIG_LABELS
 
 
 @pytest.mark.slow
@@ -45,7 +44,7 @@ def test_classification_session_writes_one_row_per_run(kedro_run, project_path: 
                 assert list(cm.columns) == ["config", "true_region", *(f"pred_{r}" for r in spec.REGIONS)]
                 (metrics_file,) = run.glob("metrics.json/*/metrics.json")
                 assert {row["config"] for row in json.loads(metrics_file.read_text())} == {
-                    CONFIG_LABELS[t] for t in params.evaluate_on[config]
+                    spec.CONFIG_LABELS[t] for t in params.evaluate_on[config]
                 }
                 folder = tmp_path / "06_models" / "classification" / method / config / f"seed{seed}" / "frozen_encoder"
                 encoder = FrozenEncoderDataset(filepath=str(folder), version=Version(None, None)).load()

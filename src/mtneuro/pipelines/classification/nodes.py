@@ -38,8 +38,8 @@ from mtneuro.training import thread_limit
 
 log = logging.getLogger(__name__)
 
-#: Split-index configurations Task 1 reads, and their names in result tables.
-CONFIG_LABELS: dict[str, str] = {"roi_c1": "ROI-C1", "roi_c2": "ROI-C2", "roi_c3": "ROI-C3"}
+#: Split-index configurations Task 1 reads, and their names in result tables (one definition, in spec).
+CONFIG_LABELS: dict[str, str] = spec.CONFIG_LABELS
 
 
 class ClassificationError(ValueError):
