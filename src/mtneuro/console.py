@@ -28,6 +28,7 @@ class ConsoleFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.seen_warnings: set[str] = set()
+        self._finished_node = ""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "py.warnings":
@@ -42,8 +43,15 @@ class ConsoleFilter(logging.Filter):
             name = str(record.args[0] if isinstance(record.args, tuple) else record.args).split(": ", 1)[0]
             record.msg, record.args = "Running node: %s", (name,)
             return True
-        if record.name == "kedro.runner.runner" or record.name.startswith("kedro.runner"):
-            return "out of" in str(record.msg) or "completed" in str(record.msg).lower()
+        if record.name.startswith("kedro.runner"):
+            # Kedro logs "Completed node: X" then "Completed k out of N tasks": one line instead.
+            if record.msg == "Completed node: %s":
+                self._finished_node = str(record.args[0] if isinstance(record.args, tuple) else record.args)
+                return False
+            if record.msg == "Completed %d out of %d tasks" and isinstance(record.args, tuple):
+                record.msg, record.args = "Completed node: %s (%d/%d)", (self._finished_node, *record.args)
+                return True
+            return "completed" in str(record.msg).lower()
         if record.name.startswith("kedro.framework.session"):
             return True
         return bool(getattr(record, "console", False))
@@ -58,8 +66,31 @@ def console_handlers() -> list[logging.Handler]:
     ]
 
 
+#: Libraries that attach their own console handler; their records go through ours instead.
+_SELF_PRINTING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+
+#: Width of log lines when the console is not a terminal (CI logs, files): no wrapping of node names.
+_NON_TERMINAL_WIDTH = 200
+
+
+def route_library_loggers() -> None:
+    """Make Lightning's INFO lines ("GPU available", tips) go through the project's handlers:
+    to the log file, not the console."""
+    for name in _SELF_PRINTING_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if not isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def install_console_filter() -> ConsoleFilter:
     """Attach one :class:`ConsoleFilter` to every console handler (idempotent)."""
+    route_library_loggers()
+    for handler in console_handlers():
+        console = getattr(handler, "console", None)
+        if console is not None and not console.is_terminal and console.width < _NON_TERMINAL_WIDTH:
+            console.width = _NON_TERMINAL_WIDTH
     for handler in console_handlers():
         for existing in handler.filters:
             if isinstance(existing, ConsoleFilter):
@@ -83,6 +114,7 @@ class ConsoleHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:  # noqa: ARG002
+        install_console_filter()  # again: the pipelines' imports (Lightning) may have added handlers
         console = next((getattr(h, "console", None) for h in console_handlers() if hasattr(h, "console")), None)
         if console is None or not console.is_terminal:
             return
