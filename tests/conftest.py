@@ -14,6 +14,12 @@ PROJECT_PATH = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = PROJECT_PATH / "tests" / "data" / "prasad2020"
 
 
+@pytest.fixture(autouse=True)
+def _tracking_store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow runs of the tests go to a temporary store, never into the checkout."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
 @pytest.fixture(scope="session")
 def project_path() -> Path:
     bootstrap_project(PROJECT_PATH)

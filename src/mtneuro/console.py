@@ -1,7 +1,8 @@
 """A quiet console for ``kedro run``: one line per node start and finish, one progress view,
 each distinct warning once, the report path at the end. Everything else goes to the log file.
 
-``conf/logging.yml`` sends every record to the log file (``info.log``); :class:`ConsoleHook`
+``conf/logging.yml`` sends every record to the log file (``info.log``, listed first so that it gets
+records before the console filter shortens them); :class:`ConsoleHook`
 attaches :class:`ConsoleFilter` to the console handler when a run starts (Kedro only accepts
 logging classes from ``logging``/``kedro.logging`` in ``logging.yml``) and shows one rich
 progress bar over the run's nodes when the console is a terminal.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -21,35 +24,69 @@ CONSOLE = {"console": True}
 
 _WARNING_LOCATION = re.compile(r"^\S*:\d+: ")
 
+#: A node still running after this many seconds gets its start line on the console.
+START_LINE_AFTER_S = 3.0
+
+
+def _first_arg(record: logging.LogRecord) -> str:
+    return str(record.args[0] if isinstance(record.args, tuple) else record.args)
+
 
 class ConsoleFilter(logging.Filter):
-    """Keeps the console to node progress, warnings (once each), errors and flagged summaries."""
+    """Keeps the console to node progress, warnings (once each), errors and flagged summaries.
+
+    Every node gets one finish line (``Completed node: X (k/N) in 3.2 s``); a node that runs longer
+    than :data:`START_LINE_AFTER_S` also gets its start line, when that time has passed, so a
+    long training shows what is running without doubling the lines of quick nodes.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.seen_warnings: set[str] = set()
+        self.handlers: list[logging.Handler] = []
         self._finished_node = ""
+        self._started: dict[str, float] = {}
+
+    def node_started(self, name: str) -> None:
+        """Called when a node starts (full, namespaced name)."""
+        self._started[name] = time.perf_counter()
+        timer = threading.Timer(START_LINE_AFTER_S, self._announce_if_still_running, (name,))
+        timer.daemon = True
+        timer.start()
+
+    def _announce_if_still_running(self, name: str) -> None:
+        if name not in self._started:
+            return
+        record = logging.LogRecord("kedro.pipeline.node", logging.INFO, __file__, 0, "Running node: %s", (name,), None)
+        record.console_delayed = True
+        for handler in self.handlers:
+            handler.handle(record)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "console_delayed", False):
+            return True
         if record.name == "py.warnings":
-            text = _WARNING_LOCATION.sub("", record.getMessage().strip().splitlines()[0])
+            first = record.getMessage().strip().splitlines()[0]
+            text = _WARNING_LOCATION.sub("", first)
             if text in self.seen_warnings:
                 return False
             self.seen_warnings.add(text)
+            record.msg, record.args = first, ()
             return True
         if record.levelno >= logging.WARNING:
             return True
         if record.name == "kedro.pipeline.node" and record.msg == "Running node: %s":
-            name = str(record.args[0] if isinstance(record.args, tuple) else record.args).split(": ", 1)[0]
-            record.msg, record.args = "Running node: %s", (name,)
-            return True
+            return False  # announced by node_started, after START_LINE_AFTER_S, if still running
         if record.name.startswith("kedro.runner"):
             # Kedro logs "Completed node: X" then "Completed k out of N tasks": one line instead.
             if record.msg == "Completed node: %s":
-                self._finished_node = str(record.args[0] if isinstance(record.args, tuple) else record.args)
+                self._finished_node = _first_arg(record)
                 return False
             if record.msg == "Completed %d out of %d tasks" and isinstance(record.args, tuple):
-                record.msg, record.args = "Completed node: %s (%d/%d)", (self._finished_node, *record.args)
+                name = self._finished_node
+                started = self._started.pop(name, None)
+                seconds = time.perf_counter() - started if started is not None else float("nan")
+                record.msg, record.args = "Completed node: %s (%d/%d) in %.1f s", (name, *record.args, seconds)
                 return True
             return "completed" in str(record.msg).lower()
         if record.name.startswith("kedro.framework.session"):
@@ -96,7 +133,8 @@ def install_console_filter() -> ConsoleFilter:
             if isinstance(existing, ConsoleFilter):
                 return existing
     console_filter = ConsoleFilter()
-    for handler in console_handlers():
+    console_filter.handlers = console_handlers()
+    for handler in console_filter.handlers:
         handler.addFilter(console_filter)
     return console_filter
 
@@ -127,6 +165,7 @@ class ConsoleHook:
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
+        install_console_filter().node_started(node.name)
         if self._progress is not None:
             self._progress.update(self._task, description=node.name)
 

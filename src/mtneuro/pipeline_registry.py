@@ -21,6 +21,7 @@ UPSTREAM: dict[str, tuple[str, ...]] = {
     "classification": ("ingestion",),
     "segmentation": ("ingestion",),
     "probing": ("ingestion", "classification"),
+    "mapping": ("ingestion", "classification", "segmentation"),
     "reporting": (),
 }
 

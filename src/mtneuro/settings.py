@@ -3,13 +3,16 @@
 from mtneuro.config.active import CONFIGURATION_HOOK
 from mtneuro.config.loading import ProjectConfigLoader
 from mtneuro.console import CONSOLE_HOOK
+from mtneuro.tracking import MLFLOW_HOOK
 
-HOOKS = (CONFIGURATION_HOOK, CONSOLE_HOOK)
+HOOKS = (CONFIGURATION_HOOK, CONSOLE_HOOK, MLFLOW_HOOK)
 
 CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     # Environments (conf/paper, conf/tiny, conf/local) override single keys of conf/base, not whole blocks.
+    # conf/<env>/dask.yml: the cluster of mtneuro.runners.DaskRunner; mlflow.yml: experiment tracking.
+    "config_patterns": {"dask": ["dask*", "dask*/**"], "mlflow": ["mlflow*", "mlflow*/**"]},
     "merge_strategy": {"parameters": "soft", "catalog": "soft", "credentials": "soft"},
 }

@@ -330,7 +330,8 @@ class MlflowTrackingHook:
         self.settings = read_settings(context.config_loader)
         self.project_path = Path(context.project_path)
         volume = (context.params or {}).get("volume") or {}
-        self.tags = {"mtneuro.profile": str(context.env or "local"), "mtneuro.source": str(volume.get("source", ""))}
+        source = volume.get("source", "") if isinstance(volume, Mapping) else getattr(volume, "source", "")
+        self.tags = {"mtneuro.profile": str(context.env or "local"), "mtneuro.source": str(source)}
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:

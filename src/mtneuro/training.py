@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import torch
 
+from mtneuro import tracking
+
 if TYPE_CHECKING:
     from mtneuro.config.training import DataLoaderParameters, TrainingParameters
 
@@ -105,6 +107,7 @@ def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: An
         "deterministic": deterministic,
         "num_sanity_val_steps": 0,
     }
+    kwargs["callbacks"] = tracking.callbacks()  # per-epoch MLflow metrics inside a tracked grid cell; [] otherwise
     kwargs.update(overrides)
     log.info("Training on %s with precision %s for %d epochs", accelerator, precision, max_epochs)
     return L.Trainer(**kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mtneuro.config.base import StrictModel
 from mtneuro.config.classification import ClassificationParameters
 from mtneuro.config.ingestion import IngestionParameters
+from mtneuro.config.mapping import MappingParameters
 from mtneuro.config.probing import ProbingParameters
 from mtneuro.config.reporting import ReportingParameters
 from mtneuro.config.segmentation import SegmentationParameters
@@ -22,5 +23,6 @@ class ProjectParameters(StrictModel):
     segmentation: SegmentationParameters
     probing: ProbingParameters
     reporting: ReportingParameters
+    mapping: MappingParameters
     #: Runtime-only (``--params data_root=...``): the folder that replaces ``data/`` in the catalog.
     data_root: str | None = None

@@ -49,7 +49,9 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     method = get_method(run.method)
     inputs = ["classification_images", *PARAMETERS]
     train_func, train_outputs = TRAIN_NODES[method.kind]
-    train = Node(_bind(train_func, **ident), inputs, train_outputs, name="train")
+    # Network trainings ask the Dask runner for a GPU (tag "gpu"); PCA/NMF run on any worker.
+    tags = ["gpu"] if method.kind != "decomposition" else []
+    train = Node(_bind(train_func, **ident), inputs, train_outputs, name="train", tags=tags)
     readout = (
         [Node(_bind(nodes.fit_linear_readout, config=run.config, seed=run.seed), ["frozen_encoder", *inputs], "readout",
               name="fit_readout")]
