@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mtneuro import spec
-from mtneuro.models import build_segmentation_model
+from mtneuro.segmentation_models import build_segmentation_model
 from mtneuro.pipelines.mapping import engine
 from mtneuro.volumes import Window, open_volume
 

@@ -28,6 +28,7 @@ Usage::
         assert srv.request_count == 4           # cutout requests received (failed ones included)
         srv.fail_next(2, status=503)           # the next 2 cutout requests answer 503
         srv.drop_next(1)                       # the next cutout request: connection closed, no answer
+        srv.delay_next(1, 30, skip=12)         # the 13th cutout request from now hangs for 30 s
         srv.fail_always(403, channel="coll/exp/labels")   # permanent error until clear_faults()
 
 ``srv.options`` is ``{"host": "127.0.0.1:<port>", "protocol": "http", "token": ...}``, the keys
@@ -79,6 +80,7 @@ class _Fault:
     kind: str  # cutout | metadata | any
     channel: str | None
     delay: float = 0.0
+    skip: int = 0  # matching requests let through before the fault applies
 
 
 @dataclass
@@ -265,17 +267,21 @@ class BossDBTestServer:
             self.requests.clear()
 
     # -- faults -------------------------------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 503, *, kind: str = "cutout", channel: str | None = None) -> None:
-        """Answer the next ``n`` matching requests with ``status`` (transient failures)."""
-        self._add_fault(_Fault(int(status), int(n), kind, channel))
+    def fail_next(
+        self, n: int = 1, status: int = 503, *, kind: str = "cutout", channel: str | None = None, skip: int = 0
+    ) -> None:
+        """Answer the next ``n`` matching requests with ``status``, after letting ``skip`` of them through."""
+        self._add_fault(_Fault(int(status), int(n), kind, channel, skip=int(skip)))
 
-    def drop_next(self, n: int = 1, *, kind: str = "cutout", channel: str | None = None) -> None:
+    def drop_next(self, n: int = 1, *, kind: str = "cutout", channel: str | None = None, skip: int = 0) -> None:
         """Close the connection of the next ``n`` matching requests without answering."""
-        self._add_fault(_Fault(DROP, int(n), kind, channel))
+        self._add_fault(_Fault(DROP, int(n), kind, channel, skip=int(skip)))
 
-    def delay_next(self, n: int, seconds: float, *, kind: str = "cutout", channel: str | None = None) -> None:
+    def delay_next(
+        self, n: int, seconds: float, *, kind: str = "cutout", channel: str | None = None, skip: int = 0
+    ) -> None:
         """Answer the next ``n`` matching requests normally, but only after ``seconds`` (max 30)."""
-        self._add_fault(_Fault(200, int(n), kind, channel, delay=min(30.0, float(seconds))))
+        self._add_fault(_Fault(200, int(n), kind, channel, delay=min(30.0, float(seconds)), skip=int(skip)))
 
     def fail_always(self, status: int, *, kind: str = "any", channel: str | None = None) -> None:
         """Answer every matching request with ``status`` until :meth:`clear_faults` (permanent)."""
@@ -299,6 +305,9 @@ class BossDBTestServer:
                 if fault.kind != "any" and (fault.kind == "cutout") != (kind == "cutout"):
                     continue
                 if fault.channel is not None and fault.channel != channel:
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
                     continue
                 if fault.remaining is not None:
                     fault.remaining -= 1

@@ -30,7 +30,7 @@ class ConfigurationHook:
     def __init__(self) -> None:
         self.loader: AbstractConfigLoader | None = None
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before any other hook reads context.params (which builds the pipelines)
     def after_context_created(self, context) -> None:  # noqa: ANN001 - Kedro's signature
         loader = context.config_loader
         check_environment(loader.conf_source, loader.env)

@@ -72,6 +72,12 @@ class ExtraCubes(StrictModel):
     depth: PositiveInt
     #: Of the footprint, on every sampled coarse section.
     min_region_fraction: Fraction
+    #: ``roi_labels`` values never counted as a region when choosing (0: unlabelled, outside the
+    #: annotated tissue), even where ``volume.region_label_values`` maps them to one.
+    ignore_label_values: list[NonNegativeInt]
+    #: Voxels (largest gap along z, y or x) every extra cube keeps from the full main-cube boxes,
+    #: and train extras from test extras: no held-out cube touches a training cube.
+    min_separation: NonNegativeInt
     #: Resolution level read to choose them (2**level times downsampled).
     overview_level: Annotated[int, Field(ge=0, le=30)]
     overview_sections: PositiveInt

@@ -56,13 +56,14 @@ class PhantomOptions(StrictModel):
 class BossDBOptions(StrictModel):
     """Overrides for BossDB reads; an unset (or null) key keeps the credentials' or the reader's value.
 
-    Host, protocol and token normally come from the ``bossdb`` credentials; the reader's
-    defaults are documented in :mod:`mtneuro.volumes`.
+    Host and protocol normally come from the ``bossdb`` credentials; the reader's defaults are
+    documented in :mod:`mtneuro.volumes`. The token is a secret and only ever comes from the
+    credentials (``conf/local/credentials.yml``): parameters are logged, recorded with every
+    cube and tracked, so there is no ``token`` key here.
     """
 
     host: Annotated[str, Field(min_length=1)] | None = None
     protocol: Literal["http", "https"] | None = None
-    token: Annotated[str, Field(min_length=1)] | None = None
     #: (z, y, x) voxels per cutout request.
     chunk_size: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] | None = None
     retries: NonNegativeInt | None = None

@@ -69,13 +69,18 @@ class LoggedRetry(Retry):
     :class:`~urllib3.exceptions.MaxRetryError` (``attempts``) for the final error message.
     """
 
-    def __init__(self, *args: Any, source: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, source: str = "", stopped: Callable[[], bool] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.source = source
+        #: True once another request of the same download has failed for good: retry no more.
+        self.stopped = stopped
 
     def new(self, **kw: Any) -> LoggedRetry:
         retry = super().new(**kw)
         retry.source = self.source
+        retry.stopped = self.stopped
         return retry
 
     def increment(
@@ -87,6 +92,10 @@ class LoggedRetry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> LoggedRetry:
+        if self.stopped is not None and self.stopped():
+            exc = MaxRetryError(_pool, url, error or Exception("another request of this download failed"))
+            exc.attempts = len(self.history) + 1  # type: ignore[attr-defined]
+            raise exc
         try:
             retry = super().increment(method, url, response, error, _pool, _stacktrace)
         except MaxRetryError as exc:
@@ -104,6 +113,43 @@ class LoggedRetry(Retry):
 
 class _BadPayload(Exception):
     """Internal: the server answered 200 with a cutout of the wrong size or type."""
+
+
+class _Stopped(Exception):
+    """Internal: a queued cutout of a download that has already failed; never sent."""
+
+
+def endpoint(host: str | None = None, protocol: str | None = None) -> str:
+    """``protocol://host`` as :class:`BossDBVolume` resolves it (defaults, ``host: https://...``).
+
+    The server a cube came from is part of its identity: a cube cached from one server is never
+    reused for another (see :mod:`mtneuro.datasets.cube_store`).
+    """
+    host_text = str(host or _BOSS_DEFAULTS["host"]).strip().rstrip("/")
+    protocol_text = str(protocol or _BOSS_DEFAULTS["protocol"]).strip().rstrip(":/")
+    if "://" in host_text:  # tolerate host: https://api.bossdb.io
+        protocol_text, _, host_text = host_text.partition("://")
+    return f"{protocol_text.lower()}://{host_text.lower()}"
+
+
+def credentials_hint() -> str:
+    """Where the BossDB host and token are set, naming the active Kedro environment."""
+    env = None
+    active = False
+    try:
+        from mtneuro.config.active import CONFIGURATION_HOOK
+
+        loader = CONFIGURATION_HOOK.loader
+        if loader is not None:
+            active = True
+            env = getattr(loader, "env", None)
+    except Exception:  # outside the project's package context: no environment to name
+        pass
+    where = f"the active environment is '{env or 'local'}'" if active else "no Kedro session is active"
+    return (
+        "conf/local/credentials.yml (key 'bossdb': host, protocol, token; it applies in every "
+        f"environment, --env=tiny and --env=paper included; {where})"
+    )
 
 
 def _http_status(exc: BaseException) -> int | None:
@@ -173,10 +219,7 @@ class BossDBVolume(VolumeSource):
                 f"Check the channel URIs under '{URIS_PARAMETER}'."
             )
         self.collection, self.experiment, self.channel = parts
-        self.host = str(host or _BOSS_DEFAULTS["host"]).strip().rstrip("/")
-        self.protocol = str(protocol or _BOSS_DEFAULTS["protocol"]).strip().rstrip(":/")
-        if "://" in self.host:  # tolerate host: https://api.bossdb.io
-            self.protocol, _, self.host = self.host.partition("://")
+        self.protocol, _, self.host = endpoint(host, protocol).partition("://")
         self.token = str(token or _BOSS_DEFAULTS["token"])
         self.chunk_size = tuple(int(c) for c in chunk_size)
         if len(self.chunk_size) != 3 or min(self.chunk_size) < 1:
@@ -195,6 +238,7 @@ class BossDBVolume(VolumeSource):
         self.progress = progress
         self.log_interval = float(log_interval)
         self._local = threading.local()
+        self._failed: threading.Event | None = None  # set by a download that has failed for good
 
         remote = self._remote()
         chan = self._call(
@@ -259,7 +303,13 @@ class BossDBVolume(VolumeSource):
             retry_after_max=math.ceil(self.backoff_max),
             raise_on_status=False,  # intern turns the last answer into an HTTPError with its status
             source=self.uri,
+            stopped=self._stop_requested,
         )
+
+    def _stop_requested(self) -> bool:
+        """True in a worker thread whose download has already failed elsewhere (no more retries)."""
+        failed = getattr(self._local, "failed", None)
+        return failed is not None and failed.is_set()
 
     def _remote(self) -> Any:
         """One ``intern`` BossRemote (with its own HTTP sessions) per thread."""
@@ -296,8 +346,8 @@ class BossDBVolume(VolumeSource):
             return SourceUnreachableError(
                 f"Cannot reach BossDB at {self.url_prefix} to read {self.uri} ({what}: {short_error(exc)}; "
                 f"{tries}). Without network access, set the parameter '{SOURCE_PARAMETER}' to "
-                f"'{PHANTOM_SOURCE}' to run on the built-in synthetic volume, or set the BossDB host "
-                "under 'bossdb' in conf/local/credentials.yml."
+                f"'{PHANTOM_SOURCE}' to run on the built-in synthetic volume, or set the BossDB host in "
+                f"{credentials_hint()}."
             )
         if status == 404:
             return ChannelNotFoundError(
@@ -307,9 +357,8 @@ class BossDBVolume(VolumeSource):
         if status in (401, 403):
             return VolumeSourceError(
                 f"BossDB at {self.url_prefix} refused to serve {self.uri} ({what}: HTTP {status} "
-                f"{_response_text(exc)}). Check the token under 'bossdb' in conf/local/credentials.yml "
-                "(the public prasad2020 data needs token: public) and the channel URIs under "
-                f"'{URIS_PARAMETER}'."
+                f"{_response_text(exc)}). Check the token in {credentials_hint()}; the public prasad2020 "
+                f"data needs token: public. Check also the channel URIs under '{URIS_PARAMETER}'."
             )
         if status is not None:
             hint = (
@@ -351,35 +400,65 @@ class BossDBVolume(VolumeSource):
         sink: Callable[[tuple[tuple[int, int], ...], np.ndarray], None],
         label: str,
     ) -> None:
-        """Fetch every box (in parallel when ``workers`` > 1) and hand it to ``sink`` in this thread."""
+        """Fetch every box (in parallel when ``workers`` > 1) and hand it to ``sink`` in this thread.
+
+        The first request that fails for good ends the download: queued cutouts are never sent
+        and requests in flight stop retrying, so the error comes within one retry budget.
+        """
         itemsize = self._dtype.itemsize
         nbytes = sum(int(np.prod([b - a for a, b in box])) * itemsize for box in boxes)
+        failed = threading.Event()
+        lock = threading.Lock()
+        errors: list[BaseException] = []  # the first failure, the one to report
+
+        def cutout(box: tuple[tuple[int, int], ...]) -> np.ndarray:
+            if failed.is_set():
+                raise _Stopped()
+            self._local.failed = failed
+            try:
+                return self._cutout(resolution, box)
+            except BaseException as exc:
+                with lock:
+                    if not failed.is_set():
+                        errors.append(exc)
+                        failed.set()
+                raise
+            finally:
+                self._local.failed = None
+
         with Progress(label, len(boxes), nbytes, self.progress, self.log_interval) as progress:
             if self.workers == 1 or len(boxes) == 1:
                 for box in boxes:
-                    sink(box, self._cutout(resolution, box))
+                    sink(box, cutout(box))
                     progress.advance(_box_text(box))
                 return
             pool = ThreadPoolExecutor(max_workers=min(self.workers, len(boxes)), thread_name_prefix="bossdb")
+            stop = False
             try:
                 todo = iter(boxes)
                 running: dict[Future, tuple] = {}
                 # Keep a bounded number of cutouts in flight (bounded memory).
                 for box in todo:
-                    running[pool.submit(self._cutout, resolution, box)] = box
+                    running[pool.submit(cutout, box)] = box
                     if len(running) >= 2 * self.workers:
                         break
-                while running:
+                while running and not stop:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         box = running.pop(fut)
+                        if fut.exception() is not None:
+                            stop = True
+                            break
                         sink(box, fut.result())
                         progress.advance(_box_text(box))
-                        nxt = next(todo, None)
+                        nxt = next(todo, None) if not failed.is_set() else None
                         if nxt is not None:
-                            running[pool.submit(self._cutout, resolution, nxt)] = nxt
+                            running[pool.submit(cutout, nxt)] = nxt
             finally:
+                failed.set()  # also on KeyboardInterrupt or a failing sink
                 pool.shutdown(wait=True, cancel_futures=True)
+            if errors:
+                raise errors[0]
 
     # -- reads ----------------------------------------------------------------------------------
     def _read(self, window: Window) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,51 @@ def volume(parameters_with) -> VolumeParameters:
 @pytest.fixture(scope="session")
 def ingestion(parameters_with) -> IngestionParameters:
     return parameters_with().ingestion
+
+
+@pytest.fixture
+def ingest(project_path: Path, tmp_path: Path) -> Callable[..., Path]:
+    """Run the ingestion pipeline in a real Kedro session on a copy of ``conf/``.
+
+    ``ingest(data_root, env="tiny", params={...}, credentials={"host": ..., "token": ...})``
+    writes ``credentials`` to the copy's ``conf/local/credentials.yml`` (key ``bossdb``), as a
+    user would, since a token is never a parameter; ``log_handler`` is attached to the root
+    logger while the pipeline runs. Returns the configuration folder used.
+    """
+    import shutil
+
+    import yaml
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    conf = tmp_path / "conf"
+
+    def run(
+        data_root: Path,
+        env: str = "tiny",
+        params: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        log_handler: Any = None,
+    ) -> Path:
+        if not conf.exists():
+            shutil.copytree(project_path / "conf", conf)
+        (conf / "local").mkdir(exist_ok=True)
+        for old in (conf / "local").glob("credentials*"):
+            old.unlink()
+        if credentials:
+            (conf / "local" / "credentials.yml").write_text(yaml.safe_dump({"bossdb": credentials}))
+        bootstrap_project(project_path)
+        runtime = {"data_root": str(data_root), **(params or {})}
+        with KedroSession.create(
+            project_path=project_path, env=env, runtime_params=runtime, conf_source=str(conf)
+        ) as session:
+            root = logging.getLogger()
+            if log_handler is not None:  # after Kedro configured logging for the session
+                root.addHandler(log_handler)
+            try:
+                session.run(pipeline_names=["ingestion"])
+            finally:
+                root.removeHandler(log_handler)
+        return conf
+
+    return run

@@ -28,6 +28,7 @@ def _band_overview(level: int = 4) -> dict:
         section[:, (x >= lo) & (x < hi)] = spec.BRAIN_AREA_VALUES[region]
     z_indices = [80, 160, 240, 320, 400, 480, 560, 640]
     return {
+        "uri": "phantom://prasad2020/roi_labels",
         "sections": np.stack([section] * len(z_indices)),
         "z_indices": z_indices,
         "level": level,
@@ -76,21 +77,48 @@ def test_pinned_extra_cubes_replace_the_choice(volume, parameters_with):
     assert bool(table.loc["extra_CTX_0", "pinned"])
 
 
-def test_impossible_extra_cubes_fail_naming_the_parameters(volume, ingestion):
+def test_impossible_extra_cubes_fail_naming_the_parameters(volume, parameters_with):
+    far = parameters_with(**{"ingestion.extra_cubes.min_separation": 3000}).ingestion
+    with pytest.raises(nodes.IngestionError, match=r"extra_CTX_\d.*min_region_fraction.*min_separation"):
+        nodes.choose_extra_cubes(_band_overview(), volume, far)
     overview = _band_overview()
-    overview["sections"][:] = 0  # no region anywhere
-    with pytest.raises(nodes.IngestionError, match="min_region_fraction"):
+    overview["sections"][overview["sections"] == spec.BRAIN_AREA_VALUES["VP"]] = spec.BRAIN_AREA_VALUES["ZI"]
+    with pytest.raises(nodes.IngestionError, match=r"main_VP.*region_label_values.*ingestion\.main_cubes\.VP"):
+        nodes.choose_extra_cubes(overview, volume, parameters_with().ingestion)
+
+
+def test_main_cube_outside_the_volume_names_the_cube_and_the_key(volume, ingestion):
+    overview = _band_overview()
+    overview["volume_shape"] = (720, 1420, 4800)  # CTX spans x = [4600, 4856)
+    with pytest.raises(nodes.IngestionError) as error:
         nodes.choose_extra_cubes(overview, volume, ingestion)
+    message = str(error.value)
+    assert "main_CTX" in message and "'ingestion.main_cubes.CTX'" in message and "x = [4600, 4856)" in message
+    assert "(720, 1420, 4800)" in message
+
+
+def test_extra_cubes_deeper_than_the_volume_name_the_parameter(volume, ingestion):
+    overview = _band_overview()
+    overview["volume_shape"] = (300, 1420, 5805)
+    overview["z_indices"] = [60, 120, 180, 240]
+    overview["sections"] = overview["sections"][:4]
+    shallow = ingestion.model_copy(
+        update={
+            "main_cubes": ingestion.main_cubes.model_copy(
+                update={
+                    r: ingestion.main_cubes.by_region()[r].model_copy(update={"z": [10, 290]}) for r in spec.REGIONS
+                }
+            )
+        }
+    )
+    with pytest.raises(nodes.IngestionError, match=r"ingestion\.extra_cubes\.depth"):
+        nodes.choose_extra_cubes(overview, volume, shallow)
 
 
 def test_the_request_carries_the_source_and_its_options(volume, ingestion, parameters_with):
     request = nodes.plan_region_overview(volume, ingestion)
-    assert request == {
-        "uri": "phantom://prasad2020/roi_labels",
-        "options": {"seed": 0},
-        "z_indices": [80, 160, 240, 320, 399, 479, 559, 639],
-        "level": 4,
-    }
+    # the z positions come from the source's real depth, when the dataset opens it
+    assert request == {"uri": "phantom://prasad2020/roi_labels", "options": {"seed": 0}, "sections": 8, "level": 4}
     boss = parameters_with(**{"volume.source": "bossdb", "volume.options.bossdb.retries": 2}).volume
     request = nodes.plan_region_overview(boss, ingestion)
     # exactly the options the YAML sets: host and token come from the credentials
@@ -203,7 +231,12 @@ def test_cube_store_round_trip_metadata_and_no_second_read(tmp_path):
     # another request for the same id is fetched again
     store.save({"main_CTX": _spec(y0=5)})
     assert store.fetched_cubes == ["main_CTX"]
-    assert json.loads((tmp_path / "cubes" / "manifest.json").read_text()) == {"cubes": ["main_CTX"]}
+    manifest = json.loads((tmp_path / "cubes" / "manifest.json").read_text())
+    assert list(manifest["cubes"]) == ["main_CTX"]
+    entry = manifest["cubes"]["main_CTX"]
+    assert entry["request"]["window_zyx"] == [0, 20, 5, 21, 0, 16]
+    assert entry["request"]["endpoints"] == dict.fromkeys(("image", "roi_labels", "pixel_labels"), "counting")
+    assert entry["checksums"]["image"].startswith("sha256:") and entry["dtypes"]["image"] == "uint8"
 
 
 def test_interrupted_fetch_keeps_the_old_cube_and_leaves_nothing_half_written(tmp_path):
@@ -217,5 +250,13 @@ def test_interrupted_fetch_keeps_the_old_cube_and_leaves_nothing_half_written(tm
     _CountingVolume.fail = False
     leftovers = [p.name for p in (tmp_path / "cubes").iterdir() if p.name.startswith(".")]
     assert leftovers == []
-    np.testing.assert_array_equal(store.load()["main_CTX"].image, before)
+    # the interrupted save removed the manifest: nothing loads, and Kedro sees no output
+    assert not store.exists()
+    with pytest.raises(DatasetError, match="No cubes"):
+        store.load()
     assert not store.is_valid(_spec(y0=5))
+    # the old cube is intact and is reused by a save of its own request
+    reads = _CountingVolume.reads
+    store.save({"main_CTX": _spec()})
+    assert store.fetched_cubes == [] and _CountingVolume.reads == reads
+    np.testing.assert_array_equal(store.load()["main_CTX"].image, before)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from mtneuro.segmentation_models import build_segmentation_model
 from mtneuro import models
 from mtneuro.config.mapping import MappingParameters
 
@@ -44,7 +45,7 @@ def mapping_parameters(env: str = "tiny", overrides: dict[str, Any] | None = Non
 def make_segmentation_model(seed: int = 0) -> torch.nn.Module:
     """The base profile's 2D U-Net (resnet18 cut to 4 stages, 64..16 decoder channels), random init."""
     torch.manual_seed(seed)
-    net = models.build_segmentation_model("unet", 4, encoder_name="resnet18", encoder_weights=None,
+    net = build_segmentation_model("unet", 4, encoder_name="resnet18", encoder_weights=None,
                                           encoder_depth=4, decoder_channels=[64, 32, 16, 16]).eval()
     net.metadata = {"model": "unet", "dims": 2, "mean": 0.45, "std": 0.12, "seed": seed,
                     "classes": ["background", "vessel", "cell", "axon"], "setting": "4-class"}

@@ -35,7 +35,9 @@ def test_pipeline_reads_the_best_candidate_and_the_task1_model():
     pipe = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base")))
     inputs = pipe.inputs()
     assert "segmentation.unet.seg_4class.seed0.trained_model" in inputs
-    assert "segmentation.pspnet.seg_4class.seed0.trained_model" in inputs
+    assert "segmentation.unetplusplus.seg_4class.seed0.trained_model" in inputs
+    # global pooling / attention: no finite halo makes their blocks seam-free, so "best" skips them
+    assert "segmentation.pspnet.seg_4class.seed0.trained_model" not in inputs
     assert {"task2_segmentation", "classification.supervised.roi_c1.seed0.frozen_encoder",
             "classification.supervised.roi_c1.seed0.readout"} <= inputs
     assert {"brain_map", "mapping_validation", "mapping_overview@matplotlib"} <= pipe.all_outputs()

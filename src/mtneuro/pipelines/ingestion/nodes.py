@@ -51,15 +51,16 @@ def main_cube_windows(ingestion: IngestionParameters) -> dict[str, Window]:
 
 
 def plan_region_overview(volume: VolumeParameters, ingestion: IngestionParameters) -> dict[str, Any]:
-    """Request a few coarse sections of the region channel (never its full resolution)."""
+    """Request a few coarse sections of the region channel (never its full resolution).
+
+    The sections are spread over the z extent of the source's real shape (the dataset reads it
+    when it opens the channel), so volumes of any depth can be ingested.
+    """
     extra = ingestion.extra_cubes
-    n = int(extra.overview_sections)
-    z_lo, z_hi = 0, spec.VOLUME_SHAPE[0]
-    z_indices = np.linspace(z_lo, z_hi - 1, n + 2)[1:-1].round().astype(int).tolist()
     return {
         "uri": volume.channel_uris()["roi_labels"],
         "options": volume.source_options(),
-        "z_indices": z_indices,
+        "sections": int(extra.overview_sections),
         "level": int(extra.overview_level),
     }
 
@@ -68,39 +69,140 @@ def _overlaps(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return all(a[2 * i] < b[2 * i + 1] and b[2 * i] < a[2 * i + 1] for i in range(3))
 
 
+def separation(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """Largest gap, in voxels, between two boxes ``(z0, z1, y0, y1, x0, x1)`` along z, y or x (0: touching)."""
+    return max(max(0, b[2 * i] - a[2 * i + 1], a[2 * i] - b[2 * i + 1]) for i in range(3))
+
+
+def _main_box(box: Any) -> tuple[int, int, int, int, int, int]:
+    return (int(box.z[0]), int(box.z[1]), int(box.y[0]), int(box.y[1]), int(box.x[0]), int(box.x[1]))
+
+
+def check_main_cubes(region_overview: dict[str, Any], volume: VolumeParameters, ingestion: IngestionParameters) -> None:
+    """Fail before any download when a main cube lies outside the volume or outside its region.
+
+    The region check uses the coarse sections of the region channel inside the cube's z range
+    (a 16 GB download at paper size is not needed to find a wrong ``volume.region_label_values``).
+    """
+    shape = tuple(int(s) for s in region_overview["volume_shape"])
+    boxes = ingestion.main_cubes.by_region()
+    for region, box in boxes.items():
+        for axis, (lo, hi), size in zip("zyx", (box.z, box.y, box.x), shape):
+            if hi > size:
+                raise IngestionError(
+                    f"Main cube main_{region} does not fit the volume: {axis} = [{lo}, {hi}) but the source "
+                    f"{region_overview['uri']} has shape (z, y, x) = {shape} ({axis} must lie in [0, {size})). "
+                    f"Set 'ingestion.main_cubes.{region}' to a box inside the volume."
+                )
+    values = volume.region_values()
+    min_fraction = float(ingestion.min_cube_region_fraction)
+    scale = 2 ** int(region_overview["level"])
+    sections = np.asarray(region_overview["sections"])
+    z_indices = np.asarray(region_overview["z_indices"])
+    for region, window in main_cube_windows(ingestion).items():
+        inside = (z_indices >= window.z0) & (z_indices < window.z1)
+        if not inside.any():
+            continue  # no coarse section in its z range: the full-resolution check comes later
+        y0, y1 = window.y0 // scale, max(window.y0 // scale + 1, -(-window.y1 // scale))
+        x0, x1 = window.x0 // scale, max(window.x0 // scale + 1, -(-window.x1 // scale))
+        patch = sections[inside, y0:y1, x0:x1]
+        own = float(np.isin(patch, values[region]).mean()) if patch.size else 0.0
+        if own < min_fraction:
+            found, counts = np.unique(patch, return_counts=True)
+            hist = ", ".join(f"{int(v)}: {c / patch.size:.0%}" for v, c in zip(found, counts))
+            raise IngestionError(
+                f"Main cube main_{region} is meant to show {region}, but on the coarse sections of "
+                f"{region_overview['uri']} (z = {z_indices[inside].tolist()}, level {region_overview['level']}) "
+                f"only {own:.0%} of its window carries the {region} label values {values[region]} "
+                f"(labels found: {{{hist}}}; at least {min_fraction:.0%} needed, "
+                "'ingestion.min_cube_region_fraction'). Nothing was downloaded. Check "
+                f"'volume.region_label_values' (value -> region mapping) and 'ingestion.main_cubes.{region}'."
+            )
+
+
 def choose_extra_cubes(
     region_overview: dict[str, Any], volume: VolumeParameters, ingestion: IngestionParameters
 ) -> pd.DataFrame:
     """Pick ``per_region`` extra cubes per region from coarse region labels, deterministically.
 
+    First checks the main cubes against the volume and the region map (:func:`check_main_cubes`).
     A position qualifies when, on every sampled section inside its z range, at least
-    ``min_region_fraction`` of the cube's footprint carries the region's label; cubes overlap
-    neither the main cubes nor each other. The first ``train_per_region`` cubes of a region are
-    ROI-C3 training cubes, the others ROI-C2/C3 test cubes. ``pinned`` coordinates replace the
-    choice for the cubes they name.
+    ``min_region_fraction`` of the cube's footprint carries the region's label (values of
+    ``ignore_label_values`` never count). Held-out cubes never touch training data: every test
+    extra keeps ``min_separation`` voxels (the largest gap along z, y or x) from the *full*
+    ``main_cubes`` boxes and from every train extra; train extras (training data like the main
+    cubes) only must not overlap the main boxes; no two extras overlap. The first
+    ``train_per_region`` cubes of a region are ROI-C3 training cubes, the others ROI-C2/C3 test
+    cubes (placed first, as they carry the stricter constraint). ``pinned`` coordinates replace
+    the choice for the cubes they name (and must keep the same distances).
+
+    The table records each cube's box, the margin enforced (``min_separation``) and its actual
+    distance (``separation``): for a test cube to the nearest training cube (main box or train
+    extra), for a train extra to the nearest test extra.
     """
+    check_main_cubes(region_overview, volume, ingestion)
     extra = ingestion.extra_cubes
     per_region = int(extra.per_region)
     n_train = int(extra.train_per_region)  # < per_region (checked by the parameters)
     size = int(ingestion.cube_size_yx)
     depth = int(extra.depth)
     min_fraction = float(extra.min_region_fraction)
+    margin = int(extra.min_separation)
+    ignored = [int(v) for v in extra.ignore_label_values]
     pinned = extra.pinned
     level = int(region_overview["level"])
     scale = 2**level
     sections = np.asarray(region_overview["sections"])
     z_indices = np.asarray(region_overview["z_indices"])
-    shape = region_overview["volume_shape"]
+    shape = tuple(int(s) for s in region_overview["volume_shape"])
     values = volume.region_values()
     rng = np.random.default_rng(int(extra.seed))
+    if depth > shape[0] or size > min(shape[1], shape[2]):
+        raise IngestionError(
+            f"Extra cubes of {depth} x {size} x {size} voxels do not fit the volume of shape (z, y, x) = {shape} "
+            f"({region_overview['uri']}). Lower 'ingestion.extra_cubes.depth' / 'ingestion.cube_size_yx'."
+        )
 
-    taken = [tuple(w.to_list()) for w in main_cube_windows(ingestion).values()]
+    mains = [_main_box(b) for b in ingestion.main_cubes.by_region().values()]
+    placed: list[tuple[tuple[int, ...], str]] = []  # (box, use) of the extras so far
+
+    def conflict(box: tuple[int, ...], use: str) -> str:
+        """Why ``box`` cannot be an extra cube of ``use`` (``""``: it can).
+
+        Held-out (test) cubes keep ``margin`` from every training cube: the full main boxes and
+        the train extras. Train extras are training data like the main cubes: they only must
+        not overlap them. No two extras overlap.
+        """
+        for m in mains:
+            if _overlaps(box, m):
+                return f"it overlaps the main cube box {list(m)}"
+            if use == "test" and separation(box, m) < margin:
+                return f"it lies {separation(box, m)} voxels from the main cube box {list(m)}"
+        for other, other_use in placed:
+            if _overlaps(box, other):
+                return f"it overlaps the extra cube {list(other)}"
+            if other_use != use and separation(box, other) < margin:
+                return f"it lies {separation(box, other)} voxels from the {other_use} extra cube {list(other)}"
+        return ""
+
     stride_z = max(1, depth // 2)
     z_starts = list(range(0, shape[0] - depth + 1, stride_z))
     foot = max(1, size // scale)
     rows = []
+
+    def row(cube_id: str, region: str, use: str, is_pinned: bool, box: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "cube_id": cube_id,
+            "region": region,
+            "use": use,
+            "pinned": is_pinned,
+            **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box)),
+            "min_separation": margin,
+        }
+
     for region in spec.REGIONS:
-        mask = np.isin(sections, values[region]).astype(np.float64)
+        counted = [v for v in values[region] if v not in ignored]
+        mask = np.isin(sections, counted).astype(np.float64)
         # integral image per section -> fraction of each coarse footprint inside the region
         integral = np.pad(mask.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
         frac = (
@@ -119,50 +221,49 @@ def choose_extra_cubes(
             candidates += [(z0, int(y) * scale, int(x) * scale) for y, x in zip(ys, xs)]
         order = rng.permutation(len(candidates))
         chosen = 0
-        for k in range(per_region):
+        # Test cubes first: they must keep the margin from everything used in training.
+        for k in [*range(n_train, per_region), *range(n_train)]:
             cube_id = f"extra_{region}_{k}"
             use = "train" if k < n_train else "test"
             if cube_id in pinned:
                 p = pinned[cube_id]
                 box = (int(p.z0), int(p.z0) + depth, int(p.y0), int(p.y0) + size, int(p.x0), int(p.x0) + size)
-                rows.append(
-                    {
-                        "cube_id": cube_id,
-                        "region": region,
-                        "use": use,
-                        "pinned": True,
-                        **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box)),
-                    }
-                )
-                taken.append(box)
+                why = conflict(box, use)
+                if why:
+                    raise IngestionError(
+                        f"The pinned cube {cube_id} {list(box)} is too close to a training or test cube: {why} "
+                        f"(at least {margin} voxels needed, 'ingestion.extra_cubes.min_separation'). Move "
+                        f"'ingestion.extra_cubes.pinned.{cube_id}'."
+                    )
+                rows.append(row(cube_id, region, use, True, box))
+                placed.append((box, use))
                 continue
-            placed = False
+            found = False
             while chosen < len(order):
                 z0, y0, x0 = candidates[order[chosen]]
                 chosen += 1
                 box = (z0, z0 + depth, y0, y0 + size, x0, x0 + size)
-                if box[3] > shape[1] or box[5] > shape[2] or any(_overlaps(box, t) for t in taken):
+                if box[3] > shape[1] or box[5] > shape[2] or conflict(box, use):
                     continue
-                rows.append(
-                    {
-                        "cube_id": cube_id,
-                        "region": region,
-                        "use": use,
-                        "pinned": False,
-                        **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box)),
-                    }
-                )
-                taken.append(box)
-                placed = True
+                rows.append(row(cube_id, region, use, False, box))
+                placed.append((box, use))
+                found = True
                 break
-            if not placed:
+            if not found:
                 raise IngestionError(
                     f"Could not place {cube_id}: no free {depth}x{size}x{size} window with at least "
-                    f"{min_fraction:.0%} {region} labels (values {values[region]}). Lower "
-                    "'ingestion.extra_cubes.min_region_fraction', check 'volume.region_label_values', "
-                    "or pin coordinates in 'ingestion.extra_cubes.pinned'."
+                    f"{min_fraction:.0%} {region} labels (values {counted}) that keeps {margin} voxels from "
+                    "the main cubes and from the extra cubes of the other use. Lower "
+                    "'ingestion.extra_cubes.min_region_fraction' or 'ingestion.extra_cubes.min_separation', "
+                    "check 'volume.region_label_values', or pin coordinates in 'ingestion.extra_cubes.pinned'."
                 )
-    table = pd.DataFrame(rows, columns=["cube_id", "region", "use", "pinned", "z0", "z1", "y0", "y1", "x0", "x1"])
+    for r, (box, use) in zip(rows, placed):
+        training = mains + [b for b, u in placed if u == "train"]
+        tested = [b for b, u in placed if u == "test"]
+        r["separation"] = min(separation(box, o) for o in (training if use == "test" else tested))
+    rows, placed = zip(*sorted(zip(rows, placed), key=lambda rp: (spec.REGIONS.index(rp[0]["region"]), int(rp[0]["cube_id"].rsplit("_", 1)[1])))) if rows else ((), ())
+    columns = ["cube_id", "region", "use", "pinned", "z0", "z1", "y0", "y1", "x0", "x1", "min_separation", "separation"]
+    table = pd.DataFrame(rows, columns=columns)
     log.info("Extra cubes:\n%s", table.to_string(index=False))
     return table
 
