@@ -149,9 +149,7 @@ def read_cube(path: Path, request: dict[str, Any]) -> tuple[dict[str, np.ndarray
         return None, f"written in format {attrs.get('format_version')!r}, this version reads {FORMAT_VERSION}"
     recorded = attrs.get("request")
     if recorded != request:
-        changed = sorted(
-            k for k in set(request) | set(recorded or {}) if (recorded or {}).get(k) != request.get(k)
-        )
+        changed = sorted(k for k in set(request) | set(recorded or {}) if (recorded or {}).get(k) != request.get(k))
         detail = ""
         if "endpoints" in changed:
             before = sorted(set((recorded or {}).get("endpoints", {}).values()))
@@ -168,8 +166,7 @@ def read_cube(path: Path, request: dict[str, Any]) -> tuple[dict[str, np.ndarray
             array = _array(group, channel)
             if tuple(array.shape) != window.shape or str(array.dtype) != dtypes[channel]:
                 return None, (
-                    f"{channel}: {array.dtype}{tuple(array.shape)} on disk, expected "
-                    f"{dtypes[channel]}{window.shape}"
+                    f"{channel}: {array.dtype}{tuple(array.shape)} on disk, expected {dtypes[channel]}{window.shape}"
                 )
             data = np.asarray(array[...])
         except Exception as exc:
@@ -445,7 +442,9 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
                         log.info("Coarse sections of %s already on disk; not read again", request["uri"])
                         return
             except Exception as exc:
-                log.warning("Coarse sections at %s cannot be read (%s); reading them again", self._filepath, _short(exc))
+                log.warning(
+                    "Coarse sections at %s cannot be read (%s); reading them again", self._filepath, _short(exc)
+                )
         uri = request["uri"]
         source = open_volume(uri, **_source_options(uri, dict(request["options"]), self._credentials))
         z_indices = evenly_spaced_sections(source.shape[0], int(request["sections"]))
@@ -463,6 +462,11 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
     def _load(self) -> dict[str, Any]:
         with np.load(self._filepath) as cached:
+            if "z_indices" not in cached.files:
+                raise DatasetError(
+                    f"{self._filepath} was written by another version of this project; re-run the ingestion "
+                    "pipeline (kedro run --pipeline=ingestion)"
+                )
             request = json.loads(str(cached["request"]))
             return {
                 **request,

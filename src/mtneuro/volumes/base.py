@@ -137,7 +137,7 @@ class VolumeSource(abc.ABC):
                 raise VolumeSourceError(
                     f"{self.uri}: window {axis}=[{lo}, {hi}) is outside the volume "
                     f"(shape {self.shape}, {axis} must lie in [0, {size})). Check the cube "
-                    "coordinates in the ingestion parameters."
+                    "coordinates: 'ingestion.main_cubes' and 'ingestion.extra_cubes.pinned'."
                 )
 
     def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
@@ -165,8 +165,8 @@ class VolumeSource(abc.ABC):
         bad = zs[(zs < 0) | (zs >= nz)]
         if bad.size:
             raise VolumeSourceError(
-                f"{self.uri}: sections z={bad.tolist()} are outside the volume (z must lie in "
-                f"[0, {nz})). Check the section indices in the ingestion parameters."
+                f"{self.uri}: sections z={bad.tolist()} are outside the volume (shape {self.shape}; z must "
+                f"lie in [0, {nz}))."
             )
         return zs
 

@@ -69,9 +69,7 @@ class LoggedRetry(Retry):
     :class:`~urllib3.exceptions.MaxRetryError` (``attempts``) for the final error message.
     """
 
-    def __init__(
-        self, *args: Any, source: str = "", stopped: Callable[[], bool] | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, source: str = "", stopped: Callable[[], bool] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.source = source
         #: True once another request of the same download has failed for good: retry no more.

@@ -86,13 +86,16 @@ def ingest(project_path: Path, tmp_path: Path) -> Callable[..., Path]:
         with KedroSession.create(
             project_path=project_path, env=env, runtime_params=runtime, conf_source=str(conf)
         ) as session:
-            root = logging.getLogger()
+            root, project = logging.getLogger(), logging.getLogger("mtneuro")
+            level = project.level
             if log_handler is not None:  # after Kedro configured logging for the session
                 root.addHandler(log_handler)
+                project.setLevel(min(level or logging.INFO, log_handler.level or logging.INFO))
             try:
                 session.run(pipeline_names=["ingestion"])
             finally:
                 root.removeHandler(log_handler)
+                project.setLevel(level)
         return conf
 
     return run

@@ -8,7 +8,6 @@ is never used).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -370,4 +369,24 @@ def test_region_overview_cache_is_per_server_and_depth_comes_from_the_source(tmp
         path.write_bytes(path.read_bytes()[:100])  # a damaged cache is read again
         dataset.save(request)
         assert second.request_count > 0
-        assert os.path.getsize(path) > 100
+        assert path.stat().st_size > 100
+
+
+def test_credential_errors_name_the_active_environment(tmp_path, arrays, project_path, monkeypatch):
+    from mtneuro.config import config_loader
+    from mtneuro.config.active import CONFIGURATION_HOOK
+
+    with BossDBTestServer(arrays, token="right-token") as srv:
+        store = _store(tmp_path / "cubes", srv, token="wrong-token")
+        monkeypatch.setattr(CONFIGURATION_HOOK, "loader", None)
+        with pytest.raises(DatasetError) as outside:
+            store.save(_specs())
+        monkeypatch.setattr(CONFIGURATION_HOOK, "loader", config_loader(project_path / "conf", "paper"))
+        with pytest.raises(DatasetError) as inside:
+            store.save(_specs())
+    for error in (outside, inside):
+        message = str(error.value)
+        assert "HTTP 401" in message and "conf/local/credentials.yml" in message and "every environment" in message
+        assert "wrong-token" not in message and "right-token" not in message
+    assert "no Kedro session is active" in str(outside.value)
+    assert "the active environment is 'paper'" in str(inside.value)

@@ -260,3 +260,15 @@ def test_interrupted_fetch_keeps_the_old_cube_and_leaves_nothing_half_written(tm
     store.save({"main_CTX": _spec()})
     assert store.fetched_cubes == [] and _CountingVolume.reads == reads
     np.testing.assert_array_equal(store.load()["main_CTX"].image, before)
+
+
+def test_extra_coordinates_of_other_parameters_are_never_used(volume, ingestion, parameters_with):
+    table = nodes.choose_extra_cubes(_band_overview(), volume, ingestion)
+    requests = nodes.plan_cubes(table, volume, ingestion)
+    assert {s.window.shape for s in requests.values()} == {(360, 128, 128)}
+    paper = parameters_with(**{"ingestion.cube_size_yx": 256}).ingestion
+    with pytest.raises(nodes.IngestionError, match=r"y1 - y0 = \[128\] but 'ingestion.cube_size_yx' = 256"):
+        nodes.plan_cubes(table, volume, paper)
+    wider = parameters_with(**{"ingestion.extra_cubes.min_separation": 300}).ingestion
+    with pytest.raises(nodes.IngestionError, match="min_separation"):
+        nodes.plan_cubes(table, volume, wider)

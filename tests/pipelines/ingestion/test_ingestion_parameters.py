@@ -43,6 +43,8 @@ def test_every_profile_gives_typed_blocks(parameters_with, env):
         ({"ingestion.extra_cubes.per_regoin": 3}, "ingestion.extra_cubes.per_regoin"),
         ({"ingestion.extra_cubes.train_per_region": 3}, "ingestion.extra_cubes.train_per_region"),
         ({"ingestion.extra_cubes.overview_level": 31}, "ingestion.extra_cubes.overview_level"),
+        ({"ingestion.extra_cubes.min_separation": -1}, "ingestion.extra_cubes.min_separation"),
+        ({"ingestion.extra_cubes.ignore_label_values": [-1]}, "ingestion.extra_cubes.ignore_label_values.0"),
         (
             {"ingestion.extra_cubes.pinned": {"extra_CTX_3": {"z0": 0, "y0": 0, "x0": 0}}},
             "ingestion.extra_cubes.pinned",
@@ -64,6 +66,25 @@ def test_a_missing_key_is_an_error_not_a_default(parameters_with):
     del raw["min_cube_region_fraction"]
     with pytest.raises(ConfigurationError, match=r"ingestion\.min_cube_region_fraction: missing"):
         parse_block(IngestionParameters, raw, "ingestion")
+    raw = parameters_with().ingestion.model_dump()
+    del raw["extra_cubes"]["min_separation"]
+    with pytest.raises(ConfigurationError, match=r"ingestion\.extra_cubes\.min_separation: missing"):
+        parse_block(IngestionParameters, raw, "ingestion")
+
+
+def test_the_margin_is_one_full_cube_width_in_every_profile(parameters_with):
+    for env in ("local", "tiny", "paper"):
+        assert parameters_with(env).ingestion.extra_cubes.min_separation == 256
+        assert parameters_with(env).ingestion.extra_cubes.ignore_label_values == [0]
+
+
+def test_a_token_is_never_a_parameter(parameters_with):
+    """Parameters are logged, recorded with every cube and tracked: the token lives in the credentials."""
+    with pytest.raises(ConfigurationError) as error:
+        parameters_with("tiny", **{"volume.options.bossdb.token": "FAKE-SECRET-TOKEN-42"})
+    message = str(error.value)
+    assert "  - volume.options.bossdb.token: unknown key" in message
+    assert "FAKE-SECRET-TOKEN-42" not in message
 
 
 def test_source_options_are_passed_on_as_written(parameters_with):

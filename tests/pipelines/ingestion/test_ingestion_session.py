@@ -60,8 +60,11 @@ def test_ingestion_pipeline_run_writes_cubes_and_split_index_once(kedro_run, tmp
 
 
 @pytest.mark.slow
-def test_ingestion_from_bossdb_over_http_downloads_once(kedro_run, tmp_path):
-    """The real intern client against a BossDB-compatible server on loopback serving the phantom."""
+def test_ingestion_from_bossdb_over_http_downloads_once(ingest, tmp_path):
+    """The real intern client against a BossDB-compatible server on loopback serving the phantom.
+
+    Host and token come from ``conf/local/credentials.yml`` (a token is never a parameter).
+    """
     from bossdb_server import BossDBTestServer
 
     from mtneuro.volumes import open_volume
@@ -71,22 +74,19 @@ def test_ingestion_from_bossdb_over_http_downloads_once(kedro_run, tmp_path):
         "prasad/prasad_analysis/roi_labels": open_volume("phantom://prasad2020/roi_labels"),
         "prasad/prasad_analysis/pixel_labels": open_volume("phantom://prasad2020/pixel_labels"),
     }
-    with BossDBTestServer(channels, num_hierarchy_levels=6) as server:
-        params = {
-            "volume": {
-                "source": "bossdb",
-                "options": {"bossdb": {**server.options, "backoff": 0.01, "progress": "off"}},
-            }
-        }
+    with BossDBTestServer(channels, num_hierarchy_levels=6, token="s3cret") as server:
+        params = {"volume": {"source": "bossdb", "options": {"bossdb": {"backoff": 0.01, "progress": "off"}}}}
+        credentials = {"host": server.host, "protocol": "http", "token": "s3cret"}
         server.fail_next(2, status=503)  # transient errors are retried
-        kedro_run(["ingestion"], tmp_path, extra_params=params)
+        ingest(tmp_path, params=params, credentials=credentials)
         first = server.request_count
-        assert first > 16
+        assert first > 16 and server.count(status=401) == 0
         cube = zarr.open_group(str(tmp_path / "02_intermediate" / "cubes" / "main_STR.zarr"), mode="r")
         assert cube.attrs["request"]["uris"]["image"] == "bossdb://prasad/prasad2020/image"
+        assert cube.attrs["request"]["endpoints"]["image"] == server.url
         expected = channels["prasad/prasad2020/image"].read(cube.attrs["window_zyx"])
         np.testing.assert_array_equal(np.asarray(cube["image"][...]), expected)
 
         server.reset_counts()
-        kedro_run(["ingestion"], tmp_path, extra_params=params)
+        ingest(tmp_path, params=params, credentials=credentials)
         assert server.request_count == 0  # the second run downloads nothing

@@ -261,7 +261,16 @@ def choose_extra_cubes(
         training = mains + [b for b, u in placed if u == "train"]
         tested = [b for b, u in placed if u == "test"]
         r["separation"] = min(separation(box, o) for o in (training if use == "test" else tested))
-    rows, placed = zip(*sorted(zip(rows, placed), key=lambda rp: (spec.REGIONS.index(rp[0]["region"]), int(rp[0]["cube_id"].rsplit("_", 1)[1])))) if rows else ((), ())
+    rows, placed = (
+        zip(
+            *sorted(
+                zip(rows, placed),
+                key=lambda rp: (spec.REGIONS.index(rp[0]["region"]), int(rp[0]["cube_id"].rsplit("_", 1)[1])),
+            )
+        )
+        if rows
+        else ((), ())
+    )
     columns = ["cube_id", "region", "use", "pinned", "z0", "z1", "y0", "y1", "x0", "x1", "min_separation", "separation"]
     table = pd.DataFrame(rows, columns=columns)
     log.info("Extra cubes:\n%s", table.to_string(index=False))
@@ -274,7 +283,33 @@ def choose_extra_cubes(
 def plan_cubes(
     extra_cube_coordinates: pd.DataFrame, volume: VolumeParameters, ingestion: IngestionParameters
 ) -> dict[str, CubeSpec]:
-    """Requests for the 4 main cubes (all channels) and the extra cubes (no pixel labels)."""
+    """Requests for the 4 main cubes (all channels) and the extra cubes (no pixel labels).
+
+    Fails when ``extra_cube_coordinates`` was chosen for other parameters (e.g. a cached table
+    from before a change of ``cube_size_yx``, with ``--only-missing-outputs``): cubes of two
+    sizes are never mixed.
+    """
+    extra = ingestion.extra_cubes
+    expected = {
+        "y1 - y0": ("cube_size_yx", int(ingestion.cube_size_yx)),
+        "x1 - x0": ("cube_size_yx", int(ingestion.cube_size_yx)),
+        "z1 - z0": ("extra_cubes.depth", int(extra.depth)),
+    }
+    table = extra_cube_coordinates
+    stale = [
+        f"{column} = {sorted(set(table.eval(column).astype(int)))} but 'ingestion.{key}' = {value}"
+        for column, (key, value) in expected.items()
+        if len(table) and not (table.eval(column) == value).all()
+    ]
+    if "min_separation" not in table or (
+        len(table) and not (table["min_separation"] == int(extra.min_separation)).all()
+    ):
+        stale.append(f"it was not chosen with 'ingestion.extra_cubes.min_separation' = {extra.min_separation}")
+    if stale:
+        raise IngestionError(
+            "extra_cube_coordinates was chosen for other parameters (" + "; ".join(stale) + "). Re-run the "
+            "whole ingestion pipeline (kedro run --pipeline=ingestion, without --only-missing-outputs)."
+        )
     uris = volume.channel_uris()
     options = volume.source_options()
     cubes = {
