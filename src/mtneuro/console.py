@@ -94,6 +94,56 @@ class ConsoleFilter(logging.Filter):
         return bool(getattr(record, "console", False))
 
 
+#: Credential keys whose values never reach a log line (file or console).
+SECRET_KEYS = ("token", "password", "secret", "api_key", "key")
+#: Credential values that are public by design (BossDB's public read token) and common words.
+_NOT_SECRET = {"public", "", "none", "null"}
+
+
+def credential_secrets(credentials: Any) -> set[str]:
+    """Every value under a secret-looking key of the credentials (nested), except public ones."""
+    found: set[str] = set()
+    if isinstance(credentials, dict):
+        for key, value in credentials.items():
+            if isinstance(value, dict):
+                found |= credential_secrets(value)
+            elif str(key).lower() in SECRET_KEYS and value is not None and str(value).lower() not in _NOT_SECRET:
+                found.add(str(value))
+    return found
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Masks credential values in every record (Kedro's DEBUG hook tracing prints its arguments)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(secret in message for secret in self.secrets):
+                for secret in self.secrets:
+                    message = message.replace(secret, "***")
+                record.msg, record.args = message, ()
+        return True
+
+
+def install_secret_filter(secrets: set[str]) -> SecretRedactingFilter:
+    """One redacting filter on every root handler (the log file included), first in line."""
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        for existing in handler.filters:
+            if isinstance(existing, SecretRedactingFilter):
+                existing.secrets |= secrets
+                return existing
+    redactor = SecretRedactingFilter()
+    redactor.secrets = set(secrets)
+    for handler in handlers:
+        handler.filters.insert(0, redactor)
+    return redactor
+
+
 def console_handlers() -> list[logging.Handler]:
     """The root handlers that write to a terminal or standard streams (not files, not pytest's capture)."""
     return [
@@ -147,7 +197,12 @@ class ConsoleHook:
         self._task: Any = None
 
     @hook_impl
-    def after_context_created(self, context: Any) -> None:  # noqa: ARG002 - Kedro's signature
+    def after_context_created(self, context: Any) -> None:
+        try:
+            secrets = credential_secrets(context.config_loader["credentials"])
+        except Exception:
+            secrets = set()
+        install_secret_filter(secrets)
         install_console_filter()
 
     @hook_impl

@@ -22,8 +22,9 @@ BACKGROUND, VESSEL, CELL, AXON = 0, 1, 2, 3
 PIXEL_CLASSES: dict[int, str] = {0: "background", 1: "vessel", 2: "cell", 3: "axon"}
 
 #: Brain-area values of the dataset's roi_labels annotation (Prasad et al. 2020). The phantom
-#: writes these values; which values the real channel holds is a parameter
-#: (``volume.region_label_values``), defaulting to this table.
+#: writes these values; which values map to which Task 1 class is a parameter
+#: (``volume.region_label_values``), defaulting to the authors' groupings {0,1} CTX, {2,8} STR,
+#: {3,4} VP, {5,6,7} ZI (MTNeuro/bossdbdataset.py, lines 225-234).
 BRAIN_AREA_VALUES: dict[str, int] = {
     "unlabeled": 0,
     "CTX": 1,

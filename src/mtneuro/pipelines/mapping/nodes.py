@@ -304,7 +304,10 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
     step = mapping.validation.region_sample_step
     roi = open_channel(volume, "roi_labels")
     values = _field(volume, "region_label_values")
-    lut = {int(v): i + 1 for i, r in enumerate(spec.REGIONS) for v in np.atleast_1d(_field(values, r))}
+    # Values outside the tissue (ingestion.extra_cubes.ignore_label_values, e.g. 0, which the
+    # authors' groupings count as CTX) are not region truth.
+    ignored = {int(v) for v in _field(_field(ingestion, "extra_cubes"), "ignore_label_values")}
+    lut = {int(v): i + 1 for i, r in enumerate(spec.REGIONS) for v in np.atleast_1d(_field(values, r)) if int(v) not in ignored}
     regions = brain_map.layers["regions"][0]
     correct = np.zeros(len(spec.REGIONS) + 1, np.int64)
     total = np.zeros(len(spec.REGIONS) + 1, np.int64)

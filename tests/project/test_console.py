@@ -1,0 +1,86 @@
+"""The console of a run: one line per node, each distinct warning once, no secret anywhere."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mtneuro.console import ConsoleFilter, SecretRedactingFilter, credential_secrets
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _record(name: str, msg: str, args: tuple = (), level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, msg, args, None)
+
+
+def test_each_distinct_warning_reaches_the_console_once():
+    console = ConsoleFilter()
+    first = _record("py.warnings", "/x/a.py:21: DeprecationWarning: old API\n  warnings.warn(", level=logging.WARNING)
+    again = _record("py.warnings", "/y/b.py:99: DeprecationWarning: old API\n  warnings.warn(", level=logging.WARNING)
+    other = _record("py.warnings", "/x/a.py:30: UserWarning: something else\n", level=logging.WARNING)
+    assert [console.filter(r) for r in (first, again, other)] == [True, False, True]
+    assert first.getMessage() == "/x/a.py:21: DeprecationWarning: old API"  # one line
+
+
+def test_a_node_gets_one_finish_line_with_its_position_and_time():
+    console = ConsoleFilter()
+    console.node_started("classification.byol.roi_c1.seed0.train")
+    assert not console.filter(_record("kedro.pipeline.node", "Running node: %s", ("train: fit(...)",)))
+    assert not console.filter(_record("kedro.runner.sequential_runner", "Completed node: %s",
+                                      ("classification.byol.roi_c1.seed0.train",)))
+    done = _record("kedro.runner.sequential_runner", "Completed %d out of %d tasks", (3, 10))
+    assert console.filter(done)
+    assert done.getMessage().startswith("Completed node: classification.byol.roi_c1.seed0.train (3/10) in ")
+    assert not console.filter(_record("kedro.io.data_catalog", "Loading data from %s", ("cubes",)))
+    assert not console.filter(_record("mtneuro.ssl", "epoch %d loss %.3f", (1, 0.5)))
+    assert console.filter(_record("mtneuro.pipelines.reporting", "Report: %s", ("x",)) ) is False
+    flagged = _record("mtneuro.pipelines.reporting", "Report: %s", ("x",))
+    flagged.console = True
+    assert console.filter(flagged)
+
+
+def test_credentials_are_masked_in_every_handler(tmp_path: Path):
+    secrets = credential_secrets({"bossdb": {"protocol": "https", "host": "h", "token": "FAKE-SECRET-TOKEN-42"},
+                                  "other": {"token": "public"}})
+    assert secrets == {"FAKE-SECRET-TOKEN-42"}
+    log_file = tmp_path / "info.log"
+    handler = logging.FileHandler(log_file)
+    redactor = SecretRedactingFilter()
+    redactor.secrets = secrets
+    handler.addFilter(redactor)
+    logger = logging.getLogger("test.secrets")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("after_catalog_created(conf_creds=%s)", {"bossdb": {"token": "FAKE-SECRET-TOKEN-42"}})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    text = log_file.read_text()
+    assert "FAKE-SECRET-TOKEN-42" not in text and "***" in text
+
+
+@pytest.mark.slow
+def test_a_tiny_run_prints_one_line_per_node_and_no_repeated_warning(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    run = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--env=tiny", "--pipelines=classification",
+         "--params", f"data_root={tmp_path}"],
+        cwd=PROJECT, capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = (run.stdout + run.stderr).splitlines()
+    finished = [line for line in lines if "Completed node:" in line]
+    n_nodes = int(finished[-1].split("(")[1].split("/")[1].split(")")[0])
+    assert len(finished) == n_nodes
+    assert len(lines) <= n_nodes + 40, "\n".join(lines[:80])
+    warnings = Counter(line.split("WARNING", 1)[1].strip() for line in lines if "WARNING" in line)
+    assert all(count == 1 for count in warnings.values()), warnings
+    assert not [line for line in lines if "Loading data from" in line or "GPU available" in line]
