@@ -44,11 +44,11 @@ import torch
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
-from mtneuro import models, spec, ssl, training  # noqa: E402
-from mtneuro.classification_methods import MethodSpec, get_method, method_names  # noqa: E402
-from mtneuro.config import ProjectParameters, TrainingOverrides, TrainingParameters  # noqa: E402
-from mtneuro.config.classification import ClassificationParameters, NetworkSettings  # noqa: E402
-from mtneuro.pipelines.classification import nodes  # noqa: E402
+from mtneuro import models, spec, ssl, training
+from mtneuro.classification_methods import MethodSpec, get_method, method_names
+from mtneuro.config import ProjectParameters, TrainingOverrides, TrainingParameters
+from mtneuro.config.classification import ClassificationParameters, NetworkSettings
+from mtneuro.pipelines.classification import nodes
 
 NETWORK_METHODS = [m for m in method_names() if get_method(m).is_network]
 
@@ -115,7 +115,9 @@ def model_only(
     device = torch.device(training.resolve_accelerator(hardware.accelerator))
     precision = training.resolve_precision(hardware.precision, device.type)
     batch = int(settings.batch_size)
-    module = ssl.RepresentationLearner(method, architecture, settings, len(spec.REGIONS), steps_per_epoch=steps, epochs=1).to(device)
+    module = ssl.RepresentationLearner(
+        method, architecture, settings, len(spec.REGIONS), steps_per_epoch=steps, epochs=1
+    ).to(device)
     module.train()
     opt = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
     x = torch.randn(batch, 1, size, size, device=device)
@@ -183,8 +185,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         x = models.resize_images(images, size)
         meta = {"size": size, "normalisation": {"mode": "training_set", "mean": float(x.mean()), "std": float(x.std())}}
         x = models.preprocess_images(images, meta)
-        _, history = ssl.fit_network(method, x, torch.as_tensor(labels), architecture, settings, hardware, args.seed,
-                                     n_classes=len(spec.REGIONS))
+        _, history = ssl.fit_network(
+            method, x, torch.as_tensor(labels), architecture, settings, hardware, args.seed, n_classes=len(spec.REGIONS)
+        )
         per_epoch = [e["seconds"] for e in history["epochs"]]
         images_per_epoch = history["steps"] // max(1, len(per_epoch)) * history["batch_size"]
         steady = per_epoch[1:] or per_epoch
@@ -194,7 +197,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {
         "env": args.env,
         "method": args.method,
-        "device": torch.cuda.get_device_name(0) if device == "cuda"
+        "device": torch.cuda.get_device_name(0)
+        if device == "cuda"
         else f"CPU ({platform.processor() or platform.machine()}, {threads} torch threads)",
         "precision": precision,
         "input_size": size,
@@ -209,13 +213,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "epoch_seconds": per_epoch,
         "final_loss": history["epochs"][-1]["loss"] if history["epochs"] else None,
     }
-    print(f"\nTask 1 training throughput: {args.method}, profile '{args.env}', {result['device']}, {precision}, "
-          f"{size}x{size} images, batch {result['batch_size']}, ResNet-18 width {result['encoder_width']}")
-    print(f"  full training loop (Lightning + loader + augmentation), epochs 2..{args.epochs}: "
-          f"{result['pipeline_images_per_s']:10.1f} images/s")
-    print(f"  training step alone on random tensors (same batch)           : {result['train_step_images_per_s']:10.1f} images/s")
-    print(f"  encoder forward+backward alone on random tensors             : {result['encoder_fwd_bwd_images_per_s']:10.1f} images/s")
-    print(f"  (one image = one sample; SSL methods process two views of each)  epoch seconds: {[round(s, 2) for s in per_epoch]}")
+    print(
+        f"\nTask 1 training throughput: {args.method}, profile '{args.env}', {result['device']}, {precision}, "
+        f"{size}x{size} images, batch {result['batch_size']}, ResNet-18 width {result['encoder_width']}"
+    )
+    print(
+        f"  full training loop (Lightning + loader + augmentation), epochs 2..{args.epochs}: "
+        f"{result['pipeline_images_per_s']:10.1f} images/s"
+    )
+    print(
+        f"  training step alone on random tensors (same batch)           : {result['train_step_images_per_s']:10.1f} images/s"
+    )
+    print(
+        f"  encoder forward+backward alone on random tensors             : {result['encoder_fwd_bwd_images_per_s']:10.1f} images/s"
+    )
+    print(
+        f"  (one image = one sample; SSL methods process two views of each)  epoch seconds: {[round(s, 2) for s in per_epoch]}"
+    )
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
     return result

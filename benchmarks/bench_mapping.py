@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from mtneuro import spec
-from mtneuro.segmentation_models import build_segmentation_model
 from mtneuro.pipelines.mapping import engine
+from mtneuro.segmentation_models import build_segmentation_model
 from mtneuro.volumes import Window, open_volume
 
 
@@ -42,8 +42,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    net = build_segmentation_model("unet", 4, encoder_name="resnet18", encoder_weights=None, encoder_depth=4,
-                                   decoder_channels=[64, 32, 16, 16]).eval().to(device)
+    net = (
+        build_segmentation_model(
+            "unet", 4, encoder_name="resnet18", encoder_weights=None, encoder_depth=4, decoder_channels=[64, 32, 16, 16]
+        )
+        .eval()
+        .to(device)
+    )
     net.metadata = {"model": "unet", "dims": 2, "mean": 0.45, "std": 0.12, "classes": list(spec.PIXEL_CLASSES.values())}
     model = engine.SegmentationModel.from_trained(net, "unet")
     source = open_volume("phantom://prasad2020/image", seed=0)
@@ -70,13 +75,21 @@ def main() -> None:
     labels = engine.segment(model, data, 1, args.workers)
     t_seg = time.perf_counter() - t1
     map_seconds = time.perf_counter() - t0
-    x = torch.from_numpy(((data[:, block.y0 - origin[1]:block.y1 - origin[1], block.x0 - origin[2]:block.x1 - origin[2]]
-                           .astype(np.float32) / 255 - 0.45) / 0.12))
+    x = torch.from_numpy(
+        (
+            data[:, block.y0 - origin[1] : block.y1 - origin[1], block.x0 - origin[2] : block.x1 - origin[2]].astype(
+                np.float32
+            )
+            / 255
+            - 0.45
+        )
+        / 0.12
+    )
     pad = (-x.shape[-1]) % 16, (-x.shape[-2]) % 16
 
     @torch.no_grad()
     def fwd(i: int) -> None:
-        xi = torch.nn.functional.pad(x[i:i + 1, None], (0, pad[0], 0, pad[1]), mode="replicate").to(device)
+        xi = torch.nn.functional.pad(x[i : i + 1, None], (0, pad[0], 0, pad[1]), mode="replicate").to(device)
         net_fn(xi).argmax(1).cpu()
 
     t2 = time.perf_counter()
@@ -97,10 +110,14 @@ def main() -> None:
     print(f"read (phantom via Dask) {t_read:.1f} s, segment {t_seg:.1f} s; labels {labels.shape}")
     print(f"map        {rate / 1e6:.3f} Mvoxel/s  (read + halo + segment + crop)")
     print(f"model-only {model_rate / 1e6:.3f} Mvoxel/s  (forward on the core, same batch and device)")
-    print(f"ratio map / model-only: {rate / model_rate:.2f} (target >= 0.8); "
-          f"segment-only ratio {core / t_seg / model_rate:.2f}")
-    print(f"projected: default slab (32 slices) {slab / rate / 60:.1f} min, whole volume {full / rate / 3600:.2f} h "
-          f"on this {device.type}; peak RSS {rss:.0f} MB")
+    print(
+        f"ratio map / model-only: {rate / model_rate:.2f} (target >= 0.8); "
+        f"segment-only ratio {core / t_seg / model_rate:.2f}"
+    )
+    print(
+        f"projected: default slab (32 slices) {slab / rate / 60:.1f} min, whole volume {full / rate / 3600:.2f} h "
+        f"on this {device.type}; peak RSS {rss:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,9 @@ def synthetic_blocks(size: int, depth: int, cubes: int = 4, num_classes: int = 3
     rng = np.random.default_rng(0)
     return [
         Block(
-            f"main_{i}", "CTX", np.arange(depth),
+            f"main_{i}",
+            "CTX",
+            np.arange(depth),
             rng.integers(0, 256, (depth, size, size), dtype=np.uint8),
             rng.integers(0, num_classes, (depth, size, size), dtype=np.uint8),
         )
@@ -87,7 +89,12 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_model(
-    model: str, segmentation: SegmentationParameters, training: TrainingParameters, steps: int, warmup: int, setting: str
+    model: str,
+    segmentation: SegmentationParameters,
+    training: TrainingParameters,
+    steps: int,
+    warmup: int,
+    setting: str,
 ) -> dict:
     run = segmentation.run_settings(model)
     train, evaluation = run.train, run.evaluation
@@ -103,12 +110,18 @@ def bench_model(
     seed_everything(0)
 
     # --- pipeline: dataset -> dataloader -> Lightning fit, timed over `steps` after warm-up
-    blocks = synthetic_blocks(max(crop, roi), max(depth * (steps + warmup) * batch // 4 + depth, 8), 4, label.num_classes)
+    blocks = synthetic_blocks(
+        max(crop, roi), max(depth * (steps + warmup) * batch // 4 + depth, 8), 4, label.num_classes
+    )
     net = build_segmentation_model(model, label.num_classes, **run.kwargs)
     dataset = PatchDataset(blocks, dims=dims, depth=depth, crop_yx=crop, mean=0.5, std=0.25)
     sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=(steps + warmup) * batch)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=sampler, drop_last=True, **dataloader_kwargs(training.dataloader, accelerator)
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        drop_last=True,
+        **dataloader_kwargs(training.dataloader, accelerator),
     )
     module = SegmentationModule(net, lr=train.lr, scheduler="none")
 
@@ -161,8 +174,16 @@ def bench_model(
     net.eval()
     test_depth = max(2 * depth, 16)
     image = np.random.default_rng(1).integers(0, 256, (test_depth, roi, roi), dtype=np.uint8)
-    kwargs = dict(dims=dims, mean=0.5, std=0.25, roi_yx=roi, depth=train.depth, device=device,
-                  sw_batch_size=evaluation.sw_batch_size, slices_per_batch=evaluation.slices_per_batch)
+    kwargs = dict(
+        dims=dims,
+        mean=0.5,
+        std=0.25,
+        roi_yx=roi,
+        depth=train.depth,
+        device=device,
+        sw_batch_size=evaluation.sw_batch_size,
+        slices_per_batch=evaluation.slices_per_batch,
+    )
     predict_block(net, image, autocast=inference_autocast(training, device), **kwargs)
     _sync(device)
     start = time.perf_counter()
@@ -171,12 +192,19 @@ def bench_model(
     infer_ips = test_depth / (time.perf_counter() - start)
 
     return {
-        "model": model, "dims": run.dims, "setting": label.label, "device": str(device),
+        "model": model,
+        "dims": run.dims,
+        "setting": label.label,
+        "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": precision, "batch_size": batch, "input": list(shape[1:]), "steps": steps,
+        "precision": precision,
+        "batch_size": batch,
+        "input": list(shape[1:]),
+        "steps": steps,
         "encoder": run.encoder_name or "",
         "params_millions": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
-        "pipeline_images_per_s": round(pipeline_ips, 2), "model_only_images_per_s": round(model_ips, 2),
+        "pipeline_images_per_s": round(pipeline_ips, 2),
+        "model_only_images_per_s": round(model_ips, 2),
         "pipeline_over_model_only": round(pipeline_ips / model_ips, 3),
         "inference_images_per_s": round(infer_ips, 2),
     }

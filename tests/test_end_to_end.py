@@ -17,8 +17,14 @@ PROJECT_PATH = Path(__file__).resolve().parents[1]
 def test_default_pipeline_on_tiny_profile_then_notebook(kedro_run, tmp_path, capsys):
     kedro_run(["__default__"], tmp_path)
     reporting = tmp_path / "08_reporting"
-    for name in ("task1_region_classification", "task2_segmentation", "task3_probing",
-                 "table1_region_classification", "table2_segmentation", "table3_probing"):
+    for name in (
+        "task1_region_classification",
+        "task2_segmentation",
+        "task3_probing",
+        "table1_region_classification",
+        "table2_segmentation",
+        "table3_probing",
+    ):
         table = pd.read_csv(reporting / f"{name}.csv")
         assert len(table) > 0, name
         assert set(table["source"]) == {"phantom"}, name
@@ -34,8 +40,12 @@ def test_default_pipeline_on_tiny_profile_then_notebook(kedro_run, tmp_path, cap
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(PROJECT_PATH / "notebooks")}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(PROJECT_PATH / "notebooks")}},
+        ).execute()
     finally:
         for k, v in old.items():
             if v is None:

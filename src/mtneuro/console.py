@@ -212,8 +212,13 @@ class ConsoleHook:
         if console is None or not console.is_terminal:
             return
         self._progress = Progress(
-            TextColumn("[bold]kedro run[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}"), console=console, transient=True,
+            TextColumn("[bold]kedro run[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
         )
         self._task = self._progress.add_task("", total=len(pipeline.nodes))
         self._progress.start()

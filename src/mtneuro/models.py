@@ -64,10 +64,10 @@ def build_resnet18_encoder(
         raise ValueError(f"ResNet stem must be 'imagenet' or 'small', not {stem!r}")
     if width != 64:  # rebuild the stages with torchvision's own block builder
         net.inplanes = width
-        net.layer1 = net._make_layer(BasicBlock, width, 2)  # noqa: SLF001
-        net.layer2 = net._make_layer(BasicBlock, 2 * width, 2, stride=2)  # noqa: SLF001
-        net.layer3 = net._make_layer(BasicBlock, 4 * width, 2, stride=2)  # noqa: SLF001
-        net.layer4 = net._make_layer(BasicBlock, 8 * width, 2, stride=2)  # noqa: SLF001
+        net.layer1 = net._make_layer(BasicBlock, width, 2)
+        net.layer2 = net._make_layer(BasicBlock, 2 * width, 2, stride=2)
+        net.layer3 = net._make_layer(BasicBlock, 4 * width, 2, stride=2)
+        net.layer4 = net._make_layer(BasicBlock, 8 * width, 2, stride=2)
     net.bn1 = nn.BatchNorm2d(width)
     net.fc = nn.Linear(8 * width, int(representation_dim))
     return net
@@ -146,7 +146,7 @@ class ResNetFrozenEncoder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     @classmethod
-    def from_parts(cls, metadata: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> "ResNetFrozenEncoder":
+    def from_parts(cls, metadata: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> ResNetFrozenEncoder:
         network = build_task1_encoder(metadata["architecture"])
         network.load_state_dict(state_dict)
         return cls(network, metadata)
@@ -175,7 +175,7 @@ class DecompositionFrozenEncoder:
         self.metadata = {**metadata, "kind": self.kind}
 
     @classmethod
-    def from_parts(cls, metadata: dict[str, Any], decomposition: Any) -> "DecompositionFrozenEncoder":
+    def from_parts(cls, metadata: dict[str, Any], decomposition: Any) -> DecompositionFrozenEncoder:
         return cls(decomposition, metadata)
 
     def parts(self) -> tuple[dict[str, Any], Any]:

@@ -55,7 +55,13 @@ SEG_CLASSES: dict[str, tuple[str, ...]] = {
     "4-class": ("background", "vessel", "cell", "axon"),
 }
 #: Table 3 columns as printed, as feature names.
-TABLE3_FEATURES: tuple[str, ...] = ("vessel_fraction", "axon_fraction", "cell_count", "mean_cell_area", "mean_nn_distance")
+TABLE3_FEATURES: tuple[str, ...] = (
+    "vessel_fraction",
+    "axon_fraction",
+    "cell_count",
+    "mean_cell_area",
+    "mean_nn_distance",
+)
 
 
 # --- Table 1: Task 1 accuracy, method -> configuration -> value --------------------------------

@@ -12,12 +12,13 @@ expands its grid with :func:`expand_grid`.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from kedro.pipeline import Pipeline
+
 
 @dataclass(frozen=True)
 class RunSpec:

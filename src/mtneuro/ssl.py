@@ -63,7 +63,9 @@ def _uniform(n: int, lo: float, hi: float, device: torch.device) -> torch.Tensor
     return lo + (hi - lo) * torch.rand(n, device=device)
 
 
-def random_geometry(x: torch.Tensor, crop_scale: tuple[float, float] = (1.0, 1.0), flip: bool = True, rot90: bool = True) -> torch.Tensor:
+def random_geometry(
+    x: torch.Tensor, crop_scale: tuple[float, float] = (1.0, 1.0), flip: bool = True, rot90: bool = True
+) -> torch.Tensor:
     """Random square crop (area fraction in ``crop_scale``) resized back, flips and 90-degree rotations.
 
     One affine ``grid_sample`` per batch; flips and rotations alone map pixels exactly.
@@ -209,7 +211,9 @@ def momentum_update(online: nn.Module, target: nn.Module, tau: float) -> None:
 
 
 @torch.no_grad()
-def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 1, exclude: torch.Tensor | None = None) -> torch.Tensor:
+def nearest_neighbours(
+    queries: torch.Tensor, pool: torch.Tensor, k: int = 1, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
     """Indices ``(N, k)`` into ``pool`` of each query's ``k`` nearest neighbours by cosine distance.
 
     ``exclude`` (N,) gives, per query, one pool index it may not pick (itself), or -1.
@@ -389,7 +393,9 @@ class RepresentationLearner(L.LightningModule):
         if self.spec.kind == "ssl":
             record["target_momentum"] = float(self.tau)
         if self.spec.mined_views is not None:
-            record["mined_loss"] = float(torch.stack(self._epoch_mined).float().mean()) if self._epoch_mined else float("nan")
+            record["mined_loss"] = (
+                float(torch.stack(self._epoch_mined).float().mean()) if self._epoch_mined else float("nan")
+            )
             record["mined_weight"] = float(np.mean(self._epoch_weight)) if self._epoch_weight else float("nan")
         self.history.append(record)
         self._epoch_loss, self._epoch_mined, self._epoch_weight = [], [], []
@@ -407,7 +413,7 @@ class RepresentationLearner(L.LightningModule):
             opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
         else:
             raise ValueError(f"Unknown optimizer {name!r} (sgd, adam, adamw)")
-        warmup = int(round(float(s.warmup_epochs) * self.steps_per_epoch))
+        warmup = round(float(s.warmup_epochs) * self.steps_per_epoch)
         schedule = str(s.lr_schedule)
         total = self.total_steps
 
@@ -451,7 +457,9 @@ def fit_network(
         generator=torch.Generator().manual_seed(int(seed)),
         **training.dataloader_kwargs(hardware.dataloader, accelerator),
     )
-    module = RepresentationLearner(method, architecture, settings, n_classes, steps_per_epoch=len(loader), epochs=epochs)
+    module = RepresentationLearner(
+        method, architecture, settings, n_classes, steps_per_epoch=len(loader), epochs=epochs
+    )
     with training.thread_limit(hardware.torch_threads):
         trainer = training.build_trainer(hardware, max_epochs=epochs)
         start = time.perf_counter()
@@ -469,7 +477,13 @@ def fit_network(
         "accelerator": accelerator,
         "precision": str(trainer.precision),
     }
-    log.info("%s: %d epochs on %d images in %.1f s (%.0f images/s), final loss %.4f",
-             method.name, epochs, len(x), seconds, history["images_per_second"],
-             module.history[-1]["loss"] if module.history else float("nan"))
+    log.info(
+        "%s: %d epochs on %d images in %.1f s (%.0f images/s), final loss %.4f",
+        method.name,
+        epochs,
+        len(x),
+        seconds,
+        history["images_per_second"],
+        module.history[-1]["loss"] if module.history else float("nan"),
+    )
     return module.cpu().eval(), history

@@ -29,8 +29,7 @@ def resolve_accelerator(requested: str = "auto") -> str:
     if requested in ("cuda", "gpu"):
         if not torch.cuda.is_available():
             raise RuntimeError(
-                "Parameter 'training.accelerator' asks for a GPU but none is available; "
-                "set it to 'auto' or 'cpu'."
+                "Parameter 'training.accelerator' asks for a GPU but none is available; set it to 'auto' or 'cpu'."
             )
         return "cuda"
     if requested == "cpu":
@@ -124,7 +123,7 @@ def inference_autocast(settings: TrainingParameters, device: torch.device) -> An
     import contextlib
 
     precision = resolve_precision(settings.precision, device.type)
-    if device.type != "cuda" or precision.startswith("32") or precision.startswith("64"):
+    if device.type != "cuda" or precision.startswith(("32", "64")):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)

@@ -75,9 +75,14 @@ def test_a_bad_parameter_stops_kedro_run_before_any_node(tmp_path: Path):
     bootstrap_project(PROJECT)
     data_root = tmp_path / "data"
     start = time.perf_counter()
-    with pytest.raises(ConfigurationError) as error, KedroSession.create(
-        project_path=PROJECT, env="tiny", runtime_params={"data_root": str(data_root), "training": {"torch_threads": -2}}
-    ) as session:
+    with (
+        pytest.raises(ConfigurationError) as error,
+        KedroSession.create(
+            project_path=PROJECT,
+            env="tiny",
+            runtime_params={"data_root": str(data_root), "training": {"torch_threads": -2}},
+        ) as session,
+    ):
         session.run()
     assert "training.torch_threads" in str(error.value)
     assert "environment: tiny" in str(error.value)

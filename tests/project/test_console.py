@@ -33,22 +33,24 @@ def test_a_node_gets_one_finish_line_with_its_position_and_time():
     console = ConsoleFilter()
     console.node_started("classification.byol.roi_c1.seed0.train")
     assert not console.filter(_record("kedro.pipeline.node", "Running node: %s", ("train: fit(...)",)))
-    assert not console.filter(_record("kedro.runner.sequential_runner", "Completed node: %s",
-                                      ("classification.byol.roi_c1.seed0.train",)))
+    assert not console.filter(
+        _record("kedro.runner.sequential_runner", "Completed node: %s", ("classification.byol.roi_c1.seed0.train",))
+    )
     done = _record("kedro.runner.sequential_runner", "Completed %d out of %d tasks", (3, 10))
     assert console.filter(done)
     assert done.getMessage().startswith("Completed node: classification.byol.roi_c1.seed0.train (3/10) in ")
     assert not console.filter(_record("kedro.io.data_catalog", "Loading data from %s", ("cubes",)))
     assert not console.filter(_record("mtneuro.ssl", "epoch %d loss %.3f", (1, 0.5)))
-    assert console.filter(_record("mtneuro.pipelines.reporting", "Report: %s", ("x",)) ) is False
+    assert console.filter(_record("mtneuro.pipelines.reporting", "Report: %s", ("x",))) is False
     flagged = _record("mtneuro.pipelines.reporting", "Report: %s", ("x",))
     flagged.console = True
     assert console.filter(flagged)
 
 
 def test_credentials_are_masked_in_every_handler(tmp_path: Path):
-    secrets = credential_secrets({"bossdb": {"protocol": "https", "host": "h", "token": "FAKE-SECRET-TOKEN-42"},
-                                  "other": {"token": "public"}})
+    secrets = credential_secrets(
+        {"bossdb": {"protocol": "https", "host": "h", "token": "FAKE-SECRET-TOKEN-42"}, "other": {"token": "public"}}
+    )
     assert secrets == {"FAKE-SECRET-TOKEN-42"}
     log_file = tmp_path / "info.log"
     handler = logging.FileHandler(log_file)
@@ -71,9 +73,21 @@ def test_credentials_are_masked_in_every_handler(tmp_path: Path):
 def test_a_tiny_run_prints_one_line_per_node_and_no_repeated_warning(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     run = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env=tiny", "--pipelines=classification",
-         "--params", f"data_root={tmp_path}"],
-        cwd=PROJECT, capture_output=True, text=True, env=env, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--env=tiny",
+            "--pipelines=classification",
+            "--params",
+            f"data_root={tmp_path}",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     lines = (run.stdout + run.stderr).splitlines()

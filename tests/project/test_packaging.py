@@ -49,19 +49,38 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(PROJECT / name, source / name)
     shutil.copytree(PROJECT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    subprocess.run([uv, "build", "--wheel", "-o", str(root / "dist"), str(source)], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [uv, "build", "--wheel", "-o", str(root / "dist"), str(source)], check=True, capture_output=True, env=env
+    )
     wheel = next((root / "dist").glob("mtneuro-*.whl"))
     requirements = root / "requirements.txt"
     subprocess.run(
-        [uv, "export", "--format", "requirements-txt", "--no-hashes", "--no-emit-project", "--no-dev", "-q",
-         "-o", str(requirements)],
-        check=True, cwd=PROJECT, capture_output=True, env=env,
+        [
+            uv,
+            "export",
+            "--format",
+            "requirements-txt",
+            "--no-hashes",
+            "--no-emit-project",
+            "--no-dev",
+            "-q",
+            "-o",
+            str(requirements),
+        ],
+        check=True,
+        cwd=PROJECT,
+        capture_output=True,
+        env=env,
     )
     venv = root / "venv"
     subprocess.run([uv, "venv", "-q", str(venv), "--python", sys.executable], check=True, capture_output=True, env=env)
     python = venv / "bin" / "python"
-    subprocess.run([uv, "pip", "install", "-q", "--python", str(python), "-r", str(requirements), str(wheel)],
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(python), "-r", str(requirements), str(wheel)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     return python
 
 
@@ -73,18 +92,43 @@ def test_the_wheel_sees_the_same_grid_and_runs(wheel_venv: Path, tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     conf = str(PROJECT / "conf")
 
-    listed = subprocess.run([str(wheel_venv), "-c", LIST_GRID, conf, "tiny"], check=True, capture_output=True,
-                            text=True, cwd=workdir, env=env)
+    listed = subprocess.run(
+        [str(wheel_venv), "-c", LIST_GRID, conf, "tiny"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+    )
     grid = json.loads(listed.stdout.strip().splitlines()[-1])
-    expected = {name: sorted(n.name for n in p.nodes) for name, p in build_pipelines(load_parameters(conf, "tiny")).items()}
+    expected = {
+        name: sorted(n.name for n in p.nodes) for name, p in build_pipelines(load_parameters(conf, "tiny")).items()
+    }
     assert grid == expected
-    assert str(wheel_venv.parent.parent) not in str(Path(__import__("mtneuro").__file__))  # this process uses the checkout
+    assert str(wheel_venv.parent.parent) not in str(
+        Path(__import__("mtneuro").__file__)
+    )  # this process uses the checkout
 
     data_root = tmp_path / "data"
     run = subprocess.run(
-        [str(wheel_venv), "-m", "mtneuro", "--conf-source", conf, "--env", "tiny", "--pipelines", "ingestion",
-         "--params", f"data_root={data_root}"],
-        capture_output=True, text=True, cwd=workdir, env=env, timeout=600,
+        [
+            str(wheel_venv),
+            "-m",
+            "mtneuro",
+            "--conf-source",
+            conf,
+            "--env",
+            "tiny",
+            "--pipelines",
+            "ingestion",
+            "--params",
+            f"data_root={data_root}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     cubes = sorted(p.name for p in (data_root / "02_intermediate" / "cubes").glob("*.zarr"))

@@ -24,27 +24,43 @@ class NmfSettings(DecompositionSettings):
     history_chunks: PositiveInt
 
 
-def fit_nmf(flat: np.ndarray, n_components: int, settings: NmfSettings, seed: int) -> tuple[NMF, list[dict[str, float]]]:
+def fit_nmf(
+    flat: np.ndarray, n_components: int, settings: NmfSettings, seed: int
+) -> tuple[NMF, list[dict[str, float]]]:
     """NMF of ``flat`` (N, pixels), ``max_iter`` iterations in ``history_chunks`` blocks; the curve
     is the reconstruction error (mean squared, per pixel) after each block."""
     chunks = max(1, int(settings.history_chunks))
     max_iter = int(settings.max_iter)
     per_chunk = max(1, max_iter // chunks)
     curve: list[dict[str, float]] = []
-    model = NMF(n_components=n_components, init=settings.init, max_iter=per_chunk,
-                tol=float(settings.tol), random_state=int(seed))
+    model = NMF(
+        n_components=n_components,
+        init=settings.init,
+        max_iter=per_chunk,
+        tol=float(settings.tol),
+        random_state=int(seed),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         w = model.fit_transform(flat)
         h = model.components_
         curve.append({"iterations": int(model.n_iter_), "loss": float(model.reconstruction_err_**2 / flat.size)})
         for _ in range(chunks - 1):
-            model = NMF(n_components=n_components, init="custom", max_iter=per_chunk,
-                        tol=float(settings.tol), random_state=int(seed))
+            model = NMF(
+                n_components=n_components,
+                init="custom",
+                max_iter=per_chunk,
+                tol=float(settings.tol),
+                random_state=int(seed),
+            )
             w = model.fit_transform(flat, W=w, H=h)
             h = model.components_
-            curve.append({"iterations": int(curve[-1]["iterations"] + model.n_iter_),
-                          "loss": float(model.reconstruction_err_**2 / flat.size)})
+            curve.append(
+                {
+                    "iterations": int(curve[-1]["iterations"] + model.n_iter_),
+                    "loss": float(model.reconstruction_err_**2 / flat.size),
+                }
+            )
     return model, curve
 
 

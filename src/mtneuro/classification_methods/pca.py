@@ -17,7 +17,9 @@ class PcaSettings(DecompositionSettings):
     svd_solver: Literal["auto", "full", "covariance_eigh", "arpack", "randomized"]
 
 
-def fit_pca(flat: np.ndarray, n_components: int, settings: PcaSettings, seed: int) -> tuple[PCA, list[dict[str, float]]]:
+def fit_pca(
+    flat: np.ndarray, n_components: int, settings: PcaSettings, seed: int
+) -> tuple[PCA, list[dict[str, float]]]:
     """PCA of ``flat`` (N, pixels); the curve is the reconstruction error (mean squared, per
     pixel) as components are added (the "loss going down")."""
     model = PCA(n_components=n_components, svd_solver=settings.svd_solver, random_state=int(seed)).fit(flat)

@@ -31,7 +31,7 @@ class ConfigurationHook:
         self.loader: AbstractConfigLoader | None = None
 
     @hook_impl(tryfirst=True)  # before any other hook reads context.params (which builds the pipelines)
-    def after_context_created(self, context) -> None:  # noqa: ANN001 - Kedro's signature
+    def after_context_created(self, context) -> None:
         loader = context.config_loader
         check_environment(loader.conf_source, loader.env)
         self.loader = loader
@@ -50,4 +50,6 @@ def active_parameters() -> ProjectParameters:
         return parameters_from_loader(loader)
     except ConfigurationError as exc:
         env = getattr(loader, "env", None)
-        raise ConfigurationError(f"{exc}\n(environment: {env or 'base'}, configuration: {loader.conf_source})") from None
+        raise ConfigurationError(
+            f"{exc}\n(environment: {env or 'base'}, configuration: {loader.conf_source})"
+        ) from None

@@ -59,7 +59,9 @@ def _loc(prefix: Iterable[str], loc: tuple[Any, ...]) -> str:
     return ".".join(p for p in parts if p)
 
 
-def format_validation_error(error: ValidationError, prefix: Iterable[str] = (), model: type[BaseModel] | None = None) -> str:
+def format_validation_error(
+    error: ValidationError, prefix: Iterable[str] = (), model: type[BaseModel] | None = None
+) -> str:
     """One line per problem: the full key, what is wrong, what is allowed."""
     problems: dict[str, list[str]] = {}
     got: dict[str, str] = {}

@@ -250,8 +250,12 @@ class ClassificationParameters(StrictModel):
             if missing:
                 if spec.name in self.methods:
                     for block in missing:
-                        add((block,), "missing", "missing (every default lives in conf/base; add the key there or in "
-                            "your environment)", None)
+                        add(
+                            (block,),
+                            "missing",
+                            "missing (every default lives in conf/base; add the key there or in your environment)",
+                            None,
+                        )
                 continue
             if any(not isinstance(extra[b], Mapping) for b in spec.inherits if b in extra):
                 continue
@@ -263,22 +267,39 @@ class ClassificationParameters(StrictModel):
                     loc = _origin_of(item["loc"], origin, spec)
                     if item["type"] == "extra_forbidden":
                         allowed = ", ".join(spec.settings.model_fields)
-                        add(loc, "unknown_key", "unknown key; settings of " + spec.name + ": {allowed}",
-                            item.get("input"), allowed=allowed)
+                        add(
+                            loc,
+                            "unknown_key",
+                            "unknown key; settings of " + spec.name + ": {allowed}",
+                            item.get("input"),
+                            allowed=allowed,
+                        )
                     elif item["type"] == "missing":
-                        add(loc, "missing", "missing (every default lives in conf/base; add the key there or in your "
-                            "environment)", None)
+                        add(
+                            loc,
+                            "missing",
+                            "missing (every default lives in conf/base; add the key there or in your environment)",
+                            None,
+                        )
                     else:
                         add(loc, item["type"], item["msg"].replace("{", "(").replace("}", ")"), item.get("input"))
         for config in self.configs:
             if config not in self.evaluate_on:
-                add(("evaluate_on", config), "missing", "missing: every training set of `configs` needs its test "
-                    "configurations", None)
+                add(
+                    ("evaluate_on", config),
+                    "missing",
+                    "missing: every training set of `configs` needs its test configurations",
+                    None,
+                )
                 continue
             for test in self.evaluate_on[config]:
                 if test not in self.data.test_slice_step:
-                    add(("data", "test_slice_step", test), "missing", "missing: every test configuration of "
-                        "`evaluate_on` needs a slice step", None)
+                    add(
+                        ("data", "test_slice_step", test),
+                        "missing",
+                        "missing: every test configuration of `evaluate_on` needs a slice step",
+                        None,
+                    )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

@@ -33,7 +33,11 @@ class ProjectConfigLoader(OmegaConfigLoader):
         if key != "credentials" or self.env in (None, self.LOCAL_ENV):
             return value
         local = Path(str(self.conf_source)) / self.LOCAL_ENV
-        files = sorted(f for f in local.glob("credentials*") if f.suffix in (".yml", ".yaml", ".json")) if local.is_dir() else []
+        files = (
+            sorted(f for f in local.glob("credentials*") if f.suffix in (".yml", ".yaml", ".json"))
+            if local.is_dir()
+            else []
+        )
         merged = OmegaConf.create(dict(value))
         for path in files:
             merged = OmegaConf.merge(merged, OmegaConf.load(path))
@@ -57,7 +61,9 @@ def check_environment(conf_source: str | Path, env: str | None) -> None:
         raise ConfigurationError(f"Environment {env!r} does not exist in {str(root)!r}; available environments: {envs}")
 
 
-def config_loader(conf_source: str | Path, env: str | None = None, runtime_params: Mapping[str, Any] | None = None) -> AbstractConfigLoader:
+def config_loader(
+    conf_source: str | Path, env: str | None = None, runtime_params: Mapping[str, Any] | None = None
+) -> AbstractConfigLoader:
     """The project's config loader (the class and arguments of ``mtneuro/settings.py``).
 
     Read from the project's settings module itself, so that it behaves the same whether or not

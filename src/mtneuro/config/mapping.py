@@ -148,5 +148,7 @@ class MappingParameters(StrictModel):
                     "or region cell straddles two blocks"
                 )
         if self.validation.box_yx % cy or self.validation.box_yx % cx:
-            raise ValueError(f"validation.box_yx ({self.validation.box_yx}) must be a multiple of blocks.chunks_zyx y and x")
+            raise ValueError(
+                f"validation.box_yx ({self.validation.box_yx}) must be a multiple of blocks.chunks_zyx y and x"
+            )
         return self

@@ -230,10 +230,18 @@ class SegmentationParameters(StrictModel):
         errors: list[InitErrorDetails] = []
         for model in self.models:
             if model not in self.model_settings:
-                errors.append(_error(("model_settings", model), "segmentation.models runs this model, but it has no entry here", model))
+                errors.append(
+                    _error(
+                        ("model_settings", model),
+                        "segmentation.models runs this model, but it has no entry here",
+                        model,
+                    )
+                )
         for i, model in enumerate(self.figure.models):
             if model not in self.models:
-                errors.append(_error(("figure", "models", i), f"not in segmentation.models ({', '.join(self.models)})", model))
+                errors.append(
+                    _error(("figure", "models", i), f"not in segmentation.models ({', '.join(self.models)})", model)
+                )
         if self.figure.seed not in self.seeds:
             errors.append(_error(("figure", "seed"), f"not in segmentation.seeds {self.seeds}", self.figure.seed))
         for model, entry in self.model_settings.items():
@@ -242,14 +250,20 @@ class SegmentationParameters(StrictModel):
                     self._resolved(part, entry)
                 except ValidationError as exc:
                     errors += [
-                        _error(("model_settings", model, part, *e["loc"]), f"with this model's overrides: {e['msg']}", e.get("input"))
+                        _error(
+                            ("model_settings", model, part, *e["loc"]),
+                            f"with this model's overrides: {e['msg']}",
+                            e.get("input"),
+                        )
                         for e in exc.errors(include_url=False)
                     ]
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
-    def _resolved(self, part: Literal["train", "evaluation"], entry: ModelSettings) -> TrainSettings | EvaluationSettings:
+    def _resolved(
+        self, part: Literal["train", "evaluation"], entry: ModelSettings
+    ) -> TrainSettings | EvaluationSettings:
         model_class = TrainSettings if part == "train" else EvaluationSettings
         return model_class.model_validate(_merged(getattr(self, part), getattr(entry, part)))
 
@@ -278,4 +292,6 @@ class SegmentationParameters(StrictModel):
 
 def _error(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
     """A validation error at ``loc`` (inside this block) with ``message`` as it is printed."""
-    return InitErrorDetails(type=PydanticCustomError("value_error", "{message}", {"message": message}), loc=loc, input=value)
+    return InitErrorDetails(
+        type=PydanticCustomError("value_error", "{message}", {"message": message}), loc=loc, input=value
+    )

@@ -73,8 +73,13 @@ class MapLayer:
 
     def record(self) -> dict[str, Any]:
         return {
-            "path": self.path, "kind": self.kind, "dtype": self.dtype, "axes": list(self.axes),
-            "shape": list(self.shape), "chunks": list(self.chunks), "scale": list(self.scale),
+            "path": self.path,
+            "kind": self.kind,
+            "dtype": self.dtype,
+            "axes": list(self.axes),
+            "shape": list(self.shape),
+            "chunks": list(self.chunks),
+            "scale": list(self.scale),
             "translation": list(self.translation),
             "labels": {str(k): [v[0], list(v[1])] for k, v in sorted(self.label_names.items())},
             "channels": list(self.channel_names),
@@ -100,9 +105,15 @@ class MapRequest:
     prepare: Callable[[], None] | None = None
 
     def digest(self) -> str:
-        record = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint, "levels": self.levels,
-                  "downsample_z": self.downsample_z, "ngff": self.ngff_version,
-                  "layers": [layer.record() for layer in self.layers], "blocks": sorted(self.blocks)}
+        record = {
+            "format": FORMAT_VERSION,
+            "fingerprint": self.fingerprint,
+            "levels": self.levels,
+            "downsample_z": self.downsample_z,
+            "ngff": self.ngff_version,
+            "layers": [layer.record() for layer in self.layers],
+            "blocks": sorted(self.blocks),
+        }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
@@ -113,23 +124,41 @@ def _zarr_format(version: str) -> int:
     return 2 if version == "0.4" else 3
 
 
-def _create_array(group: Any, name: str, shape: Sequence[int], chunks: Sequence[int], dtype: str, version: str,
-                  dimension_names: Sequence[str]) -> Any:
+def _create_array(
+    group: Any,
+    name: str,
+    shape: Sequence[int],
+    chunks: Sequence[int],
+    dtype: str,
+    version: str,
+    dimension_names: Sequence[str],
+) -> Any:
     """A chunked, Blosc-zstd compressed array (deterministic bytes) that replaces any old one."""
     fill = float("nan") if np.dtype(dtype).kind == "f" else 0
     if _zarr_format(version) == 2:
         from numcodecs import Blosc
 
         return group.create_array(
-            name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, fill_value=fill, overwrite=True,
+            name,
+            shape=tuple(shape),
+            chunks=tuple(chunks),
+            dtype=dtype,
+            fill_value=fill,
+            overwrite=True,
             compressors=Blosc(cname="zstd", clevel=5, shuffle=Blosc.SHUFFLE),
             chunk_key_encoding={"name": "v2", "separator": "/"},
         )
     from zarr.codecs import BloscCodec
 
     return group.create_array(
-        name, shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, fill_value=fill, overwrite=True,
-        compressors=BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"), dimension_names=list(dimension_names),
+        name,
+        shape=tuple(shape),
+        chunks=tuple(chunks),
+        dtype=dtype,
+        fill_value=fill,
+        overwrite=True,
+        compressors=BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),
+        dimension_names=list(dimension_names),
     )
 
 
@@ -169,9 +198,11 @@ def _build_level(source: Any, target: Any, factors: Sequence[int], kind: LayerKi
     grid = [range(0, s, c) for s, c in zip(target.shape, chunks, strict=True)]
     for origin in np.ndindex(*[len(g) for g in grid]):
         lo = [g[i] for g, i in zip(grid, origin, strict=True)]
-        hi = [min(l + c, s) for l, c, s in zip(lo, chunks, target.shape, strict=True)]
-        src = tuple(slice(l * f, min(h * f, s)) for l, h, f, s in zip(lo, hi, factors, source.shape, strict=True))
-        target[tuple(slice(l, h) for l, h in zip(lo, hi, strict=True))] = _reduce(np.asarray(source[src]), factors, kind)
+        hi = [min(lay + c, s) for lay, c, s in zip(lo, chunks, target.shape, strict=True)]
+        src = tuple(slice(lay * f, min(h * f, s)) for lay, h, f, s in zip(lo, hi, factors, source.shape, strict=True))
+        target[tuple(slice(lay, h) for lay, h in zip(lo, hi, strict=True))] = _reduce(
+            np.asarray(source[src]), factors, kind
+        )
 
 
 def _datasets(layer: MapLayer, levels: int, downsample_z: bool) -> list[dict[str, Any]]:
@@ -181,14 +212,23 @@ def _datasets(layer: MapLayer, levels: int, downsample_z: bool) -> list[dict[str
         f = _level_factors(layer, level, downsample_z)
         scale = [s * k for s, k in zip(layer.scale, f, strict=True)]
         translation = [t + (k - 1) * s / 2 for t, s, k in zip(layer.translation, layer.scale, f, strict=True)]
-        out.append({"path": str(level), "coordinateTransformations": [
-            {"type": "scale", "scale": scale}, {"type": "translation", "translation": translation}]})
+        out.append(
+            {
+                "path": str(level),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": scale},
+                    {"type": "translation", "translation": translation},
+                ],
+            }
+        )
     return out
 
 
 def _axes(layer: MapLayer) -> list[dict[str, str]]:
-    return [{"name": a, "type": "channel"} if a == "c" else {"name": a, "type": "space", "unit": "micrometer"}
-            for a in layer.axes]
+    return [
+        {"name": a, "type": "channel"} if a == "c" else {"name": a, "type": "space", "unit": "micrometer"}
+        for a in layer.axes
+    ]
 
 
 def _write_metadata(root: Any, request: MapRequest) -> None:
@@ -202,20 +242,34 @@ def _write_metadata(root: Any, request: MapRequest) -> None:
         group = root[layer.path] if layer.path else root
         metadata: dict[str, Any] = {}
         if layer.channel_names:
-            metadata["omero"] = {"channels": [
-                {"label": n, "color": "FFFFFF", "active": i == 0,
-                 "window": {"min": 0.0, "max": 255.0, "start": 0.0, "end": 255.0}}
-                for i, n in enumerate(layer.channel_names)]}
-        write_multiscales_metadata(group, _datasets(layer, request.levels, request.downsample_z), fmt=fmt,
-                                   axes=_axes(layer), name=layer.name, metadata=metadata)
+            metadata["omero"] = {
+                "channels": [
+                    {
+                        "label": n,
+                        "color": "FFFFFF",
+                        "active": i == 0,
+                        "window": {"min": 0.0, "max": 255.0, "start": 0.0, "end": 255.0},
+                    }
+                    for i, n in enumerate(layer.channel_names)
+                ]
+            }
+        write_multiscales_metadata(
+            group,
+            _datasets(layer, request.levels, request.downsample_z),
+            fmt=fmt,
+            axes=_axes(layer),
+            name=layer.name,
+            metadata=metadata,
+        )
     if labels:
         group = root["labels"]
         group.attrs.put({})  # write_label_metadata appends to the list: start from none
         for layer in labels:
             colors = [{"label-value": int(v), "rgba": list(rgba)} for v, (_, rgba) in sorted(layer.label_names.items())]
             properties = [{"label-value": int(v), "name": n} for v, (n, _) in sorted(layer.label_names.items())]
-            write_label_metadata(group, layer.name, colors=colors, properties=properties, fmt=fmt,
-                                 source={"image": "../../"})
+            write_label_metadata(
+                group, layer.name, colors=colors, properties=properties, fmt=fmt, source={"image": "../../"}
+            )
 
 
 def _root_attrs(root: Any) -> dict[str, Any]:
@@ -240,7 +294,7 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
         try:
             root = zarr.open_group(str(path), mode="r+")
             attrs = _root_attrs(root)
-        except Exception:  # noqa: BLE001 - unreadable: start again
+        except Exception:
             attrs = {}
         if attrs.get("digest") != digest:
             log.warning("brain map %s was written for other settings: starting again", path)
@@ -280,10 +334,23 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
         group = root[layer.path] if layer.path else root
         for level in range(1, request.levels):
             shape = _level_shape(layer, level, request.downsample_z)
-            target = _create_array(group, str(level), shape, [min(c, s) for c, s in zip(layer.chunks, shape, strict=True)],
-                                   layer.dtype, request.ngff_version, layer.axes)
-            factors = [a // b for a, b in zip(_level_factors(layer, level, request.downsample_z),
-                                              _level_factors(layer, level - 1, request.downsample_z), strict=True)]
+            target = _create_array(
+                group,
+                str(level),
+                shape,
+                [min(c, s) for c, s in zip(layer.chunks, shape, strict=True)],
+                layer.dtype,
+                request.ngff_version,
+                layer.axes,
+            )
+            factors = [
+                a // b
+                for a, b in zip(
+                    _level_factors(layer, level, request.downsample_z),
+                    _level_factors(layer, level - 1, request.downsample_z),
+                    strict=True,
+                )
+            ]
             _build_level(group[str(level - 1)], target, factors, layer.kind)
     _write_metadata(root, request)
     root.attrs.update({ATTRS_KEY: {"digest": digest, "complete": True, **request.attributes}})
@@ -320,7 +387,9 @@ def read_map(path: str | Path) -> BrainMap:
     root = zarr.open_group(str(path), mode="r")
     attrs = _root_attrs(root)
     if not attrs.get("complete"):
-        raise DatasetError(f"The brain map {path} is incomplete (its run was interrupted): run the mapping pipeline again")
+        raise DatasetError(
+            f"The brain map {path} is incomplete (its run was interrupted): run the mapping pipeline again"
+        )
     groups = {"image": root}
     labels = _ome(dict(root["labels"].attrs)).get("labels", []) if "labels" in root else []
     groups.update({name: root["labels"][name] for name in labels})
@@ -369,5 +438,5 @@ class OmeZarrMapDataset(AbstractDataset[MapRequest, BrainMap]):
             import zarr
 
             return bool(_root_attrs(zarr.open_group(str(self._path), mode="r")).get("complete"))
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False

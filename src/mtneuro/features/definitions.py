@@ -47,9 +47,7 @@ def axon_fraction(image: LabelImage) -> float:
     return image.fraction(spec.AXON)
 
 
-@semantic_feature(
-    "cell_count", label="Cell Count", description="number of 4-connected cell components", dtype="int64"
-)
+@semantic_feature("cell_count", label="Cell Count", description="number of 4-connected cell components", dtype="int64")
 def cell_count(image: LabelImage) -> int:
     return len(image.cells[0])
 

@@ -27,7 +27,9 @@ def build_unet3d(num_classes: int, in_channels: int = 1, **kwargs: Any) -> nn.Mo
 
     kwargs = dict(kwargs)
     channels = tuple(int(c) for c in kwargs.pop("channels", (16, 32, 64, 128, 256)))
-    strides = [tuple(s) if isinstance(s, (list, tuple)) else int(s) for s in kwargs.pop("strides", (2,) * (len(channels) - 1))]
+    strides = [
+        tuple(s) if isinstance(s, (list, tuple)) else int(s) for s in kwargs.pop("strides", (2,) * (len(channels) - 1))
+    ]
     net = UNet(3, in_channels, num_classes, channels=channels, strides=strides, **kwargs)
     multiple = [1, 1, 1]
     for s in strides:

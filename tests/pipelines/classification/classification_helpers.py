@@ -17,7 +17,11 @@ from mtneuro.volumes import Window
 
 #: The shared ``training`` block of the tests: CPU, one thread, no progress bar.
 HARDWARE = TrainingParameters(
-    accelerator="cpu", precision="auto", progress_bar=False, deterministic=True, torch_threads=1,
+    accelerator="cpu",
+    precision="auto",
+    progress_bar=False,
+    deterministic=True,
+    torch_threads=1,
     dataloader={"num_workers": 0, "pin_memory": "auto"},
 )
 
@@ -30,7 +34,9 @@ def _texture(region: str, shape: tuple[int, int, int], rng: np.random.Generator,
     elif region == "STR":  # coarse blobs
         img = ndimage.gaussian_filter(noise, (0, 2.5, 2.5))
     elif region == "VP":  # streaks along both axes (unchanged by flips and 90-degree rotations)
-        img = ndimage.gaussian_filter(noise, (0, 0.5, 4.0)) + ndimage.gaussian_filter(rng.standard_normal(shape), (0, 4.0, 0.5))
+        img = ndimage.gaussian_filter(noise, (0, 0.5, 4.0)) + ndimage.gaussian_filter(
+            rng.standard_normal(shape), (0, 4.0, 0.5)
+        )
     else:  # ZI: sparse bright spots on a smooth background
         img = ndimage.gaussian_filter(noise, (0, 1.5, 1.5)) + 4 * (rng.random(shape) > 0.97)
     img = (img - img.mean(axis=(1, 2), keepdims=True)) / (img.std(axis=(1, 2), keepdims=True) + 1e-6)
@@ -61,20 +67,55 @@ def make_split_index(cubes: dict[str, Cube]) -> pd.DataFrame:
         z_abs = z + cube.z_offset
         label = spec.REGION_INDEX[cube.region]
         if cube.spec.role == "main":
-            split = np.where((z_abs >= 110) & (z_abs < 380), "train",
-                             np.where((z_abs >= 380) & (z_abs < 410), "val",
-                                      np.where((z_abs >= 420) & (z_abs < 470), "test", "")))
+            split = np.where(
+                (z_abs >= 110) & (z_abs < 380),
+                "train",
+                np.where((z_abs >= 380) & (z_abs < 410), "val", np.where((z_abs >= 420) & (z_abs < 470), "test", "")),
+            )
             for config in ("roi_c1", "roi_c2", "roi_c3"):
                 s = split if config == "roi_c1" else np.where(np.isin(split, ["train", "val"]), split, "")
-                rows.append(pd.DataFrame({"config": config, "cube_id": cube.cube_id, "region": cube.region, "label": label,
-                                          "z": z, "z_abs": z_abs, "split": s}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "config": config,
+                            "cube_id": cube.cube_id,
+                            "region": cube.region,
+                            "label": label,
+                            "z": z,
+                            "z_abs": z_abs,
+                            "split": s,
+                        }
+                    )
+                )
         elif cube.cube_id.endswith("_0"):
-            rows.append(pd.DataFrame({"config": "roi_c3", "cube_id": cube.cube_id, "region": cube.region, "label": label,
-                                      "z": z, "z_abs": z_abs, "split": "train"}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "config": "roi_c3",
+                        "cube_id": cube.cube_id,
+                        "region": cube.region,
+                        "label": label,
+                        "z": z,
+                        "z_abs": z_abs,
+                        "split": "train",
+                    }
+                )
+            )
         else:
             for config in ("roi_c2", "roi_c3"):
-                rows.append(pd.DataFrame({"config": config, "cube_id": cube.cube_id, "region": cube.region, "label": label,
-                                          "z": z, "z_abs": z_abs, "split": "test"}))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "config": config,
+                            "cube_id": cube.cube_id,
+                            "region": cube.region,
+                            "label": label,
+                            "z": z,
+                            "z_abs": z_abs,
+                            "split": "test",
+                        }
+                    )
+                )
     index = pd.concat(rows, ignore_index=True)
     return index[index["split"] != ""].reset_index(drop=True)
 
@@ -86,14 +127,43 @@ def tiny_raw() -> dict[str, Any]:
         "configs": ["roi_c1", "roi_c3"],
         "seeds": [0],
         "evaluate_on": {"roi_c1": ["roi_c1", "roi_c2"], "roi_c3": ["roi_c3"]},
-        "data": {"train_splits": ["train", "val"], "train_slice_step": 6, "test_splits": ["test"],
-                 "test_slice_step": {"roi_c1": 6, "roi_c2": 6, "roi_c3": 6}, "prepared_size": 16},
-        "encoder": {"name": "resnet18", "in_channels": 1, "representation_dim": 32, "width": 8, "stem": "small",
-                    "input_size": 16, "normalisation": "training_set"},
-        "network_training": {"epochs": 4, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
-                             "weight_decay": 0.0005, "lr_schedule": "constant", "warmup_epochs": 0, "augment": True},
-        "augmentation": {"crop_scale": [0.6, 1.0], "flip": True, "rot90": True, "brightness": 0.2, "contrast": 0.2,
-                         "blur_prob": 0.3, "blur_sigma": [0.1, 0.8], "noise_std": 0.02},
+        "data": {
+            "train_splits": ["train", "val"],
+            "train_slice_step": 6,
+            "test_splits": ["test"],
+            "test_slice_step": {"roi_c1": 6, "roi_c2": 6, "roi_c3": 6},
+            "prepared_size": 16,
+        },
+        "encoder": {
+            "name": "resnet18",
+            "in_channels": 1,
+            "representation_dim": 32,
+            "width": 8,
+            "stem": "small",
+            "input_size": 16,
+            "normalisation": "training_set",
+        },
+        "network_training": {
+            "epochs": 4,
+            "batch_size": 32,
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "weight_decay": 0.0005,
+            "lr_schedule": "constant",
+            "warmup_epochs": 0,
+            "augment": True,
+        },
+        "augmentation": {
+            "crop_scale": [0.6, 1.0],
+            "flip": True,
+            "rot90": True,
+            "brightness": 0.2,
+            "contrast": 0.2,
+            "blur_prob": 0.3,
+            "blur_sigma": [0.1, 0.8],
+            "noise_std": 0.02,
+        },
         "supervised": {"dropout": 0.2},
         "mixup": {"alpha": 0.4},
         "byol": {"projector_hidden": 32, "projector_out": 16, "predictor_hidden": 32, "momentum_base": 0.99},

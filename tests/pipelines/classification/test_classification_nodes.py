@@ -47,7 +47,9 @@ def test_each_network_method_trains_and_its_loss_goes_down(images, method):
     if get_method(method).mined_views is not None:
         weights = [e["mined_weight"] for e in history["epochs"]]  # mean weight used in each epoch
         assert weights[0] < 0.1 and weights[-1] == pytest.approx(0.1)
-    rows, cm = nodes.evaluate_run(encoder, readout, history, images, params, HARDWARE, method=method, config="roi_c1", seed=0)
+    rows, cm = nodes.evaluate_run(
+        encoder, readout, history, images, params, HARDWARE, method=method, config="roi_c1", seed=0
+    )
     assert [r["config"] for r in rows] == ["ROI-C1", "ROI-C2"]
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["balanced_accuracy"] <= 1 for r in rows)
     assert cm.shape == (8, 6) and cm.filter(like="pred_").to_numpy().sum() == sum(r["n_test"] for r in rows)
@@ -62,7 +64,9 @@ def test_decompositions_fit_and_their_loss_goes_down(images, method):
     losses = [e["loss"] for e in history["epochs"]]
     assert len(losses) >= 2 and losses[-1] < losses[0], losses
     assert encoder.embed(np.full((2, 64, 64), 100, np.uint8)).shape == (2, 16)
-    rows, _ = nodes.evaluate_run(encoder, readout, history, images, params, HARDWARE, method=method, config="roi_c1", seed=0)
+    rows, _ = nodes.evaluate_run(
+        encoder, readout, history, images, params, HARDWARE, method=method, config="roi_c1", seed=0
+    )
     # (the synthetic regions differ in texture, not in a linear pixel pattern: no accuracy bar here)
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
     if method == "nmf":
@@ -73,12 +77,18 @@ def test_supervised_learns_the_synthetic_regions(images):
     """Clearly above chance (0.25), with a margin over 0.7 (600 training images, 12 epochs: 1.0 on
     ROI-C1 with one torch thread here and 0.985 with two, where 400 images and 8 epochs gave 0.98 here
     but 0.585 on another CPU)."""
-    params = tiny_params(network_training__epochs=12, data__train_slice_step=2,
-                         data__test_slice_step={"roi_c1": 1, "roi_c2": 1, "roi_c3": 1})
+    params = tiny_params(
+        network_training__epochs=12,
+        data__train_slice_step=2,
+        data__test_slice_step={"roi_c1": 1, "roi_c2": 1, "roi_c3": 1},
+    )
     hardware = HARDWARE
-    encoder, readout, history = nodes.train_supervised(images, params, hardware, method="supervised", config="roi_c1", seed=0)
-    rows, _ = nodes.evaluate_run(encoder, readout, history, images, params, hardware, method="supervised",
-                                 config="roi_c1", seed=0)
+    encoder, readout, history = nodes.train_supervised(
+        images, params, hardware, method="supervised", config="roi_c1", seed=0
+    )
+    rows, _ = nodes.evaluate_run(
+        encoder, readout, history, images, params, hardware, method="supervised", config="roi_c1", seed=0
+    )
     assert rows[0]["n_test"] == 200 and history["n_train"] == 600
     assert rows[0]["accuracy"] >= 0.7, rows[0]
 
@@ -95,8 +105,17 @@ def test_linear_readout_beats_chance_on_a_separable_toy_set():
 
     labels = rng.integers(0, 4, 200)
     feats = centres[labels] + rng.normal(size=(200, 10))
-    index = pd.DataFrame({"config": "roi_c1", "cube_id": "c", "region": "x", "label": labels, "z": np.arange(200),
-                          "split": np.where(np.arange(200) < 150, "train", "test"), "row": np.arange(200)})
+    index = pd.DataFrame(
+        {
+            "config": "roi_c1",
+            "cube_id": "c",
+            "region": "x",
+            "label": labels,
+            "z": np.arange(200),
+            "split": np.where(np.arange(200) < 150, "train", "test"),
+            "row": np.arange(200),
+        }
+    )
     data = {"images": feats[:, None, :], "index": index}
     params = tiny_params(data__train_splits=["train"], data__train_slice_step=1)
     clf = nodes.fit_linear_readout(Identity(), data, params, HARDWARE, config="roi_c1", seed=0)
@@ -165,7 +184,9 @@ def test_frozen_encoder_dataset_round_trip(tmp_path: Path, images):
         assert not ds.exists()
         ds.save(enc)
         assert ds.exists()
-        loaded = FrozenEncoderDataset(filepath=str(tmp_path / name / "frozen_encoder"), version=Version(None, None)).load()
+        loaded = FrozenEncoderDataset(
+            filepath=str(tmp_path / name / "frozen_encoder"), version=Version(None, None)
+        ).load()
         assert isinstance(loaded, models.FrozenEncoder)
         np.testing.assert_allclose(loaded.embed(probe), enc.embed(probe), rtol=1e-5, atol=1e-5)
         folder = next((tmp_path / name / "frozen_encoder").glob("*/frozen_encoder"))
@@ -174,7 +195,13 @@ def test_frozen_encoder_dataset_round_trip(tmp_path: Path, images):
         assert meta["seed"] == 0 and meta["train_config"] == "roi_c1"
         assert (folder / ("weights.pt" if name == "byol" else "decomposition.joblib")).exists()
     meta = encoder.metadata
-    assert meta["architecture"] == {"name": "resnet18", "in_channels": 1, "representation_dim": 32, "width": 8, "stem": "small"}
+    assert meta["architecture"] == {
+        "name": "resnet18",
+        "in_channels": 1,
+        "representation_dim": 32,
+        "width": 8,
+        "stem": "small",
+    }
     plain = FrozenEncoderDataset(filepath=str(tmp_path / "plain"))
     plain.save(encoder)
     plain.save(encoder)  # unversioned: replaced
@@ -187,8 +214,21 @@ def test_collect_results_makes_the_task_table_in_registry_order():
     metrics = []
     for run in runs:
         tests = ["ROI-C1", "ROI-C2"] if run.config == "roi_c1" else ["ROI-C3"]
-        metrics.append([{"method": run.method, "config": t, "seed": run.seed, "train_config": run.config.upper(),
-                         "accuracy": 0.5, "balanced_accuracy": 0.4, "recall_CTX": 1.0, "train_seconds": 1.0} for t in tests])
+        metrics.append(
+            [
+                {
+                    "method": run.method,
+                    "config": t,
+                    "seed": run.seed,
+                    "train_config": run.config.upper(),
+                    "accuracy": 0.5,
+                    "balanced_accuracy": 0.4,
+                    "recall_CTX": 1.0,
+                    "train_seconds": 1.0,
+                }
+                for t in tests
+            ]
+        )
     table, summary = nodes.collect_results({"source": "phantom"}, *metrics, runs=runs)
     assert list(table.columns[:6]) == ["source", "method", "config", "seed", "train_config", "accuracy"]
     assert len(table) == 2 * 3 * 2 and set(table["config"]) == {"ROI-C1", "ROI-C2", "ROI-C3"}

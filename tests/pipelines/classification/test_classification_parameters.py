@@ -35,16 +35,32 @@ def conf(project_path: Path) -> Path:
 def test_registry_holds_the_papers_methods_in_table_order_with_their_labels():
     assert method_names() == ("supervised", "mixup", "byol", "myow", "myow_merged", "pca", "nmf")
     assert {m: get_method(m).label for m in method_names()} == {  # the paper's Table 1 rows
-        "supervised": "Supervised", "mixup": "Sup w/ Mixup", "byol": "BYOL", "myow": "MYOW", "myow_merged": "MYOW-m",
-        "pca": "PCA", "nmf": "NMF"}
+        "supervised": "Supervised",
+        "mixup": "Sup w/ Mixup",
+        "byol": "BYOL",
+        "myow": "MYOW",
+        "myow_merged": "MYOW-m",
+        "pca": "PCA",
+        "nmf": "NMF",
+    }
     kinds = {m: get_method(m).kind for m in method_names()}
-    assert kinds == {"supervised": "supervised", "mixup": "supervised", "byol": "ssl", "myow": "ssl",
-                     "myow_merged": "ssl", "pca": "decomposition", "nmf": "decomposition"}
+    assert kinds == {
+        "supervised": "supervised",
+        "mixup": "supervised",
+        "byol": "ssl",
+        "myow": "ssl",
+        "myow_merged": "ssl",
+        "pca": "decomposition",
+        "nmf": "decomposition",
+    }
     assert [m for m in method_names() if get_method(m).needs_readout] == ["byol", "myow", "myow_merged", "pca", "nmf"]
     assert get_method("mixup").inherits == ("network_training", "supervised", "mixup")
     assert get_method("myow_merged").inherits == ("network_training", "byol", "myow", "myow_merged")
     assert (get_method("myow").mined_views, get_method("myow_merged").mined_views, get_method("byol").mined_views) == (
-        "cascaded", "shared", None)
+        "cascaded",
+        "shared",
+        None,
+    )
     with pytest.raises(UnknownMethodError, match="registered methods: supervised, mixup"):
         get_method("simclr")
     with pytest.raises(ValueError, match="already registered"):
@@ -55,8 +71,17 @@ def test_a_registered_method_is_accepted_with_its_block_and_settings():
     class SimclrSettings(NetworkSettings):
         temperature: float
 
-    register_method(MethodSpec(name="simclr", label="SimCLR", kind="ssl", order=35,
-                               inherits=("network_training", "simclr"), settings=SimclrSettings, trainer=print))
+    register_method(
+        MethodSpec(
+            name="simclr",
+            label="SimCLR",
+            kind="ssl",
+            order=35,
+            inherits=("network_training", "simclr"),
+            settings=SimclrSettings,
+            trainer=print,
+        )
+    )
     try:
         assert method_names().index("simclr") == 3
         raw = tiny_raw()
@@ -93,10 +118,15 @@ def test_method_settings_merge_the_registry_chain_as_before(conf: Path):
     def former(method: str) -> dict:  # the former nodes.method_settings, on the YAML dicts
         from mtneuro.training import deep_merge
 
-        chains = {"supervised": ("network_training", "supervised"), "mixup": ("network_training", "supervised", "mixup"),
-                  "byol": ("network_training", "byol"), "myow": ("network_training", "byol", "myow"),
-                  "myow_merged": ("network_training", "byol", "myow", "myow_merged"),
-                  "pca": ("decomposition", "pca"), "nmf": ("decomposition", "nmf")}
+        chains = {
+            "supervised": ("network_training", "supervised"),
+            "mixup": ("network_training", "supervised", "mixup"),
+            "byol": ("network_training", "byol"),
+            "myow": ("network_training", "byol", "myow"),
+            "myow_merged": ("network_training", "byol", "myow", "myow_merged"),
+            "pca": ("decomposition", "pca"),
+            "nmf": ("decomposition", "nmf"),
+        }
         settings = {"augmentation": dict(raw["augmentation"])} if method not in ("pca", "nmf") else {}
         for block in chains[method]:
             settings = deep_merge(settings, raw[block])
@@ -112,8 +142,11 @@ def test_method_settings_merge_the_registry_chain_as_before(conf: Path):
 
 
 def test_method_overrides_apply_last_and_deep(conf: Path):
-    params = load_parameters(conf, "tiny", {"classification": {"method_overrides": {
-        "myow_merged": {"epochs": 9, "augmentation": {"noise_std": 0.0}}}}}).classification
+    params = load_parameters(
+        conf,
+        "tiny",
+        {"classification": {"method_overrides": {"myow_merged": {"epochs": 9, "augmentation": {"noise_std": 0.0}}}}},
+    ).classification
     merged = params.method_settings("myow_merged")
     assert merged.epochs == 9 and merged.augmentation.noise_std == 0.0 and merged.augmentation.flip is True
     assert merged.projector_hidden == 32 and merged.mined_weight == 0.1
@@ -131,9 +164,17 @@ def test_method_overrides_apply_last_and_deep(conf: Path):
         ({"network_training": {"epochs": 0}}, "classification.network_training.epochs", "greater than 0"),
         ({"network_training": {"epochs": -1}}, "classification.network_training.epochs", "greater than 0"),
         ({"network_training": {"epoch": 5}}, "classification.network_training.epoch", "unknown key"),
-        ({"network_training": {"batch_size": 1}}, "classification.network_training.batch_size", "greater than or equal to 2"),
+        (
+            {"network_training": {"batch_size": 1}},
+            "classification.network_training.batch_size",
+            "greater than or equal to 2",
+        ),
         ({"network_training": {"lr": 0}}, "classification.network_training.lr", "greater than 0"),
-        ({"methods": ["supervised", "simclr"]}, "classification.methods.1", "registered methods: supervised, mixup, byol"),
+        (
+            {"methods": ["supervised", "simclr"]},
+            "classification.methods.1",
+            "registered methods: supervised, mixup, byol",
+        ),
         ({"methods": []}, "classification.methods", "at least 1"),
         ({"seeds": []}, "classification.seeds", "at least 1"),
         ({"seeds": [0, -1]}, "classification.seeds.1", "greater than or equal to 0"),
@@ -146,7 +187,11 @@ def test_method_overrides_apply_last_and_deep(conf: Path):
         ({"byol": {"projector_hiden": 8}}, "classification.byol.projector_hiden", "unknown key"),
         ({"nmf": {"init": "custom"}}, "classification.nmf.init", "nndsvda"),
         ({"method_overrides": {"bayol": {"epochs": 3}}}, "classification.method_overrides.bayol", "registered methods"),
-        ({"method_overrides": {"byol": {"epochs": -2}}}, "classification.method_overrides.byol.epochs", "greater than 0"),
+        (
+            {"method_overrides": {"byol": {"epochs": -2}}},
+            "classification.method_overrides.byol.epochs",
+            "greater than 0",
+        ),
         ({"byolx": {"epochs": 3}}, "classification.byolx", "unknown key"),
         ({"evaluate_on": {"roi_c3": []}}, "classification.evaluate_on.roi_c3", "at least 1"),
         ({"hardware": {"torch_threads": 0}}, "classification.hardware.torch_threads", "greater than 0"),

@@ -27,8 +27,13 @@ def test_pipeline_has_one_subpipeline_per_run(conf: Path):
             for seed in (0, 1):
                 ns = f"classification.{method}.{config}.seed{seed}"
                 assert {f"{ns}.train", f"{ns}.evaluate"} <= names
-                assert {f"{ns}.frozen_encoder", f"{ns}.readout", f"{ns}.training_history", f"{ns}.metrics",
-                        f"{ns}.confusion_matrix"} <= pipe.all_outputs()
+                assert {
+                    f"{ns}.frozen_encoder",
+                    f"{ns}.readout",
+                    f"{ns}.training_history",
+                    f"{ns}.metrics",
+                    f"{ns}.confusion_matrix",
+                } <= pipe.all_outputs()
                 assert (f"{ns}.fit_readout" in names) == get_method(method).needs_readout
     assert len([n for n in names if n.endswith(".train")]) == len(methods) * 2 * 2
     assert pipe.inputs() == {"cubes", "split_index", "params:classification", "params:training"}
@@ -40,8 +45,9 @@ def test_pipeline_has_one_subpipeline_per_run(conf: Path):
 
 
 def test_the_grid_follows_the_parameters(conf: Path):
-    parameters = load_parameters(conf, "tiny", {"classification": {"methods": ["byol", "pca"], "configs": ["roi_c3"],
-                                                                   "seeds": [4]}})
+    parameters = load_parameters(
+        conf, "tiny", {"classification": {"methods": ["byol", "pca"], "configs": ["roi_c3"], "seeds": [4]}}
+    )
     names = {n.name for n in create_pipeline(parameters).nodes if n.name.endswith(".train")}
     assert names == {"classification.byol.roi_c3.seed4.train", "classification.pca.roi_c3.seed4.train"}
 

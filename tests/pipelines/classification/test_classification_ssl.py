@@ -54,8 +54,9 @@ ARCHITECTURE = {"name": "resnet18", "in_channels": 1, "representation_dim": 8, "
 def _learner(method: str, seed: int = 0, **settings: object) -> ssl.RepresentationLearner:
     params = tiny_params(method_overrides={method: settings} if settings else {})
     torch.manual_seed(seed)
-    return ssl.RepresentationLearner(get_method(method), ARCHITECTURE, params.method_settings(method), 4,
-                                     steps_per_epoch=10, epochs=1)
+    return ssl.RepresentationLearner(
+        get_method(method), ARCHITECTURE, params.method_settings(method), 4, steps_per_epoch=10, epochs=1
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,7 +116,11 @@ def test_cosine_momentum_equals_the_former_formula_at_every_step():
     for base in (0.99, 0.996, 0.9):
         for total in (1, 2, 3, 7, 13, 37, 100, 250, 1000):
             for step in range(total + 1):  # incl. the last step
-                assert ssl.cosine_momentum(step, total, base) == old_cosine_momentum(step, total, base), (base, total, step)
+                assert ssl.cosine_momentum(step, total, base) == old_cosine_momentum(step, total, base), (
+                    base,
+                    total,
+                    step,
+                )
     assert ssl.cosine_momentum(0, 100, 0.996) == pytest.approx(0.996)
     assert ssl.cosine_momentum(50, 100, 0.996) == pytest.approx(0.998)
     assert ssl.cosine_momentum(100, 100, 0.996) == 1.0

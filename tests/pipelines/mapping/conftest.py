@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mapping_support import PHANTOM_VOLUME, make_region_model, make_segmentation_model  # noqa: E402
+from mapping_support import PHANTOM_VOLUME, make_region_model, make_segmentation_model
 
 
 @pytest.fixture(scope="session")

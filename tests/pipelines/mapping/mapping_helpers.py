@@ -13,9 +13,11 @@ if str(HERE) not in sys.path:
 from mapping_support import PHANTOM_VOLUME, make_region_model, make_segmentation_model, mapping_parameters  # noqa: E402
 
 #: Two slices of 256 x 768 in three blocks of 256 x 256.
-SMALL = {"window": {"z": [344, 346], "y": [640, 896], "x": [1280, 2048]},
-         "blocks": {"shape_zyx": [2, 256, 256], "chunks_zyx": [2, 256, 256], "read_chunks_zyx": [2, 256, 512]},
-         "pyramid": {"levels": 3}}
+SMALL = {
+    "window": {"z": [344, 346], "y": [640, 896], "x": [1280, 2048]},
+    "blocks": {"shape_zyx": [2, 256, 256], "chunks_zyx": [2, 256, 256], "read_chunks_zyx": [2, 256, 512]},
+    "pyramid": {"levels": 3},
+}
 
 
 def small_request(ngff_version: str = "0.4", overrides: dict[str, Any] | None = None) -> Any:

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from mtneuro.segmentation_models import build_segmentation_model
 from mtneuro import models
 from mtneuro.config.mapping import MappingParameters
+from mtneuro.segmentation_models import build_segmentation_model
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -26,7 +26,7 @@ def mapping_parameters(env: str = "tiny", overrides: dict[str, Any] | None = Non
 
         block = getattr(load_parameters(PROJECT / "conf", env), "mapping", None)
         raw = block.model_dump(mode="json") if block is not None else None
-    except Exception:  # noqa: BLE001 - the block is not wired into ProjectParameters yet
+    except Exception:
         raw = None
     if raw is None:
         merged = OmegaConf.create({})
@@ -45,10 +45,18 @@ def mapping_parameters(env: str = "tiny", overrides: dict[str, Any] | None = Non
 def make_segmentation_model(seed: int = 0) -> torch.nn.Module:
     """The base profile's 2D U-Net (resnet18 cut to 4 stages, 64..16 decoder channels), random init."""
     torch.manual_seed(seed)
-    net = build_segmentation_model("unet", 4, encoder_name="resnet18", encoder_weights=None,
-                                          encoder_depth=4, decoder_channels=[64, 32, 16, 16]).eval()
-    net.metadata = {"model": "unet", "dims": 2, "mean": 0.45, "std": 0.12, "seed": seed,
-                    "classes": ["background", "vessel", "cell", "axon"], "setting": "4-class"}
+    net = build_segmentation_model(
+        "unet", 4, encoder_name="resnet18", encoder_weights=None, encoder_depth=4, decoder_channels=[64, 32, 16, 16]
+    ).eval()
+    net.metadata = {
+        "model": "unet",
+        "dims": 2,
+        "mean": 0.45,
+        "std": 0.12,
+        "seed": seed,
+        "classes": ["background", "vessel", "cell", "axon"],
+        "setting": "4-class",
+    }
     # An untrained network predicts nearly one class everywhere; centre each class's logit on a
     # phantom slice so that all four classes occur (the seam test compares non-trivial maps).
     from mtneuro.volumes import Window, open_volume
@@ -66,7 +74,10 @@ def make_region_model(seed: int = 0, size: int = 32) -> tuple[Any, Any]:
     """A Task 1 frozen ResNet-18 (width 8, 32-pixel input) and a linear read-out, random init."""
     torch.manual_seed(seed)
     arch = {"name": "resnet18", "in_channels": 1, "representation_dim": 16, "width": 8, "stem": "imagenet"}
-    meta = {"architecture": arch, "input": {"size": size, "normalisation": {"mode": "training_set", "mean": 0.45, "std": 0.12}}}
+    meta = {
+        "architecture": arch,
+        "input": {"size": size, "normalisation": {"mode": "training_set", "mean": 0.45, "std": 0.12}},
+    }
     encoder = models.ResNetFrozenEncoder(models.build_task1_encoder(arch), meta, device="cpu")
     rng = np.random.default_rng(seed)
     readout = models.LinearReadout(rng.normal(size=(4, 16)).astype(np.float32), np.zeros(4, np.float32), [0, 1, 2, 3])
@@ -75,10 +86,13 @@ def make_region_model(seed: int = 0, size: int = 32) -> tuple[Any, Any]:
 
 PHANTOM_VOLUME = {
     "source": "phantom",
-    "uris": {"phantom": {"image": "phantom://prasad2020/image", "roi_labels": "phantom://prasad2020/roi_labels",
-                         "pixel_labels": "phantom://prasad2020/pixel_labels"}},
+    "uris": {
+        "phantom": {
+            "image": "phantom://prasad2020/image",
+            "roi_labels": "phantom://prasad2020/roi_labels",
+            "pixel_labels": "phantom://prasad2020/pixel_labels",
+        }
+    },
     "options": {"phantom": {"seed": 0}},
     "region_label_values": {"CTX": [1], "STR": [2], "VP": [4], "ZI": [5]},
 }
-
-

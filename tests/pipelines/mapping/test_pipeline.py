@@ -6,11 +6,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from mapping_support import mapping_parameters
 from pydantic import ValidationError
 
 from mtneuro.pipelines.mapping import create_pipeline, nodes
-
-from mapping_support import mapping_parameters
 
 
 @pytest.mark.parametrize("env", ["base", "tiny", "paper"])
@@ -27,7 +26,7 @@ def test_default_is_one_slab_of_32_slices_across_the_plane():
 
 
 def test_blocks_must_hold_whole_chunks():
-    with pytest.raises(ValidationError, match="multiple of blocks.chunks_zyx"):
+    with pytest.raises(ValidationError, match=r"multiple of blocks\.chunks_zyx"):
         mapping_parameters("base", {"blocks": {"shape_zyx": [32, 300, 2048]}})
 
 
@@ -38,14 +37,24 @@ def test_pipeline_reads_the_best_candidate_and_the_task1_model():
     assert "segmentation.unetplusplus.seg_4class.seed0.trained_model" in inputs
     # global pooling / attention: no finite halo makes their blocks seam-free, so "best" skips them
     assert "segmentation.pspnet.seg_4class.seed0.trained_model" not in inputs
-    assert {"task2_segmentation", "classification.supervised.roi_c1.seed0.frozen_encoder",
-            "classification.supervised.roi_c1.seed0.readout"} <= inputs
+    assert {
+        "task2_segmentation",
+        "classification.supervised.roi_c1.seed0.frozen_encoder",
+        "classification.supervised.roi_c1.seed0.readout",
+    } <= inputs
     assert {"brain_map", "mapping_validation", "mapping_overview@matplotlib"} <= pipe.all_outputs()
     assert all(n.name.startswith("mapping.") for n in pipe.nodes)
 
 
 def test_best_model_is_the_highest_mean_iou():
-    table = pd.DataFrame({"model": ["unet", "fpn", "fpn"], "config": ["seg_4class"] * 3, "seed": [0, 0, 1],
-                          "class": ["mean"] * 3, "iou": [0.5, 0.6, 0.9]})
+    table = pd.DataFrame(
+        {
+            "model": ["unet", "fpn", "fpn"],
+            "config": ["seg_4class"] * 3,
+            "seed": [0, 0, 1],
+            "class": ["mean"] * 3,
+            "iou": [0.5, 0.6, 0.9],
+        }
+    )
     chosen = nodes.select_microstructure_model(table, mapping_parameters("base"), unet="U", fpn="F")
     assert chosen == "F"

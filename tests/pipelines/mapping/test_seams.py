@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mapping_support import mapping_parameters
 
 from mtneuro.pipelines.mapping import engine
 from mtneuro.volumes import Window, open_volume
 
-from mapping_support import mapping_parameters
-
 
 @pytest.mark.parametrize(
     "window",
-    [Window(344, 345, 640, 896, 1536, 1792),   # interior
-     Window(344, 345, 1164, 1420, 5549, 5805)],  # the volume's corner (y and x end; x not a multiple of 16)
+    [
+        Window(344, 345, 640, 896, 1536, 1792),  # interior
+        Window(344, 345, 1164, 1420, 5549, 5805),
+    ],  # the volume's corner (y and x end; x not a multiple of 16)
     ids=["interior", "volume-corner"],
 )
 def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
@@ -25,16 +26,27 @@ def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
     assert engine.check_halo(seg, params.microstructure.halo_yx) <= params.microstructure.halo_yx
     regions = engine.RegionModel(*region_model, "test")
     settings = engine.BlockSettings(
-        halo_yx=params.microstructure.halo_yx, halo_z=0, slices_per_batch=1, workers=1,
-        patch_size=params.regions.patch_size, stride=params.regions.stride, region_batch_size=256,
-        tile_size=128, connectivity=4, feature_names=tuple(params.features.names))
+        halo_yx=params.microstructure.halo_yx,
+        halo_z=0,
+        slices_per_batch=1,
+        workers=1,
+        patch_size=params.regions.patch_size,
+        stride=params.regions.stride,
+        region_batch_size=256,
+        tile_size=128,
+        connectivity=4,
+        feature_names=tuple(params.features.names),
+    )
 
     def run(shape):
         out = {k: np.zeros(window.shape, np.uint8) for k in ("labels/microstructure", "labels/regions")}
         for block in engine.block_windows(window, shape).values():
             result = engine.compute_block(block, window, image, source.shape, seg, regions, settings)
-            rel = (slice(block.z0 - window.z0, block.z1 - window.z0), slice(block.y0 - window.y0, block.y1 - window.y0),
-                   slice(block.x0 - window.x0, block.x1 - window.x0))
+            rel = (
+                slice(block.z0 - window.z0, block.z1 - window.z0),
+                slice(block.y0 - window.y0, block.y1 - window.y0),
+                slice(block.x0 - window.x0, block.x1 - window.x0),
+            )
             for k in out:
                 out[k][rel] = result[k]
         return out
@@ -51,7 +63,7 @@ def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
 
 def test_halo_smaller_than_receptive_field_is_refused(segmentation_model):
     seg = engine.SegmentationModel.from_trained(segmentation_model, "unet")
-    with pytest.raises(engine.MappingError, match="mapping.microstructure.halo_yx"):
+    with pytest.raises(engine.MappingError, match=r"mapping\.microstructure\.halo_yx"):
         engine.check_halo(seg, 64)
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mapping_helpers import HERE, small_request
 
 from mtneuro.datasets.ome_zarr_store import MARKERS, read_map, write_map
-
-from mapping_helpers import HERE, small_request
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -32,7 +31,9 @@ def written(tmp_path_factory) -> Path:
 
 def test_killed_run_resumes_to_identical_bytes(written, tmp_path):
     path = tmp_path / "brain_map.ome.zarr"
-    proc = subprocess.Popen([sys.executable, str(HERE / "mapping_helpers.py"), str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "mapping_helpers.py"), str(path)], stdout=subprocess.PIPE, text=True
+    )
     markers = path / MARKERS / "blocks"
     deadline = time.monotonic() + 600
     while not (markers.exists() and any(markers.iterdir())):

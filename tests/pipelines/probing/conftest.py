@@ -93,9 +93,19 @@ def make_split_index(cubes: dict[str, Cube]) -> pd.DataFrame:
     frames = []
     for cube in cubes.values():
         z = np.arange(cube.image.shape[0])
-        frames.append(pd.DataFrame({"config": "probing", "cube_id": cube.cube_id, "region": cube.region,
-                                    "label": spec.REGION_INDEX[cube.region], "z": z, "z_abs": z + cube.z_offset,
-                                    "split": "all"}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "config": "probing",
+                    "cube_id": cube.cube_id,
+                    "region": cube.region,
+                    "label": spec.REGION_INDEX[cube.region],
+                    "z": z,
+                    "z_abs": z + cube.z_offset,
+                    "split": "all",
+                }
+            )
+        )
         frames.append(frames[-1].assign(config="roi_c1", split="train"))
     return pd.concat(frames, ignore_index=True)
 

@@ -69,7 +69,10 @@ def test_features_table_is_a_parquet_dataset_pandas_can_open(cubes, probing, tmp
 def test_missing_probing_rows_or_pixel_labels_fail_clearly(cubes, probing, split_index):
     with pytest.raises(nodes.ProbingError, match="probing"):
         nodes.build_probing_dataset(cubes, split_index(cubes).query("config != 'probing'"), probing)
-    broken = {**cubes, "main_VP": Cube(cubes["main_VP"].spec, cubes["main_VP"].image, cubes["main_VP"].roi_labels, None)}
+    broken = {
+        **cubes,
+        "main_VP": Cube(cubes["main_VP"].spec, cubes["main_VP"].image, cubes["main_VP"].roi_labels, None),
+    }
     with pytest.raises(nodes.ProbingError, match="main_VP"):
         nodes.build_probing_dataset(broken, split_index(cubes), probing)
 
@@ -83,8 +86,12 @@ def test_image_unit_name(probing, with_values):
 
 
 def _slice_table(n_slices: int = 120, tiles: int = 1) -> pd.DataFrame:
-    rows = [{"cube_id": f"main_{r}", "region": r, "z": z, "tile": t}
-            for r in spec.REGIONS for z in range(n_slices) for t in range(tiles)]
+    rows = [
+        {"cube_id": f"main_{r}", "region": r, "z": z, "tile": t}
+        for r in spec.REGIONS
+        for z in range(n_slices)
+        for t in range(tiles)
+    ]
     return pd.DataFrame(rows)
 
 

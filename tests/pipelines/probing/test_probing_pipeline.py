@@ -20,8 +20,12 @@ def test_probing_runs_follow_the_classification_grid(probing, with_values):
     assert len(runs) == 2 * 2 * 2 and {r.config for r in runs} == {"roi_c1", "roi_c3"}
     assert encoder_dataset(runs[0]) == "classification.supervised.roi_c1.seed0.frozen_encoder"
     assert runs[0].namespace == "probing.supervised.roi_c1.seed0"
-    narrowed = probing_runs(["byol", "pca"], ["roi_c1", "roi_c3"], [3],
-                            with_values(probing, encoders__methods=["pca"], encoders__train_configs=["roi_c3"]))
+    narrowed = probing_runs(
+        ["byol", "pca"],
+        ["roi_c1", "roi_c3"],
+        [3],
+        with_values(probing, encoders__methods=["pca"], encoders__train_configs=["roi_c3"]),
+    )
     assert narrowed == [RunSpec("probing", "pca", "roi_c3", 3)]
     chosen = with_values(probing, umap__encoder={"method": "pca", "train_config": "roi_c3", "seed": 1})
     assert umap_run(runs, chosen) == RunSpec("probing", "pca", "roi_c3", 1)
@@ -35,7 +39,9 @@ def test_create_pipeline_builds_the_grid_of_the_parameters(tiny_parameters):
     runs = probing_runs(classification.methods, classification.configs, classification.seeds, tiny_parameters.probing)
     assert runs and {r.config for r in runs} <= {"roi_c1", "roi_c3"}
     assert {n.name for n in pipe.nodes} == {
-        "probing.build_features", "probing.collect_results", "probing.plot_umap",
+        "probing.build_features",
+        "probing.collect_results",
+        "probing.plot_umap",
         *(f"{r.namespace}.{step}" for r in runs for step in ("embed_images", "probe_features")),
     }
     assert pipe.inputs() == {"cubes", "split_index", "params:probing", *(encoder_dataset(r) for r in runs)}
@@ -73,8 +79,13 @@ def test_pipeline_writes_one_row_per_encoder_run_and_feature(cubes, split_index,
     assert list(table.columns) == list(nodes.RESULT_COLUMNS)
     assert len(table) == len(runs) * len(probing.features)
     keys = set(zip(table["method"], table["train_config"], table["seed"], table["feature"]))
-    assert keys == {(m, c, s, f) for m in ("pca", "myow_merged") for c in ("ROI-C1", "ROI-C3") for s in (0, 1)
-                    for f in probing.features}
+    assert keys == {
+        (m, c, s, f)
+        for m in ("pca", "myow_merged")
+        for c in ("ROI-C1", "ROI-C3")
+        for s in (0, 1)
+        for f in probing.features
+    }
     assert table["source"].eq("phantom").all() and table["image_unit"].eq("slice").all()
     assert np.isfinite(table["r2_in_sample"]).any()
     figure = catalog.load("task3_umap@matplotlib")

@@ -100,7 +100,13 @@ def test_two_cells_nn_distance_excludes_self():
 def test_feature_keys_and_bad_input():
     f = feat.image_features(np.zeros((4, 4), dtype=np.uint8))
     assert tuple(f) == feat.feature_names()
-    assert feat.feature_names() == ("vessel_fraction", "axon_fraction", "cell_count", "mean_cell_area", "mean_nn_distance")
+    assert feat.feature_names() == (
+        "vessel_fraction",
+        "axon_fraction",
+        "cell_count",
+        "mean_cell_area",
+        "mean_nn_distance",
+    )
     assert list(feat.image_features(np.zeros((4, 4), dtype=np.uint8), names=["cell_count"])) == ["cell_count"]
     with pytest.raises(ValueError, match="2-D"):
         feat.image_features(np.zeros((2, 4, 4), dtype=np.uint8))
@@ -110,7 +116,12 @@ def test_feature_keys_and_bad_input():
 
 def test_tiles():
     assert list(feat.tiles(128, 128, None)) == [(0, 0, 128, 128)]
-    assert list(feat.tiles(256, 256, 128)) == [(0, 0, 128, 128), (0, 128, 128, 128), (128, 0, 128, 128), (128, 128, 128, 128)]
+    assert list(feat.tiles(256, 256, 128)) == [
+        (0, 0, 128, 128),
+        (0, 128, 128, 128),
+        (128, 0, 128, 128),
+        (128, 128, 128, 128),
+    ]
     with pytest.raises(ValueError, match="tile_size"):
         list(feat.tiles(100, 100, 128))
 
@@ -176,8 +187,9 @@ def test_adding_a_feature_is_one_registered_function_and_one_yaml_line(
     from mtneuro.config import load_parameters
     from mtneuro.pipelines.probing import nodes
 
-    @feat.semantic_feature("largest_cell_area", label="Largest Cell", description="pixels; NaN without cells",
-                           dtype="float64")
+    @feat.semantic_feature(
+        "largest_cell_area", label="Largest Cell", description="pixels; NaN without cells", dtype="float64"
+    )
     def largest_cell_area(image: feat.LabelImage) -> float:
         areas = image.cells[0]
         return float(areas.max()) if len(areas) else float("nan")

@@ -28,26 +28,57 @@ TASK_TABLES = ("task1_region_classification", "task2_segmentation", "task3_probi
 def _task_tables() -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(0)
     t1 = [
-        {"source": "phantom", "method": m, "config": c, "seed": s, "accuracy": rng.uniform(0.4, 1.0),
-         "balanced_accuracy": rng.uniform(0.4, 1.0)}
-        for m in ("supervised", "byol", "pca") for c in ("ROI-C1", "ROI-C2", "ROI-C3") for s in range(2)
+        {
+            "source": "phantom",
+            "method": m,
+            "config": c,
+            "seed": s,
+            "accuracy": rng.uniform(0.4, 1.0),
+            "balanced_accuracy": rng.uniform(0.4, 1.0),
+        }
+        for m in ("supervised", "byol", "pca")
+        for c in ("ROI-C1", "ROI-C2", "ROI-C3")
+        for s in range(2)
     ]
     t2 = [
-        {"source": "phantom", "model": model, "dims": dims, "setting": setting, "seed": s, "class": cls,
-         "f1": rng.uniform(0.3, 1.0), "iou": rng.uniform(0.2, 0.9)}
+        {
+            "source": "phantom",
+            "model": model,
+            "dims": dims,
+            "setting": setting,
+            "seed": s,
+            "class": cls,
+            "f1": rng.uniform(0.3, 1.0),
+            "iou": rng.uniform(0.2, 0.9),
+        }
         for model, dims in (("unet", "2D"), ("unet3d", "3D"))
-        for setting, classes in (("3-class", ("background", "vessel", "cell")),
-                                 ("4-class", ("background", "vessel", "cell", "axon")))
-        for s in range(2) for cls in classes
+        for setting, classes in (
+            ("3-class", ("background", "vessel", "cell")),
+            ("4-class", ("background", "vessel", "cell", "axon")),
+        )
+        for s in range(2)
+        for cls in classes
     ]
     t3 = [
-        {"source": "phantom", "method": m, "train_config": c, "seed": s, "feature": f,
-         "r2_in_sample": rng.uniform(0.0, 1.0), "r2_cv": rng.uniform(-0.2, 0.8)}
-        for m in ("supervised", "byol", "pca") for c in ("ROI-C1", "ROI-C3") for s in range(2)
+        {
+            "source": "phantom",
+            "method": m,
+            "train_config": c,
+            "seed": s,
+            "feature": f,
+            "r2_in_sample": rng.uniform(0.0, 1.0),
+            "r2_cv": rng.uniform(-0.2, 0.8),
+        }
+        for m in ("supervised", "byol", "pca")
+        for c in ("ROI-C1", "ROI-C3")
+        for s in range(2)
         for f in ("vessel_fraction", "axon_fraction", "cell_count", "mean_cell_area", "mean_nn_distance")
     ]
-    return {"task1_region_classification": pd.DataFrame(t1), "task2_segmentation": pd.DataFrame(t2),
-            "task3_probing": pd.DataFrame(t3)}
+    return {
+        "task1_region_classification": pd.DataFrame(t1),
+        "task2_segmentation": pd.DataFrame(t2),
+        "task3_probing": pd.DataFrame(t3),
+    }
 
 
 def _task_figure(title: str) -> Figure:
@@ -106,8 +137,9 @@ def test_create_pipeline_inlines_the_configured_figures(project_path: Path) -> N
     assert all("reporting" in n.tags for n in pipe.nodes)
     # Kedro's parameter validation hands every node the typed block
     assert TypeExtractor({"reporting": pipe}).extract_types_from_pipelines() == {"reporting": ReportingParameters}
-    none = create_pipeline(parameters.model_copy(
-        update={"reporting": parameters.reporting.model_copy(update={"figures": {}})}))
+    none = create_pipeline(
+        parameters.model_copy(update={"reporting": parameters.reporting.model_copy(update={"figures": {}})})
+    )
     assert none.inputs() == {*TASK_TABLES, "params:reporting"}
 
 
@@ -125,8 +157,10 @@ def test_task_figures_are_declared_and_loadable(tmp_path: Path, project_path: Pa
             catalog.save(name, _task_figure(name))
             assert image_data_uris(catalog.load(name))
         except Exception as exc:
-            problems.append(f"{name}: {type(exc).__name__}: {exc} -> declare it with "
-                            "type: mtneuro.datasets.html_report.FigureDataset (same filepath and save_args)")
+            problems.append(
+                f"{name}: {type(exc).__name__}: {exc} -> declare it with "
+                "type: mtneuro.datasets.html_report.FigureDataset (same filepath and save_args)"
+            )
     assert not problems, "\n".join(problems)
 
 
@@ -134,8 +168,10 @@ def _browser_binaries() -> tuple[str, str]:
     browser = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        pytest.skip("headless Chromium test needs the Debian packages chromium and chromium-driver "
-                    f"(found chromium={browser}, chromedriver={driver}); .ci/run installs them")
+        pytest.skip(
+            "headless Chromium test needs the Debian packages chromium and chromium-driver "
+            f"(found chromium={browser}, chromedriver={driver}); .ci/run installs them"
+        )
     return browser, driver
 
 
@@ -147,8 +183,15 @@ def test_report_in_headless_chromium(reporting_run: dict) -> None:
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     try:

@@ -66,8 +66,12 @@ def test_table2_matches_the_paper(paper_lines: list[str]) -> None:
     for dims, start, stop in [("2D", "I. 2D", "II. 3D"), ("3D", "II. 3D", "variant is")]:
         lines = _section(paper_lines, start, stop)
         for model, numbers in _rows(lines, labels):
-            metric_line = next(line for line in lines if line.startswith(labels[model] + "\t") and numbers ==
-                               [float(x) for x in _NUMBER.findall(line.split("\t", 1)[1])])
+            metric_line = next(
+                line
+                for line in lines
+                if line.startswith(labels[model] + "\t")
+                and numbers == [float(x) for x in _NUMBER.findall(line.split("\t", 1)[1])]
+            )
             metric = "f1" if "\tF1\t" in metric_line else "iou"
             expected = []
             for setting in paper.TABLE2_SETTINGS:

@@ -10,8 +10,14 @@ from mtneuro.config import ConfigurationError, load_parameters
 from mtneuro.config.reporting import ReportingParameters
 
 
-@pytest.mark.parametrize(("env", "profile"), [("local", "base (CPU default)"), ("tiny", "tiny (smoke test, seconds)"),
-                                              ("paper", "paper (the paper's settings)")])
+@pytest.mark.parametrize(
+    ("env", "profile"),
+    [
+        ("local", "base (CPU default)"),
+        ("tiny", "tiny (smoke test, seconds)"),
+        ("paper", "paper (the paper's settings)"),
+    ],
+)
 def test_profiles_parse_into_the_typed_block(project_path: Path, env: str, profile: str) -> None:
     reporting = load_parameters(project_path / "conf", env, runtime_params={"data_root": "/tmp/x"}).reporting
     assert isinstance(reporting, ReportingParameters)
@@ -38,8 +44,11 @@ def test_misspelt_key(project_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("reporting", "key"),
-    [({"decimals": -1}, "reporting.decimals"), ({"profile": ""}, "reporting.profile"),
-     ({"figures": {"task3_umap@png": ""}}, "reporting.figures.task3_umap@png")],
+    [
+        ({"decimals": -1}, "reporting.decimals"),
+        ({"profile": ""}, "reporting.profile"),
+        ({"figures": {"task3_umap@png": ""}}, "reporting.figures.task3_umap@png"),
+    ],
 )
 def test_bad_values_name_their_key(project_path: Path, reporting: dict, key: str) -> None:
     assert f"  - {key}" in _error(project_path, reporting)

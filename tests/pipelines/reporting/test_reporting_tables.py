@@ -16,7 +16,10 @@ from mtneuro.pipelines.reporting import formatting, html, nodes
 from mtneuro.pipelines.reporting.labels import MISSING
 
 PARAMS = ReportingParameters(
-    profile="unit-test profile", report_path="data/08_reporting/report.html", task1_metric="accuracy", decimals=3,
+    profile="unit-test profile",
+    report_path="data/08_reporting/report.html",
+    task1_metric="accuracy",
+    decimals=3,
     figures={},
 )
 
@@ -46,8 +49,16 @@ def task1_runs() -> pd.DataFrame:
         for s, a in enumerate(values)
     ]
     # a failed run (NaN metric) must count as missing, not as a value
-    rows.append({"source": "phantom", "method": "nmf", "config": "ROI-C3", "seed": 0, "accuracy": float("nan"),
-                 "balanced_accuracy": float("nan")})
+    rows.append(
+        {
+            "source": "phantom",
+            "method": "nmf",
+            "config": "ROI-C3",
+            "seed": 0,
+            "accuracy": float("nan"),
+            "balanced_accuracy": float("nan"),
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -130,8 +141,11 @@ def test_table1_csv_round_trip_renders_the_same(tmp_path, task1_runs: pd.DataFra
 
 
 def test_empty_task_tables_give_all_missing_tables() -> None:
-    for build, md in [(nodes.build_table1, nodes.table1_markdown), (nodes.build_table2, nodes.table2_markdown),
-                      (nodes.build_table3, nodes.table3_markdown)]:
+    for build, md in [
+        (nodes.build_table1, nodes.table1_markdown),
+        (nodes.build_table2, nodes.table2_markdown),
+        (nodes.build_table3, nodes.table3_markdown),
+    ]:
         table = build(pd.DataFrame(), PARAMS)
         assert len(table) > 0
         assert table["ours_mean"].isna().all() and (table["n_seeds"] == 0).all()
@@ -148,21 +162,42 @@ def _seg_rows(
     rows = []
     for cls, values in classes.items():
         for seed, v in enumerate(values):
-            rows.append({"source": "phantom", "model": model, "dims": dims, "setting": setting, "seed": seed,
-                         "class": cls, "f1": v, "iou": v / 2})
+            rows.append(
+                {
+                    "source": "phantom",
+                    "model": model,
+                    "dims": dims,
+                    "setting": setting,
+                    "seed": seed,
+                    "class": cls,
+                    "f1": v,
+                    "iou": v / 2,
+                }
+            )
     if with_mean:
         n_seeds = len(next(iter(classes.values())))
         for seed in range(n_seeds):
-            rows.append({"source": "phantom", "model": model, "dims": dims, "setting": setting, "seed": seed,
-                         "class": "mean", "f1": 0.5, "iou": 0.25})
+            rows.append(
+                {
+                    "source": "phantom",
+                    "model": model,
+                    "dims": dims,
+                    "setting": setting,
+                    "seed": seed,
+                    "class": "mean",
+                    "f1": 0.5,
+                    "iou": 0.25,
+                }
+            )
     return rows
 
 
 @pytest.fixture
 def task2_runs() -> pd.DataFrame:
     rows = _seg_rows("unet", "2D", "3-class", {"background": [0.9, 1.0], "vessel": [0.6, 0.8], "cell": [0.3, 0.6]})
-    rows += _seg_rows("manet", "2D", "4-class", {"background": [0.9], "vessel": [0.7], "cell": [0.8], "axon": [0.6]},
-                      with_mean=True)
+    rows += _seg_rows(
+        "manet", "2D", "4-class", {"background": [0.9], "vessel": [0.7], "cell": [0.8], "axon": [0.6]}, with_mean=True
+    )
     rows += _seg_rows("unet3d", "3D", "3-class", {"background": [0.9, 0.9], "vessel": [0.5, 0.7], "cell": [0.4, 0.5]})
     return pd.DataFrame(rows)
 
@@ -199,8 +234,12 @@ def test_table2_missing_and_labels(task2_runs: pd.DataFrame) -> None:
             for setting in paper.TABLE2_SETTINGS:
                 assert len(table[(table["dims"] == dims) & (table["model"] == model) & (table["setting"] == setting)])
     md = nodes.table2_markdown(table, PARAMS)
-    for heading in ("## 2D segmentation, 3-class", "## 2D segmentation, 4-class", "## 3D segmentation, 3-class",
-                    "## 3D segmentation, 4-class"):
+    for heading in (
+        "## 2D segmentation, 3-class",
+        "## 2D segmentation, 4-class",
+        "## 3D segmentation, 3-class",
+        "## 3D segmentation, 4-class",
+    ):
         assert heading in md
     assert "Bg + Axons · ours (phantom)" in md and "Avg. · paper (real data)" in md
     pan = next(line for line in md.splitlines() if line.startswith("| PAN ") and "| F1 " in line)
@@ -216,7 +255,9 @@ def test_table2_labels_and_dims_come_from_the_model_registry(task2_runs: pd.Data
         table = nodes.build_table2(runs, PARAMS)
         row = _row(table, dims="3D", model="unet3d", setting="3-class", metric="f1", **{"class": "vessel"})
         assert row.ours_mean == pytest.approx(0.6) and row.model_label == get_model("unet3d").label
-        assert _row(table, dims="2D", model="manet", setting="4-class", metric="f1", **{"class": "mean"}).ours_mean == 0.5
+        assert (
+            _row(table, dims="2D", model="manet", setting="4-class", metric="f1", **{"class": "mean"}).ours_mean == 0.5
+        )
     assert set(table.loc[table["model"] == "unet", "model_label"]) == {get_model("unet").label}
 
 
@@ -228,10 +269,28 @@ def task3_runs() -> pd.DataFrame:
     rows = []
     for seed, (r2, cv) in enumerate([(0.8, 0.7), (0.9, 0.6)]):
         for feature in paper.TABLE3_FEATURES:
-            rows.append({"source": "bossdb", "method": "myow_merged", "train_config": "ROI-C1", "seed": seed,
-                         "feature": feature, "r2_in_sample": r2, "r2_cv": cv})
-    rows.append({"source": "bossdb", "method": "pca", "train_config": "ROI-C3", "seed": 0,
-                 "feature": "cell_count", "r2_in_sample": 0.5, "r2_cv": -0.2})
+            rows.append(
+                {
+                    "source": "bossdb",
+                    "method": "myow_merged",
+                    "train_config": "ROI-C1",
+                    "seed": seed,
+                    "feature": feature,
+                    "r2_in_sample": r2,
+                    "r2_cv": cv,
+                }
+            )
+    rows.append(
+        {
+            "source": "bossdb",
+            "method": "pca",
+            "train_config": "ROI-C3",
+            "seed": 0,
+            "feature": "cell_count",
+            "r2_in_sample": 0.5,
+            "r2_cv": -0.2,
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -313,6 +372,7 @@ def test_html_escapes_every_value(task1_runs) -> None:
     assert "a &quot;quoted&quot; &lt;profile&gt;" in page and "&lt;caption&gt;" in page
     assert page.count("(no figure)") == 4  # no chart and no task figure: stated, not a broken image
 
+
 def test_html_embeds_pil_images_and_arrays(task1_runs) -> None:
     from PIL import Image
 
@@ -323,13 +383,16 @@ def test_html_embeds_pil_images_and_arrays(task1_runs) -> None:
 
 
 def test_announce_report_gives_absolute_path(tmp_path, capsys) -> None:
-    nodes.announce_report("<html></html>", PARAMS.model_copy(update={"report_path": str(tmp_path / "x" / ".." / "report.html")}))
+    nodes.announce_report(
+        "<html></html>", PARAMS.model_copy(update={"report_path": str(tmp_path / "x" / ".." / "report.html")})
+    )
     assert str((tmp_path / "report.html").resolve()) in capsys.readouterr().out
 
 
 def test_table1_uses_the_papers_training_set_per_configuration(task1_runs: pd.DataFrame) -> None:
-    runs = task1_runs.assign(train_config=task1_runs["config"].map({"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1",
-                                                                   "ROI-C3": "ROI-C3"}))
+    runs = task1_runs.assign(
+        train_config=task1_runs["config"].map({"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1", "ROI-C3": "ROI-C3"})
+    )
     other = runs[runs["config"] == "ROI-C1"].assign(train_config="ROI-C3", accuracy=0.0)  # a C3 model on C1's test
     table = nodes.build_table1(pd.concat([runs, other], ignore_index=True), PARAMS)
     sup = _row(table, method="supervised", config="ROI-C1")

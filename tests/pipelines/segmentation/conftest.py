@@ -77,8 +77,15 @@ def split_index(cubes: dict[str, Cube]) -> pd.DataFrame:
                 continue
             for split, zs in SPLITS.items():
                 rows += [
-                    {"config": config, "cube_id": cube.cube_id, "region": cube.region, "label": spec.REGION_INDEX[cube.region],
-                     "z": z, "z_abs": z + cube.z_offset, "split": split}
+                    {
+                        "config": config,
+                        "cube_id": cube.cube_id,
+                        "region": cube.region,
+                        "label": spec.REGION_INDEX[cube.region],
+                        "z": z,
+                        "z_abs": z + cube.z_offset,
+                        "split": split,
+                    }
                     for z in zs
                 ]
     return pd.DataFrame(rows)

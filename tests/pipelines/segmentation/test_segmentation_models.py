@@ -50,8 +50,15 @@ def test_registry_holds_the_paper_models_with_labels_and_dims(base_segmentation)
         assert {get_model(m).spatial_dims for m in names} == {int(dims[0])}
     labels = {m: get_model(m).label for m in model_names()}
     assert labels == {
-        "unet": "2D U-Net", "manet": "MA-Net", "fpn": "FPN", "unetplusplus": "U-Net++", "pan": "PAN",
-        "pspnet": "PSPNet", "unet3d": "3D U-Net", "vnet": "VNetLight", "highresnet": "HighResNet",
+        "unet": "2D U-Net",
+        "manet": "MA-Net",
+        "fpn": "FPN",
+        "unetplusplus": "U-Net++",
+        "pan": "PAN",
+        "pspnet": "PSPNet",
+        "unet3d": "3D U-Net",
+        "vnet": "VNetLight",
+        "highresnet": "HighResNet",
     }
     assert {m for m in model_names() if get_model(m).takes_encoder} == set(PAPER_MODELS["2D"])
 
@@ -152,5 +159,7 @@ def test_sliding_window_covers_every_voxel_of_a_larger_cube(base_segmentation):
     image = np.random.default_rng(0).integers(0, 255, (21, 50, 45), dtype=np.uint8)
     pred = predict_block(net, image, dims=3, mean=0.5, std=0.2, roi_yx=32, depth=8)
     assert pred.shape == image.shape and pred.dtype == np.uint8 and pred.max() < 4
-    pred2d = predict_block(_net(base_segmentation, "pspnet", 3), image[:5], dims=2, mean=0.5, std=0.2, roi_yx=32, depth=8)
+    pred2d = predict_block(
+        _net(base_segmentation, "pspnet", 3), image[:5], dims=2, mean=0.5, std=0.2, roi_yx=32, depth=8
+    )
     assert pred2d.shape == (5, 50, 45) and pred2d.max() < 3

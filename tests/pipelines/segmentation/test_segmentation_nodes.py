@@ -74,7 +74,9 @@ def test_augmentation_moves_image_and_labels_together():
 def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, training, model, setting):
     segmentation = tiny_parameters.segmentation
     data = nodes.prepare_segmentation_data(cubes, split_index, segmentation)
-    net, predictions, rows = nodes.train_and_evaluate(data, segmentation, training, model=model, setting=setting, seed=0)
+    net, predictions, rows = nodes.train_and_evaluate(
+        data, segmentation, training, model=model, setting=setting, seed=0
+    )
     label = nodes.SETTINGS[setting]
     size = cubes["main_CTX"].image.shape[-1]
     assert rows["class"].tolist() == [*label.classes, "mean"]
@@ -104,8 +106,18 @@ def _fake_rows(model: str, setting: str, seed: int) -> pd.DataFrame:
     label = nodes.SETTINGS[setting]
     classes = [*label.classes, "mean"]
     return pd.DataFrame(
-        {"source": "phantom", "model": model, "dims": "2D", "setting": label.label, "config": setting, "seed": seed,
-         "class": classes, "class_index": [*range(label.num_classes), -1], "f1": 0.5, "iou": 0.4}
+        {
+            "source": "phantom",
+            "model": model,
+            "dims": "2D",
+            "setting": label.label,
+            "config": setting,
+            "seed": seed,
+            "class": classes,
+            "class_index": [*range(label.num_classes), -1],
+            "f1": 0.5,
+            "iou": 0.4,
+        }
     )
 
 
@@ -120,12 +132,12 @@ def test_collect_results_orders_runs():
 
 
 def test_figure_shows_the_figure_models(cubes, split_index, tiny_with):
-    segmentation = tiny_with(models=["manet", "unet3d", "unet"], figure={"models": ["manet", "unet3d"], "seed": 0}).segmentation
+    segmentation = tiny_with(
+        models=["manet", "unet3d", "unet"], figure={"models": ["manet", "unet3d"], "seed": 0}
+    ).segmentation
     data = nodes.prepare_segmentation_data(cubes, split_index, segmentation)
     wanted = nodes.figure_inputs(segmentation)
-    assert wanted == {
-        f"{m}__{s}": (m, s, 0) for m in ("manet", "unet3d") for s in ("seg_3class", "seg_4class")
-    }
+    assert wanted == {f"{m}__{s}": (m, s, 0) for m in ("manet", "unet3d") for s in ("seg_3class", "seg_4class")}
     preds = {
         key: {b.cube_id: {"z": b.z, "prediction": b.labels} for b in nodes._blocks(data, setting, ["test"])}
         for key, (_, setting, _) in wanted.items()

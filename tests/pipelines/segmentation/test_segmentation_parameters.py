@@ -41,17 +41,26 @@ def test_model_overrides_replace_single_keys(tiny_parameters):
     assert vnet.evaluation == segmentation.evaluation
     unet = segmentation.run_settings("unet")
     assert unet.train == base_train
-    assert unet.kwargs == {"encoder_name": "resnet18", "encoder_weights": None, "encoder_depth": 4,
-                           "decoder_channels": [64, 32, 16, 16]}
-    assert segmentation.run_settings("vnet").kwargs == {"base_channels": 4, "dropout_prob_up": [None, 0.0]}  # nulls dropped
+    assert unet.kwargs == {
+        "encoder_name": "resnet18",
+        "encoder_weights": None,
+        "encoder_depth": 4,
+        "decoder_channels": [64, 32, 16, 16],
+    }
+    assert segmentation.run_settings("vnet").kwargs == {
+        "base_channels": 4,
+        "dropout_prob_up": [None, 0.0],
+    }  # nulls dropped
 
 
 def test_nested_overrides_merge_key_by_key_and_null_overrides(tiny_with):
     segmentation = tiny_with(
         train={"samples_per_epoch": 6},
         model_settings={
-            "pan": {"train": {"loss": {"lambda_ce": 0.5}, "augment": {"rot90": False}, "samples_per_epoch": None},
-                    "evaluation": {"overlap": 0.25}},
+            "pan": {
+                "train": {"loss": {"lambda_ce": 0.5}, "augment": {"rot90": False}, "samples_per_epoch": None},
+                "evaluation": {"overlap": 0.25},
+            },
         },
     ).segmentation
     pan = segmentation.run_settings("pan")
@@ -70,7 +79,11 @@ def test_seeds_count_becomes_a_list(tiny_with):
 @pytest.mark.parametrize(
     "change,key,message",
     [
-        ({"models": ["unet", "segformer"]}, "segmentation.models.1", "unknown segmentation model 'segformer'; registered models: unet"),
+        (
+            {"models": ["unet", "segformer"]},
+            "segmentation.models.1",
+            "unknown segmentation model 'segformer'; registered models: unet",
+        ),
         ({"train": {"epochs": 0}}, "segmentation.train.epochs", "greater than 0"),
         ({"seeds": []}, "segmentation.seeds", "at least 1 item"),
         ({"seeds": 0}, "segmentation.seeds", "at least 1"),
@@ -79,14 +92,32 @@ def test_seeds_count_becomes_a_list(tiny_with):
         ({"evaluation": {"blend_mode": "linear"}}, "segmentation.evaluation.blend_mode", "'constant' or 'gaussian'"),
         ({"train": {"scheduler": "step"}}, "segmentation.train.scheduler", "'onecycle', 'cosine' or 'none'"),
         ({"settings": ["seg_5class"]}, "segmentation.settings.0", "'seg_3class' or 'seg_4class'"),
-        ({"model_settings": {"vnet": {"train": {"batch_size": -2}}}}, "segmentation.model_settings.vnet.train.batch_size", "greater than 0"),
-        ({"model_settings": {"vnet": {"train": {"epochs": None}}}}, "segmentation.model_settings.vnet.train.epochs",
-         "with this model's overrides: Input should be a valid integer"),
-        ({"model_settings": {"vnet": {"evaluation": {"splits": []}}}}, "segmentation.model_settings.vnet.evaluation.splits",
-         "at least 1 item"),
-        ({"model_settings": {"segformer": {"kwargs": {}}}}, "segmentation.model_settings.segformer", "unknown segmentation model"),
+        (
+            {"model_settings": {"vnet": {"train": {"batch_size": -2}}}},
+            "segmentation.model_settings.vnet.train.batch_size",
+            "greater than 0",
+        ),
+        (
+            {"model_settings": {"vnet": {"train": {"epochs": None}}}},
+            "segmentation.model_settings.vnet.train.epochs",
+            "with this model's overrides: Input should be a valid integer",
+        ),
+        (
+            {"model_settings": {"vnet": {"evaluation": {"splits": []}}}},
+            "segmentation.model_settings.vnet.evaluation.splits",
+            "at least 1 item",
+        ),
+        (
+            {"model_settings": {"segformer": {"kwargs": {}}}},
+            "segmentation.model_settings.segformer",
+            "unknown segmentation model",
+        ),
         ({"model_settings": {"unet": {"kwrags": {}}}}, "segmentation.model_settings.unet.kwrags", "unknown key"),
-        ({"figure": {"models": ["unet", "fpn"]}, "models": ["unet"]}, "segmentation.figure.models.1: not in segmentation.models (unet) (got 'fpn')", ""),
+        (
+            {"figure": {"models": ["unet", "fpn"]}, "models": ["unet"]},
+            "segmentation.figure.models.1: not in segmentation.models (unet) (got 'fpn')",
+            "",
+        ),
         ({"figure": {"seed": 3}}, "segmentation.figure.seed: not in segmentation.seeds [0] (got 3)", ""),
         ({"samples_per_epoch": 3}, "segmentation.samples_per_epoch", "unknown key"),
     ],
@@ -101,7 +132,9 @@ def test_bad_parameters_name_the_full_key(project_path, change, key, message):
 def test_a_model_of_the_grid_needs_model_settings(tiny_parameters):
     raw = tiny_parameters.segmentation.model_dump(exclude_unset=True)
     del raw["model_settings"]["highresnet"]
-    with pytest.raises(ConfigurationError, match=r"segmentation\.model_settings\.highresnet: segmentation\.models runs this model"):
+    with pytest.raises(
+        ConfigurationError, match=r"segmentation\.model_settings\.highresnet: segmentation\.models runs this model"
+    ):
         parse_block(SegmentationParameters, raw, "segmentation")
     raw["models"].remove("highresnet")
     raw["figure"]["models"] = ["unet"]

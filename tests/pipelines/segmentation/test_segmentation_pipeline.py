@@ -17,19 +17,26 @@ def test_pipeline_has_one_node_per_run_and_catalog_patterns_resolve(project_path
     runs = [n for n in pipeline.nodes if n.name.endswith(".train_and_evaluate")]
     assert sorted(n.name for n in runs) == sorted(
         f"segmentation.{m}.{s}.seed{k}.train_and_evaluate"
-        for m in ("unet", "vnet") for s in ("seg_3class", "seg_4class") for k in (0, 3)
+        for m in ("unet", "vnet")
+        for s in ("seg_3class", "seg_4class")
+        for k in (0, 3)
     )
     assert {n.name for n in pipeline.nodes} - {n.name for n in runs} == {
-        "segmentation.prepare_data", "segmentation.collect_results", "segmentation.plot_overlays"
+        "segmentation.prepare_data",
+        "segmentation.collect_results",
+        "segmentation.plot_overlays",
     }
     assert pipeline.inputs() == {"cubes", "split_index", "params:segmentation", "params:training"}
     assert {"task2_segmentation", "task2_segmentation_overlays@matplotlib"} <= pipeline.outputs()
     run = next(n for n in runs if n.name == "segmentation.unet.seg_4class.seed3.train_and_evaluate")
     assert run.inputs == ["segmentation_data", "params:segmentation", "params:training"]
-    assert run.outputs == [f"segmentation.unet.seg_4class.seed3.{o}" for o in ("trained_model", "test_predictions", "metrics")]
+    assert run.outputs == [
+        f"segmentation.unet.seg_4class.seed3.{o}" for o in ("trained_model", "test_predictions", "metrics")
+    ]
     figure = next(n for n in pipeline.nodes if n.name == "segmentation.plot_overlays")
     assert sorted(i for i in figure.inputs if i.endswith("test_predictions")) == [
-        "segmentation.vnet.seg_3class.seed3.test_predictions", "segmentation.vnet.seg_4class.seed3.test_predictions"
+        "segmentation.vnet.seg_3class.seed3.test_predictions",
+        "segmentation.vnet.seg_4class.seed3.test_predictions",
     ]
 
     conf = OmegaConfigLoader(conf_source=str(project_path / "conf"), **CONFIG_LOADER_ARGS)

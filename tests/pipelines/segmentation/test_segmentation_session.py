@@ -21,7 +21,11 @@ def test_session_writes_every_model_setting_seed_class_row(kedro_run, tiny_param
     assert {"source", "model", "dims", "setting", "seed", "class", "f1", "iou"} <= set(table.columns)
     assert set(table["source"]) == {"phantom"}
     expected = {
-        (m, SETTINGS[s].label, k, c) for m in models for s in settings for k in seeds for c in (*SETTINGS[s].classes, "mean")
+        (m, SETTINGS[s].label, k, c)
+        for m in models
+        for s in settings
+        for k in seeds
+        for c in (*SETTINGS[s].classes, "mean")
     }
     got = set(zip(table["model"], table["setting"], table["seed"], table["class"], strict=True))
     assert got == expected and len(table) == len(expected)
@@ -35,6 +39,8 @@ def test_session_writes_every_model_setting_seed_class_row(kedro_run, tiny_param
     # versioned models and predictions, and the figure
     run = f"{models[0]}/{settings[0]}/seed{seeds[0]}"
     assert list((tmp_path / "06_models" / "segmentation" / run / "model.pt").glob("*/model.json"))
-    assert list((tmp_path / "07_model_output" / "segmentation" / run / "test_predictions.pkl").glob("*/test_predictions.pkl"))
+    assert list(
+        (tmp_path / "07_model_output" / "segmentation" / run / "test_predictions.pkl").glob("*/test_predictions.pkl")
+    )
     png = tmp_path / "08_reporting" / "task2_segmentation_overlays.png"
     assert png.read_bytes().startswith(b"\x89PNG")

@@ -111,8 +111,21 @@ def prepare_images(
         "counts": {f"{c}/{s}": int(n) for (c, s), n in counts.items()},
         "cubes": sorted(index["cube_id"].unique().tolist()),
     }
-    log.info("Task 1 images: %d sections of %s resized to %dx%d (source %s)", len(unique), summary["raw_shape_yx"], size, size, source)
-    data = {"images": images, "index": index.reset_index(drop=True), "size": size, "raw_size": raw_size, "source": source}
+    log.info(
+        "Task 1 images: %d sections of %s resized to %dx%d (source %s)",
+        len(unique),
+        summary["raw_shape_yx"],
+        size,
+        size,
+        source,
+    )
+    data = {
+        "images": images,
+        "index": index.reset_index(drop=True),
+        "size": size,
+        "raw_size": raw_size,
+        "source": source,
+    }
     return data, summary
 
 
@@ -150,8 +163,13 @@ def _training_images(
 def _input_metadata(x: torch.Tensor, size: int, mode: str) -> dict[str, Any]:
     """How a model's inputs are made from uint8 sections; ``mode``: training_set | per_image | none."""
     if mode == "training_set":
-        norm = {"mode": mode, "mean": float(x.mean()), "std": float(x.std().clamp_min(1e-6)),
-                "formula": "(x - mean) / std", "statistics": "training images of the run"}
+        norm = {
+            "mode": mode,
+            "mean": float(x.mean()),
+            "std": float(x.std().clamp_min(1e-6)),
+            "formula": "(x - mean) / std",
+            "statistics": "training images of the run",
+        }
     elif mode == "per_image":
         norm = {"mode": mode, "formula": "(x - mean(x)) / std(x) per image"}
     elif mode == "none":
@@ -208,9 +226,17 @@ def _train_network(
     module, history = method.trainer(
         method, x, torch.as_tensor(labels), architecture, settings, hardware, seed, n_classes=len(spec.REGIONS)
     )
-    metadata = {**_run_metadata(method.name, config, seed, data, settings, len(x)), "architecture": architecture, "input": input_meta}
+    metadata = {
+        **_run_metadata(method.name, config, seed, data, settings, len(x)),
+        "architecture": architecture,
+        "input": input_meta,
+    }
     metadata["train_history"] = {k: v for k, v in history.items() if k != "epochs"}
-    return models.ResNetFrozenEncoder(module.encoder, metadata), module, {**history, "config": config, "seed": int(seed)}
+    return (
+        models.ResNetFrozenEncoder(module.encoder, metadata),
+        module,
+        {**history, "config": config, "seed": int(seed)},
+    )
 
 
 def train_supervised(
@@ -225,9 +251,13 @@ def train_supervised(
     """Supervised (or mixup) ResNet-18: the frozen encoder, its own linear head as read-out, the history."""
     method_spec = _method(method, ("supervised",), "train_supervised")
     hardware = hardware_settings(classification, training)
-    encoder, module, history = _train_network(classification_images, classification, hardware, method_spec, config, seed)
+    encoder, module, history = _train_network(
+        classification_images, classification, hardware, method_spec, config, seed
+    )
     linear = module.head[-1]
-    readout = models.LinearReadout(linear.weight.detach().numpy(), linear.bias.detach().numpy(), list(range(len(spec.REGIONS))))
+    readout = models.LinearReadout(
+        linear.weight.detach().numpy(), linear.bias.detach().numpy(), list(range(len(spec.REGIONS)))
+    )
     return encoder, readout, history
 
 
@@ -291,10 +321,25 @@ def _fit_decomposition(
         "architecture": architecture,
         "input": input_meta,
     }
-    history = {"method": method, "config": config, "seed": int(seed), "n_train": len(flat), "train_seconds": seconds,
-               "epochs": curve, "images_per_second": len(flat) / seconds if seconds > 0 else float("nan")}
+    history = {
+        "method": method,
+        "config": config,
+        "seed": int(seed),
+        "n_train": len(flat),
+        "train_seconds": seconds,
+        "epochs": curve,
+        "images_per_second": len(flat) / seconds if seconds > 0 else float("nan"),
+    }
     metadata["train_history"] = {k: v for k, v in history.items() if k != "epochs"}
-    log.info("%s: %d components of %dx%d images fitted on %d images in %.1f s", method, n_components, size, size, len(flat), seconds)
+    log.info(
+        "%s: %d components of %dx%d images fitted on %d images in %.1f s",
+        method,
+        n_components,
+        size,
+        size,
+        len(flat),
+        seconds,
+    )
     return models.DecompositionFrozenEncoder(model, metadata), history
 
 
@@ -319,7 +364,11 @@ def fit_linear_readout(
         warnings.simplefilter("ignore", ConvergenceWarning)
         features = frozen_encoder.embed(images)
         classifier.fit(features, labels)
-    log.info("Linear read-out on %d x %d features: training accuracy %.3f", *features.shape, classifier.score(features, labels))
+    log.info(
+        "Linear read-out on %d x %d features: training accuracy %.3f",
+        *features.shape,
+        classifier.score(features, labels),
+    )
     return classifier
 
 
@@ -398,8 +447,16 @@ def evaluate_run(
         frame.insert(0, "true_region", list(spec.REGIONS))
         frame.insert(0, "config", config_label(test_config))
         matrices.append(frame)
-        log.info("%s %s seed %d on %s: accuracy %.3f, balanced %.3f (%d images)",
-                 method, config, seed, config_label(test_config), scores["accuracy"], scores["balanced_accuracy"], len(labels))
+        log.info(
+            "%s %s seed %d on %s: accuracy %.3f, balanced %.3f (%d images)",
+            method,
+            config,
+            seed,
+            config_label(test_config),
+            scores["accuracy"],
+            scores["balanced_accuracy"],
+            len(labels),
+        )
     return rows, pd.concat(matrices, ignore_index=True)
 
 
@@ -426,7 +483,11 @@ def collect_results(
         seeds=("seed", "nunique"),
         train_seconds_mean=("train_seconds", "mean"),
     ).reset_index()
-    log.info("Task 1 accuracy (mean over seeds):\n%s",
-             summary.pivot(index="method", columns="config", values="accuracy_mean").reindex(
-                 [m for m in method_names() if m in set(summary["method"])]).round(3).to_string())
+    log.info(
+        "Task 1 accuracy (mean over seeds):\n%s",
+        summary.pivot(index="method", columns="config", values="accuracy_mean")
+        .reindex([m for m in method_names() if m in set(summary["method"])])
+        .round(3)
+        .to_string(),
+    )
     return table, summary

@@ -53,13 +53,23 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     tags = ["gpu"] if method.kind != "decomposition" else []
     train = Node(_bind(train_func, **ident), inputs, train_outputs, name="train", tags=tags)
     readout = (
-        [Node(_bind(nodes.fit_linear_readout, config=run.config, seed=run.seed), ["frozen_encoder", *inputs], "readout",
-              name="fit_readout")]
+        [
+            Node(
+                _bind(nodes.fit_linear_readout, config=run.config, seed=run.seed),
+                ["frozen_encoder", *inputs],
+                "readout",
+                name="fit_readout",
+            )
+        ]
         if method.needs_readout
         else []
     )
-    evaluate = Node(_bind(nodes.evaluate_run, **ident), ["frozen_encoder", "readout", "training_history", *inputs],
-                    ["metrics", "confusion_matrix"], name="evaluate")
+    evaluate = Node(
+        _bind(nodes.evaluate_run, **ident),
+        ["frozen_encoder", "readout", "training_history", *inputs],
+        ["metrics", "confusion_matrix"],
+        name="evaluate",
+    )
     return Pipeline([train, *readout, evaluate])
 
 
@@ -68,8 +78,12 @@ def build_pipeline(classification: ClassificationParameters) -> Pipeline:
     runs = run_grid.expand_grid("classification", classification.methods, classification.configs, classification.seeds)
     prepare = Pipeline(
         [
-            Node(nodes.prepare_images, ["cubes", "split_index", "params:classification"],
-                 ["classification_images", "classification_data_summary"], name="prepare_classification_images"),
+            Node(
+                nodes.prepare_images,
+                ["cubes", "split_index", "params:classification"],
+                ["classification_images", "classification_data_summary"],
+                name="prepare_classification_images",
+            ),
         ]
     )
     with warnings.catch_warnings():
@@ -77,10 +91,12 @@ def build_pipeline(classification: ClassificationParameters) -> Pipeline:
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
         collect = Pipeline(
             [
-                Node(_bind(nodes.collect_results, runs=runs),
-                     ["classification_data_summary", *[f"{run.namespace}.metrics" for run in runs]],
-                     ["task1_region_classification", "task1_region_classification_summary"],
-                     name="collect_classification_results"),
+                Node(
+                    _bind(nodes.collect_results, runs=runs),
+                    ["classification_data_summary", *[f"{run.namespace}.metrics" for run in runs]],
+                    ["task1_region_classification", "task1_region_classification_summary"],
+                    name="collect_classification_results",
+                ),
             ]
         )
     runs_pipeline = run_grid.grid_pipeline(runs, _run_pipeline, SHARED_INPUTS, PARAMETERS)

@@ -34,9 +34,17 @@ from mtneuro.volumes import VolumeSource, Window
 #: Label value of each Task 1 region in labels/regions (0: not mapped).
 REGION_LABELS: dict[int, str] = {i + 1: name for i, name in enumerate(spec.REGIONS)}
 REGION_COLOURS: dict[str, tuple[int, int, int, int]] = {
-    "CTX": (230, 159, 0, 255), "STR": (86, 180, 233, 255), "VP": (0, 158, 115, 255), "ZI": (204, 121, 167, 255)}
+    "CTX": (230, 159, 0, 255),
+    "STR": (86, 180, 233, 255),
+    "VP": (0, 158, 115, 255),
+    "ZI": (204, 121, 167, 255),
+}
 PIXEL_COLOURS: dict[int, tuple[int, int, int, int]] = {
-    0: (0, 0, 0, 0), 1: (220, 40, 40, 255), 2: (40, 200, 60, 255), 3: (60, 90, 230, 255)}
+    0: (0, 0, 0, 0),
+    1: (220, 40, 40, 255),
+    2: (40, 200, 60, 255),
+    3: (60, 90, 230, 255),
+}
 
 
 class MappingError(ValueError):
@@ -53,8 +61,9 @@ def block_windows(window: Window, shape_zyx: Sequence[int]) -> dict[str, Window]
     for i, z0 in enumerate(range(window.z0, window.z1, bz)):
         for j, y0 in enumerate(range(window.y0, window.y1, by)):
             for k, x0 in enumerate(range(window.x0, window.x1, bx)):
-                out[f"z{i}_y{j}_x{k}"] = Window(z0, min(z0 + bz, window.z1), y0, min(y0 + by, window.y1),
-                                                x0, min(x0 + bx, window.x1))
+                out[f"z{i}_y{j}_x{k}"] = Window(
+                    z0, min(z0 + bz, window.z1), y0, min(y0 + by, window.y1), x0, min(x0 + bx, window.x1)
+                )
     return out
 
 
@@ -88,8 +97,14 @@ def lazy_volume(source: VolumeSource, chunks: Sequence[int]) -> Any:
     """The whole channel as a lazy Dask array; reads happen per chunk when a block is computed."""
     import dask.array as da
 
-    return da.from_array(VolumeArray(source), chunks=tuple(int(c) for c in chunks), asarray=True, lock=False,
-                         fancy=False, name=f"volume-{source.uri}")
+    return da.from_array(
+        VolumeArray(source),
+        chunks=tuple(int(c) for c in chunks),
+        asarray=True,
+        lock=False,
+        fancy=False,
+        name=f"volume-{source.uri}",
+    )
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -131,7 +146,9 @@ def receptive_field_radius(net: torch.nn.Module, dims: int, probe: int) -> int |
                     continue
                 if rows.min() == 0 or cols.min() == 0 or rows.max() == size - 1 or cols.max() == size - 1:
                     return None
-                radius = max(radius, int(cy - rows.min()), int(rows.max() - cy), int(cx - cols.min()), int(cols.max() - cx))
+                radius = max(
+                    radius, int(cy - rows.min()), int(rows.max() - cy), int(cx - cols.min()), int(cols.max() - cx)
+                )
     finally:
         net.train(was_training)
     return radius
@@ -154,7 +171,9 @@ class SegmentationModel:
         meta = dict(getattr(net, "metadata", {}) or {})
         missing = [k for k in ("mean", "std", "classes", "dims") if k not in meta]
         if missing:
-            raise MappingError(f"The Task 2 model {name} lacks metadata {missing}: was it saved by the segmentation pipeline?")
+            raise MappingError(
+                f"The Task 2 model {name} lacks metadata {missing}: was it saved by the segmentation pipeline?"
+            )
         by_name = {v: k for k, v in spec.PIXEL_CLASSES.items()}
         values = np.array([by_name.get(c, spec.BACKGROUND) for c in meta["classes"]], dtype=np.uint8)
         return cls(net.eval(), name, int(meta["dims"]), float(meta["mean"]), float(meta["std"]), values)
@@ -169,8 +188,10 @@ class RegionModel:
     name: str
 
     def predict(self, patches: np.ndarray, batch_size: int) -> np.ndarray:
-        out = [np.asarray(self.readout.predict(self.encoder.embed(patches[i:i + batch_size]))).astype(np.int64)
-               for i in range(0, len(patches), batch_size)]
+        out = [
+            np.asarray(self.readout.predict(self.encoder.embed(patches[i : i + batch_size]))).astype(np.int64)
+            for i in range(0, len(patches), batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -214,7 +235,7 @@ def segment(model: SegmentationModel, image: np.ndarray, slices_per_batch: int, 
     if model.dims == 3:
         classes = run(image)
     else:
-        batches = [image[z:z + slices_per_batch] for z in range(0, image.shape[0], slices_per_batch)]
+        batches = [image[z : z + slices_per_batch] for z in range(0, image.shape[0], slices_per_batch)]
         if workers > 1 and len(batches) > 1:
             with ThreadPoolExecutor(workers) as pool:
                 parts = list(pool.map(run, batches))
@@ -224,8 +245,15 @@ def segment(model: SegmentationModel, image: np.ndarray, slices_per_batch: int, 
     return model.class_values[classes]
 
 
-def classify_regions(model: RegionModel, image: np.ndarray, origin: Sequence[int], block: Window, window: Window,
-                     volume_shape: Sequence[int], settings: BlockSettings) -> np.ndarray:
+def classify_regions(
+    model: RegionModel,
+    image: np.ndarray,
+    origin: Sequence[int],
+    block: Window,
+    window: Window,  # noqa: ARG001
+    volume_shape: Sequence[int],
+    settings: BlockSettings,
+) -> np.ndarray:
     """labels/regions of ``block``: 1 + the Task 1 class of the patch centred on each stride cell.
 
     ``image`` is the block's input, its voxel [0, 0, 0] at absolute ``origin`` (z, y, x).
@@ -242,13 +270,15 @@ def classify_regions(model: RegionModel, image: np.ndarray, origin: Sequence[int
                 # the cell [y, y + s) x [x, x + s) of the window's grid; its patch, shifted inside the volume
                 py0 = min(max(0, y + s // 2 - p // 2), volume_shape[1] - p)
                 px0 = min(max(0, x + s // 2 - p // 2), volume_shape[2] - p)
-                patches.append(plane[py0 - origin[1]:py0 - origin[1] + p, px0 - origin[2]:px0 - origin[2] + p])
+                patches.append(plane[py0 - origin[1] : py0 - origin[1] + p, px0 - origin[2] : px0 - origin[2] + p])
                 cells.append((z, y, x))
     if not patches:
         return out
     classes = model.predict(np.stack(patches), settings.region_batch_size)
     for (z, y, x), c in zip(cells, classes, strict=True):
-        out[z - block.z0, y - block.y0:min(y + s, block.y1) - block.y0, x - block.x0:min(x + s, block.x1) - block.x0] = c + 1
+        out[
+            z - block.z0, y - block.y0 : min(y + s, block.y1) - block.y0, x - block.x0 : min(x + s, block.x1) - block.x0
+        ] = c + 1
     return out
 
 
@@ -260,22 +290,34 @@ def tile_features(labels: np.ndarray, settings: BlockSettings) -> np.ndarray:
     for z in range(nz):
         for i, y in enumerate(range(0, ny, t)):
             for j, x in enumerate(range(0, nx, t)):
-                values = image_features(labels[z, y:y + t, x:x + t], settings.connectivity, settings.feature_names)
+                values = image_features(labels[z, y : y + t, x : x + t], settings.connectivity, settings.feature_names)
                 out[:, z, i, j] = [values[n] for n in settings.feature_names]
     return out
 
 
-def block_input(image: Any, block: Window, volume_shape: Sequence[int], halo: Sequence[int],
-                multiple: Sequence[int]) -> tuple[np.ndarray, tuple[int, int, int]]:
+def block_input(
+    image: Any, block: Window, volume_shape: Sequence[int], halo: Sequence[int], multiple: Sequence[int]
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """The aligned input of ``block`` (read through Dask) and its absolute origin (z, y, x)."""
-    ranges = [input_range(lo, hi, h, m, n) for lo, hi, h, m, n in zip(
-        (block.z0, block.y0, block.x0), (block.z1, block.y1, block.x1), halo, multiple, volume_shape, strict=True)]
+    ranges = [
+        input_range(lo, hi, h, m, n)
+        for lo, hi, h, m, n in zip(
+            (block.z0, block.y0, block.x0), (block.z1, block.y1, block.x1), halo, multiple, volume_shape, strict=True
+        )
+    ]
     data = np.asarray(image[tuple(slice(a, b) for a, b, _ in ranges)].compute(scheduler="threads"))
     return _pad_end(data, [p for _, _, p in ranges]), tuple(a for a, _, _ in ranges)  # type: ignore[return-value]
 
 
-def compute_block(block: Window, window: Window, image: Any, volume_shape: Sequence[int],
-                  segmentation: SegmentationModel, regions: RegionModel, settings: BlockSettings) -> dict[str, np.ndarray]:
+def compute_block(
+    block: Window,
+    window: Window,
+    image: Any,
+    volume_shape: Sequence[int],
+    segmentation: SegmentationModel,
+    regions: RegionModel,
+    settings: BlockSettings,
+) -> dict[str, np.ndarray]:
     """Every layer of one block: image, labels/microstructure, labels/regions, features."""
     region_halo = max(0, math.ceil((settings.patch_size - settings.stride) / 2))
     halo_yx = max(settings.halo_yx, region_halo)
@@ -284,8 +326,10 @@ def compute_block(block: Window, window: Window, image: Any, volume_shape: Seque
     multiple = (multiple[0] if segmentation.dims == 3 else 1, multiple[-2], multiple[-1])
     data, origin = block_input(image, block, volume_shape, halo, multiple)
     labels = segment(segmentation, data, settings.slices_per_batch, settings.workers)
-    core = tuple(slice(lo - o, hi - o) for lo, hi, o in zip(
-        (block.z0, block.y0, block.x0), (block.z1, block.y1, block.x1), origin, strict=True))
+    core = tuple(
+        slice(lo - o, hi - o)
+        for lo, hi, o in zip((block.z0, block.y0, block.x0), (block.z1, block.y1, block.x1), origin, strict=True)
+    )
     micro = np.ascontiguousarray(labels[core])
     return {
         "": np.ascontiguousarray(data[core]),

@@ -92,8 +92,10 @@ def microstructure_dataset(model: str, setting: str, seed: int) -> str:
 
 def region_datasets(method: str, config: str, seed: int) -> tuple[str, str]:
     """Catalog names of a Task 1 run's frozen encoder and read-out."""
-    return (f"classification.{method}.{config}.seed{seed}.frozen_encoder",
-            f"classification.{method}.{config}.seed{seed}.readout")
+    return (
+        f"classification.{method}.{config}.seed{seed}.frozen_encoder",
+        f"classification.{method}.{config}.seed{seed}.readout",
+    )
 
 
 def microstructure_candidates(mapping: MappingParameters) -> list[str]:
@@ -118,8 +120,12 @@ def select_microstructure_model(
     if task2_segmentation is None:
         raise MappingError("mapping.microstructure.model = best needs the table task2_segmentation")
     table = task2_segmentation
-    rows = table[(table["class"] == "mean") & (table["config"] == m.setting) & (table["seed"] == m.seed)
-                 & (table["model"].isin(list(models)))]
+    rows = table[
+        (table["class"] == "mean")
+        & (table["config"] == m.setting)
+        & (table["seed"] == m.seed)
+        & (table["model"].isin(list(models)))
+    ]
     if rows.empty:
         raise MappingError(
             f"task2_segmentation has no mean row for the candidates {sorted(models)} at setting {m.setting}, "
@@ -127,7 +133,9 @@ def select_microstructure_model(
         )
     order = {name: i for i, name in enumerate(m.candidates)}
     best = rows.assign(_order=rows["model"].map(order)).sort_values(["iou", "_order"], ascending=[False, True]).iloc[0]
-    log.info("mapping: microstructure model %s (mean IoU %.3f at %s, seed %d)", best["model"], best["iou"], m.setting, m.seed)
+    log.info(
+        "mapping: microstructure model %s (mean IoU %.3f at %s, seed %d)", best["model"], best["iou"], m.setting, m.seed
+    )
     return models[str(best["model"])]
 
 
@@ -174,10 +182,15 @@ def plan_brain_map(
     r = mapping.regions
     regions = RegionModel(region_encoder, region_readout, f"{r.method}/{r.config}/seed{r.seed}")
     settings = engine.BlockSettings(
-        halo_yx=mapping.microstructure.halo_yx, halo_z=mapping.microstructure.halo_z,
-        slices_per_batch=mapping.microstructure.slices_per_batch, workers=mapping.compute.workers,
-        patch_size=r.patch_size, stride=r.stride, region_batch_size=r.batch_size,
-        tile_size=mapping.features.tile_size, connectivity=mapping.features.cell_connectivity,
+        halo_yx=mapping.microstructure.halo_yx,
+        halo_z=mapping.microstructure.halo_z,
+        slices_per_batch=mapping.microstructure.slices_per_batch,
+        workers=mapping.compute.workers,
+        patch_size=r.patch_size,
+        stride=r.stride,
+        region_batch_size=r.batch_size,
+        tile_size=mapping.features.tile_size,
+        connectivity=mapping.features.cell_connectivity,
         feature_names=tuple(get_feature(n).name for n in mapping.features.names),
     )
     voxel = tuple(float(v) for v in source.voxel_size)
@@ -187,26 +200,60 @@ def plan_brain_map(
     t = settings.tile_size
     tiles = (window.shape[0], -(-window.shape[1] // t), -(-window.shape[2] // t))
     n_features = len(settings.feature_names)
-    spatial = dict(axes=("z", "y", "x"), shape=window.shape, chunks=chunks, scale=voxel, translation=origin_um)
+    spatial = {
+        "axes": ("z", "y", "x"),
+        "shape": window.shape,
+        "chunks": chunks,
+        "scale": voxel,
+        "translation": origin_um,
+    }
     layers = [
         MapLayer(path="", kind="image", dtype="uint8", channel_names=("image",), **spatial),
-        MapLayer(path="labels/microstructure", kind="label", dtype="uint8",
-                 label_names=_label_names(spec.PIXEL_CLASSES, engine.PIXEL_COLOURS, by_name=False), **spatial),
-        MapLayer(path="labels/regions", kind="label", dtype="uint8",
-                 label_names=_label_names(engine.REGION_LABELS, engine.REGION_COLOURS, by_name=True), **spatial),
-        MapLayer(path="features", kind="features", dtype="float32", axes=("c", "z", "y", "x"),
-                 shape=(n_features, *tiles),
-                 chunks=(n_features, blocks_zyx[0], blocks_zyx[1] // t, blocks_zyx[2] // t),
-                 scale=(1.0, voxel[0], voxel[1] * t, voxel[2] * t),
-                 translation=(0.0, origin_um[0], origin_um[1] + (t - 1) * voxel[1] / 2, origin_um[2] + (t - 1) * voxel[2] / 2),
-                 channel_names=settings.feature_names),
+        MapLayer(
+            path="labels/microstructure",
+            kind="label",
+            dtype="uint8",
+            label_names=_label_names(spec.PIXEL_CLASSES, engine.PIXEL_COLOURS, by_name=False),
+            **spatial,
+        ),
+        MapLayer(
+            path="labels/regions",
+            kind="label",
+            dtype="uint8",
+            label_names=_label_names(engine.REGION_LABELS, engine.REGION_COLOURS, by_name=True),
+            **spatial,
+        ),
+        MapLayer(
+            path="features",
+            kind="features",
+            dtype="float32",
+            axes=("c", "z", "y", "x"),
+            shape=(n_features, *tiles),
+            chunks=(n_features, blocks_zyx[0], blocks_zyx[1] // t, blocks_zyx[2] // t),
+            scale=(1.0, voxel[0], voxel[1] * t, voxel[2] * t),
+            translation=(
+                0.0,
+                origin_um[0],
+                origin_um[1] + (t - 1) * voxel[1] / 2,
+                origin_um[2] + (t - 1) * voxel[2] / 2,
+            ),
+            channel_names=settings.feature_names,
+        ),
     ]
     windows = engine.block_windows(window, blocks_zyx)
     blocks = {}
     for key, b in windows.items():
-        rel = (slice(b.z0 - window.z0, b.z1 - window.z0), slice(b.y0 - window.y0, b.y1 - window.y0),
-               slice(b.x0 - window.x0, b.x1 - window.x0))
-        feat = (slice(None), rel[0], slice(rel[1].start // t, -(-rel[1].stop // t)), slice(rel[2].start // t, -(-rel[2].stop // t)))
+        rel = (
+            slice(b.z0 - window.z0, b.z1 - window.z0),
+            slice(b.y0 - window.y0, b.y1 - window.y0),
+            slice(b.x0 - window.x0, b.x1 - window.x0),
+        )
+        feat = (
+            slice(None),
+            rel[0],
+            slice(rel[1].start // t, -(-rel[1].stop // t)),
+            slice(rel[2].start // t, -(-rel[2].stop // t)),
+        )
         blocks[key] = {"": rel, "labels/microstructure": rel, "labels/regions": rel, "features": feat}
     threads = mapping.compute.torch_threads
 
@@ -220,25 +267,48 @@ def plan_brain_map(
         log.info("mapping: receptive-field radius of %s is %d voxels (halo %d)", seg_name, radius, settings.halo_yx)
 
     fingerprint = {
-        "window": window.to_list(), "source": source.uri, "volume_shape": list(shape),
+        "window": window.to_list(),
+        "source": source.uri,
+        "volume_shape": list(shape),
         "options": {k: str(v) for k, v in sorted(source_options(volume).items())},
         "microstructure": {"model": seg_name, "weights": _weights_digest(microstructure_model)},
-        "regions": {"model": regions.name, "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
-                    "readout": _readout_digest(region_readout)},
+        "regions": {
+            "model": regions.name,
+            "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
+            "readout": _readout_digest(region_readout),
+        },
         "parameters": mapping.model_dump(mode="json", exclude={"validation", "compute"}),
     }
     attributes = {
-        "window_zyx": window.to_list(), "source": source.uri, "voxel_size_um": list(voxel),
-        "microstructure_model": seg_name, "microstructure_setting": mapping.microstructure.setting,
-        "region_model": regions.name, "region_labels": {str(k): v for k, v in engine.REGION_LABELS.items()},
+        "window_zyx": window.to_list(),
+        "source": source.uri,
+        "voxel_size_um": list(voxel),
+        "microstructure_model": seg_name,
+        "microstructure_setting": mapping.microstructure.setting,
+        "region_model": regions.name,
+        "region_labels": {str(k): v for k, v in engine.REGION_LABELS.items()},
         "pixel_labels": {str(k): v for k, v in spec.PIXEL_CLASSES.items()},
-        "features": list(settings.feature_names), "feature_tile_size": t,
+        "features": list(settings.feature_names),
+        "feature_tile_size": t,
     }
-    log.info("mapping: window %s (%d voxels) in %d blocks of %s", window.to_list(), int(np.prod(window.shape)),
-             len(blocks), list(blocks_zyx))
-    return MapRequest(layers=layers, blocks=blocks, compute_block=compute, levels=mapping.pyramid.levels,
-                      downsample_z=mapping.pyramid.downsample_z, ngff_version=mapping.ngff_version,
-                      fingerprint=fingerprint, attributes=attributes, prepare=prepare)
+    log.info(
+        "mapping: window %s (%d voxels) in %d blocks of %s",
+        window.to_list(),
+        int(np.prod(window.shape)),
+        len(blocks),
+        list(blocks_zyx),
+    )
+    return MapRequest(
+        layers=layers,
+        blocks=blocks,
+        compute_block=compute,
+        levels=mapping.pyramid.levels,
+        downsample_z=mapping.pyramid.downsample_z,
+        ngff_version=mapping.ngff_version,
+        fingerprint=fingerprint,
+        attributes=attributes,
+        prepare=prepare,
+    )
 
 
 # --- validation --------------------------------------------------------------------------
@@ -257,8 +327,10 @@ def _training_boxes(ingestion: Any) -> list[Window]:
 
 def box_distance(a: Window, b: Window) -> float:
     """Euclidean distance (voxels) between two boxes (0 when they touch or overlap)."""
-    gaps = [max(0, lo2 - hi1 + 1, lo1 - hi2 + 1) for lo1, hi1, lo2, hi2 in
-            ((a.z0, a.z1, b.z0, b.z1), (a.y0, a.y1, b.y0, b.y1), (a.x0, a.x1, b.x0, b.x1))]
+    gaps = [
+        max(0, lo2 - hi1 + 1, lo1 - hi2 + 1)
+        for lo1, hi1, lo2, hi2 in ((a.z0, a.z1, b.z0, b.z1), (a.y0, a.y1, b.y0, b.y1), (a.x0, a.x1, b.x0, b.x1))
+    ]
     return float(np.sqrt(sum(g * g for g in gaps)))
 
 
@@ -307,7 +379,12 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
     # Values outside the tissue (ingestion.extra_cubes.ignore_label_values, e.g. 0, which the
     # authors' groupings count as CTX) are not region truth.
     ignored = {int(v) for v in _field(_field(ingestion, "extra_cubes"), "ignore_label_values")}
-    lut = {int(v): i + 1 for i, r in enumerate(spec.REGIONS) for v in np.atleast_1d(_field(values, r)) if int(v) not in ignored}
+    lut = {
+        int(v): i + 1
+        for i, r in enumerate(spec.REGIONS)
+        for v in np.atleast_1d(_field(values, r))
+        if int(v) not in ignored
+    }
     regions = brain_map.layers["regions"][0]
     correct = np.zeros(len(spec.REGIONS) + 1, np.int64)
     total = np.zeros(len(spec.REGIONS) + 1, np.int64)
@@ -322,12 +399,26 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
             total[label] += int(mask.sum())
             correct[label] += int((pred[mask] == label).sum())
     all_total = int(total.sum())
-    rows.append({"metric": "region_accuracy", "class": "all",
-                 "value": float(correct.sum()) / all_total if all_total else float("nan"), "source": source_name})
+    rows.append(
+        {
+            "metric": "region_accuracy",
+            "class": "all",
+            "value": float(correct.sum()) / all_total if all_total else float("nan"),
+            "source": source_name,
+        }
+    )
     for label, name in engine.REGION_LABELS.items():
-        rows.append({"metric": "region_recall", "class": name,
-                     "value": float(correct[label]) / total[label] if total[label] else float("nan"), "source": source_name})
-    rows.append({"metric": "region_voxels", "class": "all", "value": float(all_total * step * step), "source": source_name})
+        rows.append(
+            {
+                "metric": "region_recall",
+                "class": name,
+                "value": float(correct[label]) / total[label] if total[label] else float("nan"),
+                "source": source_name,
+            }
+        )
+    rows.append(
+        {"metric": "region_voxels", "class": "all", "value": float(all_total * step * step), "source": source_name}
+    )
     # Microstructure: boxes far from every training cube.
     boxes = validation_boxes(window, _training_boxes(ingestion), mapping)
     micro = brain_map.layers["microstructure"][0]
@@ -338,17 +429,26 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
             truth = dense_pixel_labels(open_channel(volume, "pixel_labels"), box)
         else:
             truth = np.asarray(open_channel(volume, "pixel_labels").read(box))
-        pred = np.asarray(micro[box.z0 - window.z0:box.z1 - window.z0, box.y0 - window.y0:box.y1 - window.y0,
-                                box.x0 - window.x0:box.x1 - window.x0].compute())
+        pred = np.asarray(
+            micro[
+                box.z0 - window.z0 : box.z1 - window.z0,
+                box.y0 - window.y0 : box.y1 - window.y0,
+                box.x0 - window.x0 : box.x1 - window.x0,
+            ].compute()
+        )
         truths.append(truth.astype(np.uint8).ravel())
         preds.append(pred.ravel())
-    label = f"{source_name} ({'dense truth' if dense else 'pixel_labels'}), {len(boxes)} boxes >= " \
-            f"{mapping.validation.min_distance_from_training} voxels from the training cubes"
+    label = (
+        f"{source_name} ({'dense truth' if dense else 'pixel_labels'}), {len(boxes)} boxes >= "
+        f"{mapping.validation.min_distance_from_training} voxels from the training cubes"
+    )
     if boxes:
         rows += _iou_rows(np.concatenate(truths), np.concatenate(preds), label)
     else:
-        log.warning("mapping: no box of the window lies %d voxels from every training cube: no microstructure IoU",
-                    mapping.validation.min_distance_from_training)
+        log.warning(
+            "mapping: no box of the window lies %d voxels from every training cube: no microstructure IoU",
+            mapping.validation.min_distance_from_training,
+        )
     table = pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))
     log.info("mapping validation:\n%s", table.to_string(index=False))
     return table
@@ -374,8 +474,12 @@ def plot_brain_map(brain_map: BrainMap, mapping_validation: pd.DataFrame) -> Any
     mic = np.asarray(brain_map.layers["microstructure"][level][z].compute())
     names = list(brain_map.attributes.get("features", []))
     feat = brain_map.layers["features"][0]
-    density = np.asarray(feat[names.index("cell_count"), feat.shape[1] // 2].compute()) if "cell_count" in names else None
-    region_cmap = ListedColormap([(0, 0, 0, 0)] + [tuple(c / 255 for c in engine.REGION_COLOURS[r]) for r in spec.REGIONS])
+    density = (
+        np.asarray(feat[names.index("cell_count"), feat.shape[1] // 2].compute()) if "cell_count" in names else None
+    )
+    region_cmap = ListedColormap(
+        [(0, 0, 0, 0)] + [tuple(c / 255 for c in engine.REGION_COLOURS[r]) for r in spec.REGIONS]
+    )
     pixel_cmap = ListedColormap([tuple(c / 255 for c in engine.PIXEL_COLOURS[v]) for v in sorted(engine.PIXEL_COLOURS)])
     fig, axes = plt.subplots(4, 1, figsize=(12, 11), constrained_layout=True)
     z_abs = brain_map.attributes["window_zyx"][0] + z
@@ -384,12 +488,17 @@ def plot_brain_map(brain_map: BrainMap, mapping_validation: pd.DataFrame) -> Any
     axes[1].imshow(img, cmap="gray")
     axes[1].imshow(reg, cmap=region_cmap, vmin=0, vmax=len(spec.REGIONS), alpha=0.55, interpolation="nearest")
     acc = mapping_validation.query("metric == 'region_accuracy'")["value"]
-    axes[1].set_title("regions (Task 1): " + ", ".join(f"{i + 1} {r}" for i, r in enumerate(spec.REGIONS))
-                      + (f"; accuracy vs roi_labels {float(acc.iloc[0]):.3f}" if len(acc) else ""))
+    axes[1].set_title(
+        "regions (Task 1): "
+        + ", ".join(f"{i + 1} {r}" for i, r in enumerate(spec.REGIONS))
+        + (f"; accuracy vs roi_labels {float(acc.iloc[0]):.3f}" if len(acc) else "")
+    )
     axes[2].imshow(mic, cmap=pixel_cmap, vmin=0, vmax=3, interpolation="nearest")
     iou = mapping_validation.query("metric == 'microstructure_iou' and `class` == 'mean'")["value"]
-    axes[2].set_title("microstructure (Task 2): vessel red, cell green, axon blue"
-                      + (f"; mean IoU far from training cubes {float(iou.iloc[0]):.3f}" if len(iou) else ""))
+    axes[2].set_title(
+        "microstructure (Task 2): vessel red, cell green, axon blue"
+        + (f"; mean IoU far from training cubes {float(iou.iloc[0]):.3f}" if len(iou) else "")
+    )
     if density is not None:
         t = int(brain_map.attributes.get("feature_tile_size", 1))
         im = axes[3].imshow(density, cmap="magma", interpolation="nearest")

@@ -30,7 +30,10 @@ def model_inputs(mapping: MappingParameters) -> dict[str, Any]:
     m, r = mapping.microstructure, mapping.regions
     encoder, readout = nodes.region_datasets(r.method, r.config, r.seed)
     return {
-        "microstructure": {name: nodes.microstructure_dataset(name, m.setting, m.seed) for name in nodes.microstructure_candidates(mapping)},
+        "microstructure": {
+            name: nodes.microstructure_dataset(name, m.setting, m.seed)
+            for name in nodes.microstructure_candidates(mapping)
+        },
         "table": "task2_segmentation" if m.model == "best" else None,
         "region_encoder": encoder,
         "region_readout": readout,
@@ -46,21 +49,47 @@ def create_pipeline(parameters: Any) -> Pipeline:
         select_inputs["task2_segmentation"] = names["table"]
         select = nodes.select_microstructure_model
     else:
-        def select(mapping: MappingParameters, **models: Any) -> Any:  # noqa: ANN401
+
+        def select(mapping: MappingParameters, **models: Any) -> Any:
             return nodes.select_microstructure_model(None, mapping, **models)
+
         select.__name__ = "select_microstructure_model"
     external = {*names["microstructure"].values(), names["region_encoder"], names["region_readout"]}
     if names["table"]:
         external.add(names["table"])
-    pipe = Pipeline([
-        Node(select, select_inputs, "microstructure_model", name="select_microstructure_model"),
-        Node(nodes.plan_brain_map,
-             ["microstructure_model", names["region_encoder"], names["region_readout"], "params:mapping", "params:volume"],
-             "brain_map", name="plan_brain_map"),
-        Node(nodes.validate_brain_map, ["brain_map", "params:mapping", "params:volume", "params:ingestion"],
-             "mapping_validation", name="validate_brain_map"),
-        Node(nodes.plot_brain_map, ["brain_map", "mapping_validation"], "mapping_overview@matplotlib",
-             name="plot_brain_map"),
-    ])
-    return Pipeline(pipe, namespace="mapping", inputs=external, outputs=set(OUTPUTS),
-                    parameters={"params:mapping", "params:volume", "params:ingestion"})
+    pipe = Pipeline(
+        [
+            Node(select, select_inputs, "microstructure_model", name="select_microstructure_model"),
+            Node(
+                nodes.plan_brain_map,
+                [
+                    "microstructure_model",
+                    names["region_encoder"],
+                    names["region_readout"],
+                    "params:mapping",
+                    "params:volume",
+                ],
+                "brain_map",
+                name="plan_brain_map",
+            ),
+            Node(
+                nodes.validate_brain_map,
+                ["brain_map", "params:mapping", "params:volume", "params:ingestion"],
+                "mapping_validation",
+                name="validate_brain_map",
+            ),
+            Node(
+                nodes.plot_brain_map,
+                ["brain_map", "mapping_validation"],
+                "mapping_overview@matplotlib",
+                name="plot_brain_map",
+            ),
+        ]
+    )
+    return Pipeline(
+        pipe,
+        namespace="mapping",
+        inputs=external,
+        outputs=set(OUTPUTS),
+        parameters={"params:mapping", "params:volume", "params:ingestion"},
+    )

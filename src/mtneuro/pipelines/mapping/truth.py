@@ -17,7 +17,7 @@ from mtneuro import spec
 from mtneuro.volumes import VolumeSource, Window, open_volume
 
 
-def _phantom_module():  # noqa: ANN202 - the module moves (mtneuro.phantom -> mtneuro.volumes.phantom)
+def _phantom_module():
     for name in ("mtneuro.volumes.phantom", "mtneuro.phantom"):
         try:
             return importlib.import_module(name)
@@ -38,7 +38,7 @@ def dense_pixel_labels(source: VolumeSource, window: Window) -> np.ndarray:
     except TypeError:
         pass
     phantom = _phantom_module()
-    st = phantom._structures(seed, window, pad=phantom._NO_PAD)  # noqa: SLF001 - see the module docstring
+    st = phantom._structures(seed, window, pad=phantom._NO_PAD)
     lab = np.zeros(window.shape, dtype=np.uint8)
     lab[st.axon] = spec.AXON
     lab[st.cell > 0] = spec.CELL

@@ -35,8 +35,17 @@ log = logging.getLogger(__name__)
 IMAGE_COLUMNS: tuple[str, ...] = ("source", "cube_id", "region", "label", "z", "z_abs", "y0", "x0", "height", "width")
 #: Columns of ``task3_probing``.
 RESULT_COLUMNS: tuple[str, ...] = (
-    "source", "method", "train_config", "seed", "feature", "r2_in_sample", "r2_cv",
-    "n_images", "embedding_dim", "cv_folds", "image_unit",
+    "source",
+    "method",
+    "train_config",
+    "seed",
+    "feature",
+    "r2_in_sample",
+    "r2_cv",
+    "n_images",
+    "embedding_dim",
+    "cv_folds",
+    "image_unit",
 )
 #: Task 1 configuration id -> the name the result tables use.
 TRAIN_CONFIG_NAMES: dict[str, str] = {"roi_c1": "ROI-C1", "roi_c2": "ROI-C2", "roi_c3": "ROI-C3"}
@@ -114,8 +123,16 @@ def build_probing_dataset(
             for y0, x0, h, w in units:
                 rows.append(
                     {
-                        "source": source, "cube_id": str(cube_id), "region": str(row.region), "label": int(row.label),
-                        "z": int(row.z), "z_abs": int(row.z_abs), "y0": y0, "x0": x0, "height": h, "width": w,
+                        "source": source,
+                        "cube_id": str(cube_id),
+                        "region": str(row.region),
+                        "label": int(row.label),
+                        "z": int(row.z),
+                        "z_abs": int(row.z_abs),
+                        "y0": y0,
+                        "x0": x0,
+                        "height": h,
+                        "width": w,
                         **feat.image_features(labels[y0 : y0 + h, x0 : x0 + w], connectivity, names),
                     }
                 )
@@ -123,8 +140,16 @@ def build_probing_dataset(
     table = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *names])
     table = table.astype(
         {
-            "source": "string", "cube_id": "string", "region": "string", "label": "int64", "z": "int64",
-            "z_abs": "int64", "y0": "int64", "x0": "int64", "height": "int64", "width": "int64",
+            "source": "string",
+            "cube_id": "string",
+            "region": "string",
+            "label": "int64",
+            "z": "int64",
+            "z_abs": "int64",
+            "y0": "int64",
+            "x0": "int64",
+            "height": "int64",
+            "width": "int64",
             **{name: feat.get_feature(name).dtype for name in names},
         }
     )
@@ -132,7 +157,11 @@ def build_probing_dataset(
     undefined = {f: int(table[f].isna().sum()) for f in names if table[f].isna().any()}
     log.info(
         "Probing: %d images (%s, slice_step %d) from %d cubes; images without a defined value: %s",
-        len(table), image_unit_name(params), step, table["cube_id"].nunique(), undefined or "none",
+        len(table),
+        image_unit_name(params),
+        step,
+        table["cube_id"].nunique(),
+        undefined or "none",
     )
     log.info("Probing feature means per region:\n%s", table.groupby("region")[list(names)].mean().round(3).to_string())
     return table, stacked
@@ -147,12 +176,17 @@ def embed_images(probing_images: np.ndarray, frozen_encoder: FrozenEncoder, prob
         raise ProbingError(f"Expected a mtneuro.models.FrozenEncoder, got {type(frozen_encoder).__name__}.")
     batch = probing.embed_batch_size
     with limited_threads(probing.threads):
-        parts = [np.asarray(frozen_encoder.embed(probing_images[i : i + batch])) for i in range(0, len(probing_images), batch)]
+        parts = [
+            np.asarray(frozen_encoder.embed(probing_images[i : i + batch]))
+            for i in range(0, len(probing_images), batch)
+        ]
     if not parts:
         return np.zeros((0, 0), dtype=np.float32)
     embeddings = np.concatenate(parts).astype(np.float32, copy=False)
     if embeddings.ndim != 2 or len(embeddings) != len(probing_images):
-        raise ProbingError(f"Encoder returned shape {embeddings.shape} for {len(probing_images)} images; expected (N, D).")
+        raise ProbingError(
+            f"Encoder returned shape {embeddings.shape} for {len(probing_images)} images; expected (N, D)."
+        )
     if not np.isfinite(embeddings).all():
         raise ProbingError(f"Encoder {frozen_encoder.metadata!r} returned non-finite embeddings.")
     return embeddings
@@ -182,7 +216,9 @@ def blocked_folds(
     are fewer than two blocks.
     """
     if int(gap_slices) < 1:
-        raise ProbingError(f"Parameter 'probing.readout.gap_slices' must be >= 1 (neighbouring slices), got {gap_slices}.")
+        raise ProbingError(
+            f"Parameter 'probing.readout.gap_slices' must be >= 1 (neighbouring slices), got {gap_slices}."
+        )
     groups = slice_blocks(table, block_slices)
     n_groups = len(np.unique(groups))
     k = min(int(n_splits), n_groups)
@@ -269,7 +305,9 @@ def linear_r2(
     return in_sample, cv, n, used
 
 
-def probe_embeddings(probing_features: pd.DataFrame, embeddings: np.ndarray, probing: ProbingParameters) -> pd.DataFrame:
+def probe_embeddings(
+    probing_features: pd.DataFrame, embeddings: np.ndarray, probing: ProbingParameters
+) -> pd.DataFrame:
     """One row per feature: in-sample and grouped cross-validated R^2 of the linear read-out.
 
     Features defined on the same images (e.g. the pixel fractions and the cell count, defined
@@ -291,8 +329,14 @@ def probe_embeddings(probing_features: pd.DataFrame, embeddings: np.ndarray, pro
                 embeddings, np.column_stack([values[g] for g in group]), folds, readout.min_images
             )
         for i, name in enumerate(group):
-            results[name] = {"feature": name, "r2_in_sample": float(r2_in[i]), "r2_cv": float(r2_cv[i]),
-                             "n_images": n, "embedding_dim": int(embeddings.shape[1]), "cv_folds": used}
+            results[name] = {
+                "feature": name,
+                "r2_in_sample": float(r2_in[i]),
+                "r2_cv": float(r2_cv[i]),
+                "n_images": n,
+                "embedding_dim": int(embeddings.shape[1]),
+                "cv_folds": used,
+            }
     return pd.DataFrame([results[name] for name in names])
 
 
@@ -373,7 +417,9 @@ def plot_umap(
             if missing.any():
                 ax.scatter(xy[missing, 0], xy[missing, 1], s=size, c="lightgrey", linewidths=0, label="undefined")
                 ax.legend(markerscale=2, fontsize=8, frameon=False)
-            points = ax.scatter(xy[~missing, 0], xy[~missing, 1], s=size, c=values[~missing], cmap="viridis", linewidths=0)
+            points = ax.scatter(
+                xy[~missing, 0], xy[~missing, 1], s=size, c=values[~missing], cmap="viridis", linewidths=0
+            )
             fig.colorbar(points, ax=ax, shrink=0.8)
         ax.set_title(panel.replace("_", " "), fontsize=10)
         ax.set_xticks([])

@@ -55,15 +55,18 @@ def umap_run(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters) -> ru
     for run in runs:
         if run.method == chosen.method and run.config == chosen.train_config and run.seed == chosen.seed:
             return run
-    log.warning("probing.umap.encoder %s is not in the probing grid; the UMAP shows %s",
-                chosen.model_dump(), runs[0].namespace)
+    log.warning(
+        "probing.umap.encoder %s is not in the probing grid; the UMAP shows %s", chosen.model_dump(), runs[0].namespace
+    )
     return runs[0]
 
 
 def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     return Pipeline(
         [
-            Node(nodes.embed_images, ["probing_images", encoder_dataset(run), PARAMS], "embeddings", name="embed_images"),
+            Node(
+                nodes.embed_images, ["probing_images", encoder_dataset(run), PARAMS], "embeddings", name="embed_images"
+            ),
             Node(nodes.probe_embeddings, ["probing_features", "embeddings", PARAMS], "r2", name="probe_features"),
         ]
     )
@@ -80,22 +83,39 @@ def build_pipeline(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters)
         ),
         Pipeline([]),
     )
-    pipe = Pipeline(
-        [
-            Node(nodes.build_probing_dataset, ["cubes", "split_index", PARAMS], ["probing_features", "probing_images"],
-                 name="build_features", namespace="probing"),
-            Node(nodes.make_collector(runs, image_unit), ["probing_features", *(f"{run.namespace}.r2" for run in runs)],
-                 "task3_probing", name="collect_results", namespace="probing"),
-        ]
-    ) + grid
+    pipe = (
+        Pipeline(
+            [
+                Node(
+                    nodes.build_probing_dataset,
+                    ["cubes", "split_index", PARAMS],
+                    ["probing_features", "probing_images"],
+                    name="build_features",
+                    namespace="probing",
+                ),
+                Node(
+                    nodes.make_collector(runs, image_unit),
+                    ["probing_features", *(f"{run.namespace}.r2" for run in runs)],
+                    "task3_probing",
+                    name="collect_results",
+                    namespace="probing",
+                ),
+            ]
+        )
+        + grid
+    )
     shown = umap_run(runs, probing)
     if shown is not None:
         label = f"{shown.method} ({nodes.TRAIN_CONFIG_NAMES.get(shown.config, shown.config)}, seed {shown.seed})"
         pipe += Pipeline(
             [
-                Node(nodes.make_umap_plotter(label),
-                     ["probing_features", f"{shown.namespace}.embeddings", PARAMS], "task3_umap@matplotlib",
-                     name="plot_umap", namespace="probing"),
+                Node(
+                    nodes.make_umap_plotter(label),
+                    ["probing_features", f"{shown.namespace}.embeddings", PARAMS],
+                    "task3_umap@matplotlib",
+                    name="plot_umap",
+                    namespace="probing",
+                ),
             ]
         )
     return pipe.tag("probing")

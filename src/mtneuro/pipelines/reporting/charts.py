@@ -77,8 +77,10 @@ def _get(row: pd.Series | None, column: str) -> float:
 
 
 def _chart_title(table: pd.DataFrame, what: str) -> str:
-    return (f"{what} — {ours_label(first_value(table, 'source', 'unknown'))}, "
-            f"profile {first_value(table, 'profile', 'unspecified')}; ◆ {PAPER_LABEL}")
+    return (
+        f"{what} — {ours_label(first_value(table, 'source', 'unknown'))}, "
+        f"profile {first_value(table, 'profile', 'unspecified')}; ◆ {PAPER_LABEL}"
+    )
 
 
 def task1_chart(table: pd.DataFrame) -> Figure:
@@ -90,8 +92,14 @@ def task1_chart(table: pd.DataFrame) -> Figure:
     series = []
     for config in dict.fromkeys(table["config"]):
         rows = [_cell(table, method=m, config=config) for m in methods]
-        series.append((config, [_get(r, "ours_mean") for r in rows], [_get(r, "ours_std") for r in rows],
-                       [_get(r, "paper_mean") for r in rows]))
+        series.append(
+            (
+                config,
+                [_get(r, "ours_mean") for r in rows],
+                [_get(r, "ours_std") for r in rows],
+                [_get(r, "paper_mean") for r in rows],
+            )
+        )
     _grouped_bars(ax, labels, series)
     ax.set_ylabel(first_value(table, "metric", "accuracy").replace("_", " "))
     fig.suptitle(_chart_title(table, "Task 1"), fontsize=9)
@@ -110,8 +118,14 @@ def task2_chart(table: pd.DataFrame) -> Figure:
         series = []
         for setting in settings:
             rows = [_cell(means, dims=d, model=m, setting=setting, metric=metric) for d, m in models]
-            series.append((setting, [_get(r, "ours_mean") for r in rows], [_get(r, "ours_std") for r in rows],
-                           [_get(r, "paper_mean") for r in rows]))
+            series.append(
+                (
+                    setting,
+                    [_get(r, "ours_mean") for r in rows],
+                    [_get(r, "ours_std") for r in rows],
+                    [_get(r, "paper_mean") for r in rows],
+                )
+            )
         _grouped_bars(ax, labels, series)
         ax.set_ylabel(f"mean {SEG_METRIC_LABELS[metric]}")
     fig.suptitle(_chart_title(table, "Task 2 (mean over classes)"), fontsize=9)
@@ -132,8 +146,14 @@ def task3_chart(table: pd.DataFrame) -> Figure:
         for method in methods:
             rows = [_cell(part, train_config=config, method=method, feature=f) for f in features]
             label = _label(part, "method_label", method=method)
-            series.append((label, [_get(r, "ours_mean") for r in rows], [_get(r, "ours_std") for r in rows],
-                           [_get(r, "paper_mean") for r in rows]))
+            series.append(
+                (
+                    label,
+                    [_get(r, "ours_mean") for r in rows],
+                    [_get(r, "ours_std") for r in rows],
+                    [_get(r, "paper_mean") for r in rows],
+                )
+            )
         _grouped_bars(ax, feature_labels, series)
         ax.set_ylabel(f"in-sample R² ({config} encoders)")
     fig.suptitle(_chart_title(table, "Task 3 (in-sample R²)"), fontsize=9)

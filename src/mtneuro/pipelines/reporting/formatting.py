@@ -137,9 +137,7 @@ def table3_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.Data
                 row[f"{label} · {ours_label(source)}"] = (
                     MISSING if r is None else format_ours(r.ours_mean, r.ours_std, r.n_seeds, n_full, decimals)
                 )
-                row[f"{label} · {PAPER_LABEL}"] = (
-                    MISSING if r is None else format_paper(r.paper_mean, r.paper_std)
-                )
+                row[f"{label} · {PAPER_LABEL}"] = MISSING if r is None else format_paper(r.paper_mean, r.paper_std)
             rows.append(row)
         blocks.append((f"Linear read-outs from encoders trained on {config}", pd.DataFrame(rows)))
     return blocks

@@ -135,27 +135,47 @@ def render_report(
     profiles = sorted({first_value(t, "profile", "unspecified") for t in (table1, table2, table3)})
     chart1, chart2, chart3 = charts
     figure_list = [
-        _figure("chart-task1", "Task 1: accuracy per method and configuration (bars: ours, mean ± std; "
-                f"◆: {PAPER_LABEL}).", image_data_uris(chart1)),
-        _figure("chart-task2", "Task 2: mean F1 and IoU over classes per model and setting (bars: ours; "
-                f"◆: {PAPER_LABEL}).", image_data_uris(chart2)),
-        _figure("chart-task3", "Task 3: in-sample R² per feature and method (bars: ours; "
-                f"◆: {PAPER_LABEL}).", image_data_uris(chart3)),
+        _figure(
+            "chart-task1",
+            f"Task 1: accuracy per method and configuration (bars: ours, mean ± std; ◆: {PAPER_LABEL}).",
+            image_data_uris(chart1),
+        ),
+        _figure(
+            "chart-task2",
+            f"Task 2: mean F1 and IoU over classes per model and setting (bars: ours; ◆: {PAPER_LABEL}).",
+            image_data_uris(chart2),
+        ),
+        _figure(
+            "chart-task3",
+            f"Task 3: in-sample R² per feature and method (bars: ours; ◆: {PAPER_LABEL}).",
+            image_data_uris(chart3),
+        ),
     ]
     for name, figure in figures.items():
         caption = str(captions.get(name) or name)
-        figure_list.append(_figure(f"figure-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}",
-                                   f"{caption} ({ours_label(', '.join(sources))})", image_data_uris(figure)))
-    return _environment().get_template(TEMPLATE).render(
-        sources=", ".join(sources),
-        source_text="; ".join(f"{s}: {SOURCE_DESCRIPTIONS.get(s, s)}" for s in sources),
-        profiles=", ".join(profiles),
-        citation=paper.CITATION,
-        phantom=any("phantom" in s for s in sources),
-        phantom_label=ours_label("phantom"),
-        paper_label=PAPER_LABEL,
-        missing=MISSING,
-        sections=[table_section(which, table, decimals)
-                  for which, table in (("table1", table1), ("table2", table2), ("table3", table3))],
-        figures=figure_list,
+        figure_list.append(
+            _figure(
+                f"figure-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}",
+                f"{caption} ({ours_label(', '.join(sources))})",
+                image_data_uris(figure),
+            )
+        )
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            sources=", ".join(sources),
+            source_text="; ".join(f"{s}: {SOURCE_DESCRIPTIONS.get(s, s)}" for s in sources),
+            profiles=", ".join(profiles),
+            citation=paper.CITATION,
+            phantom=any("phantom" in s for s in sources),
+            phantom_label=ours_label("phantom"),
+            paper_label=PAPER_LABEL,
+            missing=MISSING,
+            sections=[
+                table_section(which, table, decimals)
+                for which, table in (("table1", table1), ("table2", table2), ("table3", table3))
+            ],
+            figures=figure_list,
+        )
     )

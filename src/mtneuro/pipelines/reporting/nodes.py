@@ -96,8 +96,13 @@ def build_html_report(
     if len(figure_names) != len(figures):
         raise ReportingError(f"{len(figures)} figure(s) for {len(figure_names)} name(s) {list(figure_names)}")
     return render_report(
-        table1, table2, table3, (chart1, chart2, chart3), dict(zip(figure_names, figures, strict=True)),
-        reporting.figures, reporting.decimals,
+        table1,
+        table2,
+        table3,
+        (chart1, chart2, chart3),
+        dict(zip(figure_names, figures, strict=True)),
+        reporting.figures,
+        reporting.decimals,
     )
 
 
@@ -115,8 +120,9 @@ def make_report_builder(figure_names: Sequence[str]) -> Callable[..., str]:
         reporting: ReportingParameters,
         *figures: Any,
     ) -> str:
-        return build_html_report(table1, table2, table3, chart1, chart2, chart3, reporting, *figures,
-                                 figure_names=names)
+        return build_html_report(
+            table1, table2, table3, chart1, chart2, chart3, reporting, *figures, figure_names=names
+        )
 
     return build_report
 

@@ -22,16 +22,48 @@ from .labels import R2_KINDS, SEG_CLASS_LABELS, dims_label, feature_label, metho
 log = logging.getLogger(__name__)
 
 TABLE1_COLUMNS = [
-    "source", "profile", "method", "method_label", "config", "metric",
-    "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std",
+    "source",
+    "profile",
+    "method",
+    "method_label",
+    "config",
+    "metric",
+    "n_seeds",
+    "ours_mean",
+    "ours_std",
+    "paper_mean",
+    "paper_std",
 ]
 TABLE2_COLUMNS = [
-    "source", "profile", "dims", "model", "model_label", "setting", "metric", "class", "class_label",
-    "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std",
+    "source",
+    "profile",
+    "dims",
+    "model",
+    "model_label",
+    "setting",
+    "metric",
+    "class",
+    "class_label",
+    "n_seeds",
+    "ours_mean",
+    "ours_std",
+    "paper_mean",
+    "paper_std",
 ]
 TABLE3_COLUMNS = [
-    "source", "profile", "train_config", "method", "method_label", "feature", "feature_label", "r2",
-    "n_seeds", "ours_mean", "ours_std", "paper_mean", "paper_std",
+    "source",
+    "profile",
+    "train_config",
+    "method",
+    "method_label",
+    "feature",
+    "feature_label",
+    "r2",
+    "n_seeds",
+    "ours_mean",
+    "ours_std",
+    "paper_mean",
+    "paper_std",
 ]
 
 #: Training set of each Task 1 configuration: ROI-C2 tests the ROI-C1 models on the extra cubes.
@@ -116,8 +148,9 @@ def _paper_training_sets_only(frame: pd.DataFrame) -> pd.DataFrame:
     expected = frame["config"].map(TABLE1_TRAIN_CONFIG)
     keep = expected.isna() | train.isna() | (train == expected)
     if not keep.all():
-        log.info("Table 1 leaves out %d row(s) whose training set is not the paper's for their test set",
-                 int((~keep).sum()))
+        log.info(
+            "Table 1 leaves out %d row(s) whose training set is not the paper's for their test set", int((~keep).sum())
+        )
     return frame[keep.to_numpy()]
 
 
@@ -202,8 +235,24 @@ def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
                     for cls in classes:
                         n, mean, std = stats[metric].get((dims, model, setting, cls), (0, float("nan"), float("nan")))
                         p_mean, p_std = _paper_pair(paper.table2(dims, model, setting, metric, cls))
-                        rows.append([source, profile, dims, model, model_label(model), setting,
-                                     metric, cls, labels.get(cls, cls), n, mean, std, p_mean, p_std])
+                        rows.append(
+                            [
+                                source,
+                                profile,
+                                dims,
+                                model,
+                                model_label(model),
+                                setting,
+                                metric,
+                                cls,
+                                labels.get(cls, cls),
+                                n,
+                                mean,
+                                std,
+                                p_mean,
+                                p_std,
+                            ]
+                        )
     return pd.DataFrame(rows, columns=TABLE2_COLUMNS)
 
 
@@ -236,6 +285,21 @@ def table3(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
                     n, mean, std = stats[kind].get((config, method, feature), (0, float("nan"), float("nan")))
                     p = paper.table3(config, method, feature) if kind == "in_sample" else None
                     p_mean, p_std = _paper_pair(p)
-                    rows.append([source, profile, config, method, method_label(method), feature,
-                                 feature_label(feature), kind, n, mean, std, p_mean, p_std])
+                    rows.append(
+                        [
+                            source,
+                            profile,
+                            config,
+                            method,
+                            method_label(method),
+                            feature,
+                            feature_label(feature),
+                            kind,
+                            n,
+                            mean,
+                            std,
+                            p_mean,
+                            p_std,
+                        ]
+                    )
     return pd.DataFrame(rows, columns=TABLE3_COLUMNS)

@@ -128,7 +128,9 @@ def apply_augmentation(
     return np.asarray(sample["image"])[0], np.asarray(sample["label"])[0]
 
 
-def augment(image: np.ndarray, labels: np.ndarray, flip: bool, rot90: bool, flip_z: bool) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    image: np.ndarray, labels: np.ndarray, flip: bool, rot90: bool, flip_z: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Random flips (each in-plane axis, and z for subvolumes when ``flip_z``) and a random
     multiple of 90 degrees rotation in the y-x plane, the same for image and labels.
 
@@ -209,7 +211,12 @@ class SegmentationModule(L.LightningModule):
         # Dice over the whole batch (batch=True) so that a class missing from one patch does
         # not dominate; softmax over classes, targets as class indices.
         self.loss = DiceCELoss(
-            to_onehot_y=True, softmax=True, batch=True, lambda_ce=float(lambda_ce), lambda_dice=float(lambda_dice), weight=weight
+            to_onehot_y=True,
+            softmax=True,
+            batch=True,
+            lambda_ce=float(lambda_ce),
+            lambda_dice=float(lambda_dice),
+            weight=weight,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,13 +232,17 @@ class SegmentationModule(L.LightningModule):
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         if self.scheduler == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=total, pct_start=self.pct_start)
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.lr, total_steps=total, pct_start=self.pct_start
+            )
         elif self.scheduler == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
         elif self.scheduler in ("none", "constant"):
             return optimizer
         else:
-            raise ValueError(f"Parameter 'segmentation.train.scheduler' must be onecycle, cosine or none, not {self.scheduler!r}")
+            raise ValueError(
+                f"Parameter 'segmentation.train.scheduler' must be onecycle, cosine or none, not {self.scheduler!r}"
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
@@ -284,6 +295,8 @@ def predict_block(
                 logits = sliding_window_logits(net, chunk, (roi_yx, roi_yx), sw_batch_size, overlap, mode)
                 out[z0 : z0 + chunk.shape[0]] = logits.float().argmax(1).to(torch.uint8).cpu().numpy()
         else:
-            logits = sliding_window_logits(net, volume[None, None].to(device), (depth, roi_yx, roi_yx), sw_batch_size, overlap, mode)
+            logits = sliding_window_logits(
+                net, volume[None, None].to(device), (depth, roi_yx, roi_yx), sw_batch_size, overlap, mode
+            )
             out[:] = logits.float().argmax(1)[0].to(torch.uint8).cpu().numpy()
     return out

@@ -89,15 +89,32 @@ SETTINGS: dict[str, LabelSetting] = {
 }
 
 RESULT_COLUMNS: tuple[str, ...] = (
-    "source", "model", "dims", "setting", "config", "seed", "class", "class_index", "f1", "iou",
-    "support_pixels", "predicted_pixels", "test_slices", "encoder", "epochs", "train_samples",
-    "train_seconds", "averaging",
+    "source",
+    "model",
+    "dims",
+    "setting",
+    "config",
+    "seed",
+    "class",
+    "class_index",
+    "f1",
+    "iou",
+    "support_pixels",
+    "predicted_pixels",
+    "test_slices",
+    "encoder",
+    "epochs",
+    "train_samples",
+    "train_seconds",
+    "averaging",
 )
 
 
 def label_setting(name: str) -> LabelSetting:
     if name not in SETTINGS:
-        raise SegmentationError(f"Unknown label setting {name!r} in 'segmentation.settings'; choose from {sorted(SETTINGS)}")
+        raise SegmentationError(
+            f"Unknown label setting {name!r} in 'segmentation.settings'; choose from {sorted(SETTINGS)}"
+        )
     return SETTINGS[name]
 
 
@@ -164,7 +181,8 @@ def prepare_segmentation_data(
     }
     for name, per_split in blocks.items():
         log.info(
-            "Segmentation %s: %s", label_setting(name).label,
+            "Segmentation %s: %s",
+            label_setting(name).label,
             ", ".join(f"{split} {sum(b.depth for b in bl)} slices" for split, bl in per_split.items()),
         )
     return {"source": describe_source(cubes), "blocks": blocks}
@@ -184,8 +202,12 @@ def _blocks(data: dict[str, Any], setting: str, splits: list[str]) -> list[Block
         last = merged[-1] if merged else None
         if last is not None and last.cube_id == block.cube_id and int(last.z[-1]) + 1 == int(block.z[0]):
             merged[-1] = Block(
-                block.cube_id, block.region, np.concatenate([last.z, block.z]),
-                np.concatenate([last.image, block.image]), np.concatenate([last.labels, block.labels]), block.z_offset,
+                block.cube_id,
+                block.region,
+                np.concatenate([last.z, block.z]),
+                np.concatenate([last.image, block.image]),
+                np.concatenate([last.labels, block.labels]),
+                block.z_offset,
             )
         else:
             merged.append(block)
@@ -223,7 +245,11 @@ def train_segmentation_model(
     sampler = RandomSampler(dataset, replacement=samples > len(dataset), num_samples=samples)
     accelerator = resolve_accelerator(training.accelerator)
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **dataloader_kwargs(training.dataloader, accelerator)
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        **dataloader_kwargs(training.dataloader, accelerator),
     )
     module = SegmentationModule(
         net,
@@ -335,15 +361,25 @@ def _train_and_evaluate(
     train, evaluation = run.train, run.evaluation
     train_blocks = _blocks(segmentation_data, setting, list(train.splits))
     net, info = train_segmentation_model(train_blocks, model, label.num_classes, run.kwargs, train, training, seed)
-    test_blocks = centred_blocks(_blocks(segmentation_data, setting, list(evaluation.splits)), evaluation.max_slices_per_cube)
+    test_blocks = centred_blocks(
+        _blocks(segmentation_data, setting, list(evaluation.splits)), evaluation.max_slices_per_cube
+    )
     start = time.perf_counter()
     depth = train.depth
-    predictions = segment_blocks(net, test_blocks, run.spatial_dims, info["mean"], info["std"], evaluation, depth, training)
+    predictions = segment_blocks(
+        net, test_blocks, run.spatial_dims, info["mean"], info["std"], evaluation, depth, training
+    )
     scores = score_predictions(predictions, test_blocks, label)
     log.info(
         "segmentation %s %s seed %d: mean IoU %.3f, mean F1 %.3f (train %.1f s on %d samples, test %.1f s)",
-        model, label.label, seed, scores["iou"].iloc[-1], scores["f1"].iloc[-1], info["train_seconds"],
-        info["train_samples"], time.perf_counter() - start,
+        model,
+        label.label,
+        seed,
+        scores["iou"].iloc[-1],
+        scores["f1"].iloc[-1],
+        info["train_seconds"],
+        info["train_samples"],
+        time.perf_counter() - start,
     )
     rows = scores.assign(
         source=segmentation_data["source"],
@@ -392,7 +428,9 @@ def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
         .reset_index(drop=True)
     )
     summary = (
-        table[table["class"] == "mean"].groupby(["dims", "model", "setting"], sort=False)[["f1", "iou"]].agg(["mean", "std"])
+        table[table["class"] == "mean"]
+        .groupby(["dims", "model", "setting"], sort=False)[["f1", "iou"]]
+        .agg(["mean", "std"])
     )
     log.info("Task 2 (mean over classes, mean and std over seeds):\n%s", summary.round(3).to_string())
     return table
@@ -478,8 +516,15 @@ def plot_segmentation_overlays(
             if r == 0:
                 ax.set_title(title, fontsize=9)
             if c == 0:
-                ax.text(-0.06, 0.5, f"{label.label}\n{block.region}\nz={z + block.z_offset}", transform=ax.transAxes,
-                        ha="right", va="center", fontsize=8)
+                ax.text(
+                    -0.06,
+                    0.5,
+                    f"{label.label}\n{block.region}\nz={z + block.z_offset}",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="center",
+                    fontsize=8,
+                )
             if data is not None:
                 ax.imshow(data, interpolation="nearest")
     seed = next(iter(wanted.values()))[2] if wanted else 0
