@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -63,21 +62,6 @@ def dataloader_kwargs(settings: DataLoaderParameters, accelerator: str) -> dict[
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch so that a CPU run is repeatable."""
     L.seed_everything(int(seed), workers=True, verbose=False)
-
-
-def deep_merge(base: Mapping[str, Any] | None, override: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``base`` with ``override``'s keys replaced, nested mappings merged key by key.
-
-    How a task's block (e.g. ``segmentation.training``) overrides the shared ``training`` block,
-    and how per-model or per-method overrides refine a task's defaults.
-    """
-    out = dict(base or {})
-    for key, value in (override or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: Any) -> L.Trainer:

@@ -71,20 +71,34 @@ def test_user_credentials_apply_in_every_environment(tmp_path: Path, env: str):
     assert credentials["bossdb"]["protocol"] == "https"  # single keys override base, the rest stays
 
 
-def test_a_bad_parameter_stops_kedro_run_before_any_node(tmp_path: Path):
+BAD_PARAMETERS = [
+    ({"training": {"torch_threads": -2}}, "training.torch_threads"),
+    ({"classification": {"network_training": {"epochs": -1}}}, "classification.network_training.epochs"),
+    ({"classification": {"network_training": {"epochs": 0}}}, "classification.network_training.epochs"),
+    ({"classification": {"network_training": {"epoch": 3}}}, "classification.network_training.epoch"),
+    ({"classification": {"network_training": {"lr": -0.1}}}, "classification.network_training.lr"),
+    ({"classification": {"data": {"train_slice_step": 0}}}, "classification.data.train_slice_step"),
+    ({"classification": {"seeds": []}}, "classification.seeds"),
+    ({"segmentation": {"train": {"epochs": -1}}}, "segmentation.train.epochs"),
+    ({"segmentation": {"train": {"batch_size": 0}}}, "segmentation.train.batch_size"),
+    ({"ingestion": {"cube_size_yx": 0}}, "ingestion.cube_size_yx"),
+    ({"probing": {"readout": {"cv_folds": 1}}}, "probing.readout.cv_folds"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), BAD_PARAMETERS, ids=[key for _, key in BAD_PARAMETERS])
+def test_a_bad_parameter_stops_kedro_run_before_any_node(tmp_path: Path, override: dict, key: str):
     bootstrap_project(PROJECT)
     data_root = tmp_path / "data"
     start = time.perf_counter()
     with (
         pytest.raises(ConfigurationError) as error,
         KedroSession.create(
-            project_path=PROJECT,
-            env="tiny",
-            runtime_params={"data_root": str(data_root), "training": {"torch_threads": -2}},
+            project_path=PROJECT, env="tiny", runtime_params={"data_root": str(data_root), **override}
         ) as session,
     ):
         session.run()
-    assert "training.torch_threads" in str(error.value)
+    assert f"  - {key}:" in str(error.value)
     assert "environment: tiny" in str(error.value)
     assert time.perf_counter() - start < 20
-    assert not data_root.exists() or not any(p.is_file() for p in data_root.rglob("*"))
+    assert not data_root.exists() or not any(p.is_file() for p in data_root.rglob("*"))  # nothing ran

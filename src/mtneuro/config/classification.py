@@ -313,7 +313,7 @@ def _merge(
     path: tuple[str, ...] = (),
 ) -> None:
     """``target`` with ``source``'s keys replaced, nested mappings merged key by key (as
-    :func:`mtneuro.training.deep_merge`), recording which block location set each key."""
+    a deep merge), recording which block location set each key."""
     for key, value in source.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), Mapping):
             target[key] = dict(target[key])

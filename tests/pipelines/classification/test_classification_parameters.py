@@ -115,8 +115,11 @@ def test_method_settings_merge_the_registry_chain_as_before(conf: Path):
     base = load_parameters(conf, "local").classification
     raw = base.model_dump()
 
-    def former(method: str) -> dict:  # the former nodes.method_settings, on the YAML dicts
-        from mtneuro.training import deep_merge
+    def former(method: str) -> dict:  # the former nodes.method_settings (a deep merge), on the YAML dicts
+        from omegaconf import OmegaConf
+
+        def deep_merge(base: dict, override: dict | None) -> dict:
+            return OmegaConf.to_container(OmegaConf.merge(base, override or {}))
 
         chains = {
             "supervised": ("network_training", "supervised"),
