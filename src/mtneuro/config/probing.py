@@ -46,13 +46,15 @@ class ProbingImages(StrictModel):
 
 
 class ProbingReadout(StrictModel):
-    """Linear read-out: least squares on standardised embeddings, grouped k-fold CV."""
+    """Linear read-out: least squares in sample (the paper's R^2); nested ridge for the grouped k-fold CV."""
 
     cv_folds: Annotated[int, Field(ge=2)]
     block_slices: PositiveInt
     gap_slices: PositiveInt
     #: Fewer images with a defined feature value: R^2 is NaN (two at least: R^2 needs a variance).
     min_images: Annotated[int, Field(ge=2)]
+    #: Penalties the cross-validated ridge read-out chooses from, inside each training fold.
+    ridge_alphas: Annotated[list[PositiveFloat], Field(min_length=1)]
 
 
 class UmapEncoder(StrictModel):

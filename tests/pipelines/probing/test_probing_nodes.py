@@ -142,20 +142,51 @@ def test_r2_is_scikit_learns_and_bit_for_bit_the_former_formula(n_columns):
         np.testing.assert_array_equal(got[1:], r2_score(y[:, 1:], prediction[:, 1:], multioutput="raw_values"))
 
 
-def test_r2_is_one_for_a_linear_feature_and_near_zero_for_an_independent_one():
+ALPHAS = [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0]
+
+
+def _r2(embeddings, y, folds, min_images=2):
+    return nodes.linear_r2(embeddings, y, folds, min_images, ALPHAS)
+
+
+def test_r2_is_high_for_a_linear_feature_and_near_zero_for_an_independent_one():
     rng = np.random.default_rng(0)
     table = _slice_table(n_slices=360)
     embeddings = rng.normal(size=(len(table), 16)).astype(np.float32)
     folds = nodes.blocked_folds(table, 5, 30, 10)
     linear = embeddings.astype(np.float64) @ rng.normal(size=16) + 3.0
-    r2_in, r2_cv, n, used = nodes.linear_r2(embeddings, linear, folds)
-    assert r2_in == pytest.approx(1.0, abs=1e-6) and r2_cv == pytest.approx(1.0, abs=1e-6)
-    assert n == len(table) and used == 5
+    r2_in, r2_cv, n, used, alpha = _r2(embeddings, linear, folds)
+    assert r2_in == pytest.approx(1.0, abs=1e-6) and r2_cv == pytest.approx(1.0, abs=1e-3)
+    assert n == len(table) and used == 5 and alpha == min(ALPHAS)  # no noise: the weakest penalty wins
     independent = rng.normal(size=len(table))
-    r2_in, r2_cv, _, _ = nodes.linear_r2(embeddings, independent, folds)
+    r2_in, r2_cv, _, _, alpha = _r2(embeddings, independent, folds)
     assert 0 <= r2_in < 0.03  # ~ D / N
     assert abs(r2_cv) < 0.03
     assert r2_cv < r2_in  # in-sample R^2 flatters
+    assert alpha >= 100  # pure noise: a strong penalty
+
+
+def test_cross_validated_r2_of_noise_is_near_zero_with_hundreds_of_dimensions():
+    """Least squares on 256 dimensions and ~500 images extrapolates (hugely negative R^2); the
+    nested ridge read-out must not."""
+    rng = np.random.default_rng(3)
+    table = _slice_table(n_slices=540)
+    embeddings = rng.normal(size=(len(table), 256))
+    folds = nodes.blocked_folds(table, 5, 30, 10)
+    noise = rng.normal(size=len(table))
+    _, r2_cv, _, _, alpha = _r2(embeddings, noise, folds)
+    assert -0.1 < r2_cv < 0.1
+    assert alpha >= 1000
+
+
+def test_cross_validated_r2_finds_a_planted_linear_signal_among_hundreds_of_dimensions():
+    rng = np.random.default_rng(4)
+    table = _slice_table(n_slices=540)
+    embeddings = rng.normal(size=(len(table), 256))
+    folds = nodes.blocked_folds(table, 5, 30, 10)
+    signal = embeddings[:, :3] @ np.array([2.0, -1.0, 0.5]) + 0.3 * rng.normal(size=len(table))
+    _, r2_cv, _, used, _ = _r2(embeddings, signal, folds)
+    assert used == 5 and r2_cv > 0.8
 
 
 def test_r2_leaves_out_undefined_values_and_is_nan_when_undefined():
@@ -165,12 +196,12 @@ def test_r2_leaves_out_undefined_values_and_is_nan_when_undefined():
     folds = nodes.blocked_folds(table, 5, 30, 1)
     y = embeddings @ np.arange(1.0, 5.0)
     y[::3] = np.nan  # e.g. mean_nn_distance of images with fewer than two cells
-    r2_in, r2_cv, n, _ = nodes.linear_r2(embeddings, y, folds)
-    assert n == np.isfinite(y).sum() and r2_in == pytest.approx(1.0) and r2_cv == pytest.approx(1.0)
-    assert all(np.isnan(nodes.linear_r2(embeddings, np.full(len(table), 2.0), folds)[:2]))  # constant
-    assert all(np.isnan(nodes.linear_r2(embeddings, np.full(len(table), np.nan), folds)[:2]))  # never defined
+    r2_in, r2_cv, n, _, _ = _r2(embeddings, y, folds)
+    assert n == np.isfinite(y).sum() and r2_in == pytest.approx(1.0) and r2_cv == pytest.approx(1.0, abs=1e-3)
+    assert all(np.isnan(_r2(embeddings, np.full(len(table), 2.0), folds)[:2]))  # constant
+    assert all(np.isnan(_r2(embeddings, np.full(len(table), np.nan), folds)[:2]))  # never defined
     # fewer images with a value than min_images: undefined
-    assert all(np.isnan(nodes.linear_r2(embeddings, y, folds, min_images=int(n) + 1)[:2]))
+    assert all(np.isnan(_r2(embeddings, y, folds, min_images=int(n) + 1)[:2]))
 
 
 def test_features_fitted_together_get_the_numbers_of_separate_fits():
@@ -180,11 +211,12 @@ def test_features_fitted_together_get_the_numbers_of_separate_fits():
     folds = nodes.blocked_folds(table, 5, 30, 2)
     Y = np.column_stack([embeddings @ rng.normal(size=8) + rng.normal(size=len(table)) for _ in range(3)])
     Y[:, 2] = 7.0  # a constant feature among others stays undefined, the others unaffected
-    together = nodes.linear_r2(embeddings, Y, folds)
+    together = _r2(embeddings, Y, folds)
     assert np.isnan(together[0][2]) and np.isnan(together[1][2])
     for i in range(2):
-        alone = nodes.linear_r2(embeddings, Y[:, i], folds)
+        alone = _r2(embeddings, Y[:, i], folds)
         assert alone[0] == pytest.approx(together[0][i]) and alone[1] == pytest.approx(together[1][i])
+        assert alone[4] == pytest.approx(together[4][i])  # each feature gets its own penalty
 
 
 def test_limited_threads_caps_blas_and_restores():

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
@@ -45,10 +45,11 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "n_images",
     "embedding_dim",
     "cv_folds",
+    "cv_ridge_alpha",
     "image_unit",
 )
-#: Task 1 configuration id -> the name the result tables use.
-TRAIN_CONFIG_NAMES: dict[str, str] = {"roi_c1": "ROI-C1", "roi_c2": "ROI-C2", "roi_c3": "ROI-C3"}
+#: Task 1 configuration id -> the name the result tables use (one definition: spec.CONFIG_LABELS).
+TRAIN_CONFIG_NAMES: dict[str, str] = spec.CONFIG_LABELS
 
 
 class ProbingError(ValueError):
@@ -261,21 +262,34 @@ def _r2(y: np.ndarray, prediction: np.ndarray) -> np.ndarray:
 
 
 def _model() -> Any:
+    """The paper's read-out: ordinary least squares on standardised embeddings (in-sample R^2)."""
     return make_pipeline(StandardScaler(), LinearRegression())
 
 
+def _cv_model(alphas: Sequence[float]) -> Any:
+    """The cross-validated read-out: ridge regression whose penalty is chosen per feature inside
+    the training fold only (efficient leave-one-out over the training images, scikit-learn's
+    RidgeCV), so that hundreds of embedding dimensions cannot extrapolate wildly on held-out blocks."""
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), alpha_per_target=True))
+
+
 def linear_r2(
-    embeddings: np.ndarray, y: np.ndarray, folds: Sequence[tuple[np.ndarray, np.ndarray]], min_images: int = 2
-) -> tuple[Any, Any, int, int]:
+    embeddings: np.ndarray,
+    y: np.ndarray,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    min_images: int,
+    ridge_alphas: Sequence[float],
+) -> tuple[Any, Any, int, int, Any]:
     """In-sample and cross-validated R^2 of a linear regression from embeddings to features.
 
     ``y`` is one feature ``(N,)`` or several ``(N, T)`` fitted together (multi-output least
     squares gives each column the fit it would get alone). Images with a NaN value are left out
     of fitting and scoring. In-sample R^2 (the paper's): fit and score on all images.
-    Cross-validated R^2: the out-of-fold predictions of all ``folds`` pooled,
+    Cross-validated R^2: a ridge read-out (:func:`_cv_model`, penalty chosen inside each training
+    fold from ``ridge_alphas``), the out-of-fold predictions of all ``folds`` pooled,
     ``1 - SS_res / SS_tot`` around the mean of the scored images. NaN when fewer than
     ``min_images`` images have values, or for a constant feature. Returns
-    ``(r2_in_sample, r2_cv, n_images, folds_used)``, R^2 as floats for a 1-D ``y``, else arrays.
+    ``(r2_in_sample, r2_cv, n_images, folds_used, median_alpha)``, floats for a 1-D ``y``, else arrays.
     """
     Y = np.asarray(y, dtype=np.float64)
     single = Y.ndim == 1
@@ -283,7 +297,8 @@ def linear_r2(
     valid = np.isfinite(Y).all(axis=1)
     n = int(valid.sum())
     nan = np.full(Y.shape[1], np.nan)
-    in_sample, cv, used = nan, nan, 0
+    in_sample, cv, used, alpha = nan, nan, 0, nan
+    chosen: list[np.ndarray] = []
     if n >= max(2, int(min_images)):
         X, target = embeddings[valid], Y[valid]
         in_sample = _r2(target, _model().fit(X, target).predict(X).reshape(target.shape))
@@ -295,14 +310,18 @@ def linear_r2(
             tr, te = tr[tr >= 0], te[te >= 0]
             if len(tr) < 2 or len(te) == 0:
                 continue
-            prediction[te] = _model().fit(X[tr], target[tr]).predict(X[te]).reshape(len(te), -1)
+            ridge = _cv_model(ridge_alphas).fit(X[tr], target[tr])
+            prediction[te] = ridge.predict(X[te]).reshape(len(te), -1)
+            chosen.append(np.broadcast_to(np.asarray(ridge[-1].alpha_, dtype=np.float64), (target.shape[1],)))
             used += 1
         scored = np.isfinite(prediction).all(axis=1)
         if scored.sum() >= 2:
             cv = _r2(target[scored], prediction[scored])
+        if chosen:
+            alpha = np.median(np.stack(chosen), axis=0)
     if single:
-        return float(in_sample[0]), float(cv[0]), n, used
-    return in_sample, cv, n, used
+        return float(in_sample[0]), float(cv[0]), n, used, float(alpha[0])
+    return in_sample, cv, n, used, alpha
 
 
 def probe_embeddings(
@@ -325,8 +344,12 @@ def probe_embeddings(
     results = {}
     for group in groups.values():
         with limited_threads(probing.threads):
-            r2_in, r2_cv, n, used = linear_r2(
-                embeddings, np.column_stack([values[g] for g in group]), folds, readout.min_images
+            r2_in, r2_cv, n, used, alpha = linear_r2(
+                embeddings,
+                np.column_stack([values[g] for g in group]),
+                folds,
+                readout.min_images,
+                readout.ridge_alphas,
             )
         for i, name in enumerate(group):
             results[name] = {
@@ -336,6 +359,7 @@ def probe_embeddings(
                 "n_images": n,
                 "embedding_dim": int(embeddings.shape[1]),
                 "cv_folds": used,
+                "cv_ridge_alpha": float(alpha[i]),
             }
     return pd.DataFrame([results[name] for name in names])
 
