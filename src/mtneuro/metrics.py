@@ -13,6 +13,14 @@ Segmentation (Task 2) -- averaging used everywhere in this project:
 * **mean over classes** (the paper's "Avg."): the unweighted mean of the per-class values
   (macro average), background included.
 
+A second IoU, **per image** (``iou_per_image``), is the average the MTNeuro authors' code uses for
+IoU (their F1 is pooled as above): each image -- a 2D slice, the last two axes of a label map
+(every slice of a 3D model's prediction is an image too) -- gets
+``IoU_c = |pred_c ∩ gt_c| / |pred_c ∪ gt_c|``; the per-class value is the mean over the images, an
+image where class ``c`` is neither in the ground truth nor predicted being left out (NaN-excluded,
+as the undefined pooled values above); the mean over classes is the unweighted mean of those
+per-class image averages (a class absent from every image is NaN and left out).
+
 Classification helpers (:func:`multiclass_accuracy`) follow torchmetrics' definitions too.
 """
 
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -30,12 +39,17 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassJaccardIndex,
+    MulticlassStatScores,
 )
 
 AVERAGING = (
     "per class: TP/FP/FN summed over all test pixels of a run (torchmetrics average='none', "
     "multidim_average='global'); mean: unweighted mean over classes; a class absent from both "
     "ground truth and prediction is NaN and left out of the mean"
+)
+PER_IMAGE_AVERAGING = (
+    "iou_per_image: IoU of each class in each 2D image (slice), averaged over the images where the "
+    "class occurs in ground truth or prediction (as the authors' code); mean: unweighted over classes"
 )
 
 
@@ -44,17 +58,20 @@ def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 class SegmentationMeter:
-    """Accumulates per-class F1, IoU and the confusion matrix over any number of label maps.
+    """Accumulates per-class F1, IoU (pooled and per image) and the confusion matrix over any
+    number of label maps.
 
     ``update(pred, target)`` takes integer label maps of the same shape (any number of axes,
     numpy or torch, on any device) with values in ``[0, num_classes)`` -- a value outside is a
-    ``ValueError`` naming which of the two is out of range (torchmetrics' own checks are off);
-    ``compute()`` returns :class:`SegmentationScores`.
+    ``ValueError`` naming which of the two is out of range (torchmetrics' own checks are off).
+    For the per-image IoU the last two axes are one image and any leading axes count images
+    (``(Z, H, W)``: Z images); a map of fewer than two axes is one image. ``compute()`` returns
+    :class:`SegmentationScores`.
     """
 
     def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
         self.num_classes = int(num_classes)
-        kwargs = {"num_classes": self.num_classes, "average": "none", "validate_args": False}
+        kwargs: dict[str, Any] = {"num_classes": self.num_classes, "average": "none", "validate_args": False}
         self.metrics = MetricCollection(
             {
                 "f1": MulticlassF1Score(multidim_average="global", **kwargs),
@@ -63,11 +80,17 @@ class SegmentationMeter:
             },
             compute_groups=False,
         ).to(device)
+        # per image (sample) TP/FP/TN/FN/support of every class, for the per-image IoU
+        self.per_image = MulticlassStatScores(
+            num_classes=self.num_classes, average="none", multidim_average="samplewise", validate_args=False
+        ).to(device)
         self.device = torch.device(device)
 
     def update(self, pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor) -> None:
-        pred_t = _as_tensor(pred).to(self.device).long().reshape(-1)
-        target_t = _as_tensor(target).to(self.device).long().reshape(-1)
+        pred_full = _as_tensor(pred)
+        target_full = _as_tensor(target)
+        pred_t = pred_full.to(self.device).long().reshape(-1)
+        target_t = target_full.to(self.device).long().reshape(-1)
         if pred_t.shape != target_t.shape:
             raise ValueError(f"Prediction and target sizes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
         for name, values in (("Target", target_t), ("Predicted", pred_t)):
@@ -76,6 +99,23 @@ class SegmentationMeter:
                     f"{name} labels must lie in [0, {self.num_classes}); got [{int(values.min())}, {int(values.max())}]"
                 )
         self.metrics.update(pred_t, target_t)
+        if pred_t.numel():
+            shape = tuple(target_full.shape)
+            n_images = int(np.prod(shape[:-2])) if len(shape) >= 2 else 1
+            self.per_image.update(pred_t.reshape(n_images, -1), target_t.reshape(n_images, -1))
+
+    def _iou_per_image(self) -> np.ndarray:
+        """Per class: the mean over images of the image's IoU, images without the class left out."""
+        if not self.per_image.update_count:
+            return np.full(self.num_classes, np.nan)
+        stats = self.per_image.compute().reshape(-1, self.num_classes, 5).cpu().numpy().astype(np.float64)
+        tp, fp, fn = stats[..., 0], stats[..., 1], stats[..., 3]
+        union = tp + fp + fn
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
+        present = np.isfinite(iou).sum(axis=0)
+        total = np.nansum(iou, axis=0)
+        return np.where(present > 0, total / np.maximum(present, 1), np.nan)
 
     def compute(self) -> SegmentationScores:
         values = self.metrics.compute()
@@ -87,19 +127,22 @@ class SegmentationMeter:
         undefined = (support + predicted) == 0
         f1[undefined] = np.nan
         iou[undefined] = np.nan
-        return SegmentationScores(f1=f1, iou=iou, confusion=confusion)
+        return SegmentationScores(f1=f1, iou=iou, confusion=confusion, iou_per_image=self._iou_per_image())
 
     def reset(self) -> None:
         self.metrics.reset()
+        self.per_image.reset()
 
 
 @dataclass(frozen=True)
 class SegmentationScores:
-    """Per-class F1/IoU (NaN for undefined classes) and the confusion matrix (rows: truth)."""
+    """Per-class pooled F1/IoU (NaN for undefined classes), the confusion matrix (rows: truth)
+    and the per-class IoU averaged per image (NaN for a class absent from every image)."""
 
     f1: np.ndarray
     iou: np.ndarray
     confusion: np.ndarray
+    iou_per_image: np.ndarray
 
     @property
     def support(self) -> np.ndarray:
@@ -119,9 +162,16 @@ class SegmentationScores:
     def mean_iou(self) -> float:
         return float(np.nanmean(self.iou)) if np.isfinite(self.iou).any() else float("nan")
 
+    @property
+    def mean_iou_per_image(self) -> float:
+        """Unweighted mean over classes of the per-class image averages."""
+        values = self.iou_per_image
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
     def to_frame(self, class_names: Sequence[str], mean_row: bool = True) -> pd.DataFrame:
-        """One row per class (``class``, ``class_index``, ``f1``, ``iou``, ``support_pixels``,
-        ``predicted_pixels``) and, with ``mean_row``, a ``class = "mean"`` row (index -1)."""
+        """One row per class (``class``, ``class_index``, ``f1``, ``iou``, ``iou_per_image``,
+        ``support_pixels``, ``predicted_pixels``) and, with ``mean_row``, a ``class = "mean"`` row
+        (index -1)."""
         if len(class_names) != len(self.f1):
             raise ValueError(f"{len(class_names)} class names for {len(self.f1)} classes")
         frame = pd.DataFrame(
@@ -130,6 +180,7 @@ class SegmentationScores:
                 "class_index": np.arange(len(class_names)),
                 "f1": self.f1,
                 "iou": self.iou,
+                "iou_per_image": self.iou_per_image,
                 "support_pixels": self.support,
                 "predicted_pixels": self.predicted,
             }
@@ -140,6 +191,7 @@ class SegmentationScores:
                 "class_index": -1,
                 "f1": self.mean_f1,
                 "iou": self.mean_iou,
+                "iou_per_image": self.mean_iou_per_image,
                 "support_pixels": int(self.support.sum()),
                 "predicted_pixels": int(self.predicted.sum()),
             }
@@ -153,10 +205,10 @@ def segmentation_scores(
     num_classes: int,
 ) -> SegmentationScores:
     """F1/IoU per class over all pixels of ``preds``/``targets`` (arrays, or lists of arrays of
-    possibly different shapes, e.g. one per test cube)."""
+    possibly different shapes, e.g. one per test cube), and IoU per image (last two axes)."""
     meter = SegmentationMeter(num_classes)
     if isinstance(preds, (np.ndarray, torch.Tensor)):
-        preds, targets = [preds], [targets]
+        preds, targets = [preds], [cast("np.ndarray | torch.Tensor", targets)]
     for pred, target in zip(preds, targets, strict=True):
         meter.update(pred, target)
     return meter.compute()
@@ -166,7 +218,7 @@ def multiclass_accuracy(
     preds: np.ndarray | torch.Tensor,
     target: np.ndarray | torch.Tensor,
     num_classes: int,
-    average: str = "micro",
+    average: Literal["micro", "macro", "weighted", "none"] = "micro",
 ) -> float:
     """Accuracy of integer predictions (``micro``: fraction correct; ``macro``: balanced
     accuracy, the mean of per-class recalls over the classes present)."""

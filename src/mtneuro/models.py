@@ -1,8 +1,7 @@
-"""Model factories: the one place that builds networks for every task.
+"""Task 1 model factories: the one place that builds the Task 1 networks.
 
-Sections: Task 1 encoders (ResNet-18, frozen-encoder protocol), Task 2 2D segmentation models
-(segmentation_models_pytorch) and 3D segmentation models (MONAI). Tasks call these factories;
-they never build networks themselves.
+Task 1 encoders (ResNet-18), the frozen-encoder protocol and the linear read-out. Task 2 networks
+live in :mod:`mtneuro.segmentation_models` (one registry and factory for 2D and 3D).
 """
 
 from __future__ import annotations
@@ -119,8 +118,8 @@ def preprocess_images(images: np.ndarray | torch.Tensor, input_meta: dict[str, A
     norm = input_meta["normalisation"]
     mode = norm["mode"]
     if mode == "per_image":
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        return (x - mean) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        image_mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return (x - image_mean) / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
     if mode not in ("training_set", "none"):
         raise ValueError(f"Unknown normalisation mode {mode!r} (training_set, per_image, none)")
     mean, std = float(norm["mean"]), float(norm["std"])
@@ -222,16 +221,3 @@ class LinearReadout:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(x), axis=1)]
-
-
-# --- Saved networks --------------------------------------------------------------------------
-# Task 2 networks are built by mtneuro.segmentation_models (the registry and its factory).
-
-import importlib  # noqa: E402
-
-
-def build_from_factory_spec(spec: dict[str, Any]) -> nn.Module:
-    """Rebuild a network from a ``factory_spec`` (``{"factory": "module:function", "kwargs": {...}}``)."""
-    module_name, _, func_name = spec["factory"].partition(":")
-    factory = getattr(importlib.import_module(module_name), func_name)
-    return factory(**spec.get("kwargs", {}))

@@ -31,8 +31,8 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import numpy as np
@@ -64,7 +64,7 @@ def _uniform(n: int, lo: float, hi: float, device: torch.device) -> torch.Tensor
 
 
 def random_geometry(
-    x: torch.Tensor, crop_scale: tuple[float, float] = (1.0, 1.0), flip: bool = True, rot90: bool = True
+    x: torch.Tensor, crop_scale: Sequence[float] = (1.0, 1.0), flip: bool = True, rot90: bool = True
 ) -> torch.Tensor:
     """Random square crop (area fraction in ``crop_scale``) resized back, flips and 90-degree rotations.
 
@@ -301,8 +301,8 @@ class RepresentationLearner(L.LightningModule):
                 deactivate_requires_grad(module)
             self.tau = float(s.momentum_base)
         self.history: list[dict[str, float]] = []
-        self._epoch_loss: list[float] = []
-        self._epoch_mined: list[float] = []
+        self._epoch_loss: list[torch.Tensor] = []
+        self._epoch_mined: list[torch.Tensor] = []
         self._epoch_weight: list[float] = []
 
     # -- pairs of online/target modules updated by momentum --------------------------------
@@ -340,7 +340,7 @@ class RepresentationLearner(L.LightningModule):
         """Cross-entropy of the head on (augmented) images; with mixup for mixup methods."""
         if self.spec.mixup:
             s: Any = self.settings
-            onehot = F.one_hot(y, self.head[-1].out_features).to(x.dtype)
+            onehot = F.one_hot(y, cast(nn.Linear, self.head[-1]).out_features).to(x.dtype)
             x, targets, _, _ = mixup(x, onehot, float(s.alpha))
             return soft_cross_entropy(self.head(self.encoder(x)), targets)
         return F.cross_entropy(self.head(self.encoder(x)), y)
@@ -391,6 +391,7 @@ class RepresentationLearner(L.LightningModule):
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]) if self.trainer.optimizers else float("nan"),
         }
         if self.spec.kind == "ssl":
+            assert self.tau is not None  # set in __init__ for every SSL method
             record["target_momentum"] = float(self.tau)
         if self.spec.mined_views is not None:
             record["mined_loss"] = (
@@ -405,6 +406,7 @@ class RepresentationLearner(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         name = str(s.optimizer).lower()
         lr, wd = float(s.lr), float(s.weight_decay)
+        opt: torch.optim.Optimizer
         if name == "sgd":
             opt = torch.optim.SGD(params, lr=lr, momentum=float(s.momentum), weight_decay=wd)
         elif name == "adamw":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.config import AbstractConfigLoader, MissingConfigException, OmegaConfigLoader
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mtneuro.config.base import ConfigurationError, parse_block
 from mtneuro.config.project import ProjectParameters
@@ -38,7 +38,7 @@ class ProjectConfigLoader(OmegaConfigLoader):
             if local.is_dir()
             else []
         )
-        merged = OmegaConf.create(dict(value))
+        merged: DictConfig | ListConfig = OmegaConf.create(dict(value))
         for path in files:
             merged = OmegaConf.merge(merged, OmegaConf.load(path))
         return dict(OmegaConf.to_container(merged, resolve=True))  # type: ignore[arg-type]
@@ -72,8 +72,9 @@ def config_loader(
     from mtneuro import settings
 
     check_environment(conf_source, env)
+    loader_args: Mapping[str, Any] = settings.CONFIG_LOADER_ARGS
     return settings.CONFIG_LOADER_CLASS(
-        conf_source=str(conf_source), env=env, runtime_params=dict(runtime_params or {}), **settings.CONFIG_LOADER_ARGS
+        conf_source=str(conf_source), env=env, runtime_params=dict(runtime_params or {}), **loader_args
     )
 
 

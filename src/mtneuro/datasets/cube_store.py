@@ -140,7 +140,7 @@ def read_cube(path: Path, request: dict[str, Any]) -> tuple[dict[str, np.ndarray
         return None, "not on disk"
     try:
         group = zarr.open_group(str(path), mode="r")
-        attrs = dict(group.attrs)
+        attrs: dict[str, Any] = dict(group.attrs)
     except Exception as exc:
         return None, f"its metadata cannot be read ({_short(exc)})"
     if not attrs.get("complete"):
@@ -196,7 +196,7 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 def remove_leftovers(folder: Path, patterns: tuple[str, ...] = _LEFTOVERS) -> list[str]:
     """Remove what interrupted writes left in ``folder`` (temporary files and folders); their names."""
-    removed = []
+    removed: list[str] = []
     if not folder.is_dir():
         return removed
     for pattern in patterns:

@@ -120,7 +120,7 @@ class MapRequest:
 # --- zarr helpers ---------------------------------------------------------------------------
 
 
-def _zarr_format(version: str) -> int:
+def _zarr_format(version: str) -> Literal[2, 3]:
     return 2 if version == "0.4" else 3
 
 
@@ -289,7 +289,7 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
     path = Path(path)
     digest = request.digest()
     stats: dict[str, Any] = {"computed": 0, "skipped": 0, "seconds": 0.0, "complete_before": False}
-    root = None
+    root: Any = None  # a zarr Group; zarr types its items as ``Array | Group``
     if path.exists():
         try:
             root = zarr.open_group(str(path), mode="r+")
@@ -390,7 +390,7 @@ def read_map(path: str | Path) -> BrainMap:
         raise DatasetError(
             f"The brain map {path} is incomplete (its run was interrupted): run the mapping pipeline again"
         )
-    groups = {"image": root}
+    groups: dict[str, Any] = {"image": root}
     labels = _ome(dict(root["labels"].attrs)).get("labels", []) if "labels" in root else []
     groups.update({name: root["labels"][name] for name in labels})
     for name in root.group_keys():

@@ -5,7 +5,7 @@ Saving writes two files side by side:
 * ``<name>.pt`` -- the ``state_dict`` (tensors only; loaded with ``weights_only=True``);
 * ``<name>.json`` -- the factory that builds the network and its arguments
   (``{"factory": "module:function", "kwargs": {...}}``, from the model's ``factory_spec``
-  attribute, which :func:`mtneuro.models.build_segmentation_model` sets) and the model's
+  attribute, which :func:`mtneuro.segmentation_models.build_segmentation_model` sets) and the model's
   ``metadata`` dict (preprocessing, classes, training settings...).
 
 Loading imports the factory, calls it with the recorded arguments, loads the weights, puts the
@@ -13,7 +13,7 @@ network in eval mode and restores ``factory_spec`` and ``metadata``. A user can 
 without Kedro::
 
     spec = json.load(open("model.json"))
-    model = mtneuro.models.build_from_factory_spec(spec)
+    model = mtneuro.segmentation_models.build_from_factory_spec(spec)
     model.load_state_dict(torch.load("model.pt", weights_only=True))
 
 .. code-block:: yaml
@@ -88,7 +88,7 @@ class TorchModelDataset(AbstractVersionedDataset[nn.Module, nn.Module]):
         if not isinstance(spec, dict) or "factory" not in spec:
             raise DatasetError(
                 "TorchModelDataset saves networks built by a factory that records 'factory_spec' "
-                "(e.g. mtneuro.models.build_segmentation_model); this model has none."
+                "(e.g. mtneuro.segmentation_models.build_segmentation_model); this model has none."
             )
         save_path = self._get_save_path()
         record = {
@@ -106,7 +106,7 @@ class TorchModelDataset(AbstractVersionedDataset[nn.Module, nn.Module]):
         self._invalidate_cache()
 
     def load(self) -> nn.Module:
-        from mtneuro.models import build_from_factory_spec
+        from mtneuro.segmentation_models import build_from_factory_spec
 
         load_path = self._get_load_path()
         with self._fs.open(get_filepath_str(self.sidecar(load_path), self._protocol), mode="r") as f:
@@ -116,7 +116,7 @@ class TorchModelDataset(AbstractVersionedDataset[nn.Module, nn.Module]):
             state = torch.load(io.BytesIO(f.read()), map_location=self._map_location, weights_only=True)
         model.load_state_dict(state)
         model.eval()
-        model.factory_spec = {"factory": record["factory"], "kwargs": record["kwargs"]}
+        model.factory_spec = {"factory": record["factory"], "kwargs": record["kwargs"]}  # type: ignore[assignment]
         model.metadata = record.get("metadata", {})
         return model
 

@@ -10,7 +10,7 @@ widths scaled (:class:`ScaledVNet`, the "light" VNet), and the wrapper pads 8-sl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -30,7 +30,8 @@ def build_unet3d(num_classes: int, in_channels: int = 1, **kwargs: Any) -> nn.Mo
     strides = [
         tuple(s) if isinstance(s, (list, tuple)) else int(s) for s in kwargs.pop("strides", (2,) * (len(channels) - 1))
     ]
-    net = UNet(3, in_channels, num_classes, channels=channels, strides=strides, **kwargs)
+    # MONAI annotates ``strides`` as ``Sequence[int]`` but accepts a per-axis tuple for each level.
+    net = UNet(3, in_channels, num_classes, channels=channels, strides=strides, **kwargs)  # type: ignore[arg-type]
     multiple = [1, 1, 1]
     for s in strides:
         for axis, f in enumerate(s if isinstance(s, tuple) else (s, s, s)):
@@ -57,7 +58,7 @@ class ScaledVNet(nn.Module):
 
         b = int(base_channels)
         act = tuple(act) if isinstance(act, list) else act
-        up = tuple(dropout_prob_up)
+        up = cast("tuple[float | None, float]", tuple(dropout_prob_up))
         self.in_tr = InputTransition(3, in_channels, b, act, bias=bias)
         self.down_tr32 = DownTransition(3, b, 1, act, bias=bias)
         self.down_tr64 = DownTransition(3, 2 * b, 2, act, bias=bias)
@@ -94,6 +95,7 @@ def build_vnet(num_classes: int, in_channels: int = 1, **kwargs: Any) -> nn.Modu
         kwargs["dropout_prob_up"] = tuple(kwargs["dropout_prob_up"])
     if isinstance(kwargs.get("act"), list):
         kwargs["act"] = tuple(kwargs["act"])
+    net: nn.Module
     if base == 16:
         net = VNet(spatial_dims=3, in_channels=in_channels, out_channels=num_classes, **kwargs)
     else:

@@ -55,7 +55,7 @@ def _drop_unused_encoder_stages(encoder: nn.Module, depth: int) -> None:
     """smp keeps every encoder stage even when ``encoder_depth`` < 5 never runs the deeper ones;
     replace those (where they are direct children, e.g. ResNet's ``layer3``/``layer4``) by
     ``nn.Identity`` so that they cost no optimizer time and no checkpoint space."""
-    stages = encoder.get_stages() if hasattr(encoder, "get_stages") else {}
+    stages = encoder.get_stages() if hasattr(encoder, "get_stages") else {}  # type: ignore[operator]  # smp method
     unused = [m for stride, modules in stages.items() if int(stride) > 2**depth for m in modules]
     for name, child in list(encoder.named_children()):
         if any(child is m for m in unused):

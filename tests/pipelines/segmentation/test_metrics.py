@@ -60,6 +60,68 @@ def test_pixels_accumulate_over_images_not_averaged_per_image():
     np.testing.assert_allclose(meter.compute().iou, pooled.iou)
 
 
+def test_iou_per_image_by_hand():
+    preds, targets = hand_made()
+    scores = segmentation_scores(preds, targets, num_classes=4)
+    # image 1: bg 9/12, vessel 3/4, cell 0/1 (predicted once, absent), axon 1/2;
+    # image 2: bg 8/11, vessel 0/1 (predicted once, absent), cell 3/4, axon 2/3
+    expected = [(0.75 + 8 / 11) / 2, (0.75 + 0.0) / 2, (0.0 + 0.75) / 2, (0.5 + 2 / 3) / 2]
+    np.testing.assert_allclose(scores.iou_per_image, expected, rtol=1e-12)
+    assert scores.mean_iou_per_image == pytest.approx(np.mean(expected))
+    # the pooled IoU is a different average (TP/FP/FN summed first)
+    assert scores.iou[0] == pytest.approx(17 / 23) and scores.iou_per_image[0] != pytest.approx(17 / 23)
+
+
+def test_iou_per_image_leaves_out_images_without_the_class():
+    # a (2, 2, 2) stack is two images; class 2 is in neither map of image A, class 1 in neither of
+    # image B, class 3 nowhere
+    target = np.array([[[0, 1], [1, 0]], [[2, 2], [0, 0]]])
+    pred = np.array([[[0, 1], [0, 0]], [[2, 0], [0, 0]]])
+    scores = segmentation_scores(pred, target, num_classes=4)
+    np.testing.assert_allclose(scores.iou_per_image[:3], [2 / 3, 0.5, 0.5], rtol=1e-12)  # not 0.25 for 1 and 2
+    assert np.isnan(scores.iou_per_image[3])
+    assert scores.mean_iou_per_image == pytest.approx(5 / 9)
+    frame = scores.to_frame(["background", "vessel", "cell", "axon"])
+    assert frame.columns.tolist()[3:5] == ["iou", "iou_per_image"]
+    assert frame.loc[frame["class"] == "mean", "iou_per_image"].item() == pytest.approx(5 / 9)
+    assert frame.loc[frame["class"] == "vessel", "iou_per_image"].item() == pytest.approx(0.5)
+
+
+def test_iou_per_image_matches_torchmetrics_image_by_image():
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    rng = np.random.default_rng(3)
+    num_classes = 4
+    cubes_t, cubes_p = [], []
+    for depth, size in [(5, 12), (3, 9)]:  # two test cubes (Z, H, W) of different shapes
+        t = rng.integers(0, num_classes, (depth, size, size))
+        t[0][t[0] == 3] = 0  # class 3 absent from some slices' ground truth
+        t[1][t[1] == 2] = 1
+        p = np.where(rng.random(t.shape) < 0.6, t, rng.integers(0, num_classes - 1, t.shape))
+        p[0][p[0] == 3] = 0  # ... and from their predictions: those slices are left out for class 3
+        cubes_t.append(t)
+        cubes_p.append(p)
+    meter = SegmentationMeter(num_classes)
+    for p, t in zip(cubes_p, cubes_t, strict=True):
+        meter.update(torch.from_numpy(p), t)
+    ours = meter.compute()
+    jaccard = MulticlassJaccardIndex(num_classes, average="none", zero_division=float("nan"))
+    per_image = torch.stack(
+        [
+            jaccard(torch.from_numpy(p[z]).reshape(-1), torch.from_numpy(t[z]).reshape(-1))
+            for p, t in zip(cubes_p, cubes_t, strict=True)
+            for z in range(t.shape[0])
+        ]
+    )
+    assert per_image.shape == (8, num_classes) and torch.isnan(per_image).any()
+    reference = torch.nanmean(per_image.double(), dim=0).numpy()
+    np.testing.assert_allclose(ours.iou_per_image, reference, rtol=1e-6)
+    assert ours.mean_iou_per_image == pytest.approx(float(reference.mean()), rel=1e-6)
+    # the pooled values are unchanged by the per-image bookkeeping
+    _, iou = numpy_f1_iou([p.ravel() for p in cubes_p], [t.ravel() for t in cubes_t], num_classes)
+    np.testing.assert_allclose(ours.iou, iou, rtol=1e-6)
+
+
 def test_class_absent_everywhere_is_nan_and_left_out_of_the_mean():
     t = np.array([[0, 0, 1], [1, 0, 0]])
     p = np.array([[0, 1, 1], [1, 0, 0]])

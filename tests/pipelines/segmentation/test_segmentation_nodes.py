@@ -80,7 +80,7 @@ def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, trainin
     label = nodes.SETTINGS[setting]
     size = cubes["main_CTX"].image.shape[-1]
     assert rows["class"].tolist() == [*label.classes, "mean"]
-    assert rows[["f1", "iou"]].stack().between(0, 1).all()
+    assert rows[["f1", "iou", "iou_per_image"]].stack().between(0, 1).all()
     assert list(rows.columns) == list(nodes.RESULT_COLUMNS)
     assert rows["dims"].unique().tolist() == (["2D"] if model == "pspnet" else ["3D"])
     assert rows["encoder"].unique().tolist() == (["resnet18"] if model == "pspnet" else [""])
@@ -102,6 +102,43 @@ def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, trainin
         np.testing.assert_array_equal(again[cube_id]["prediction"], p["prediction"])
 
 
+def test_score_predictions_adds_iou_per_slice_and_keeps_pooled_scores():
+    from mtneuro.metrics import segmentation_scores
+
+    label = nodes.SETTINGS["seg_3class"]
+    rng = np.random.default_rng(0)
+    truth = {"a": rng.integers(0, 3, (4, 6, 6)).astype(np.uint8), "b": np.zeros((2, 6, 6), dtype=np.uint8)}
+    truth["b"][1, :2, :2] = 2  # cell only in one slice of cube b
+    pred = {
+        k: np.where(rng.random(v.shape) < 0.7, v, rng.integers(0, 3, v.shape)).astype(np.uint8)
+        for k, v in truth.items()
+    }
+    pred["b"][0] = 0  # slice 0 of b: no vessel or cell in truth or prediction -> left out for them
+    blocks = [
+        Block("a", "CTX", np.arange(0, 2), np.zeros((2, 6, 6), np.uint8), truth["a"][:2]),
+        Block("a", "CTX", np.arange(2, 4), np.zeros((2, 6, 6), np.uint8), truth["a"][2:]),
+        Block("b", "STR", np.arange(2), np.zeros((2, 6, 6), np.uint8), truth["b"]),
+    ]
+    predictions = {k: {"z": np.arange(len(v)), "prediction": v} for k, v in pred.items()}
+    rows = nodes.score_predictions(predictions, blocks, label)
+    # the pooled columns are those of the pooled scores, unchanged
+    pooled = segmentation_scores(list(pred.values()), list(truth.values()), 3).to_frame(label.classes)
+    pd.testing.assert_frame_equal(rows.drop(columns="iou_per_image"), pooled.drop(columns="iou_per_image"))
+    # per image: IoU of every slice (6 slices), NaN where a class is in neither map, mean over slices
+    slices = [(p[z], t[z]) for k in ("a", "b") for p, t in [(pred[k], truth[k])] for z in range(len(t))]
+    per_slice = np.full((len(slices), 3), np.nan)
+    for i, (p, t) in enumerate(slices):
+        for c in range(3):
+            union = np.sum((p == c) | (t == c))
+            if union:
+                per_slice[i, c] = np.sum((p == c) & (t == c)) / union
+    assert np.isnan(per_slice[4, 1:]).all()  # cube b, slice 0
+    expected = np.nanmean(per_slice, axis=0)
+    np.testing.assert_allclose(rows["iou_per_image"].iloc[:3], expected, rtol=1e-12)
+    assert rows["iou_per_image"].iloc[-1] == pytest.approx(expected.mean())
+    assert rows.columns.get_loc("iou_per_image") == rows.columns.get_loc("iou") + 1
+
+
 def _fake_rows(model: str, setting: str, seed: int) -> pd.DataFrame:
     label = nodes.SETTINGS[setting]
     classes = [*label.classes, "mean"]
@@ -117,6 +154,7 @@ def _fake_rows(model: str, setting: str, seed: int) -> pd.DataFrame:
             "class_index": [*range(label.num_classes), -1],
             "f1": 0.5,
             "iou": 0.4,
+            "iou_per_image": 0.45,
         }
     )
 

@@ -18,7 +18,8 @@ def test_session_writes_every_model_setting_seed_class_row(kedro_run, tiny_param
     models, settings, seeds = segmentation.models, segmentation.settings, segmentation.seeds
 
     table = pd.read_csv(tmp_path / "08_reporting" / "task2_segmentation.csv")
-    assert {"source", "model", "dims", "setting", "seed", "class", "f1", "iou"} <= set(table.columns)
+    assert {"source", "model", "dims", "setting", "seed", "class", "f1", "iou", "iou_per_image"} <= set(table.columns)
+    assert table.columns.get_loc("iou_per_image") == table.columns.get_loc("iou") + 1
     assert set(table["source"]) == {"phantom"}
     expected = {
         (m, SETTINGS[s].label, k, c)
@@ -29,12 +30,14 @@ def test_session_writes_every_model_setting_seed_class_row(kedro_run, tiny_param
     }
     got = set(zip(table["model"], table["setting"], table["seed"], table["class"], strict=True))
     assert got == expected and len(table) == len(expected)
-    values = table[["f1", "iou"]].to_numpy().ravel()
+    values = table[["f1", "iou", "iou_per_image"]].to_numpy().ravel()
     assert all(0.0 <= v <= 1.0 for v in values if not math.isnan(v))
     # a class can only be undefined (NaN) where it neither occurs nor is predicted
     undefined = table[table["iou"].isna()]
     assert ((undefined["support_pixels"] == 0) & (undefined["predicted_pixels"] == 0)).all()
     assert table.loc[table["class"] == "mean", "iou"].notna().all()
+    # per image: a class is left out only of the slices without it, so it is NaN exactly where pooled is
+    assert table["iou_per_image"].isna().equals(table["iou"].isna())
 
     # versioned models and predictions, and the figure
     run = f"{models[0]}/{settings[0]}/seed{seeds[0]}"

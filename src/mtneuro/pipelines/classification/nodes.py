@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from mtneuro import models, spec, ssl
 from mtneuro.classification_methods import MethodSpec, get_method, method_names
 from mtneuro.config import TrainingParameters
-from mtneuro.config.classification import ClassificationParameters
+from mtneuro.config.classification import ClassificationParameters, TrainConfig
 from mtneuro.cubes import Cube, describe_source
 from mtneuro.training import thread_limit
 
@@ -130,7 +130,7 @@ def prepare_images(
 
 
 def select_images(
-    data: Mapping[str, Any], config: str, splits: list[str] | tuple[str, ...], slice_step: int = 1
+    data: Mapping[str, Any], config: str, splits: Sequence[str], slice_step: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, S, S) and class indices (N,) of a configuration's splits, every ``slice_step``-th slice."""
     index = data["index"]
@@ -254,7 +254,7 @@ def train_supervised(
     encoder, module, history = _train_network(
         classification_images, classification, hardware, method_spec, config, seed
     )
-    linear = module.head[-1]
+    linear = cast(torch.nn.Linear, module.head[-1])
     readout = models.LinearReadout(
         linear.weight.detach().numpy(), linear.bias.detach().numpy(), list(range(len(spec.REGIONS)))
     )
@@ -413,7 +413,7 @@ def evaluate_run(
     Returns one result row per test configuration and the confusion matrices (rows: test
     configuration x true region, columns: predicted region counts).
     """
-    evaluate_on = classification.evaluate_on[config]
+    evaluate_on = classification.evaluate_on[cast(TrainConfig, config)]
     test_splits = classification.data.test_splits
     steps = classification.data.test_slice_step
     threads = hardware_settings(classification, training).torch_threads

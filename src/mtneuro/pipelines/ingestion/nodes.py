@@ -227,7 +227,14 @@ def choose_extra_cubes(
             use = "train" if k < n_train else "test"
             if cube_id in pinned:
                 p = pinned[cube_id]
-                box = (int(p.z0), int(p.z0) + depth, int(p.y0), int(p.y0) + size, int(p.x0), int(p.x0) + size)
+                box: tuple[int, ...] = (
+                    int(p.z0),
+                    int(p.z0) + depth,
+                    int(p.y0),
+                    int(p.y0) + size,
+                    int(p.x0),
+                    int(p.x0) + size,
+                )
                 why = conflict(box, use)
                 if why:
                     raise IngestionError(
@@ -261,7 +268,7 @@ def choose_extra_cubes(
         training = mains + [b for b, u in placed if u == "train"]
         tested = [b for b, u in placed if u == "test"]
         r["separation"] = min(separation(box, o) for o in (training if use == "test" else tested))
-    rows, placed = (
+    ordered_rows, _ordered_placed = (
         zip(
             *sorted(
                 zip(rows, placed),
@@ -272,7 +279,7 @@ def choose_extra_cubes(
         else ((), ())
     )
     columns = ["cube_id", "region", "use", "pinned", "z0", "z1", "y0", "y1", "x0", "x1", "min_separation", "separation"]
-    table = pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(ordered_rows, columns=columns)
     log.info("Extra cubes:\n%s", table.to_string(index=False))
     return table
 

@@ -89,7 +89,7 @@ class VolumeArray:
         self.dtype = np.dtype(source.dtype)
         self.ndim = 3
 
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
         return self.source[key]
 
 
@@ -140,6 +140,7 @@ def receptive_field_radius(net: torch.nn.Module, dims: int, probe: int) -> int |
                     out = net(x)
                     cy, cx = c + dy, c + dx
                     out[(0, slice(None), *((shape[2] // 2,) if dims == 3 else ()), cy, cx)].sum().backward()
+                assert x.grad is not None  # set by backward() above
                 grad = x.grad.abs().amax(dim=tuple(range(x.ndim - 2))).numpy() > 0
                 rows, cols = np.nonzero(grad)
                 if rows.size == 0:

@@ -200,7 +200,7 @@ def plan_brain_map(
     t = settings.tile_size
     tiles = (window.shape[0], -(-window.shape[1] // t), -(-window.shape[2] // t))
     n_features = len(settings.feature_names)
-    spatial = {
+    spatial: dict[str, Any] = {
         "axes": ("z", "y", "x"),
         "shape": window.shape,
         "chunks": chunks,
@@ -438,12 +438,12 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
         )
         truths.append(truth.astype(np.uint8).ravel())
         preds.append(pred.ravel())
-    label = (
+    boxes_label = (
         f"{source_name} ({'dense truth' if dense else 'pixel_labels'}), {len(boxes)} boxes >= "
         f"{mapping.validation.min_distance_from_training} voxels from the training cubes"
     )
     if boxes:
-        rows += _iou_rows(np.concatenate(truths), np.concatenate(preds), label)
+        rows += _iou_rows(np.concatenate(truths), np.concatenate(preds), boxes_label)
     else:
         log.warning(
             "mapping: no box of the window lies %d voxels from every training cube: no microstructure IoU",

@@ -13,6 +13,7 @@ The model datasets are the task runs' own (``segmentation.<model>.<setting>.seed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
@@ -45,6 +46,7 @@ def create_pipeline(parameters: Any) -> Pipeline:
     mapping: MappingParameters = nodes.as_parameters(parameters.mapping)
     names = model_inputs(mapping)
     select_inputs: dict[str, str] = {"mapping": "params:mapping", **names["microstructure"]}
+    select: Callable[..., Any]
     if names["table"]:
         select_inputs["task2_segmentation"] = names["table"]
         select = nodes.select_microstructure_model

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -231,6 +231,7 @@ class SegmentationModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler: torch.optim.lr_scheduler.LRScheduler
         if self.scheduler == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=self.lr, total_steps=total, pct_start=self.pct_start
@@ -261,7 +262,9 @@ def sliding_window_logits(
     """
     spatial = tuple(volume.shape[2:])
     roi = tuple(min(int(r), int(s)) for r, s in zip(roi_size, spatial, strict=True))
-    return sliding_window_inference(volume, roi, int(sw_batch_size), net, overlap=float(overlap), mode=mode)
+    # ``net`` returns one tensor, so MONAI returns one tensor (its annotation also allows tuples and dicts).
+    logits = sliding_window_inference(volume, roi, int(sw_batch_size), net, overlap=float(overlap), mode=mode)
+    return cast(torch.Tensor, logits)
 
 
 @torch.no_grad()

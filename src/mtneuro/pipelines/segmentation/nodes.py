@@ -17,7 +17,9 @@ Parameters arrive typed: ``params:segmentation`` as
 as :class:`~mtneuro.config.TrainingParameters`.
 
 Metrics: per-class F1 and IoU with TP/FP/FN summed over every test pixel of a run, and their
-unweighted mean over classes (see :mod:`mtneuro.metrics`).
+unweighted mean over classes; beside them ``iou_per_image``, the IoU averaged over the test
+slices as the authors' code does (each 2D slice an image, 3D models' predictions scored slice by
+slice; see :mod:`mtneuro.metrics`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from mtneuro import spec
 from mtneuro.config import TrainingParameters
 from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
 from mtneuro.cubes import Cube, describe_source
-from mtneuro.metrics import AVERAGING, SegmentationMeter
+from mtneuro.metrics import AVERAGING, PER_IMAGE_AVERAGING, SegmentationMeter
 from mtneuro.segmentation_models import build_segmentation_model, get_model
 from mtneuro.training import (
     build_trainer,
@@ -99,6 +101,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "class_index",
     "f1",
     "iou",
+    "iou_per_image",
     "support_pixels",
     "predicted_pixels",
     "test_slices",
@@ -318,7 +321,8 @@ def segment_blocks(
 def score_predictions(
     predictions: dict[str, dict[str, np.ndarray]], blocks: list[Block], setting: LabelSetting
 ) -> pd.DataFrame:
-    """Per-class F1/IoU (and the mean row) over every test pixel of the run."""
+    """Per-class F1/IoU (and the mean row) over every test pixel of the run, and the IoU per test
+    slice averaged over the slices (``iou_per_image``; predictions are ``(Z, H, W)``: Z images)."""
     meter = SegmentationMeter(setting.num_classes)
     truth: dict[str, list[np.ndarray]] = {}
     for block in blocks:
@@ -371,11 +375,13 @@ def _train_and_evaluate(
     )
     scores = score_predictions(predictions, test_blocks, label)
     log.info(
-        "segmentation %s %s seed %d: mean IoU %.3f, mean F1 %.3f (train %.1f s on %d samples, test %.1f s)",
+        "segmentation %s %s seed %d: mean IoU %.3f (per image %.3f), mean F1 %.3f "
+        "(train %.1f s on %d samples, test %.1f s)",
         model,
         label.label,
         seed,
         scores["iou"].iloc[-1],
+        scores["iou_per_image"].iloc[-1],
         scores["f1"].iloc[-1],
         info["train_seconds"],
         info["train_samples"],
@@ -395,7 +401,7 @@ def _train_and_evaluate(
         train_seconds=round(info["train_seconds"], 2),
         averaging="per class over all test pixels of the run; mean: unweighted over classes",
     )[list(RESULT_COLUMNS)]
-    net.metadata = {
+    net.metadata = {  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
         "task": "segmentation",
         "model": model,
         "setting": label.label,
@@ -411,6 +417,7 @@ def _train_and_evaluate(
         "inference_roi_yx": evaluation.roi_yx,
         "train": train.model_dump(),
         "metrics_averaging": AVERAGING,
+        "metrics_averaging_per_image": PER_IMAGE_AVERAGING,
     }
     return net, predictions, rows
 
@@ -429,7 +436,7 @@ def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
     )
     summary = (
         table[table["class"] == "mean"]
-        .groupby(["dims", "model", "setting"], sort=False)[["f1", "iou"]]
+        .groupby(["dims", "model", "setting"], sort=False)[[c for c in ("f1", "iou", "iou_per_image") if c in table]]
         .agg(["mean", "std"])
     )
     log.info("Task 2 (mean over classes, mean and std over seeds):\n%s", summary.round(3).to_string())
@@ -510,7 +517,9 @@ def plot_segmentation_overlays(
         for m in models:
             p = preds[m]
             hit = np.flatnonzero(np.asarray(p["z"]) == z) if p is not None else np.array([])
-            panels.append((m, overlay(image, p["prediction"][int(hit[0])], label.classes) if hit.size else None))
+            panels.append(
+                (m, overlay(image, p["prediction"][int(hit[0])], label.classes) if p is not None and hit.size else None)
+            )
         for c, (title, data) in enumerate(panels):
             ax = axes[r, c]
             if r == 0:
