@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
@@ -40,21 +41,36 @@ class ProbingEncoders(StrictModel):
 class ProbingImages(StrictModel):
     """The image unit: features and embeddings are computed on exactly these images."""
 
-    #: None: one image per whole slice; an integer must divide the slice size.
+    #: None: one image per whole slice; an integer cuts every slice into tile_size x tile_size
+    #: tiles and must divide the slice size (128 on 256x256 slices: the authors' quadrants).
     tile_size: PositiveInt | None
     slice_step: PositiveInt
 
 
-class ProbingReadout(StrictModel):
-    """Linear read-out: least squares in sample (the paper's R^2); nested ridge for the grouped k-fold CV."""
+def _increasing(values: list[float]) -> list[float]:
+    if any(b <= a for a, b in pairwise(values)):
+        raise ValueError("must be strictly increasing (a log-spaced grid of penalties)")
+    return values
 
+
+class ProbingReadout(StrictModel):
+    """Linear read-out: least squares in sample (the paper's R^2); for the cross-validated R^2 a
+    ridge regression whose penalty is chosen inside each outer training fold (nested CV)."""
+
+    #: Outer folds: grouped k-fold over blocks of slices, scored out of fold.
     cv_folds: Annotated[int, Field(ge=2)]
     block_slices: PositiveInt
     gap_slices: PositiveInt
     #: Fewer images with a defined feature value: R^2 is NaN (two at least: R^2 needs a variance).
     min_images: Annotated[int, Field(ge=2)]
-    #: Penalties the cross-validated ridge read-out chooses from, inside each training fold.
-    ridge_alphas: Annotated[list[PositiveFloat], Field(min_length=1)]
+    #: Penalties (increasing) the cross-validated ridge read-out chooses from, per feature.
+    ridge_alphas: Annotated[list[PositiveFloat], Field(min_length=1), AfterValidator(_increasing)]
+    #: Inner folds, built from the outer training images only (same blocks and purge gap), on
+    #: which the penalty is chosen.
+    inner_folds: Annotated[int, Field(ge=2)]
+    #: Clip held-out embedding values to the training range of their dimension before
+    #: standardising (no extrapolation along a dimension that barely varied in training).
+    clip_held_out: bool
 
 
 class UmapEncoder(StrictModel):

@@ -2,7 +2,9 @@
 
 Each feature is registered once (:mod:`mtneuro.features.registry`) with its name, report label,
 description, dtype and function; :mod:`mtneuro.features.definitions` holds the five features of
-the paper and documents them. ``feature_names()`` gives their order in every table.
+the paper and documents them. ``feature_names()`` gives their order in every table. Every module
+of this package is imported on the registry's first use (:func:`discover`): a new feature is a
+new module here plus its name in ``probing.features``.
 
 NaN means "undefined for this image": the Task 3 read-out leaves such images out of the fit of
 that feature (and only of that feature). No constant is substituted, because any constant (0, the
@@ -15,13 +17,13 @@ returned under its own name (no positional rows that can be swapped).
 
 The image unit. Features and embeddings are always computed on the same pixels: the probing
 pipeline cuts each slice into images with :func:`tiles` (parameter ``probing.images.tile_size``)
-and passes exactly those images to the frozen encoders. The default is the **whole slice**
-(``tile_size: null``): the Task 1 encoders are trained on whole slices, and the paper probes the
-1440 slices of the four main cubes. In the base (CPU) profile a slice is 128x128, the size of the
-reference code's quadrants, so the features there are on the same scale as the real-mask
-statistics of ``prasad2020-sample``; in the paper profile a slice is 256x256 (set
-``tile_size: 128`` to probe the reference code's four quadrants per slice instead). The features
-of an image depend only on its own pixels.
+and passes exactly those images to the frozen encoders. The authors' code probes the four
+128x128 quadrants of every 256x256 slice of the four main cubes (5760 images): the paper profile
+does the same (``tile_size: 128``). In the base (CPU) profile a slice is 128x128, the size of
+those quadrants, and is one image (``tile_size: null``, 1440 images), so the features there are
+on the scale of the authors' and of the real-mask statistics of ``prasad2020-sample``. The
+features of an image depend only on its own pixels. The Task 3 table states the unit (column
+``image_unit``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from mtneuro.features import definitions as _definitions  # noqa: F401 - registers the paper's features
 from mtneuro.features.image import (
     CELL_CONNECTIVITY,
     LabelImage,
@@ -41,6 +42,7 @@ from mtneuro.features.image import (
 from mtneuro.features.registry import (
     SemanticFeature,
     UnknownFeatureError,
+    discover,
     feature_names,
     get_feature,
     register,
@@ -64,6 +66,7 @@ __all__ = [
     "SemanticFeature",
     "UnknownFeatureError",
     "cell_components",
+    "discover",
     "feature_names",
     "get_feature",
     "image_features",

@@ -22,8 +22,9 @@ Every feature is computed from the microstructure labels of one image (spec valu
     fewer than two cells (the distance is undefined).
 
 To add a feature, decorate a function of a :class:`~mtneuro.features.image.LabelImage` with
-:func:`~mtneuro.features.registry.semantic_feature` (here, or in a new module imported by
-``mtneuro/features/__init__.py``) and list its name in ``probing.features``.
+:func:`~mtneuro.features.registry.semantic_feature` in a new module of this package (found and
+imported by :func:`~mtneuro.features.registry.discover`; nothing else to edit) and list its name
+in ``probing.features``. This module is imported first, so the paper's five keep their order.
 """
 
 from __future__ import annotations

@@ -3,12 +3,19 @@
 A :class:`SemanticFeature` carries everything the project needs about a feature: the name used
 in parameters and tables (``probing.features``, ``probing_features``, ``task3_probing``), the
 label the report prints (the paper's Table 3 column), a description with the unit, the dtype of
-its column, and the function computing it from one label image.  Adding a feature is one
-decorated function (:func:`semantic_feature`) plus its name in ``probing.features``.
+its column, and the function computing it from one label image.
+
+Adding a feature is one new module of the :mod:`mtneuro.features` package holding a decorated
+function (:func:`semantic_feature`), plus its name in ``probing.features``: on first access the
+registry imports every module of the package (:func:`discover`), so no import has to be added
+anywhere. The paper's five features (``definitions``) are imported first and keep their order;
+the other modules follow in alphabetical order.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -37,6 +44,28 @@ class SemanticFeature:
 
 
 _REGISTRY: dict[str, SemanticFeature] = {}
+#: The package whose modules define features, and the module imported first (table order).
+PACKAGE = "mtneuro.features"
+FIRST_MODULE = "definitions"
+_discovered = False
+
+
+def discover() -> tuple[str, ...]:
+    """Import every module of :data:`PACKAGE` (once), which registers the features they define.
+
+    Returns the modules imported, in order. Called by every read access of the registry, so a
+    feature module only has to exist in the package.
+    """
+    global _discovered
+    if _discovered:
+        return ()
+    _discovered = True  # first: a feature module reading the registry while imported must not recurse
+    package = importlib.import_module(PACKAGE)
+    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_"))
+    names.sort(key=lambda name: name != FIRST_MODULE)
+    for name in names:
+        importlib.import_module(f"{PACKAGE}.{name}")
+    return tuple(names)
 
 
 class UnknownFeatureError(KeyError):
@@ -68,11 +97,13 @@ def semantic_feature(
 
 def feature_names() -> tuple[str, ...]:
     """Registered feature names, in registration order (the order of every table)."""
+    discover()
     return tuple(_REGISTRY)
 
 
 def get_feature(name: str) -> SemanticFeature:
     """The registered feature ``name``; :class:`UnknownFeatureError` lists the registered ones."""
+    discover()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -82,4 +113,6 @@ def get_feature(name: str) -> SemanticFeature:
 
 
 def registered_features() -> tuple[SemanticFeature, ...]:
+    """Every registered feature, in registration order."""
+    discover()
     return tuple(_REGISTRY.values())

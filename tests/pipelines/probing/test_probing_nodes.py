@@ -82,6 +82,27 @@ def test_image_unit_name(probing, with_values):
     assert nodes.image_unit_name(with_values(probing, images__tile_size=64).images) == "tile64"
 
 
+def test_image_unit_is_described_from_the_images_probed(cubes, probing, with_values, split_index):
+    whole, _ = nodes.build_probing_dataset(cubes, split_index(cubes), with_values(probing, images__slice_step=20))
+    assert nodes.describe_image_unit(whole) == "whole 32x32 slices"
+    tiles, _ = nodes.build_probing_dataset(
+        cubes, split_index(cubes), with_values(probing, images__slice_step=20, images__tile_size=16)
+    )
+    assert nodes.describe_image_unit(tiles) == "16x16 tiles of 32x32 slices (4 per slice)"
+    assert nodes.describe_image_unit(tiles.iloc[:0]) == "no images"
+
+
+def test_paper_profile_probes_the_authors_quadrants(project_path):
+    """The authors' code probes the four 128x128 quadrants of each 256x256 slice: 5760 images."""
+    from mtneuro.config import load_parameters
+
+    paper = load_parameters(project_path / "conf", "paper")
+    size, tile = paper.ingestion.cube_size_yx, paper.probing.images.tile_size
+    assert (size, tile, paper.probing.images.slice_step) == (256, 128, 1)
+    units = list(feat.tiles(size, size, tile))
+    assert len(units) == 4 and 4 * 360 * len(units) == 5760
+
+
 # --- folds and R^2 ------------------------------------------------------------------------------
 
 
@@ -142,79 +163,169 @@ def test_r2_is_scikit_learns_and_bit_for_bit_the_former_formula(n_columns):
         np.testing.assert_array_equal(got[1:], r2_score(y[:, 1:], prediction[:, 1:], multioutput="raw_values"))
 
 
-ALPHAS = [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0]
+@pytest.fixture
+def readout(probing, with_values):
+    """The base read-out parameters, with min_images 2 (the tests pick their own images)."""
+    return with_values(probing, readout__min_images=2).readout
 
 
-def _r2(embeddings, y, folds, min_images=2):
-    return nodes.linear_r2(embeddings, y, folds, min_images, ALPHAS)
+def _folds(table, readout, gap=10):
+    return nodes.nested_folds(table, readout.model_copy(update={"gap_slices": gap}))
 
 
-def test_r2_is_high_for_a_linear_feature_and_near_zero_for_an_independent_one():
+def test_nested_folds_choose_the_penalty_on_outer_training_images_only(readout):
+    table = _slice_table(n_slices=360, tiles=2)
+    folds = nodes.nested_folds(table, readout)
+    outer = nodes.blocked_folds(table, readout.cv_folds, readout.block_slices, readout.gap_slices)
+    assert len(folds) == readout.cv_folds
+    z, cube = table["z"].to_numpy(), table["cube_id"].to_numpy()
+    for fold, (train, test) in zip(folds, outer):
+        np.testing.assert_array_equal(fold.train, train)
+        np.testing.assert_array_equal(fold.test, test)
+        assert len(fold.inner) == readout.inner_folds
+        for inner_train, inner_test in fold.inner:
+            assert set(inner_train) <= set(train) and set(inner_test) <= set(train)
+            assert not set(inner_train) & set(inner_test)
+            # the purge gap holds inside as well
+            for c in np.unique(cube[inner_test]):
+                tz, rz = z[inner_test][cube[inner_test] == c], z[inner_train][cube[inner_train] == c]
+                if len(tz) and len(rz):
+                    assert np.abs(rz[:, None] - tz[None, :]).min() > readout.gap_slices
+        tested = np.concatenate([b for _, b in fold.inner])
+        assert sorted(tested.tolist()) == sorted(train.tolist())  # every training image tested once
+
+
+def test_r2_is_high_for_a_linear_feature_and_near_zero_for_an_independent_one(readout):
     rng = np.random.default_rng(0)
     table = _slice_table(n_slices=360)
     embeddings = rng.normal(size=(len(table), 16)).astype(np.float32)
-    folds = nodes.blocked_folds(table, 5, 30, 10)
+    folds = nodes.nested_folds(table, readout)
     linear = embeddings.astype(np.float64) @ rng.normal(size=16) + 3.0
-    r2_in, r2_cv, n, used, alpha = _r2(embeddings, linear, folds)
+    r2_in, r2_cv, n, used, alpha = nodes.linear_r2(embeddings, linear, folds, readout)
     assert r2_in == pytest.approx(1.0, abs=1e-6) and r2_cv == pytest.approx(1.0, abs=1e-3)
-    assert n == len(table) and used == 5 and alpha == min(ALPHAS)  # no noise: the weakest penalty wins
+    assert n == len(table) and used == 5 and alpha == min(readout.ridge_alphas)  # no noise: the weakest penalty
     independent = rng.normal(size=len(table))
-    r2_in, r2_cv, _, _, alpha = _r2(embeddings, independent, folds)
+    r2_in, r2_cv, _, _, alpha = nodes.linear_r2(embeddings, independent, folds, readout)
     assert 0 <= r2_in < 0.03  # ~ D / N
     assert abs(r2_cv) < 0.03
     assert r2_cv < r2_in  # in-sample R^2 flatters
     assert alpha >= 100  # pure noise: a strong penalty
 
 
-def test_cross_validated_r2_of_noise_is_near_zero_with_hundreds_of_dimensions():
-    """Least squares on 256 dimensions and ~500 images extrapolates (hugely negative R^2); the
-    nested ridge read-out must not."""
-    rng = np.random.default_rng(3)
+@pytest.mark.parametrize("seed", [3, 5])
+def test_cross_validated_r2_of_noise_is_near_zero_with_hundreds_of_dimensions(readout, seed):
+    """Least squares on 256 dimensions and ~2000 images extrapolates (R^2 far below 0 out of
+    fold, while in sample it looks like a fit); the nested ridge read-out must not."""
+    rng = np.random.default_rng(seed)
     table = _slice_table(n_slices=540)
     embeddings = rng.normal(size=(len(table), 256))
-    folds = nodes.blocked_folds(table, 5, 30, 10)
+    folds = nodes.nested_folds(table, readout)
     noise = rng.normal(size=len(table))
-    _, r2_cv, _, _, alpha = _r2(embeddings, noise, folds)
-    assert -0.1 < r2_cv < 0.1
+    r2_in, r2_cv, _, used, alpha = nodes.linear_r2(embeddings, noise, folds, readout)
+    assert used == 5 and -0.1 < r2_cv < 0.1
+    assert r2_in > 0.08  # the in-sample R^2 of the same noise is ~ D / N
     assert alpha >= 1000
 
 
-def test_cross_validated_r2_finds_a_planted_linear_signal_among_hundreds_of_dimensions():
+def test_noise_smooth_along_the_slices_gives_no_cross_validated_r2(readout):
+    """Neighbouring slices look alike: embeddings and a feature that are independent but both
+    smooth along z. A penalty chosen image by image (leave-one-out, neighbours on both sides)
+    trusts the spurious fit and scores far below 0 on held-out blocks; chosen on inner blocked
+    folds it stays near 0."""
+    from scipy.ndimage import gaussian_filter1d
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    table = _slice_table(n_slices=360)
+    X = gaussian_filter1d(rng.normal(size=(4, 360, 256)), 5, axis=1).reshape(len(table), 256)
+    y = gaussian_filter1d(rng.normal(size=(4, 360)), 5, axis=1).reshape(len(table))
+    folds = nodes.nested_folds(table, readout)
+    r2_in, r2_cv, _, _, _ = nodes.linear_r2(X, y, folds, readout)
+    assert r2_in > 0.9 and -0.1 < r2_cv < 0.1
+    loo = np.full(len(y), np.nan)
+    for fold in folds:
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=readout.ridge_alphas))
+        loo[fold.test] = model.fit(X[fold.train], y[fold.train]).predict(X[fold.test])
+    assert nodes._r2(y[:, None], loo[:, None])[0] < -1
+
+
+def test_cross_validated_r2_finds_a_planted_linear_signal_among_hundreds_of_dimensions(readout):
     rng = np.random.default_rng(4)
     table = _slice_table(n_slices=540)
     embeddings = rng.normal(size=(len(table), 256))
-    folds = nodes.blocked_folds(table, 5, 30, 10)
+    folds = nodes.nested_folds(table, readout)
     signal = embeddings[:, :3] @ np.array([2.0, -1.0, 0.5]) + 0.3 * rng.normal(size=len(table))
-    _, r2_cv, _, used, _ = _r2(embeddings, signal, folds)
+    _, r2_cv, _, used, _ = nodes.linear_r2(embeddings, signal, folds, readout)
     assert used == 5 and r2_cv > 0.8
 
 
-def test_r2_leaves_out_undefined_values_and_is_nan_when_undefined():
+def test_a_dimension_silent_in_training_does_not_blow_up_held_out_predictions(readout):
+    """NMF-like embeddings: a component almost constant on the training images but active on one
+    held-out block is standardised to huge values there. Clipped to the training range (the
+    default) the read-out stays sane; without clipping it extrapolates far below R^2 = -1."""
+    rng = np.random.default_rng(6)
+    table = _slice_table(n_slices=360)
+    embeddings = rng.uniform(0, 1, size=(len(table), 64))
+    y = embeddings[:, :2] @ np.array([1.0, -1.0]) + 0.1 * rng.normal(size=len(table))  # best R^2 ~0.94
+    silent = rng.normal(size=(len(table), 8)) * 1e-9  # dead components...
+    block = (table["cube_id"] == "main_STR").to_numpy() & (table["z"] < 30).to_numpy()
+    silent[block] = rng.uniform(0.5, 1.0, size=(block.sum(), 8))  # ... except in one block
+    X = np.hstack([embeddings, silent])
+    folds = nodes.nested_folds(table, readout)
+    _, r2_cv, _, _, _ = nodes.linear_r2(X, y, folds, readout)
+    assert r2_cv > 0.8
+    _, unclipped, _, _, _ = nodes.linear_r2(X, y, folds, readout.model_copy(update={"clip_held_out": False}))
+    assert unclipped < -1
+
+
+def test_r2_leaves_out_undefined_values_and_is_nan_when_undefined(readout):
     rng = np.random.default_rng(1)
-    table = _slice_table(n_slices=60)
+    table = _slice_table(n_slices=120)
     embeddings = rng.normal(size=(len(table), 4))
-    folds = nodes.blocked_folds(table, 5, 30, 1)
+    folds = _folds(table, readout, gap=1)
     y = embeddings @ np.arange(1.0, 5.0)
     y[::3] = np.nan  # e.g. mean_nn_distance of images with fewer than two cells
-    r2_in, r2_cv, n, _, _ = _r2(embeddings, y, folds)
-    assert n == np.isfinite(y).sum() and r2_in == pytest.approx(1.0) and r2_cv == pytest.approx(1.0, abs=1e-3)
-    assert all(np.isnan(_r2(embeddings, np.full(len(table), 2.0), folds)[:2]))  # constant
-    assert all(np.isnan(_r2(embeddings, np.full(len(table), np.nan), folds)[:2]))  # never defined
+    r2_in, r2_cv, n, used, _ = nodes.linear_r2(embeddings, y, folds, readout)
+    # out of fold a little below 1: held-out values beyond the training range are clipped
+    assert n == np.isfinite(y).sum() and r2_in == pytest.approx(1.0) and 0.995 < r2_cv <= 1
+    assert used == 5
+    assert all(np.isnan(nodes.linear_r2(embeddings, np.full(len(table), 2.0), folds, readout)[:2]))  # constant
+    assert all(np.isnan(nodes.linear_r2(embeddings, np.full(len(table), np.nan), folds, readout)[:2]))  # never defined
     # fewer images with a value than min_images: undefined
-    assert all(np.isnan(_r2(embeddings, y, folds, min_images=int(n) + 1)[:2]))
+    fewer = readout.model_copy(update={"min_images": int(n) + 1})
+    assert all(np.isnan(nodes.linear_r2(embeddings, y, folds, fewer)[:2]))
 
 
-def test_features_fitted_together_get_the_numbers_of_separate_fits():
+def test_outer_folds_without_inner_folds_are_skipped(readout):
+    rng = np.random.default_rng(1)
+    table = _slice_table(n_slices=60)
+    table = table[table["cube_id"].isin(["main_CTX", "main_STR"])].reset_index(drop=True)
+    embeddings = rng.normal(size=(len(table), 4))
+    y = embeddings @ np.arange(1.0, 5.0)
+    folds = _folds(table, readout, gap=1)  # four blocks: 4 outer folds with 3 blocks to nest
+    assert len(folds) == 4 and all(len(f.inner) == 3 for f in folds)
+    assert nodes.linear_r2(embeddings, y, folds, readout)[3] == 4
+    # one block per cube: two outer folds, each with a single training block and no inner fold
+    one_block_left = _folds(table, readout.model_copy(update={"block_slices": 60}), gap=1)
+    assert len(one_block_left) == 2 and all(f.inner == () for f in one_block_left)
+    r2_in, r2_cv, _, used, alpha = nodes.linear_r2(embeddings, y, one_block_left, readout)
+    assert r2_in == pytest.approx(1.0) and np.isnan(r2_cv) and np.isnan(alpha) and used == 0
+
+
+def test_features_fitted_together_get_the_numbers_of_separate_fits(readout):
     rng = np.random.default_rng(2)
-    table = _slice_table(n_slices=90)
+    table = _slice_table(n_slices=180)
     embeddings = rng.normal(size=(len(table), 8))
-    folds = nodes.blocked_folds(table, 5, 30, 2)
-    Y = np.column_stack([embeddings @ rng.normal(size=8) + rng.normal(size=len(table)) for _ in range(3)])
+    folds = _folds(table, readout, gap=2)
+    Y = np.column_stack([embeddings @ rng.normal(size=8) * s + rng.normal(size=len(table)) for s in (0.1, 3.0, 1.0)])
     Y[:, 2] = 7.0  # a constant feature among others stays undefined, the others unaffected
-    together = _r2(embeddings, Y, folds)
+    together = nodes.linear_r2(embeddings, Y, folds, readout)
     assert np.isnan(together[0][2]) and np.isnan(together[1][2])
+    assert together[4][0] > together[4][1]  # the weak signal gets the stronger penalty
     for i in range(2):
-        alone = _r2(embeddings, Y[:, i], folds)
+        alone = nodes.linear_r2(embeddings, Y[:, i], folds, readout)
         assert alone[0] == pytest.approx(together[0][i]) and alone[1] == pytest.approx(together[1][i])
         assert alone[4] == pytest.approx(together[4][i])  # each feature gets its own penalty
 

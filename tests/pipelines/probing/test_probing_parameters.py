@@ -24,6 +24,14 @@ def test_profiles_keep_their_values(base_parameters, tiny_parameters) -> None:
     # keys tiny does not set keep the base value
     assert tiny_parameters.probing.readout.cv_folds == base_parameters.probing.readout.cv_folds == 5
     assert base_parameters.probing.embed_batch_size == 256 and base_parameters.probing.umap.n_epochs == 200
+    readout = base_parameters.probing.readout
+    assert readout.inner_folds == 4 and readout.clip_held_out is True
+    assert readout.ridge_alphas == [10.0**k for k in range(-2, 8)]  # log-spaced
+
+
+def test_paper_profile_reads_out_quadrants(project_path: Path) -> None:
+    paper = load_parameters(project_path / "conf", "paper")
+    assert paper.probing.images.tile_size == 128 and paper.ingestion.cube_size_yx == 256
 
 
 def _error(project_path: Path, probing: dict) -> str:
@@ -62,6 +70,11 @@ def test_misspelt_key(project_path: Path) -> None:
         ({"umap": {"encoder": {"method": "byol", "train_config": "roi_c1", "seed": -1}}}, "probing.umap.encoder.seed"),
         ({"umap": {"n_neighbors": 1}}, "probing.umap.n_neighbors"),
         ({"threads": 0}, "probing.threads"),
+        ({"readout": {"ridge_alphas": []}}, "probing.readout.ridge_alphas"),
+        ({"readout": {"ridge_alphas": [1.0, 0.1]}}, "probing.readout.ridge_alphas"),
+        ({"readout": {"ridge_alphas": [0.0, 1.0]}}, "probing.readout.ridge_alphas.0"),
+        ({"readout": {"inner_folds": 1}}, "probing.readout.inner_folds"),
+        ({"readout": {"clip_held_out": "sometimes"}}, "probing.readout.clip_held_out"),
     ],
 )
 def test_bad_values_name_their_key(project_path: Path, probing: dict, key: str) -> None:

@@ -86,8 +86,11 @@ def test_pipeline_writes_one_row_per_encoder_run_and_feature(cubes, split_index,
         for s in (0, 1)
         for f in probing.features
     }
-    assert table["source"].eq("phantom").all() and table["image_unit"].eq("slice").all()
+    assert table["source"].eq("phantom").all() and table["image_unit"].eq("whole 32x32 slices").all()
     assert np.isfinite(table["r2_in_sample"]).any()
+    # the chosen ridge penalties are recorded, one of the grid (a median of choices) per row
+    alphas = table["cv_ridge_alpha"].dropna()
+    assert len(alphas) and alphas.between(min(probing.readout.ridge_alphas), max(probing.readout.ridge_alphas)).all()
     figure = catalog.load("task3_umap@matplotlib")
     assert isinstance(figure, Figure) and "myow_merged (ROI-C1, seed 0)" in figure._suptitle.get_text()
     assert len([ax for ax in figure.axes if ax.get_title()]) == 1 + len(probing.features)

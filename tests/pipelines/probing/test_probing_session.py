@@ -37,6 +37,9 @@ def test_probing_run_from_nothing_writes_every_row_and_reuses_upstream(kedro_run
     assert set(zip(table["method"], table["train_config"], table["seed"], table["feature"])) == expected
     assert len(table) == len(expected)
     assert table["source"].isin(["phantom", "bossdb", "local"]).all()
+    # the nested ridge read-out never extrapolates (least squares gave R^2 down to -16305 here)
+    assert table["r2_cv"].notna().any() and (table["r2_cv"].dropna() > -1).all()
+    assert table["image_unit"].str.startswith("whole ").all() and table["cv_ridge_alpha"].notna().any()
     assert (tmp_path / "08_reporting" / "task3_umap.png").stat().st_size > 10_000
     features = pd.read_parquet(tmp_path / "04_feature" / "probing_features.parquet")
     assert len(features) > 0 and set(probing.features) <= set(features.columns)

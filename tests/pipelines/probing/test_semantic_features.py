@@ -202,3 +202,58 @@ def test_adding_a_feature_is_one_registered_function_and_one_yaml_line(
     assert (table["largest_cell_area"].dropna() >= table["mean_cell_area"].dropna()).all()
     rows = nodes.probe_embeddings(table, nodes.embed_images(images, encoder(), probing), probing)
     assert rows["feature"].tolist() == features
+
+
+TOY_MODULE = """
+from mtneuro.features.image import LabelImage
+from mtneuro.features.registry import semantic_feature
+
+
+@semantic_feature("toy_background_fraction", label="Background", description="fraction of label 0", dtype="float64")
+def toy_background_fraction(image: LabelImage) -> float:
+    return image.fraction(0)
+"""
+
+
+def test_a_new_module_of_the_package_is_discovered_and_usable_from_yaml(
+    scratch_registry, monkeypatch, tmp_path, project_path
+):
+    """One new module in mtneuro/features plus one YAML line: nothing else is edited. The module
+    lives in a temporary folder added to the package's path (the source tree stays untouched)."""
+    import sys
+
+    import mtneuro.features as package
+    from mtneuro.config import load_parameters
+
+    # named to sort before "definitions": the paper's features must still come first
+    (tmp_path / "aaa_toy_feature.py").write_text(TOY_MODULE)
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.delitem(sys.modules, "mtneuro.features.aaa_toy_feature", raising=False)
+    try:
+        names = feat.feature_names()  # first access: discovery imports the new module
+        assert names[:5] == ("vessel_fraction", "axon_fraction", "cell_count", "mean_cell_area", "mean_nn_distance")
+        assert names[-1] == "toy_background_fraction"
+        assert feat.image_features(np.zeros((4, 4), dtype=np.uint8))["toy_background_fraction"] == 1.0
+        probing = load_parameters(
+            project_path / "conf",
+            "tiny",
+            runtime_params={"probing": {"features": ["toy_background_fraction", "cell_count"]}},
+        ).probing
+        assert probing.features == ["toy_background_fraction", "cell_count"]
+    finally:
+        sys.modules.pop("mtneuro.features.aaa_toy_feature", None)
+
+
+def test_discovery_imports_every_module_of_the_package_definitions_first(monkeypatch):
+    import pkgutil
+    import sys
+
+    import mtneuro.features as package
+
+    monkeypatch.setattr(registry, "_discovered", False)
+    imported = registry.discover()
+    expected = {m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")}
+    assert set(imported) == expected and imported[0] == "definitions"
+    assert all(f"mtneuro.features.{name}" in sys.modules for name in expected)
+    assert registry.discover() == ()  # once

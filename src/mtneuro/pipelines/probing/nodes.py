@@ -11,21 +11,22 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.linear_model import LinearRegression, RidgeCV
+from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from mtneuro import features as feat
 from mtneuro import run_grid, spec
-from mtneuro.config.probing import ProbingImages, ProbingParameters, ProbingUmap
+from mtneuro.config.probing import ProbingImages, ProbingParameters, ProbingReadout, ProbingUmap
 from mtneuro.cubes import Cube, describe_source
 from mtneuro.models import FrozenEncoder
 
@@ -48,8 +49,6 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "cv_ridge_alpha",
     "image_unit",
 )
-#: Task 1 configuration id -> the name the result tables use (one definition: spec.CONFIG_LABELS).
-TRAIN_CONFIG_NAMES: dict[str, str] = spec.CONFIG_LABELS
 
 
 class ProbingError(ValueError):
@@ -82,9 +81,31 @@ def limited_threads(threads: int | None) -> Iterator[None]:
 
 
 def image_unit_name(images: ProbingImages) -> str:
-    """``slice`` (one image per slice) or ``tile<size>``, for the ``image_unit`` column."""
+    """``slice`` (one image per slice) or ``tile<size>``: the short name of the log lines."""
     tile = images.tile_size
     return "slice" if tile is None else f"tile{int(tile)}"
+
+
+def describe_image_unit(probing_features: pd.DataFrame) -> str:
+    """The image unit of a features table in words, for the ``image_unit`` column of Task 3:
+    ``whole 128x128 slices`` or ``128x128 tiles of 256x256 slices (4 per slice)``.
+
+    Read from the table itself (image and slice sizes, images per slice), so it states what was
+    probed, whatever the parameters said.
+    """
+    if probing_features.empty:
+        return "no images"
+    table = probing_features
+    slices = table.groupby(["cube_id", "z"], sort=False)
+    slice_h = int((table["y0"] + table["height"]).max())
+    slice_w = int((table["x0"] + table["width"]).max())
+    per_slice = sorted(set(slices.size().tolist()))
+    sizes = sorted(set(zip(table["height"].astype(int), table["width"].astype(int))))
+    if per_slice == [1] and sizes == [(slice_h, slice_w)]:
+        return f"whole {slice_h}x{slice_w} slices"
+    tile = ", ".join(f"{h}x{w}" for h, w in sizes)
+    count = "/".join(str(n) for n in per_slice)
+    return f"{tile} tiles of {slice_h}x{slice_w} slices ({count} per slice)"
 
 
 def build_probing_dataset(
@@ -241,6 +262,30 @@ def blocked_folds(
     return folds
 
 
+@dataclass(frozen=True)
+class NestedFold:
+    """One outer fold of the cross-validated read-out (indices into the features table) and the
+    inner folds, drawn from its training images only, on which the ridge penalty is chosen."""
+
+    train: np.ndarray
+    test: np.ndarray
+    inner: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+def nested_folds(table: pd.DataFrame, readout: ProbingReadout) -> list[NestedFold]:
+    """Outer :func:`blocked_folds` (``readout.cv_folds``) and, inside each outer training set,
+    inner :func:`blocked_folds` (``readout.inner_folds``, the same blocks and purge gap).
+
+    The inner folds see only the outer training images, so the penalty choice never looks at
+    the images it is scored on.
+    """
+    folds = []
+    for train, test in blocked_folds(table, readout.cv_folds, readout.block_slices, readout.gap_slices):
+        inner = blocked_folds(table.iloc[train], readout.inner_folds, readout.block_slices, readout.gap_slices)
+        folds.append(NestedFold(train, test, tuple((train[a], train[b]) for a, b in inner)))
+    return folds
+
+
 def constant_columns(y: np.ndarray) -> np.ndarray:
     """Columns of ``y (N, T)`` without variance (up to rounding): their R^2 is undefined.
 
@@ -266,30 +311,62 @@ def _model() -> Any:
     return make_pipeline(StandardScaler(), LinearRegression())
 
 
-def _cv_model(alphas: Sequence[float]) -> Any:
-    """The cross-validated read-out: ridge regression whose penalty is chosen per feature inside
-    the training fold only (efficient leave-one-out over the training images, scikit-learn's
-    RidgeCV), so that hundreds of embedding dimensions cannot extrapolate wildly on held-out blocks."""
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), alpha_per_target=True))
+def _scaling(clip_held_out: bool) -> list[Any]:
+    """Standardisation inside the fold; ``clip_held_out`` first clips held-out embedding values to
+    the training range of their dimension (scikit-learn ``MinMaxScaler(clip=True)``; on the
+    training images an affine map that the standardisation undoes).
+
+    Without the clip, a dimension almost constant on the training images (an NMF component with
+    standard deviation 1e-9) but not on the held-out ones is standardised to values of 1e5 there,
+    and any weight on it extrapolates far beyond the feature's range, whatever the penalty.
+    """
+    return [MinMaxScaler(clip=True), StandardScaler()] if clip_held_out else [StandardScaler()]
+
+
+def _ridge(alpha: float | np.ndarray, clip_held_out: bool) -> Any:
+    """The cross-validated read-out: ridge regression on embeddings standardised inside the fold
+    (:func:`_scaling`; ``alpha`` one penalty, or one per target column)."""
+    return make_pipeline(*_scaling(clip_held_out), Ridge(alpha=alpha))
+
+
+def choose_alphas(
+    X: np.ndarray, Y: np.ndarray, inner: Sequence[tuple[np.ndarray, np.ndarray]], readout: ProbingReadout
+) -> np.ndarray:
+    """Per target column of ``Y``, the penalty of ``readout.ridge_alphas`` with the smallest
+    squared error of the inner folds' pooled out-of-fold predictions (ties: the weakest).
+
+    Each candidate is :func:`_ridge` fitted on the inner training images (the scaling, which does
+    not depend on the penalty, fitted once per inner fold)."""
+    grid = np.asarray(readout.ridge_alphas, dtype=np.float64)
+    error = np.zeros((len(grid), Y.shape[1]))
+    for train, test in inner:
+        scaling = make_pipeline(*_scaling(readout.clip_held_out)).fit(X[train])
+        X_train, X_test = scaling.transform(X[train]), scaling.transform(X[test])
+        for i, alpha in enumerate(grid):
+            prediction = Ridge(alpha=alpha).fit(X_train, Y[train]).predict(X_test).reshape(len(test), -1)
+            error[i] += np.sum((Y[test] - prediction) ** 2, axis=0)
+    return grid[np.argmin(error, axis=0)]
 
 
 def linear_r2(
-    embeddings: np.ndarray,
-    y: np.ndarray,
-    folds: Sequence[tuple[np.ndarray, np.ndarray]],
-    min_images: int,
-    ridge_alphas: Sequence[float],
+    embeddings: np.ndarray, y: np.ndarray, folds: Sequence[NestedFold], readout: ProbingReadout
 ) -> tuple[Any, Any, int, int, Any]:
-    """In-sample and cross-validated R^2 of a linear regression from embeddings to features.
+    """In-sample and cross-validated R^2 of linear read-outs from embeddings to features.
 
-    ``y`` is one feature ``(N,)`` or several ``(N, T)`` fitted together (multi-output least
-    squares gives each column the fit it would get alone). Images with a NaN value are left out
-    of fitting and scoring. In-sample R^2 (the paper's): fit and score on all images.
-    Cross-validated R^2: a ridge read-out (:func:`_cv_model`, penalty chosen inside each training
-    fold from ``ridge_alphas``), the out-of-fold predictions of all ``folds`` pooled,
-    ``1 - SS_res / SS_tot`` around the mean of the scored images. NaN when fewer than
-    ``min_images`` images have values, or for a constant feature. Returns
-    ``(r2_in_sample, r2_cv, n_images, folds_used, median_alpha)``, floats for a 1-D ``y``, else arrays.
+    ``y`` is one feature ``(N,)`` or several ``(N, T)`` fitted together (each column gets the
+    fit, and the penalty, it would get alone). Images with a NaN value are left out of fitting
+    and scoring.
+
+    In-sample R^2 (the paper's): least squares (:func:`_model`) fitted and scored on all images.
+    Cross-validated R^2: for every outer fold, a ridge penalty per feature is chosen from
+    ``readout.ridge_alphas`` on the fold's inner folds (:func:`choose_alphas`, outer training
+    images only); the ridge read-out (:func:`_ridge`) is refitted on the outer training images
+    with it and predicts the outer test images; the out-of-fold predictions of all folds are
+    pooled and scored, ``1 - SS_res / SS_tot`` around the mean of the scored images. An outer
+    fold without two usable inner folds is skipped. NaN when fewer than ``readout.min_images``
+    images have values, or for a constant feature. Returns ``(r2_in_sample, r2_cv, n_images,
+    folds_used, median_alpha)`` (the median over the used outer folds of the chosen penalty),
+    floats for a 1-D ``y``, else arrays.
     """
     Y = np.asarray(y, dtype=np.float64)
     single = Y.ndim == 1
@@ -299,20 +376,27 @@ def linear_r2(
     nan = np.full(Y.shape[1], np.nan)
     in_sample, cv, used, alpha = nan, nan, 0, nan
     chosen: list[np.ndarray] = []
-    if n >= max(2, int(min_images)):
+    if n >= max(2, int(readout.min_images)):
         X, target = embeddings[valid], Y[valid]
         in_sample = _r2(target, _model().fit(X, target).predict(X).reshape(target.shape))
+        X64 = X.astype(np.float64)
         position = np.full(len(Y), -1)
         position[valid] = np.arange(n)
+
+        def usable(indices: np.ndarray) -> np.ndarray:
+            at = position[indices]
+            return at[at >= 0]
+
         prediction = np.full(target.shape, np.nan)
-        for train, test in folds:
-            tr, te = position[train], position[test]
-            tr, te = tr[tr >= 0], te[te >= 0]
-            if len(tr) < 2 or len(te) == 0:
+        for fold in folds:
+            tr, te = usable(fold.train), usable(fold.test)
+            inner = [(a, b) for a, b in ((usable(i), usable(j)) for i, j in fold.inner) if len(a) >= 2 and len(b)]
+            if len(tr) < 2 or len(te) == 0 or len(inner) < 2:
                 continue
-            ridge = _cv_model(ridge_alphas).fit(X[tr], target[tr])
-            prediction[te] = ridge.predict(X[te]).reshape(len(te), -1)
-            chosen.append(np.broadcast_to(np.asarray(ridge[-1].alpha_, dtype=np.float64), (target.shape[1],)))
+            penalty = choose_alphas(X64, target, inner, readout)
+            ridge = _ridge(penalty, readout.clip_held_out).fit(X64[tr], target[tr])
+            prediction[te] = ridge.predict(X64[te]).reshape(len(te), -1)
+            chosen.append(penalty)
             used += 1
         scored = np.isfinite(prediction).all(axis=1)
         if scored.sum() >= 2:
@@ -335,7 +419,7 @@ def probe_embeddings(
     if len(embeddings) != len(probing_features):
         raise ProbingError(f"{len(embeddings)} embeddings for {len(probing_features)} feature rows.")
     readout = probing.readout
-    folds = blocked_folds(probing_features, readout.cv_folds, readout.block_slices, readout.gap_slices)
+    folds = nested_folds(probing_features, readout)
     names = list(probing.features)
     values = {name: probing_features[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names}
     groups: dict[bytes, list[str]] = {}
@@ -348,8 +432,7 @@ def probe_embeddings(
                 embeddings,
                 np.column_stack([values[g] for g in group]),
                 folds,
-                readout.min_images,
-                readout.ridge_alphas,
+                readout,
             )
         for i, name in enumerate(group):
             results[name] = {
@@ -365,28 +448,33 @@ def probe_embeddings(
 
 
 def collect_probing_results(
-    probing_features: pd.DataFrame, *results: pd.DataFrame, runs: Sequence[run_grid.RunSpec], image_unit: str
+    probing_features: pd.DataFrame, *results: pd.DataFrame, runs: Sequence[run_grid.RunSpec]
 ) -> pd.DataFrame:
-    """The Task 3 table: one row per (method, training configuration, seed, feature)."""
+    """The Task 3 table: one row per (method, training configuration, seed, feature), with the
+    image unit probed in words (:func:`describe_image_unit`)."""
     source = str(probing_features["source"].iloc[0]) if len(probing_features) else "unknown"
     table = run_grid.collect_rows(list(runs), list(results), source)
     if table.empty:
         log.warning("Probing: no frozen encoder to read out (empty classification grid)")
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
     table = table.rename(columns={"config": "train_config"})
-    table["train_config"] = table["train_config"].map(lambda c: TRAIN_CONFIG_NAMES.get(str(c), str(c)))
-    table["image_unit"] = image_unit
+    table["train_config"] = table["train_config"].map(lambda c: spec.CONFIG_LABELS.get(str(c), str(c)))
+    table["image_unit"] = describe_image_unit(probing_features)
     summary = table.groupby(["train_config", "method", "feature"], sort=False)[["r2_in_sample", "r2_cv"]].mean()
     cells = summary["r2_in_sample"].map("{:.2f}".format) + " / " + summary["r2_cv"].map("{:.2f}".format)
-    log.info("Task 3 R^2, in-sample / cross-validated (mean over seeds):\n%s", cells.unstack("feature").to_string())
+    log.info(
+        "Task 3 R^2 on %s, in-sample / cross-validated (mean over seeds):\n%s",
+        table["image_unit"].iloc[0],
+        cells.unstack("feature").to_string(),
+    )
     return table[list(RESULT_COLUMNS)]
 
 
-def make_collector(runs: Sequence[run_grid.RunSpec], image_unit: str) -> Callable[..., pd.DataFrame]:
+def make_collector(runs: Sequence[run_grid.RunSpec]) -> Callable[..., pd.DataFrame]:
     """:func:`collect_probing_results` bound to the grid (a typed function, unlike a partial)."""
 
     def collect_probing_grid(probing_features: pd.DataFrame, *results: pd.DataFrame) -> pd.DataFrame:
-        return collect_probing_results(probing_features, *results, runs=runs, image_unit=image_unit)
+        return collect_probing_results(probing_features, *results, runs=runs)
 
     return collect_probing_grid
 

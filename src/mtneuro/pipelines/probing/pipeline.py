@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from kedro.pipeline import Node, Pipeline
 
-from mtneuro import run_grid
+from mtneuro import run_grid, spec
 from mtneuro.config import ProjectParameters
 from mtneuro.config.probing import ProbingParameters
 
@@ -75,7 +75,6 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
 def build_pipeline(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters) -> Pipeline:
     """The probing pipeline of the given encoder runs."""
     runs = list(runs)
-    image_unit = nodes.image_unit_name(probing.images)
     grid = sum(
         (
             run_grid.grid_pipeline([run], _run_pipeline, [*SHARED_INPUTS, encoder_dataset(run)], [PARAMS])
@@ -94,7 +93,7 @@ def build_pipeline(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters)
                     namespace="probing",
                 ),
                 Node(
-                    nodes.make_collector(runs, image_unit),
+                    nodes.make_collector(runs),
                     ["probing_features", *(f"{run.namespace}.r2" for run in runs)],
                     "task3_probing",
                     name="collect_results",
@@ -106,7 +105,7 @@ def build_pipeline(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters)
     )
     shown = umap_run(runs, probing)
     if shown is not None:
-        label = f"{shown.method} ({nodes.TRAIN_CONFIG_NAMES.get(shown.config, shown.config)}, seed {shown.seed})"
+        label = f"{shown.method} ({spec.CONFIG_LABELS.get(shown.config, shown.config)}, seed {shown.seed})"
         pipe += Pipeline(
             [
                 Node(

@@ -24,8 +24,13 @@ SOURCE_DESCRIPTIONS: dict[str, str] = {
     "unknown": "unknown (the task table has no runs or no source column)",
 }
 
-#: The paper's labels of the Task 2 metrics and of the classes of each label setting.
-SEG_METRIC_LABELS: dict[str, str] = {"f1": "F1", "iou": "IoU"}
+#: Labels of the Task 2 metrics (columns of the task table), saying how each is averaged: the
+#: authors' code pools F1 over all test pixels but averages IoU per image (scripts/task2_main.py).
+SEG_METRIC_LABELS: dict[str, str] = {
+    "f1": "F1 (pooled, as the authors' code)",
+    "iou": "IoU (pooled)",
+    "iou_per_image": "IoU (per image, as the authors' code)",
+}
 SEG_CLASS_LABELS: dict[str, dict[str, str]] = {
     "3-class": {"background": "Bg + Axons", "vessel": "Vessels", "cell": "Cells", "mean": "Avg."},
     "4-class": {"background": "Bg", "vessel": "Vessels", "cell": "Cells", "axon": "Axons", "mean": "Avg."},

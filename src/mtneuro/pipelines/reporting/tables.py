@@ -5,6 +5,11 @@ The task tables carry the registries' names (methods, models, features) and the 
 names ``ROI-C1``..``ROI-C3``; rows follow the paper's order, then any other name seen. A cell
 without any run (or a NaN metric in every seed) is missing -- NaN, never zero; std is the sample
 standard deviation over seeds (ddof = 1), none for one seed.
+
+Table 2 has three metrics (:data:`TABLE2_METRICS`): F1 and IoU pooled over every test pixel of a
+run, and IoU averaged per image as the authors' code does. Each is compared with the paper's
+number of the same definition only (:data:`TABLE2_PAPER_METRIC`): the paper's F1 with the pooled
+F1, the paper's IoU with the per-image IoU; the pooled IoU has no paper value.
 """
 
 from __future__ import annotations
@@ -65,6 +70,12 @@ TABLE3_COLUMNS = [
     "paper_mean",
     "paper_std",
 ]
+
+#: Table 2 metrics, in display order (columns of the Task 2 table).
+TABLE2_METRICS: tuple[str, ...] = ("f1", "iou", "iou_per_image")
+#: The paper's metric of the same definition as each Table 2 metric (None: the paper has none).
+#: The authors' code pools F1 over all pixels but averages IoU per image.
+TABLE2_PAPER_METRIC: dict[str, str | None] = {"f1": "f1", "iou": None, "iou_per_image": "iou"}
 
 #: Training set of each Task 1 configuration: ROI-C2 tests the ROI-C1 models on the extra cubes.
 TABLE1_TRAIN_CONFIG: dict[str, str] = {"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1", "ROI-C3": "ROI-C3"}
@@ -204,7 +215,11 @@ def _segmentation_seed_values(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
-    """Task 2: one row per (dims, model, setting, metric, class or mean), ours and paper's."""
+    """Task 2: one row per (dims, model, setting, metric, class or mean), ours and paper's.
+
+    Metrics are :data:`TABLE2_METRICS`; the paper's columns hold the paper's number of the same
+    definition (:data:`TABLE2_PAPER_METRIC`). A task table without a metric's column (an older
+    output without ``iou_per_image``) gives that metric as missing."""
     runs = _as_frame(runs)
     _require(runs, ["model", "setting", "class"], "Table 2")
     source = describe_source(runs)
@@ -213,7 +228,7 @@ def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
     else:
         frame = _with_dims(runs)
     stats: dict[str, dict[tuple, tuple[int, float, float]]] = {}
-    for metric in paper.SEG_METRICS:
+    for metric in TABLE2_METRICS:
         if metric in frame.columns:
             values = _segmentation_seed_values(frame, metric)
             stats[metric] = _stats_lookup(values, ["dims", "model", "setting", "class"], metric)
@@ -231,10 +246,13 @@ def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
                 seen = frame.loc[(frame["setting"] == setting) & (frame["class"] != "mean"), "class"]
                 classes = [*_ordered(paper.SEG_CLASSES.get(setting, ()), seen), "mean"]
                 labels = SEG_CLASS_LABELS.get(setting, {})
-                for metric in paper.SEG_METRICS:
+                for metric in TABLE2_METRICS:
+                    paper_metric = TABLE2_PAPER_METRIC[metric]
                     for cls in classes:
                         n, mean, std = stats[metric].get((dims, model, setting, cls), (0, float("nan"), float("nan")))
-                        p_mean, p_std = _paper_pair(paper.table2(dims, model, setting, metric, cls))
+                        p_mean, p_std = _paper_pair(
+                            None if paper_metric is None else paper.table2(dims, model, setting, paper_metric, cls)
+                        )
                         rows.append(
                             [
                                 source,
