@@ -9,8 +9,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mtneuro import paper_results as paper
-
 from .formatting import first_value, is_missing
 from .labels import PAPER_LABEL, SEG_METRIC_LABELS, ours_label
 
