@@ -11,6 +11,7 @@ progress bar over the run's nodes when the console is a terminal.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -18,6 +19,9 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+# MLflow would attach its own console handler when imported; its records go to the log file instead.
+os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
 
 #: Extra attribute that sends an INFO record of this project to the console too.
 CONSOLE = {"console": True}
@@ -154,7 +158,7 @@ def console_handlers() -> list[logging.Handler]:
 
 
 #: Libraries that attach their own console handler; their records go through ours instead.
-_SELF_PRINTING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+_SELF_PRINTING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic")
 
 #: Width of log lines when the console is not a terminal (CI logs, files): no wrapping of node names.
 _NON_TERMINAL_WIDTH = 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -86,7 +87,8 @@ def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: An
         "logger": False,
         "enable_checkpointing": False,
         "enable_model_summary": False,
-        "enable_progress_bar": settings.progress_bar,
+        # Per-epoch bars only on a terminal: in CI logs and files they would print a line per run.
+        "enable_progress_bar": settings.progress_bar and sys.stderr.isatty(),
         "deterministic": deterministic,
         "num_sanity_val_steps": 0,
     }

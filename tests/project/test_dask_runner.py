@@ -189,7 +189,8 @@ def test_killed_worker_fails_naming_the_node_then_only_missing_outputs_resumes(t
     (tmp_path / "logs").mkdir()
     marker = tmp_path / "killed"
     catalog = toy_catalog(tmp_path / "out", tmp_path / "logs", kill_marker=str(marker))
-    with pytest.raises(RuntimeError, match=r"Node 'cell2' failed on the Dask cluster: its worker died"):
+    # The killed worker held cell2, and possibly a task queued behind it: either is named.
+    with pytest.raises(RuntimeError, match=r"Node 'cell\d' failed on the Dask cluster: its worker died"):
         DaskRunner(n_workers=2, allowed_failures=0).run(toy_pipeline(), catalog, run_id="f1")
     first = _logs(tmp_path / "logs")
     saved = {i for i in range(CELLS) if (tmp_path / "out" / f"cell{i}.csv").exists()}
