@@ -158,7 +158,14 @@ def console_handlers() -> list[logging.Handler]:
 
 
 #: Libraries that attach their own console handler; their records go through ours instead.
-_SELF_PRINTING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic")
+_SELF_PRINTING_LOGGERS = (
+    "lightning",
+    "lightning.pytorch",
+    "lightning.fabric",
+    "pytorch_lightning",
+    "mlflow",
+    "alembic",
+)
 
 #: Width of log lines when the console is not a terminal (CI logs, files): no wrapping of node names.
 _NON_TERMINAL_WIDTH = 200
