@@ -18,9 +18,11 @@ def test_profiles_parse(env):
     assert params.microstructure.halo_yx >= 145  # the base U-Net's receptive-field radius
 
 
-def test_default_is_one_slab_of_32_slices_across_the_plane():
-    params = mapping_parameters("base")
-    assert nodes.mapping_window(params, (720, 1420, 5805)).to_list() == [344, 376, 0, 1420, 0, 5805]
+def test_default_is_one_slab_across_the_plane():
+    params = mapping_parameters("base")  # 16 slices on the CPU profile, 32 in the paper profile
+    assert nodes.mapping_window(params, (720, 1420, 5805)).to_list() == [344, 360, 0, 1420, 0, 5805]
+    paper = mapping_parameters("paper")
+    assert nodes.mapping_window(paper, (720, 1420, 5805)).to_list() == [344, 376, 0, 1420, 0, 5805]
     full = mapping_parameters("base", {"window": "full"})
     assert nodes.mapping_window(full, (720, 1420, 5805)).shape == (720, 1420, 5805)
 
