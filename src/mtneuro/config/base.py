@@ -18,6 +18,14 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, protected_namespaces=())
 
 
+def unique_items(values: list) -> list:
+    """A pydantic ``AfterValidator`` for lists whose entries must not repeat (methods, models, features)."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"listed more than once: {', '.join(repeated)}")
+    return values
+
+
 class ConfigurationError(ValueError):
     """The configuration is invalid; the message names every bad key in full (``a.b.c``)."""
 

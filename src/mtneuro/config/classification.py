@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from mtneuro.config.base import StrictModel
+from mtneuro.config.base import StrictModel, unique_items
 from mtneuro.config.training import TrainingOverrides
 
 if TYPE_CHECKING:
@@ -53,13 +53,6 @@ def _registered_method(name: str) -> str:
     return name
 
 
-def _unique(values: list) -> list:
-    repeated = sorted({str(v) for v in values if values.count(v) > 1})
-    if repeated:
-        raise ValueError(f"listed more than once: {', '.join(repeated)}")
-    return values
-
-
 def _ordered_pair(values: list[float]) -> list[float]:
     if values[0] > values[1]:
         raise ValueError(f"[min, max] with min <= max expected, got {values}")
@@ -73,9 +66,9 @@ Pair = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator(
 class ClassificationData(StrictModel):
     """Which sections train and test a run, and the size they are prepared at."""
 
-    train_splits: Annotated[list[Split], Field(min_length=1), AfterValidator(_unique)]
+    train_splits: Annotated[list[Split], Field(min_length=1), AfterValidator(unique_items)]
     train_slice_step: PositiveInt
-    test_splits: Annotated[list[Split], Field(min_length=1), AfterValidator(_unique)]
+    test_splits: Annotated[list[Split], Field(min_length=1), AfterValidator(unique_items)]
     #: Every k-th test slice, per test configuration.
     test_slice_step: dict[TestConfig, PositiveInt]
     prepared_size: PositiveInt
@@ -169,11 +162,11 @@ class ClassificationParameters(StrictModel):
     #: The method blocks are the only extra keys allowed (checked against the registry below).
     model_config = ConfigDict(extra="allow")
 
-    methods: Annotated[list[MethodName], Field(min_length=1), AfterValidator(_unique)]
-    configs: Annotated[list[TrainConfig], Field(min_length=1), AfterValidator(_unique)]
-    seeds: Annotated[list[NonNegativeInt], Field(min_length=1), AfterValidator(_unique)]
+    methods: Annotated[list[MethodName], Field(min_length=1), AfterValidator(unique_items)]
+    configs: Annotated[list[TrainConfig], Field(min_length=1), AfterValidator(unique_items)]
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1), AfterValidator(unique_items)]
     #: Test configurations of each training set.
-    evaluate_on: dict[TrainConfig, Annotated[list[TestConfig], Field(min_length=1), AfterValidator(_unique)]]
+    evaluate_on: dict[TrainConfig, Annotated[list[TestConfig], Field(min_length=1), AfterValidator(unique_items)]]
     data: ClassificationData
     encoder: EncoderParameters
     network_training: NetworkTraining

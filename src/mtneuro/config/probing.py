@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from mtneuro.config.base import StrictModel
+from mtneuro.config.base import StrictModel, unique_items
 from mtneuro.config.classification import MethodName, TrainConfig
 
 
@@ -19,13 +19,6 @@ def _registered_feature(name: str) -> str:
     return name
 
 
-def _unique(values: list) -> list:
-    repeated = sorted({str(v) for v in values if values.count(v) > 1})
-    if repeated:
-        raise ValueError(f"listed more than once: {', '.join(repeated)}")
-    return values
-
-
 FeatureName = Annotated[str, AfterValidator(_registered_feature)]
 
 
@@ -33,9 +26,9 @@ class ProbingEncoders(StrictModel):
     """Which frozen Task 1 encoders are read out: the classification grid narrowed to these
     (training sets: ROI-C2 only tests the ROI-C1 models; methods: registered Task 1 methods)."""
 
-    train_configs: Annotated[list[TrainConfig], Field(min_length=1), AfterValidator(_unique)]
+    train_configs: Annotated[list[TrainConfig], Field(min_length=1), AfterValidator(unique_items)]
     #: None: every method of the classification grid.
-    methods: Annotated[list[MethodName], Field(min_length=1), AfterValidator(_unique)] | None
+    methods: Annotated[list[MethodName], Field(min_length=1), AfterValidator(unique_items)] | None
 
 
 class ProbingImages(StrictModel):
@@ -98,7 +91,7 @@ class ProbingParameters(StrictModel):
     images: ProbingImages
     cell_connectivity: Literal[4, 8]
     #: Features read out, by registered name (:mod:`mtneuro.features`).
-    features: Annotated[list[FeatureName], Field(min_length=1), AfterValidator(_unique)]
+    features: Annotated[list[FeatureName], Field(min_length=1), AfterValidator(unique_items)]
     embed_batch_size: PositiveInt
     #: BLAS/OpenMP and torch threads inside the probing nodes; None: the libraries' defaults.
     threads: PositiveInt | None

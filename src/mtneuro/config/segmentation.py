@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from mtneuro.config.base import StrictModel
+from mtneuro.config.base import StrictModel, unique_items
 from mtneuro.config.training import TrainingOverrides
 
 #: Task 2 label settings (split-index configurations of ingestion; see
@@ -40,13 +40,6 @@ def _registered_model(name: str) -> str:
     return name
 
 
-def _unique(values: list) -> list:
-    repeated = sorted({str(v) for v in values if values.count(v) > 1})
-    if repeated:
-        raise ValueError(f"listed more than once: {', '.join(repeated)}")
-    return values
-
-
 def _seed_list(value: Any) -> Any:
     """``seeds: n`` is the seeds ``0..n-1``; a list is taken as it is."""
     if isinstance(value, bool):
@@ -59,7 +52,7 @@ def _seed_list(value: Any) -> Any:
 
 
 ModelName = Annotated[str, AfterValidator(_registered_model)]
-Splits = Annotated[list[Split], Field(min_length=1), AfterValidator(_unique)]
+Splits = Annotated[list[Split], Field(min_length=1), AfterValidator(unique_items)]
 
 
 class EncoderParameters(StrictModel):
@@ -175,7 +168,7 @@ class ModelSettings(StrictModel):
 class FigureParameters(StrictModel):
     """Figure 3: the models whose predictions (runs of ``seed``) are drawn."""
 
-    models: Annotated[list[ModelName], Field(min_length=1), AfterValidator(_unique)]
+    models: Annotated[list[ModelName], Field(min_length=1), AfterValidator(unique_items)]
     seed: Seed
 
 
@@ -212,10 +205,10 @@ class SegmentationParameters(StrictModel):
     """``segmentation`` in ``conf/base/parameters_segmentation.yml``."""
 
     #: The run grid: registered model names (:mod:`mtneuro.segmentation_models`).
-    models: Annotated[list[ModelName], Field(min_length=1), AfterValidator(_unique)]
-    settings: Annotated[list[LabelSettingName], Field(min_length=1), AfterValidator(_unique)]
+    models: Annotated[list[ModelName], Field(min_length=1), AfterValidator(unique_items)]
+    settings: Annotated[list[LabelSettingName], Field(min_length=1), AfterValidator(unique_items)]
     #: A count n (seeds 0..n-1) or a list of seeds; always a list once parsed.
-    seeds: Annotated[list[Seed], BeforeValidator(_seed_list), Field(min_length=1), AfterValidator(_unique)]
+    seeds: Annotated[list[Seed], BeforeValidator(_seed_list), Field(min_length=1), AfterValidator(unique_items)]
     #: Overrides of the shared ``training`` block for this task only.
     training: TrainingOverrides
     encoder: EncoderParameters
