@@ -28,9 +28,8 @@ def test_default_pipeline_on_tiny_profile_then_notebook(kedro_run, tmp_path, cap
         table = pd.read_csv(reporting / f"{name}.csv")
         assert len(table) > 0, name
         assert set(table["source"]) == {"phantom"}, name
-    for name in ("table1_region_classification", "table2_segmentation", "table3_probing"):
-        text = (reporting / f"{name}.md").read_text()
-        assert "phantom" in text and "paper" in text.lower()
+    text = (reporting / "paper_tables.md").read_text()
+    assert text.count("Data source: phantom") == 3 and "paper" in text.lower()
     html = (reporting / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5
     assert str((reporting / "report.html").resolve()) in capsys.readouterr().out

@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -25,6 +26,8 @@ os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
 
 #: Extra attribute that sends an INFO record of this project to the console too.
 CONSOLE = {"console": True}
+
+log = logging.getLogger(__name__)
 
 _WARNING_LOCATION = re.compile(r"^\S*:\d+: ")
 
@@ -200,12 +203,25 @@ def install_console_filter() -> ConsoleFilter:
     return console_filter
 
 
+#: The dataset whose path the console shows at the end of a run that wrote it.
+REPORT_DATASET = "report_html"
+
+
+def announce_report(path: str | Path) -> None:
+    """Log (to the console too) and print where the report is, as the run's last lines."""
+    path = Path(path).expanduser().resolve()
+    size = path.stat().st_size if path.exists() else 0
+    log.info("MTNeuro report (%.0f KiB): %s", size / 1024, path)
+    print(f"\nReport: {path}\n        {path.as_uri()}\n", flush=True)
+
+
 class ConsoleHook:
     """Quiet console and one progress bar per ``kedro run``."""
 
     def __init__(self) -> None:
         self._progress: Progress | None = None
         self._task: Any = None
+        self._report: Path | None = None
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -219,6 +235,9 @@ class ConsoleHook:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:  # noqa: ARG002
         install_console_filter()  # again: the pipelines' imports (Lightning) may have added handlers
+        self._report = None
+        if REPORT_DATASET in pipeline.all_outputs():
+            self._report = Path(catalog.load("params:reporting")["report_path"])
         console = next((getattr(h, "console", None) for h in console_handlers() if hasattr(h, "console")), None)
         if console is None or not console.is_terminal:
             return
@@ -253,6 +272,8 @@ class ConsoleHook:
     @hook_impl
     def after_pipeline_run(self) -> None:
         self._stop()
+        if self._report is not None:
+            announce_report(self._report)
 
     @hook_impl
     def on_pipeline_error(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial, update_wrapper
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,11 @@ class RunSpec:
     def namespace(self) -> str:
         """Kedro namespace of the run's nodes and datasets, e.g. ``classification.byol.roi_c1.seed0``."""
         return f"{self.task}.{self.method}.{self.config}.seed{self.seed}"
+
+    @property
+    def key(self) -> str:
+        """The run within its task, e.g. ``byol.roi_c1.seed0``: its key in the task's run index."""
+        return f"{self.method}.{self.config}.seed{self.seed}"
 
     def as_row(self) -> dict[str, Any]:
         return {"method": self.method, "config": self.config, "seed": self.seed}
@@ -61,6 +67,31 @@ def grid_pipeline(
         for run in runs
     ]
     return sum(pipes, Pipeline([]))
+
+
+def bind(func: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
+    """``func`` with keyword arguments fixed (a run's method, seed, ...), keeping its name,
+    after which Kedro names the node."""
+    return update_wrapper(partial(func, **kwargs), func)
+
+
+def reference_inputs(runs: Iterable[RunSpec], members: Iterable[str]) -> list[str]:
+    """The ``<run>.<member>@reference`` datasets an index node reads, run by run."""
+    return [f"{run.namespace}.{member}@reference" for run in runs for member in members]
+
+
+def make_indexer(runs: Iterable[RunSpec], members: Iterable[str]) -> Callable[..., dict[str, dict[str, Any]]]:
+    """A node function turning the references of :func:`reference_inputs` into a run index
+    (``{run.key: {member: reference}}``, saved by :class:`mtneuro.datasets.run_index.RunIndexDataset`)."""
+    run_list, member_list = list(runs), list(members)
+
+    def index_runs(*references: Any) -> dict[str, dict[str, Any]]:
+        if len(references) != len(run_list) * len(member_list):
+            raise ValueError(f"Expected {len(run_list) * len(member_list)} references, got {len(references)}")
+        it = iter(references)
+        return {run.key: {member: next(it) for member in member_list} for run in run_list}
+
+    return index_runs
 
 
 def collect_rows(runs: list[RunSpec], results: Iterable[Any], source: str) -> pd.DataFrame:

@@ -98,3 +98,10 @@ def test_a_tiny_run_prints_one_line_per_node_and_no_repeated_warning(tmp_path: P
     warnings = Counter(line.split("WARNING", 1)[1].strip() for line in lines if "WARNING" in line)
     assert all(count == 1 for count in warnings.values()), warnings
     assert not [line for line in lines if "Loading data from" in line or "GPU available" in line]
+
+
+def test_announce_report_gives_absolute_path(tmp_path, capsys) -> None:
+    from mtneuro.console import announce_report
+
+    announce_report(tmp_path / "x" / ".." / "report.html")
+    assert str((tmp_path / "report.html").resolve()) in capsys.readouterr().out

@@ -28,8 +28,8 @@ def test_pipeline_has_one_subpipeline_per_run(conf: Path):
                 ns = f"classification.{method}.{config}.seed{seed}"
                 assert {f"{ns}.train", f"{ns}.evaluate"} <= names
                 assert {
-                    f"{ns}.frozen_encoder",
-                    f"{ns}.readout",
+                    f"{ns}.frozen_encoder@model",
+                    f"{ns}.readout@model",
                     f"{ns}.training_history",
                     f"{ns}.metrics",
                     f"{ns}.confusion_matrix",
@@ -37,7 +37,17 @@ def test_pipeline_has_one_subpipeline_per_run(conf: Path):
                 assert (f"{ns}.fit_readout" in names) == get_method(method).needs_readout
     assert len([n for n in names if n.endswith(".train")]) == len(methods) * 2 * 2
     assert pipe.inputs() == {"cubes", "split_index", "params:classification", "params:training"}
-    assert pipe.outputs() >= {"task1_region_classification", "task1_region_classification_summary"}
+    assert pipe.outputs() >= {"task1_region_classification", "task1_region_classification_summary", "frozen_encoders"}
+    # the run index reads every run's encoder and read-out as references (nothing is loaded)
+    index = next(n for n in pipe.nodes if n.name == "classification.index_frozen_encoders")
+    assert set(index.inputs) == {
+        f"classification.{m}.{c}.seed{s}.{member}@reference"
+        for m in methods
+        for c in ("roi_c1", "roi_c3")
+        for s in (0, 1)
+        for member in ("frozen_encoder", "readout")
+    }
+    assert all(n.namespace and n.namespace.split(".")[0] == "classification" for n in pipe.nodes)
     # runs are independent: a run's nodes read only the shared model input and parameters
     for method in methods:
         run = pipe.only_nodes_with_namespaces([f"classification.{method}.roi_c3.seed1"])

@@ -32,20 +32,68 @@ def test_blocks_must_hold_whole_chunks():
         mapping_parameters("base", {"blocks": {"shape_zyx": [32, 300, 2048]}})
 
 
-def test_pipeline_reads_the_best_candidate_and_the_task1_model():
+def test_pipeline_reads_the_models_from_the_run_indexes():
     pipe = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base")))
-    inputs = pipe.inputs()
-    assert "segmentation.unet.seg_4class.seed0.trained_model" in inputs
-    assert "segmentation.unetplusplus.seg_4class.seed0.trained_model" in inputs
-    # global pooling / attention: no finite halo makes their blocks seam-free, so "best" skips them
-    assert "segmentation.pspnet.seg_4class.seed0.trained_model" not in inputs
-    assert {
+    # never a task's per-run dataset: the tasks' run indexes, and the table "best" reads
+    assert pipe.inputs() == {
+        "segmentation_runs",
+        "frozen_encoders",
         "task2_segmentation",
-        "classification.supervised.roi_c1.seed0.frozen_encoder",
-        "classification.supervised.roi_c1.seed0.readout",
-    } <= inputs
+        "params:mapping",
+        "params:volume",
+        "params:ingestion",
+    }
     assert {"brain_map", "mapping_validation", "mapping_overview@matplotlib"} <= pipe.all_outputs()
     assert all(n.name.startswith("mapping.") for n in pipe.nodes)
+    named = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base", {"microstructure": {"model": "unet"}})))
+    assert "task2_segmentation" not in named.inputs()
+
+
+class _Index(dict):
+    """A run index that records which runs' artefacts were loaded."""
+
+    def __init__(self, runs, loaded):
+        super().__init__({run: _Run(run, loaded) for run in runs})
+
+
+class _Run(dict):
+    def __init__(self, run, loaded):
+        super().__init__()
+        self.run, self.loaded = run, loaded
+
+    def __getitem__(self, member):
+        self.loaded.append((self.run, member))
+        return f"{self.run}:{member}"
+
+
+def test_models_come_from_the_indexes_and_only_the_chosen_one_is_loaded():
+    from mtneuro.pipelines.mapping.engine import MappingError
+    from mtneuro.pipelines.mapping.models import choose_microstructure_model, choose_region_model
+
+    params = mapping_parameters("base")
+    m = params.microstructure
+    table = pd.DataFrame(
+        {
+            "model": list(m.candidates),
+            "config": [m.setting] * len(m.candidates),
+            "seed": [m.seed] * len(m.candidates),
+            "class": ["mean"] * len(m.candidates),
+            "iou": [0.1 * (i + 1) for i in range(len(m.candidates))],
+        }
+    )
+    loaded: list = []
+    runs = _Index([f"{name}.{m.setting}.seed{m.seed}" for name in m.candidates], loaded)
+    best = f"{m.candidates[-1]}.{m.setting}.seed{m.seed}"
+    assert choose_microstructure_model(runs, params, table) == f"{best}:trained_model"
+    assert loaded == [(best, "trained_model")]
+    r = params.regions
+    encoders = _Index([f"{r.method}.{r.config}.seed{r.seed}"], loaded)
+    assert choose_region_model(encoders, params) == (
+        f"{r.method}.{r.config}.seed{r.seed}:frozen_encoder",
+        f"{r.method}.{r.config}.seed{r.seed}:readout",
+    )
+    with pytest.raises(MappingError, match=r"mapping.regions.*classification pipeline"):
+        choose_region_model(_Index([], loaded), params)
 
 
 def test_best_model_is_the_highest_mean_iou():

@@ -11,14 +11,14 @@ from matplotlib.figure import Figure
 
 from mtneuro.config.probing import ProbingParameters
 from mtneuro.pipelines.probing import create_pipeline, nodes
-from mtneuro.pipelines.probing.pipeline import build_pipeline, encoder_dataset, probing_runs, umap_run
+from mtneuro.pipelines.probing.pipeline import ENCODERS, build_pipeline, probing_runs, umap_run
 from mtneuro.run_grid import RunSpec
 
 
 def test_probing_runs_follow_the_classification_grid(probing, with_values):
     runs = probing_runs(["supervised", "pca"], ["roi_c1", "roi_c2", "roi_c3"], 2, probing)
     assert len(runs) == 2 * 2 * 2 and {r.config for r in runs} == {"roi_c1", "roi_c3"}
-    assert encoder_dataset(runs[0]) == "classification.supervised.roi_c1.seed0.frozen_encoder"
+    assert runs[0].key == "supervised.roi_c1.seed0"  # its encoder's key in Task 1's run index
     assert runs[0].namespace == "probing.supervised.roi_c1.seed0"
     narrowed = probing_runs(
         ["byol", "pca"],
@@ -44,7 +44,7 @@ def test_create_pipeline_builds_the_grid_of_the_parameters(tiny_parameters):
         "probing.plot_umap",
         *(f"{r.namespace}.{step}" for r in runs for step in ("embed_images", "probe_features")),
     }
-    assert pipe.inputs() == {"cubes", "split_index", "params:probing", *(encoder_dataset(r) for r in runs)}
+    assert pipe.inputs() == {"cubes", "split_index", "params:probing", ENCODERS}
     assert pipe.outputs() == {"task3_probing", "task3_umap@matplotlib"}
     assert "probing_features" in pipe.all_outputs()
     # Kedro's parameter validation hands every node the typed block
@@ -61,7 +61,9 @@ def _run_probing(cubes, split_index, encoder, probing, runs) -> DataCatalog:
         "task3_probing": MemoryDataset(),
         "task3_umap@matplotlib": MemoryDataset(copy_mode="assign"),
     }
-    datasets.update({encoder_dataset(r): MemoryDataset(encoder(seed=r.seed), copy_mode="assign") for r in runs})
+    # Task 1's run index: run key -> {"frozen_encoder": encoder}
+    index = {r.key: {"frozen_encoder": encoder(seed=r.seed)} for r in runs}
+    datasets[ENCODERS] = MemoryDataset(index, copy_mode="assign")
     catalog = DataCatalog(datasets=datasets)
     SequentialRunner().run(pipe, catalog)
     return catalog

@@ -451,13 +451,6 @@ def test_html_embeds_pil_images_and_arrays(task1_runs) -> None:
         html.image_data_uris(b"not an image")
 
 
-def test_announce_report_gives_absolute_path(tmp_path, capsys) -> None:
-    nodes.announce_report(
-        "<html></html>", PARAMS.model_copy(update={"report_path": str(tmp_path / "x" / ".." / "report.html")})
-    )
-    assert str((tmp_path / "report.html").resolve()) in capsys.readouterr().out
-
-
 def test_table1_uses_the_papers_training_set_per_configuration(task1_runs: pd.DataFrame) -> None:
     runs = task1_runs.assign(
         train_config=task1_runs["config"].map({"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1", "ROI-C3": "ROI-C3"})

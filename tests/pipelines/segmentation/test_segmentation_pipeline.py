@@ -24,28 +24,34 @@ def test_pipeline_has_one_node_per_run_and_catalog_patterns_resolve(project_path
     assert {n.name for n in pipeline.nodes} - {n.name for n in runs} == {
         "segmentation.prepare_data",
         "segmentation.collect_results",
+        "segmentation.index_runs",
         "segmentation.plot_overlays",
     }
     assert pipeline.inputs() == {"cubes", "split_index", "params:segmentation", "params:training"}
     assert {"task2_segmentation", "task2_segmentation_overlays@matplotlib"} <= pipeline.outputs()
+    assert "segmentation_runs" in pipeline.all_outputs()
     run = next(n for n in runs if n.name == "segmentation.unet.seg_4class.seed3.train_and_evaluate")
     assert run.inputs == ["segmentation_data", "params:segmentation", "params:training"]
     assert run.outputs == [
-        f"segmentation.unet.seg_4class.seed3.{o}" for o in ("trained_model", "test_predictions", "metrics")
+        f"segmentation.unet.seg_4class.seed3.{o}" for o in ("trained_model@model", "test_predictions@model", "metrics")
     ]
+    # the figure reads its runs' predictions from the run index, which references every run
     figure = next(n for n in pipeline.nodes if n.name == "segmentation.plot_overlays")
-    assert sorted(i for i in figure.inputs if i.endswith("test_predictions")) == [
-        "segmentation.vnet.seg_3class.seed3.test_predictions",
-        "segmentation.vnet.seg_4class.seed3.test_predictions",
-    ]
+    assert figure.inputs == ["segmentation_data", "params:segmentation", "segmentation_runs"]
+    index = next(n for n in pipeline.nodes if n.name == "segmentation.index_runs")
+    assert len(index.inputs) == 8 * 2 and all(i.endswith("@reference") for i in index.inputs)
 
     conf = OmegaConfigLoader(conf_source=str(project_path / "conf"), **CONFIG_LOADER_ARGS)
     catalog = DataCatalog.from_config(conf["catalog"], credentials=conf["credentials"])
-    model_ds = catalog.get("segmentation.unet.seg_3class.seed3.trained_model")
+    model_ds = catalog.get("segmentation.unet.seg_3class.seed3.trained_model@model")
     assert type(model_ds).__name__ == "TorchModelDataset"
     assert "06_models/segmentation/unet/seg_3class/seed3/model.pt" in str(model_ds._describe()["filepath"])
-    preds_ds = catalog.get("segmentation.vnet.seg_4class.seed0.test_predictions")
+    preds_ds = catalog.get("segmentation.vnet.seg_4class.seed0.test_predictions@model")
     assert type(preds_ds).__name__ == "PickleDataset" and preds_ds._version is not None
+    reference = catalog.get("segmentation.vnet.seg_4class.seed0.test_predictions@reference")
+    assert type(reference).__name__ == "ArtifactReferenceDataset"
+    assert reference._describe()["filepath"] == preds_ds._describe()["filepath"].as_posix()
+    assert type(catalog.get("segmentation_runs")).__name__ == "RunIndexDataset"
     assert type(catalog.get("task2_segmentation")).__name__ == "CSVDataset"
     assert type(catalog.get("task2_segmentation_overlays@matplotlib")).__name__ == "MatplotlibDataset"
 

@@ -491,3 +491,19 @@ def collect_results(
         .to_string(),
     )
     return table, summary
+
+
+def collect_confusion_matrices(
+    classification_data_summary: dict[str, Any], *run_matrices: pd.DataFrame, runs: list[Any]
+) -> pd.DataFrame:
+    """Every run's confusion matrices in one table: source, method, train_config, seed, config
+    (the test configuration), true_region and one ``pred_<region>`` count column per region."""
+    frames = []
+    for run, matrix in zip(runs, run_matrices, strict=True):
+        frame = matrix.copy()
+        frame.insert(0, "seed", int(run.seed))
+        frame.insert(0, "train_config", config_label(run.config))
+        frame.insert(0, "method", run.method)
+        frame.insert(0, "source", classification_data_summary["source"])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,4 +1,5 @@
-"""Task 1 pipeline wiring: one namespaced sub-pipeline per (method, training set, seed).
+"""Task 1 pipeline wiring (namespace ``classification``): one sub-pipeline per (method,
+training set, seed).
 
 Per run ``classification.<method>.<config>.seed<k>``:
 
@@ -9,15 +10,17 @@ Per run ``classification.<method>.<config>.seed<k>``:
 * ``fit_readout`` (frozen representations only): linear classifier -> ``readout``;
 * ``evaluate``: -> ``metrics`` (one row per test configuration) and ``confusion_matrix``.
 
-Shared: ``prepare_classification_images`` before the runs, ``collect_classification_results``
-after them (-> ``task1_region_classification``).
+Shared: ``prepare_classification_images`` before the runs; after them
+``collect_classification_results`` (-> ``task1_region_classification``),
+``collect_confusion_matrices`` (-> ``task1_confusion_matrices``) and ``index_frozen_encoders``
+(-> ``frozen_encoders``, the run index other tasks read instead of per-run datasets).
+Inputs from upstream: ``cubes``, ``split_index``.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
@@ -29,19 +32,19 @@ from mtneuro.config.classification import ClassificationParameters
 
 from . import nodes
 
+NAMESPACE = "classification"
 SHARED_INPUTS = ("classification_images",)
+#: The run index of the task (one entry per run, members loaded on demand).
+ENCODER_INDEX = "frozen_encoders"
+INDEX_MEMBERS = ("frozen_encoder", "readout")
 PARAMETERS = ("params:classification", "params:training")
 
 #: The training node of each kind of method and what it outputs.
 TRAIN_NODES: dict[MethodKind, tuple[Callable[..., Any], list[str]]] = {
-    "supervised": (nodes.train_supervised, ["frozen_encoder", "readout", "training_history"]),
-    "ssl": (nodes.train_self_supervised, ["frozen_encoder", "training_history"]),
-    "decomposition": (nodes.fit_decomposition, ["frozen_encoder", "training_history"]),
+    "supervised": (nodes.train_supervised, ["frozen_encoder@model", "readout@model", "training_history"]),
+    "ssl": (nodes.train_self_supervised, ["frozen_encoder@model", "training_history"]),
+    "decomposition": (nodes.fit_decomposition, ["frozen_encoder@model", "training_history"]),
 }
-
-
-def _bind(func, **kwargs):
-    return update_wrapper(partial(func, **kwargs), func)
 
 
 def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
@@ -51,13 +54,13 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     train_func, train_outputs = TRAIN_NODES[method.kind]
     # Network trainings ask the Dask runner for a GPU (tag "gpu"); PCA/NMF run on any worker.
     tags = ["gpu"] if method.kind != "decomposition" else []
-    train = Node(_bind(train_func, **ident), inputs, train_outputs, name="train", tags=tags)
+    train = Node(run_grid.bind(train_func, **ident), inputs, train_outputs, name="train", tags=tags)
     readout = (
         [
             Node(
-                _bind(nodes.fit_linear_readout, config=run.config, seed=run.seed),
-                ["frozen_encoder", *inputs],
-                "readout",
+                run_grid.bind(nodes.fit_linear_readout, config=run.config, seed=run.seed),
+                ["frozen_encoder@model", *inputs],
+                "readout@model",
                 name="fit_readout",
             )
         ]
@@ -65,8 +68,8 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
         else []
     )
     evaluate = Node(
-        _bind(nodes.evaluate_run, **ident),
-        ["frozen_encoder", "readout", "training_history", *inputs],
+        run_grid.bind(nodes.evaluate_run, **ident),
+        ["frozen_encoder@model", "readout@model", "training_history", *inputs],
         ["metrics", "confusion_matrix"],
         name="evaluate",
     )
@@ -75,7 +78,7 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
 
 def build_pipeline(classification: ClassificationParameters) -> Pipeline:
     """The Task 1 pipeline of a ``classification`` block: its grid of methods x configs x seeds."""
-    runs = run_grid.expand_grid("classification", classification.methods, classification.configs, classification.seeds)
+    runs = run_grid.expand_grid(NAMESPACE, classification.methods, classification.configs, classification.seeds)
     prepare = Pipeline(
         [
             Node(
@@ -83,6 +86,7 @@ def build_pipeline(classification: ClassificationParameters) -> Pipeline:
                 ["cubes", "split_index", "params:classification"],
                 ["classification_images", "classification_data_summary"],
                 name="prepare_classification_images",
+                namespace=NAMESPACE,
             ),
         ]
     )
@@ -92,10 +96,25 @@ def build_pipeline(classification: ClassificationParameters) -> Pipeline:
         collect = Pipeline(
             [
                 Node(
-                    _bind(nodes.collect_results, runs=runs),
+                    run_grid.bind(nodes.collect_results, runs=runs),
                     ["classification_data_summary", *[f"{run.namespace}.metrics" for run in runs]],
                     ["task1_region_classification", "task1_region_classification_summary"],
                     name="collect_classification_results",
+                    namespace=NAMESPACE,
+                ),
+                Node(
+                    run_grid.bind(nodes.collect_confusion_matrices, runs=runs),
+                    ["classification_data_summary", *[f"{run.namespace}.confusion_matrix" for run in runs]],
+                    "task1_confusion_matrices",
+                    name="collect_confusion_matrices",
+                    namespace=NAMESPACE,
+                ),
+                Node(
+                    run_grid.make_indexer(runs, INDEX_MEMBERS),
+                    run_grid.reference_inputs(runs, INDEX_MEMBERS),
+                    ENCODER_INDEX,
+                    name="index_frozen_encoders",
+                    namespace=NAMESPACE,
                 ),
             ]
         )

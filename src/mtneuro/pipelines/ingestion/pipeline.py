@@ -1,4 +1,6 @@
-"""Ingestion pipeline wiring."""
+"""Ingestion pipeline wiring (namespace ``ingestion``): plans the region overview and the extra
+cubes, fetches every cube and builds the split index. Outputs other pipelines read: ``cubes``,
+``split_index``."""
 
 from __future__ import annotations
 
@@ -18,27 +20,35 @@ def create_pipeline(parameters: ProjectParameters) -> Pipeline:  # noqa: ARG001 
                 ["params:volume", "params:ingestion"],
                 "region_overview",
                 name="plan_region_overview",
+                namespace="ingestion",
             ),
             Node(
                 choose_extra_cubes,
                 ["region_overview", "params:volume", "params:ingestion"],
                 "extra_cube_coordinates",
                 name="choose_extra_cubes",
+                namespace="ingestion",
             ),
             Node(
-                plan_cubes, ["extra_cube_coordinates", "params:volume", "params:ingestion"], "cubes", name="fetch_cubes"
+                plan_cubes,
+                ["extra_cube_coordinates", "params:volume", "params:ingestion"],
+                "cubes",
+                name="fetch_cubes",
+                namespace="ingestion",
             ),
             Node(
                 label_histograms,
                 ["cubes", "params:volume", "params:ingestion"],
                 "cube_label_histograms",
                 name="check_cube_labels",
+                namespace="ingestion",
             ),
             Node(
                 build_split_index,
                 ["cubes", "cube_label_histograms", "extra_cube_coordinates", "params:ingestion"],
                 "split_index",
                 name="build_split_index",
+                namespace="ingestion",
             ),
         ]
     )

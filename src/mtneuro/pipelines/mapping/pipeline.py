@@ -1,19 +1,19 @@
 """Mapping pipeline wiring (namespace ``mapping``).
 
-* ``select_microstructure_model``: the Task 2 network (``mapping.microstructure``: a named model,
-  or the best candidate by mean IoU in ``task2_segmentation``);
+* ``choose_microstructure_model``: the Task 2 network (``mapping.microstructure``: a named model,
+  or the best candidate by mean IoU in ``task2_segmentation``) from ``segmentation_runs``;
+* ``choose_region_model``: the Task 1 encoder and read-out (``mapping.regions``) from
+  ``frozen_encoders``;
 * ``plan_brain_map`` -> ``brain_map`` (the OME-Zarr store, written block by block by its dataset);
 * ``validate_brain_map`` -> ``mapping_validation`` (region accuracy, microstructure IoU);
 * ``plot_brain_map`` -> ``mapping_overview@matplotlib``.
 
-The model datasets are the task runs' own (``segmentation.<model>.<setting>.seed<k>.trained_model``,
-``classification.<method>.<config>.seed<k>.frozen_encoder`` / ``.readout``); their names come from
-:func:`model_inputs` so that another wiring can rename them in one place.
+The models come from the tasks' run indexes (:mod:`mtneuro.datasets.run_index`), never from
+their per-run datasets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
@@ -21,56 +21,37 @@ from kedro.pipeline import Node, Pipeline
 from mtneuro.config.mapping import MappingParameters
 
 from . import nodes
+from .models import choose_microstructure_model, choose_region_model
 
+NAMESPACE = "mapping"
+#: Datasets of other pipelines the map is made from.
+MODEL_INDEXES = ("segmentation_runs", "frozen_encoders")
+TABLE = "task2_segmentation"
 #: Outputs other pipelines (reporting) read.
 OUTPUTS = ("brain_map", "mapping_validation", "mapping_overview@matplotlib")
-
-
-def model_inputs(mapping: MappingParameters) -> dict[str, Any]:
-    """Catalog names of the models the map is made with (and the table ``best`` reads)."""
-    m, r = mapping.microstructure, mapping.regions
-    encoder, readout = nodes.region_datasets(r.method, r.config, r.seed)
-    return {
-        "microstructure": {
-            name: nodes.microstructure_dataset(name, m.setting, m.seed)
-            for name in nodes.microstructure_candidates(mapping)
-        },
-        "table": "task2_segmentation" if m.model == "best" else None,
-        "region_encoder": encoder,
-        "region_readout": readout,
-    }
+PARAMETERS = {"params:mapping", "params:volume", "params:ingestion"}
 
 
 def create_pipeline(parameters: Any) -> Pipeline:
     """The mapping pipeline of the active configuration (``parameters.mapping``)."""
     mapping: MappingParameters = nodes.as_parameters(parameters.mapping)
-    names = model_inputs(mapping)
-    select_inputs: dict[str, str] = {"mapping": "params:mapping", **names["microstructure"]}
-    select: Callable[..., Any]
-    if names["table"]:
-        select_inputs["task2_segmentation"] = names["table"]
-        select = nodes.select_microstructure_model
-    else:
-
-        def select(mapping: MappingParameters, **models: Any) -> Any:
-            return nodes.select_microstructure_model(None, mapping, **models)
-
-        select.__name__ = "select_microstructure_model"
-    external = {*names["microstructure"].values(), names["region_encoder"], names["region_readout"]}
-    if names["table"]:
-        external.add(names["table"])
+    choose_inputs = {"segmentation_runs": "segmentation_runs", "mapping": "params:mapping"}
+    if mapping.microstructure.model == "best":
+        choose_inputs["task2_segmentation"] = TABLE
     pipe = Pipeline(
         [
-            Node(select, select_inputs, "microstructure_model", name="select_microstructure_model"),
+            Node(
+                choose_microstructure_model, choose_inputs, "microstructure_model", name="choose_microstructure_model"
+            ),
+            Node(
+                choose_region_model,
+                ["frozen_encoders", "params:mapping"],
+                ["region_encoder", "region_readout"],
+                name="choose_region_model",
+            ),
             Node(
                 nodes.plan_brain_map,
-                [
-                    "microstructure_model",
-                    names["region_encoder"],
-                    names["region_readout"],
-                    "params:mapping",
-                    "params:volume",
-                ],
+                ["microstructure_model", "region_encoder", "region_readout", "params:mapping", "params:volume"],
                 "brain_map",
                 name="plan_brain_map",
             ),
@@ -90,8 +71,8 @@ def create_pipeline(parameters: Any) -> Pipeline:
     )
     return Pipeline(
         pipe,
-        namespace="mapping",
-        inputs=external,
+        namespace=NAMESPACE,
+        inputs={*MODEL_INDEXES, *set(choose_inputs.values()) - {"params:mapping"}},
         outputs=set(OUTPUTS),
-        parameters={"params:mapping", "params:volume", "params:ingestion"},
+        parameters=PARAMETERS,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -212,6 +212,23 @@ def embed_images(probing_images: np.ndarray, frozen_encoder: FrozenEncoder, prob
     if not np.isfinite(embeddings).all():
         raise ProbingError(f"Encoder {frozen_encoder.metadata!r} returned non-finite embeddings.")
     return embeddings
+
+
+def embed_with_indexed_encoder(
+    probing_images: np.ndarray,
+    frozen_encoders: Mapping[str, Mapping[str, Any]],
+    probing: ProbingParameters,
+    *,
+    run: str,
+) -> np.ndarray:
+    """:func:`embed_images` with the encoder of classification run ``run`` (e.g.
+    ``byol.roi_c1.seed0``) from Task 1's run index, which loads only that encoder."""
+    if run not in frozen_encoders:
+        raise ProbingError(
+            f"The Task 1 run index has no encoder {run!r}: run the classification pipeline with that "
+            f"method, training set and seed first (it holds {sorted(frozen_encoders)})."
+        )
+    return embed_images(probing_images, frozen_encoders[run]["frozen_encoder"], probing)
 
 
 # --- read-out ---------------------------------------------------------------------------------

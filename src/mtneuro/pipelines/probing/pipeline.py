@@ -1,8 +1,8 @@
 """Probing pipeline wiring (Task 3).
 
-Inputs: ``cubes`` and ``split_index`` (ingestion) and, per classification run trained on a
-Task 1 training set, ``classification.<method>.<train_config>.seed<k>.frozen_encoder``.
-Outputs: ``probing_features`` (Parquet), ``task3_probing`` (CSV) and ``task3_umap`` (PNG).
+Inputs: ``cubes`` and ``split_index`` (ingestion) and ``frozen_encoders`` (Task 1's run index,
+from which each probing run loads one encoder). Outputs: ``probing_features`` (Parquet),
+``task3_probing`` (CSV) and ``task3_umap`` (PNG).
 
 The encoders read out are the classification grid (``classification.methods``, ``configs``,
 ``seeds``) narrowed by ``probing.encoders.train_configs`` and ``probing.encoders.methods``; one
@@ -25,13 +25,9 @@ from . import nodes
 
 log = logging.getLogger(__name__)
 
-SHARED_INPUTS = ("probing_features", "probing_images")
+ENCODERS = "frozen_encoders"
+SHARED_INPUTS = ("probing_features", "probing_images", ENCODERS)
 PARAMS = "params:probing"
-
-
-def encoder_dataset(run: run_grid.RunSpec) -> str:
-    """Catalog name of the frozen Task 1 encoder a probing run reads."""
-    return f"classification.{run.method}.{run.config}.seed{run.seed}.frozen_encoder"
 
 
 def probing_runs(
@@ -65,7 +61,10 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
     return Pipeline(
         [
             Node(
-                nodes.embed_images, ["probing_images", encoder_dataset(run), PARAMS], "embeddings", name="embed_images"
+                run_grid.bind(nodes.embed_with_indexed_encoder, run=run.key),
+                ["probing_images", ENCODERS, PARAMS],
+                "embeddings",
+                name="embed_images",
             ),
             Node(nodes.probe_embeddings, ["probing_features", "embeddings", PARAMS], "r2", name="probe_features"),
         ]
@@ -75,13 +74,7 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
 def build_pipeline(runs: Sequence[run_grid.RunSpec], probing: ProbingParameters) -> Pipeline:
     """The probing pipeline of the given encoder runs."""
     runs = list(runs)
-    grid = sum(
-        (
-            run_grid.grid_pipeline([run], _run_pipeline, [*SHARED_INPUTS, encoder_dataset(run)], [PARAMS])
-            for run in runs
-        ),
-        Pipeline([]),
-    )
+    grid = run_grid.grid_pipeline(runs, _run_pipeline, SHARED_INPUTS, [PARAMS])
     pipe = (
         Pipeline(
             [

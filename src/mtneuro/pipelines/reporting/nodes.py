@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -38,12 +37,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ReportingError",
-    "announce_report",
     "build_html_report",
     "build_table1",
     "build_table2",
     "build_table3",
     "make_report_builder",
+    "paper_tables_markdown",
     "table1_markdown",
     "table2_markdown",
     "table3_markdown",
@@ -78,6 +77,14 @@ def table2_markdown(table: pd.DataFrame, reporting: ReportingParameters) -> str:
 
 def table3_markdown(table: pd.DataFrame, reporting: ReportingParameters) -> str:
     return render_markdown(table, "table3", reporting.decimals)
+
+
+def paper_tables_markdown(
+    table1: pd.DataFrame, table2: pd.DataFrame, table3: pd.DataFrame, reporting: ReportingParameters
+) -> str:
+    """Tables 1-3 beside the paper's, as one Markdown document (one file to paste or diff)."""
+    parts = [table1_markdown(table1, reporting), table2_markdown(table2, reporting), table3_markdown(table3, reporting)]
+    return "\n\n".join(part.strip() for part in parts) + "\n"
 
 
 def build_html_report(
@@ -125,12 +132,3 @@ def make_report_builder(figure_names: Sequence[str]) -> Callable[..., str]:
         )
 
     return build_report
-
-
-def announce_report(report_html: str, reporting: ReportingParameters) -> None:
-    """Log (and print) where the report is; runs after the report was saved (it loads it)."""
-    path = Path(reporting.report_path).expanduser().resolve()
-    size = len(report_html.encode("utf-8")) if report_html else 0
-    message = f"MTNeuro report ({size / 1024:.0f} KiB): {path}"
-    log.info(message)
-    print(f"\nReport: {path}\n        {path.as_uri()}\n", flush=True)

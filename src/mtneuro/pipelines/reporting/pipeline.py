@@ -3,8 +3,9 @@
 Inputs: the task tables ``task1_region_classification``, ``task2_segmentation``,
 ``task3_probing`` and the task figures named in ``reporting.figures`` (catalog name -> caption;
 each must load to PNG bytes, a Figure or an image, e.g. ``mtneuro.datasets.html_report.FigureDataset``).
-Outputs (``08_reporting``): ``table{1,2,3}_*`` (CSV), ``table{1,2,3}_*_md`` (Markdown),
-``task{1,2,3}_*_chart`` (PNG bar charts) and ``report_html``; the last node logs where it is.
+Outputs (``08_reporting``): ``table{1,2,3}_*`` (CSV), ``paper_tables_md`` (Tables 1-3 in Markdown),
+``task{1,2,3}_*_chart`` (PNG bar charts) and ``report_html``, all in namespace ``reporting``.
+The console hook (:mod:`mtneuro.console`) prints where the report is at the end of the run.
 """
 
 from __future__ import annotations
@@ -29,25 +30,44 @@ def build_pipeline(figure_names: Iterable[str]) -> Pipeline:
                 ["task1_region_classification", params],
                 "table1_region_classification",
                 name="build_table1",
-            ),
-            Node(nodes.build_table2, ["task2_segmentation", params], "table2_segmentation", name="build_table2"),
-            Node(nodes.build_table3, ["task3_probing", params], "table3_probing", name="build_table3"),
-            Node(
-                nodes.table1_markdown,
-                ["table1_region_classification", params],
-                "table1_region_classification_md",
-                name="render_table1_markdown",
+                namespace="reporting",
             ),
             Node(
-                nodes.table2_markdown,
-                ["table2_segmentation", params],
-                "table2_segmentation_md",
-                name="render_table2_markdown",
+                nodes.build_table2,
+                ["task2_segmentation", params],
+                "table2_segmentation",
+                name="build_table2",
+                namespace="reporting",
             ),
-            Node(nodes.table3_markdown, ["table3_probing", params], "table3_probing_md", name="render_table3_markdown"),
-            Node(nodes.task1_chart, "table1_region_classification", "task1_accuracy_chart", name="chart_task1"),
-            Node(nodes.task2_chart, "table2_segmentation", "task2_segmentation_chart", name="chart_task2"),
-            Node(nodes.task3_chart, "table3_probing", "task3_probing_chart", name="chart_task3"),
+            Node(
+                nodes.build_table3,
+                ["task3_probing", params],
+                "table3_probing",
+                name="build_table3",
+                namespace="reporting",
+            ),
+            Node(
+                nodes.paper_tables_markdown,
+                ["table1_region_classification", "table2_segmentation", "table3_probing", params],
+                "paper_tables_md",
+                name="render_paper_tables_markdown",
+                namespace="reporting",
+            ),
+            Node(
+                nodes.task1_chart,
+                "table1_region_classification",
+                "task1_accuracy_chart",
+                name="chart_task1",
+                namespace="reporting",
+            ),
+            Node(
+                nodes.task2_chart,
+                "table2_segmentation",
+                "task2_segmentation_chart",
+                name="chart_task2",
+                namespace="reporting",
+            ),
+            Node(nodes.task3_chart, "table3_probing", "task3_probing_chart", name="chart_task3", namespace="reporting"),
             Node(
                 nodes.make_report_builder(names),
                 [
@@ -62,8 +82,8 @@ def build_pipeline(figure_names: Iterable[str]) -> Pipeline:
                 ],
                 "report_html",
                 name="build_html_report",
+                namespace="reporting",
             ),
-            Node(nodes.announce_report, ["report_html", params], None, name="announce_report"),
         ],
         tags={"reporting"},
     )

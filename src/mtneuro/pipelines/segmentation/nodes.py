@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -471,6 +472,20 @@ def figure_inputs(segmentation: SegmentationParameters) -> dict[str, tuple[str, 
     and ``figure.seed`` are runs of the grid: the parameters check it)."""
     figure = segmentation.figure
     return {f"{m}__{s}": (m, s, figure.seed) for m in figure.models for s in segmentation.settings}
+
+
+def plot_overlays_from_index(
+    segmentation_data: dict[str, Any], segmentation: SegmentationParameters, segmentation_runs: Mapping[str, Any]
+) -> Figure:
+    """:func:`plot_segmentation_overlays` with the figure runs' predictions read from the task's
+    run index (only those runs are loaded)."""
+    predictions = {}
+    for key, (model, setting, seed) in figure_inputs(segmentation).items():
+        run = f"{model}.{setting}.seed{seed}"
+        if run not in segmentation_runs:
+            raise KeyError(f"segmentation.figure names run {run!r}, which the segmentation run index does not hold")
+        predictions[key] = segmentation_runs[run]["test_predictions"]
+    return plot_segmentation_overlays(segmentation_data, segmentation, **predictions)
 
 
 def _find_slice(blocks: list[Block], cube_id: str, z: int) -> tuple[Block, int] | None:
