@@ -12,7 +12,7 @@ from scipy import ndimage
 from mtneuro import spec
 from mtneuro.volumes import SOURCE_PARAMETER, VolumeSourceError, Window, open_volume, phantom
 
-SAMPLE_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "prasad2020-sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "prasad2020"
 
 #: Statistics of the real masks, from the table of shared/data/prasad2020-sample/README.md:
 #: vessel %, cell %, axon %, cells per 128x128 image, mean cell area (px), mean NN distance (px).
@@ -310,8 +310,6 @@ def test_calibration_table(quadrant_masks):
 
 
 def test_against_real_masks(quadrant_masks):
-    if not SAMPLE_DIR.is_dir():
-        pytest.skip(f"real samples not available at {SAMPLE_DIR}")
     real = np.load(SAMPLE_DIR / "pixel_labels_128.npz")
     for region in spec.REGIONS:
         masks = real[region]
@@ -325,7 +323,9 @@ def test_against_real_masks(quadrant_masks):
             assert _close(p[key], r[key]), f"{region} {key}: phantom {p[key]:.2f}, real {r[key]:.2f}"
 
 
-def test_mean_std_do_not_separate_regions(vols):
+def test_mean_std_alone_do_not_solve_region_classification(vols):
+    """Real regions differ in brightness (means spread ~14 gray levels, issue #10 item 8), so mean
+    and std carry some of the region, but not all of it (0.70 on the calibrated phantom)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -347,7 +347,7 @@ def test_mean_std_do_not_separate_regions(vols):
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     clf.fit(np.concatenate(x_tr), y_tr)
     acc = clf.score(np.concatenate(x_te), y_te)
-    assert acc < 0.6, acc
+    assert acc < 0.85, acc
 
 
 def test_image_appearance(vols):
@@ -361,7 +361,8 @@ def test_image_appearance(vols):
     assert axon > bg + 15
     outside = vols["image"].read(Window(300, 302, 0, 40, 2000, 2100))
     assert outside.mean() < 20
-    # slow drift along x: the same region looks different at another x (domain shift)
+    # slow drift across the section: another cube of the region differs in brightness, but by no
+    # more than the real CTX tiles of section z = 309 do (range 109-126, docs/phantom-calibration.md)
     main = vols["image"].read(_window("CTX", 300, 304)).astype(float)
     other = vols["image"].read(Window(300, 304, 600, 856, 5300, 5556)).astype(float)
-    assert abs(main.mean() - other.mean()) > 8
+    assert 1.0 < abs(main.mean() - other.mean()) < 17

@@ -22,3 +22,5 @@ class ReportingParameters(StrictModel):
     decimals: Annotated[NonNegativeInt, Field(le=12)]
     #: Task figures inlined in report.html: catalog dataset -> caption.
     figures: dict[str, Annotated[str, Field(min_length=1)]]
+    #: Further tables shown in report.html (after Tables 1-3): catalog dataset (a DataFrame) -> caption.
+    tables: dict[str, Annotated[str, Field(min_length=1)]]

@@ -31,13 +31,16 @@ read is kept so that the three channels of a cube are generated once; :func:`cle
 frees it.
 
 Microstructure (vessel / cell / axon fractions, cells per 128x128 image, cell size, nearest
-neighbour distance) is calibrated on the real masks in ``shared/data/prasad2020-sample``; the
-four main cubes' gray-value mean and std are equalised (regions differ by structure, not by
-global intensity), and a slow drift of brightness and contrast along ``x`` plus slice-wise
-brightness fluctuations make other cubes of a region a real domain shift.
+neighbour distance, vessel profiles per image and their size, per-image spread of the vessel and
+axon fractions) is calibrated on the real masks, and the gray values (region means, texture, fine
+fibre streaks, bright cell rims) on the real section z = 309; :mod:`mtneuro.volumes.calibration`
+defines the statistics and ``docs/phantom-calibration.md`` gives the numbers. The brightness
+drift between cubes of one region (a gradient along y, a little along x and z) is set to the
+variation measured inside CTX on the real section, not more.
 
 Pixel labels are dense only inside the four main cubes (0 elsewhere, as on BossDB); the image
-shows the structures everywhere.
+shows the structures everywhere. ``dense_labels=True`` (pixel_labels only) labels everything
+drawn, for validation (mapping truth), never for training.
 """
 
 from __future__ import annotations
@@ -224,20 +227,31 @@ class _AreaParams:
     grain: float  # amplitude of the voxel noise before the blur (fine texture)
     axon_gain: float  # brightness of bundles over the tissue
     contrast: float  # darkness of cells and capillaries (1 = the global levels)
+    rim: float  # brightness of the rim around cell bodies (gray levels before the blur)
+    streak: float  # amplitude of the fine fibre streaks (gray levels)
+    fine_capillary: float  # weight of the finer capillary network (0 coarse .. 1 fine)
+    vessel_var: float  # relative modulation of the capillary width by a slow field (image-to-image spread)
+    axon_var: float  # modulation of the bundle threshold by a slow field (image-to-image spread)
 
 
 _PARAMS: dict[str, _AreaParams] = {
     # cells: rate, r, rz | capillary | fibres: family, threshold | gray: base, texture, grain,
-    # axon gain, contrast. Main areas calibrated on the real masks, and so that the four main
-    # cubes have the same gray-value mean (125) and std (27) after the drift.
-    "hypothalamus": _AreaParams(60.0, 4.6, 1.1, 0.16, "HYP", 1.28, 138.0, 14.0, 35.0, 30.0, 0.8),
-    "ZI": _AreaParams(74.0, 4.8, 1.1, 0.27, None, 9.0, 140.2, 12.5, 31.3, 30.0, 0.65),
-    "TRN": _AreaParams(55.0, 4.6, 1.1, 0.16, "TRN", 0.52, 115.0, 13.0, 32.0, 26.0, 1.0),
-    "VP": _AreaParams(117.0, 4.3, 1.1, 0.215, "VP", -0.18, 103.9, 12.4, 31.0, 26.0, 1.0),
-    "internal_capsule": _AreaParams(15.0, 3.0, 1.1, 0.12, "IC", -0.84, 118.0, 10.0, 25.0, 34.0, 1.0),
-    "STR": _AreaParams(92.0, 4.0, 1.1, 0.145, "STR", 0.95, 123.1, 13.1, 32.8, 34.0, 1.0),
-    "corpus_callosum": _AreaParams(15.0, 3.0, 1.1, 0.12, "CC", -1.04, 125.0, 10.0, 25.0, 34.0, 1.0),
-    "CTX": _AreaParams(93.0, 3.43, 1.1, 0.154, None, 9.0, 141.8, 22.3, 55.8, 34.0, 1.15),
+    # axon gain, contrast | rim, streak | fine capillary, vessel var, axon var.
+    # Main areas calibrated on the real masks and the real section z = 309 (docs/phantom-calibration.md).
+    "hypothalamus": _AreaParams(
+        60.0, 4.6, 1.1, 0.16, "HYP", 1.28, 126.0, 12.0, 28.0, 30.0, 0.8, 14.0, 5.0, 0.5, 0.3, 0.3
+    ),
+    "ZI": _AreaParams(74.0, 4.8, 1.1, 0.19, None, 9.0, 129.0, 19.0, 46.0, 30.0, 0.65, 60.0, 7.0, 1.0, 0.9, 0.0),
+    "TRN": _AreaParams(55.0, 4.6, 1.1, 0.16, "TRN", 0.52, 125.0, 13.0, 32.0, 26.0, 1.0, 14.0, 5.0, 0.5, 0.3, 0.3),
+    "VP": _AreaParams(117.0, 4.3, 1.1, 0.199, "VP", -0.18, 127.0, 12.4, 31.0, 26.0, 1.0, 23.0, 9.0, 0.45, 0.45, 0.5),
+    "internal_capsule": _AreaParams(
+        15.0, 3.0, 1.1, 0.12, "IC", -0.84, 125.0, 10.0, 25.0, 34.0, 1.0, 10.0, 5.0, 0.0, 0.3, 0.0
+    ),
+    "STR": _AreaParams(92.0, 4.0, 1.1, 0.15, "STR", 0.95, 121.0, 13.1, 28.0, 34.0, 1.0, 56.0, 8.0, 0.0, 0.0, 0.3),
+    "corpus_callosum": _AreaParams(
+        15.0, 3.0, 1.1, 0.12, "CC", -1.04, 125.0, 10.0, 25.0, 34.0, 1.0, 10.0, 3.0, 0.0, 0.3, 0.0
+    ),
+    "CTX": _AreaParams(93.0, 3.43, 1.1, 0.185, None, 9.0, 124.5, 14.0, 27.0, 34.0, 1.15, 42.0, 6.0, 0.0, 0.2, 0.0),
 }
 
 
@@ -256,8 +270,21 @@ _FIBRES: dict[str, tuple[tuple[float, float, float], tuple[float, float], tuple[
 }
 _FIBRE_WAVES = 16
 _CAPILLARY_WAVES = 16
-_CAPILLARY_WAVELENGTH = (28.0, 48.0)
+#: Coarse capillary network (CTX, STR: ~13 vessel profiles of ~20-25 px per 128 x 128 image) and
+#: the finer one mixed in by ``fine_capillary`` (ZI: ~37 profiles per image).
+_CAPILLARY_WAVELENGTH = (46.0, 78.0)
+_FINE_CAPILLARY_WAVELENGTH = (22.0, 38.0)
 _CAPILLARY_KZ = 0.5
+#: Slow fields modulating the capillary width and the bundle threshold (per-image spread).
+_DENSITY_WAVELENGTH = (150.0, 400.0)
+_DENSITY_WAVES = 6
+#: Fine fibre streaks: a family of waves across the streak direction (z, y, x).
+_STREAK_DIRECTION = (0.2, -0.45, 1.0)
+_STREAK_WAVES = 6
+_STREAK_PERP = (5.0, 9.0)
+_STREAK_PAR = (60.0, 200.0)
+#: Cell rims: width (voxels) of the bright shell around each cell body.
+_RIM_WIDTH = 2.5
 
 # Coarse lattice step of the smooth fields, blur, padding.
 _STEP = 4
@@ -283,14 +310,27 @@ _POST_NOISE = 5.0
 _MID = 125.0
 
 
-def _drift(X: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gain and offset of the gray values: slow along x, slice-wise fluctuation along z."""
-    gain = 1.0 + 0.12 * np.sin(2 * np.pi * X / 1700.0 + 0.9) + 0.05 * np.sin(2 * np.pi * (Z / 97.0 + X / 2300.0) + 2.3)
+#: Brightness drift across the section, measured on the real section z = 309 inside CTX (256 x 256
+#: tiles, docs/phantom-calibration.md): the mean falls by ~25 gray levels per 1000 voxels in y and
+#: hardly changes along x; the texture (local std) varies by ~6 %.
+_DRIFT_Y_SLOPE = -0.008
+_DRIFT_Y_CENTRE = 710.0
+
+
+def _drift(X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gain and offset of the gray values: a gradient along y, slow along x, slice-wise along z."""
+    gain = (
+        1.0
+        + 0.07 * np.sin(2 * np.pi * X / 1700.0 + 0.9)
+        + 0.06 * np.sin(2 * np.pi * Y / 1300.0 + 2.0)
+        + 0.03 * np.sin(2 * np.pi * (Z / 97.0 + X / 2300.0) + 2.3)
+    )
     offset = (
-        9.0 * np.sin(2 * np.pi * X / 1100.0 + 2.1)
-        + 5.0 * np.sin(2 * np.pi * X / 2900.0 + 0.4)
-        + 3.5 * np.sin(2 * np.pi * (Z / 61.0 + X / 1900.0) + 1.1)
-        + 2.5 * np.sin(2 * np.pi * (Z / 149.0 - X / 2700.0) + 4.0)
+        _DRIFT_Y_SLOPE * (Y - _DRIFT_Y_CENTRE)
+        + 4.5 * np.sin(2 * np.pi * X / 2300.0 + 0.4)
+        + 3.0 * np.sin(2 * np.pi * Y / 900.0 + 4.54)
+        + 2.0 * np.sin(2 * np.pi * (Z / 61.0 + X / 1900.0) + 1.1)
+        + 1.5 * np.sin(2 * np.pi * (Z / 149.0 - X / 2700.0) + 4.0)
     )
     return gain, offset
 
@@ -351,6 +391,27 @@ class _Waves:
         return out * math.sqrt(2.0 / len(self.phase))
 
 
+def _waves_on_grid(waves: _Waves, zs: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``waves`` at every voxel of the grid zs x ys x xs (float32).
+
+    cos(a + b) = cos a cos b - sin a sin b with a = a(z, y), b = b(x): a product of a (z, y, 2K)
+    and a (2K, x) matrix, summed in float64 (slab by slab) and rounded to float32, so that a
+    voxel's value does not depend on the window (beyond float64 rounding).
+    """
+    z = zs.astype(np.float64)[:, None, None]
+    y = ys.astype(np.float64)[None, :, None]
+    a = waves.k[:, 0] * z + waves.k[:, 1] * y + waves.phase  # (nz, ny, K)
+    left = np.concatenate([np.cos(a), -np.sin(a)], axis=-1)
+    bx = np.outer(waves.k[:, 2], xs.astype(np.float64))  # (K, nx)
+    right = np.concatenate([np.cos(bx), np.sin(bx)], axis=0) * math.sqrt(2.0 / len(waves.phase))
+    out = np.empty((len(zs), len(ys), len(xs)), dtype=np.float32)
+    ny, nx = len(ys), len(xs)
+    for z0 in range(0, len(zs), 16):
+        slab = left[z0 : z0 + 16]
+        out[z0 : z0 + 16] = (slab.reshape(-1, slab.shape[-1]) @ right).reshape(len(slab), ny, nx)
+    return out
+
+
 def _random_unit(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.normal(size=(n, 3))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -382,12 +443,19 @@ class _Model:
     def __init__(self, seed: int):
         self.seed = int(seed)
         base = np.random.SeedSequence([self.seed, 20200358])
-        rngs = [np.random.default_rng(s) for s in base.spawn(4 + len(_FIBRES))]
+        # children are independent of how many are spawned: new streams go after the old ones
+        rngs = [np.random.default_rng(s) for s in base.spawn(4 + len(_FIBRES) + 6)]
         self.cap1 = _iso_waves(rngs[0], _CAPILLARY_WAVES, _CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
         self.cap2 = _iso_waves(rngs[1], _CAPILLARY_WAVES, _CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
         self.warp = [_iso_waves(rngs[2], 3, (500.0, 1200.0)) for _ in range(3)]
         self.fibres = {name: _fibre_waves(rngs[4 + i], *_FIBRES[name]) for i, name in enumerate(sorted(_FIBRES))}
         self.vessels = _FIXED_VESSELS + _random_vessels(rngs[3])
+        extra = rngs[4 + len(_FIBRES) :]
+        self.fine1 = _iso_waves(extra[0], _CAPILLARY_WAVES, _FINE_CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
+        self.fine2 = _iso_waves(extra[1], _CAPILLARY_WAVES, _FINE_CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
+        self.vessel_density = _iso_waves(extra[2], _DENSITY_WAVES, _DENSITY_WAVELENGTH)
+        self.axon_density = _iso_waves(extra[3], _DENSITY_WAVES, _DENSITY_WAVELENGTH)
+        self.streaks = _fibre_waves(extra[4], _STREAK_DIRECTION, _STREAK_PERP, _STREAK_PAR)
 
     # Fibre score S: bundle where S > 0.
     def axon_score(self, Z, Y, X) -> np.ndarray:
@@ -399,6 +467,7 @@ class _Model:
         shape = np.broadcast_shapes(np.shape(Z), np.shape(Y), np.shape(X))
         score = np.zeros(shape, dtype=np.float64)
         cache: dict[str, np.ndarray] = {}
+        density: np.ndarray | None = None
         for area, m in zip(AREAS, mem):
             p = _PARAMS[area]
             # Where an area's membership is negligible its field is not evaluated; the rule is
@@ -409,7 +478,12 @@ class _Model:
                 continue
             if p.axon_family not in cache:
                 cache[p.axon_family] = self.fibres[p.axon_family](Zw, Yw, Xw)
-            score += np.where(far, m * -3.0, m * (cache[p.axon_family] - p.axon_threshold))
+            threshold: Any = p.axon_threshold
+            if p.axon_var:
+                if density is None:
+                    density = self.axon_density(Z, Y, X)
+                threshold = threshold + p.axon_var * density
+            score += np.where(far, m * -3.0, m * (cache[p.axon_family] - threshold))
         return score
 
 
@@ -597,15 +671,24 @@ def _render_cells(model: _Model, win: Window) -> np.ndarray:
     a_ax, b_ax, c_ax = size * elong, size / elong, size * rzf
     theta = np.pi * u[6]
     dark = 0.75 + 0.25 * u[7]
+    # bright rim (phase contrast of the membrane): a shell of _RIM_WIDTH voxels, stored as
+    # negative values (brightening in the image, not a cell in the labels)
+    rim = np.array([0.0, *_param("rim")])[area] / _CELL_DARKNESS
+    rim_q = (1.0 + _RIM_WIDTH / size) ** 2  # outer edge of the shell in units of qq
     cos_t, sin_t = np.cos(theta), np.sin(theta)
-    reach = np.ceil(np.maximum(np.maximum(a_ax, b_ax), c_ax)).astype(int)
-    # the centre is rounded to a voxel, so offsets within R + 1 of it cover the ellipsoid
+    reach = np.ceil(np.maximum(a_ax, b_ax) + _RIM_WIDTH).astype(int)
+    reach_z = np.ceil(c_ax * rim_q**0.25).astype(int)
+    # the centre is rounded to a voxel, so offsets within reach + 1 of it cover the shell;
+    # the value of a voxel is the largest cell value there, else the strongest rim (order-free)
     flat = out.reshape(-1)
-    for R in np.unique(reach):
-        sel = np.where(reach == R)[0]
+    inner_idx: list[np.ndarray] = []
+    inner_val: list[np.ndarray] = []
+    for R, Rz in sorted(set(zip(reach.tolist(), reach_z.tolist()))):
+        sel = np.where((reach == R) & (reach_z == Rz))[0]
         off = np.arange(-R - 1, R + 2)
-        oz, oy, ox = (o.ravel() for o in np.meshgrid(off, off, off, indexing="ij"))
-        ball = oz**2 + oy**2 + ox**2 <= (R + 1) ** 2
+        offz = np.arange(-Rz - 1, Rz + 2)
+        oz, oy, ox = (o.ravel() for o in np.meshgrid(offz, off, off, indexing="ij"))
+        ball = (oz / (Rz + 1)) ** 2 + (oy**2 + ox**2) / (R + 1) ** 2 <= 1.0
         oz, oy, ox = oz[ball], oy[ball], ox[ball]
         for chunk in np.array_split(sel, max(1, len(sel) * len(oz) // 2_000_000 + 1)):
             if len(chunk) == 0:
@@ -620,8 +703,9 @@ def _render_cells(model: _Model, win: Window) -> np.ndarray:
             q = (-dx * sin_t[chunk, None] + dy * cos_t[chunk, None]) / b_ax[chunk, None]
             s = np.abs(dz / c_ax[chunk, None])
             qq = p * p + q * q + s**4
+            rq = rim_q[chunk, None]
             inside = (
-                (qq < 1.0)
+                (qq < rq)
                 & (vz >= win.z0)
                 & (vz < win.z1)
                 & (vy >= win.y0)
@@ -629,9 +713,18 @@ def _render_cells(model: _Model, win: Window) -> np.ndarray:
                 & (vx >= win.x0)
                 & (vx < win.x1)
             )
-            val = (dark[chunk, None] * (0.7 + 0.3 * np.sqrt(np.clip(1.0 - qq, 0.0, 1.0))))[inside]
+            qin = qq[inside]
+            cell = qin < 1.0
             idx = ((vz[inside] - win.z0) * win.shape[1] + (vy[inside] - win.y0)) * win.shape[2] + (vx[inside] - win.x0)
-            np.maximum.at(flat, idx, val.astype(np.float32))
+            val = (dark[chunk, None] * (0.7 + 0.3 * np.sqrt(np.clip(1.0 - qq, 0.0, 1.0))))[inside]
+            inner_idx.append(idx[cell])
+            inner_val.append(val[cell].astype(np.float32))
+            # rim: strongest at the cell surface, fading to 0 at the shell's outer edge
+            t = (np.sqrt(qin[~cell]) - 1.0) / (np.sqrt(np.broadcast_to(rq, qq.shape)[inside][~cell]) - 1.0)
+            rim_val = -(np.broadcast_to(rim[chunk, None], qq.shape)[inside][~cell] * (1.0 - t))
+            np.minimum.at(flat, idx[~cell], rim_val.astype(np.float32))
+    for idx, val in zip(inner_idx, inner_val):
+        np.maximum.at(flat, idx, val)
     return out
 
 
@@ -675,12 +768,19 @@ def _structures(seed: int, window: Window, pad: tuple[int, int, int] = _PAD) -> 
     Z3, Y3, X3 = Zl[:, None, None], Yl[None, :, None], Xl[None, None, :]
     shape = win.shape
     cap_w = _blend(_param("capillary"), Z3, Y3, X3)
-    v1 = _interp(model.cap1(Z3, Y3, X3) / cap_w, lats, zs, ys, xs)
-    vessel = np.abs(v1) < 1.0
-    del v1
-    v2 = _interp(model.cap2(Z3, Y3, X3) / cap_w, lats, zs, ys, xs)
-    vessel &= np.abs(v2) < 1.0
-    del v2
+    vessel_var = _blend(_param("vessel_var"), Z3, Y3, X3)
+    if vessel_var.any():  # slow modulation of the capillary density
+        cap_w = cap_w * np.clip(1.0 + vessel_var * model.vessel_density(Z3, Y3, X3), 0.2, None)
+    fine = _blend(_param("fine_capillary"), Z3, Y3, X3)
+    norm = np.sqrt((1.0 - fine) ** 2 + fine**2) * cap_w
+    vessel: Any = None
+    for coarse_waves, fine_waves in ((model.cap1, model.fine1), (model.cap2, model.fine2)):
+        field = (1.0 - fine) * coarse_waves(Z3, Y3, X3)
+        if fine.any():  # per lattice point: where fine == 0 the fine network adds nothing
+            field = field + fine * fine_waves(Z3, Y3, X3)
+        v = np.abs(_interp(field / norm, lats, zs, ys, xs)) < 1.0
+        vessel = v if vessel is None else vessel & v
+        del v, field
     score: Any = _interp(model.axon_score(Z3, Y3, X3), lats, zs, ys, xs)
     axon: np.ndarray
     axon_core: np.ndarray | np.float32
@@ -698,6 +798,12 @@ def _structures(seed: int, window: Window, pad: tuple[int, int, int] = _PAD) -> 
     smooth = _interp(smooth_lat, lats, zs, ys, xs)
     axon_gain = _interp(_blend(_param("axon_gain"), Z3, Y3, X3), lats, zs, ys, xs)
     grain = _interp(_blend(_param("grain"), Z3, Y3, X3), lats, zs, ys, xs)
+    streak_amp = _interp(_blend(_param("streak"), Z3, Y3, X3), lats, zs, ys, xs)
+    if np.ndim(streak_amp) or float(streak_amp) != 0.0:
+        streaks = _waves_on_grid(model.streaks, zs, ys, xs)
+        streaks *= streak_amp
+        smooth = smooth + streaks
+        del streaks
     contrast = _interp(_blend(_param("contrast"), Z3, Y3, X3), lats, zs, ys, xs)
     area = _area_index(zs[:, None, None].astype(np.float64), ys[None, :, None].astype(np.float64), xs[None, None, :])
     lumen, wall = _render_vessels(model, win)
@@ -772,7 +878,9 @@ def _image(seed: int, window: Window) -> np.ndarray:
     cap = st.vessel & ~st.lumen
     img[cap] -= _at(st.contrast, cap) * (img[cap] - np.float32(_CAPILLARY_LEVEL))
     img[st.lumen] = np.float32(_LUMEN_LEVEL)
-    gain, offset = _drift(xs[None, None, :].astype(np.float64), zs[:, None, None].astype(np.float64))
+    gain, offset = _drift(
+        xs[None, None, :].astype(np.float64), ys[None, :, None].astype(np.float64), zs[:, None, None].astype(np.float64)
+    )
     img -= np.float32(_MID)
     img *= gain.astype(np.float32)
     img += (offset + _MID).astype(np.float32)
@@ -817,10 +925,11 @@ def _main_cube_mask(window: Window) -> np.ndarray | None:
     return mask
 
 
-def _pixel_labels(seed: int, window: Window) -> np.ndarray:
-    inside = _main_cube_mask(window)
+def _pixel_labels(seed: int, window: Window, dense: bool = False) -> np.ndarray:
+    """Pixel labels of a window: inside the main cubes only (as on BossDB), or everywhere (``dense``)."""
+    inside = None if dense else _main_cube_mask(window)
     out = np.zeros(window.shape, dtype=np.uint64)
-    if inside is None:
+    if inside is None and not dense:
         return out
     with _CACHE_LOCK:
         st = _CACHE.get((seed, window))
@@ -839,7 +948,8 @@ def _pixel_labels(seed: int, window: Window) -> np.ndarray:
     lab[crop(st.cell) > 0] = spec.CELL
     lab[crop(st.vessel)] = spec.VESSEL
     lab[crop(st.area) == 0] = spec.BACKGROUND
-    lab[~inside] = 0
+    if inside is not None:
+        lab[~inside] = 0
     out[...] = lab
     return out
 
@@ -857,19 +967,27 @@ def _roi_labels(zs: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
 class PhantomVolume(VolumeSource):
     """One channel of the synthetic prasad2020 phantom (see the module docstring)."""
 
-    def __init__(self, channel: str, seed: int | None = 0, uri: str | None = None):
+    def __init__(self, channel: str, seed: int | None = 0, uri: str | None = None, dense_labels: bool = False):
         if channel not in CHANNELS:
             raise VolumeSourceError(
                 f"Unknown phantom channel {channel!r}: expected one of {', '.join(CHANNELS)} "
                 f"(phantom://{DATASET}/<channel>). Check the parameter '{SOURCE_PARAMETER}' "
                 "and the channel URIs under 'volume.uris'."
             )
+        if dense_labels and channel != "pixel_labels":
+            raise VolumeSourceError(
+                f"The phantom option dense_labels applies to the pixel_labels channel only, not {channel!r}."
+            )
         self.channel = channel
         self.seed = 0 if seed is None else int(seed)
         self.uri = uri or f"phantom://{DATASET}/{channel}"
+        #: Labels of everything the phantom draws, not only inside the main cubes: validation
+        #: truth (mapping), never training data.
+        self.dense_labels = bool(dense_labels)
 
     def __repr__(self) -> str:
-        return f"PhantomVolume({self.uri!r}, seed={self.seed})"
+        dense = ", dense_labels=True" if self.dense_labels else ""
+        return f"PhantomVolume({self.uri!r}, seed={self.seed}{dense})"
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -906,7 +1024,7 @@ class PhantomVolume(VolumeSource):
             )
         if self.channel == "image":
             return _image(self.seed, window)
-        return _pixel_labels(self.seed, window)
+        return _pixel_labels(self.seed, window, self.dense_labels)
 
     def sample_sections(self, z_indices: Sequence[int], level: int) -> np.ndarray:
         """Sections at ``z_indices``, keeping every ``2**level``-th voxel in y and x.
@@ -923,7 +1041,7 @@ class PhantomVolume(VolumeSource):
             return _roi_labels(zs, ys, xs)
         out = np.zeros((len(zs), len(ys), len(xs)), dtype=self.dtype)
         for i, z in enumerate(zs):
-            if self.channel == "pixel_labels":  # labelled only inside the main cubes
+            if self.channel == "pixel_labels" and not self.dense_labels:  # labelled only inside the main cubes
                 tiles = [(y0, y1, x0, x1) for (z0, z1), (y0, y1), (x0, x1) in spec.MAIN_CUBES.values() if z0 <= z < z1]
             else:
                 tiles = [
@@ -942,8 +1060,12 @@ class PhantomVolume(VolumeSource):
 
 
 @register_scheme("phantom")
-def open_phantom(uri: str, seed: int | None = 0, **_options: object) -> PhantomVolume:
-    """Open ``phantom://prasad2020/<channel>``; ``seed`` picks the microstructure, options are ignored."""
+def open_phantom(uri: str, seed: int | None = 0, dense_labels: bool = False, **_options: object) -> PhantomVolume:
+    """Open ``phantom://prasad2020/<channel>``; ``seed`` picks the microstructure, other options are ignored.
+
+    ``dense_labels=True`` (``pixel_labels`` only) labels every structure the phantom draws, also
+    outside the main cubes: for validating maps against truth, never for training.
+    """
     scheme, _, rest = uri.partition("://")
     dataset, _, channel = rest.strip("/").partition("/")
     if scheme != "phantom" or dataset != DATASET:
@@ -956,4 +1078,4 @@ def open_phantom(uri: str, seed: int | None = 0, **_options: object) -> PhantomV
             f"Unknown phantom channel {channel!r} in {uri!r}: expected one of {', '.join(CHANNELS)}. "
             f"Set the parameter '{SOURCE_PARAMETER}' (or the channel URIs under 'volume.uris')."
         )
-    return PhantomVolume(channel, seed=seed, uri=uri)
+    return PhantomVolume(channel, seed=seed, uri=uri, dense_labels=bool(dense_labels))

@@ -106,9 +106,13 @@ def reporting_run(tmp_path_factory: pytest.TempPathFactory, project_path: Path) 
     for name in figure_names:  # stand-ins: the task pipelines' own figure datasets are checked below
         catalog[name] = FigureDataset(filepath=str(reporting_dir / "task_figures" / f"{name}.png"))
         catalog.save(name, _task_figure(name))
+    table_names = list(params.tables)
+    for name in table_names:  # stand-in: a further table as the mapping pipeline writes it
+        catalog[name] = CSVDataset(filepath=str(reporting_dir / "further" / f"{name}.csv"))
+        catalog.save(name, pd.DataFrame({"metric": ["region_accuracy"], "class": ["all"], "value": [0.87654]}))
     catalog["params:reporting"] = params
-    SequentialRunner().run(build_pipeline(figure_names), catalog)
-    return {"dir": reporting_dir, "params": params, "figures": figure_names}
+    SequentialRunner().run(build_pipeline(figure_names, table_names), catalog)
+    return {"dir": reporting_dir, "params": params, "figures": figure_names, "tables": table_names}
 
 
 def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
@@ -128,19 +132,30 @@ def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
     assert Path(reporting_run["params"].report_path) == out / "report.html"  # what the console hook prints
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 3 + len(reporting_run["figures"])
+    # further tables: under their caption, floats at the report's decimals
+    assert reporting_run["tables"] == ["mapping_validation"]
+    further = page[page.index('<section id="further">') : page.index('<section id="figures">')]
+    assert reporting_run["params"].tables["mapping_validation"].replace("'", "&#x27;") in further
+    assert "<code>mapping_validation</code>" in further
+    assert '<td class="label">region_accuracy</td>' in further and ">0.877</td>" in further
 
 
 def test_create_pipeline_inlines_the_configured_figures(project_path: Path) -> None:
     parameters = load_parameters(project_path / "conf", "tiny")
     pipe = create_pipeline(parameters)
     assert set(parameters.reporting.figures) <= pipe.inputs()
-    assert pipe.inputs() == {*TASK_TABLES, *parameters.reporting.figures, "params:reporting"}
+    assert pipe.inputs() == {
+        *TASK_TABLES,
+        *parameters.reporting.figures,
+        *parameters.reporting.tables,
+        "params:reporting",
+    }
     assert {"report_html", "paper_tables_md", "task3_probing_chart"} <= pipe.all_outputs()
     assert all("reporting" in n.tags for n in pipe.nodes)
     # Kedro's parameter validation hands every node the typed block
     assert TypeExtractor({"reporting": pipe}).extract_types_from_pipelines() == {"reporting": ReportingParameters}
     none = create_pipeline(
-        parameters.model_copy(update={"reporting": parameters.reporting.model_copy(update={"figures": {}})})
+        parameters.model_copy(update={"reporting": parameters.reporting.model_copy(update={"figures": {}, "tables": {}})})
     )
     assert none.inputs() == {*TASK_TABLES, "params:reporting"}
 

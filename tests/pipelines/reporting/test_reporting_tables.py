@@ -21,6 +21,7 @@ PARAMS = ReportingParameters(
     task1_metric="accuracy",
     decimals=3,
     figures={},
+    tables={},
 )
 
 

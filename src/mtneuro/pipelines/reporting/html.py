@@ -95,6 +95,18 @@ def table_section(which: str, table: pd.DataFrame, decimals: int) -> dict[str, A
     }
 
 
+def further_table(name: str, table: pd.DataFrame, caption: str, decimals: int) -> dict[str, Any]:
+    """A table other than Tables 1-3 (e.g. the brain map's validation), shown as it is, with
+    floats at ``decimals`` and the catalog name it came from."""
+    shown = table.copy()
+    for column in shown.columns:
+        if pd.api.types.is_float_dtype(shown[column]):
+            shown[column] = shown[column].map(lambda v: MISSING if pd.isna(v) else f"{v:.{decimals}f}")
+    shown = shown.astype(str).rename(columns=str)
+    table_id = f"table-{re.sub(r'[^A-Za-z0-9_-]', '-', name)}"
+    return {"id": table_id, "title": caption, "name": name, "table": display_table(shown, table_id, caption)}
+
+
 def _figure(figure_id: str, caption: str, uris: list[str]) -> dict[str, Any]:
     return {"id": figure_id, "caption": caption, "uris": uris}
 
@@ -128,9 +140,12 @@ def render_report(
     figures: Mapping[str, Any],
     captions: Mapping[str, str],
     decimals: int,
+    further_tables: Mapping[str, pd.DataFrame] | None = None,
+    table_captions: Mapping[str, str] | None = None,
 ) -> str:
-    """The report page: the three tables, the three ``charts`` and the task ``figures``
-    (catalog name -> loaded figure, captioned by ``captions``, default the name)."""
+    """The report page: the three tables, the ``further_tables`` (catalog name -> table,
+    captioned by ``table_captions``), the three ``charts`` and the task ``figures`` (catalog
+    name -> loaded figure, captioned by ``captions``, default the name)."""
     sources = sorted({first_value(t, "source", "unknown") for t in (table1, table2, table3)})
     profiles = sorted({first_value(t, "profile", "unspecified") for t in (table1, table2, table3)})
     chart1, chart2, chart3 = charts
@@ -175,6 +190,10 @@ def render_report(
             sections=[
                 table_section(which, table, decimals)
                 for which, table in (("table1", table1), ("table2", table2), ("table3", table3))
+            ],
+            further=[
+                further_table(name, table, str((table_captions or {}).get(name) or name), decimals)
+                for name, table in (further_tables or {}).items()
             ],
             figures=figure_list,
         )

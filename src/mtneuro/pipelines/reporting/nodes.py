@@ -95,13 +95,21 @@ def build_html_report(
     chart2: Any,
     chart3: Any,
     reporting: ReportingParameters,
-    *figures: Any,
+    *extras: Any,
     figure_names: Sequence[str],
+    table_names: Sequence[str] = (),
 ) -> str:
     """One self-contained HTML page (figures inlined as base64): the three tables, a bar chart
-    per task and the task figures (``figure_names`` gives the catalog names of ``figures``)."""
-    if len(figure_names) != len(figures):
-        raise ReportingError(f"{len(figures)} figure(s) for {len(figure_names)} name(s) {list(figure_names)}")
+    per task, the further tables and the task figures. ``extras`` are the figures
+    (``figure_names``, catalog names) followed by the further tables (``table_names``)."""
+    if len(figure_names) + len(table_names) != len(extras):
+        raise ReportingError(
+            f"{len(extras)} figure(s)/table(s) for the names {list(figure_names)} + {list(table_names)}"
+        )
+    figures, further = extras[: len(figure_names)], extras[len(figure_names) :]
+    for name, table in zip(table_names, further, strict=True):
+        if not isinstance(table, pd.DataFrame):
+            raise ReportingError(f"reporting.tables: {name!r} loaded as {type(table).__name__}, not a table")
     return render_report(
         table1,
         table2,
@@ -110,12 +118,14 @@ def build_html_report(
         dict(zip(figure_names, figures, strict=True)),
         reporting.figures,
         reporting.decimals,
+        further_tables=dict(zip(table_names, further, strict=True)),
+        table_captions=reporting.tables,
     )
 
 
-def make_report_builder(figure_names: Sequence[str]) -> Callable[..., str]:
-    """:func:`build_html_report` bound to the catalog names of the task figures it inlines."""
-    names = tuple(figure_names)
+def make_report_builder(figure_names: Sequence[str], table_names: Sequence[str] = ()) -> Callable[..., str]:
+    """:func:`build_html_report` bound to the catalog names of the figures and further tables it shows."""
+    figures, tables_ = tuple(figure_names), tuple(table_names)
 
     def build_report(
         table1: pd.DataFrame,
@@ -125,10 +135,19 @@ def make_report_builder(figure_names: Sequence[str]) -> Callable[..., str]:
         chart2: Any,
         chart3: Any,
         reporting: ReportingParameters,
-        *figures: Any,
+        *extras: Any,
     ) -> str:
         return build_html_report(
-            table1, table2, table3, chart1, chart2, chart3, reporting, *figures, figure_names=names
+            table1,
+            table2,
+            table3,
+            chart1,
+            chart2,
+            chart3,
+            reporting,
+            *extras,
+            figure_names=figures,
+            table_names=tables_,
         )
 
     return build_report

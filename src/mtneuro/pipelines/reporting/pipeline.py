@@ -19,9 +19,10 @@ from mtneuro.config import ProjectParameters
 from . import nodes
 
 
-def build_pipeline(figure_names: Iterable[str]) -> Pipeline:
-    """The reporting pipeline inlining the task figures ``figure_names`` (catalog datasets)."""
-    names = list(figure_names)
+def build_pipeline(figure_names: Iterable[str], table_names: Iterable[str] = ()) -> Pipeline:
+    """The reporting pipeline inlining the task figures ``figure_names`` and showing the further
+    tables ``table_names`` (catalog datasets)."""
+    names, tables = list(figure_names), list(table_names)
     params = "params:reporting"
     return Pipeline(
         [
@@ -69,7 +70,7 @@ def build_pipeline(figure_names: Iterable[str]) -> Pipeline:
             ),
             Node(nodes.task3_chart, "table3_probing", "task3_probing_chart", name="chart_task3", namespace="reporting"),
             Node(
-                nodes.make_report_builder(names),
+                nodes.make_report_builder(names, tables),
                 [
                     "table1_region_classification",
                     "table2_segmentation",
@@ -79,6 +80,7 @@ def build_pipeline(figure_names: Iterable[str]) -> Pipeline:
                     "task3_probing_chart",
                     params,
                     *names,
+                    *tables,
                 ],
                 "report_html",
                 name="build_html_report",
@@ -90,5 +92,5 @@ def build_pipeline(figure_names: Iterable[str]) -> Pipeline:
 
 
 def create_pipeline(parameters: ProjectParameters) -> Pipeline:
-    """The reporting pipeline of the active configuration (task figures: ``reporting.figures``)."""
-    return build_pipeline(parameters.reporting.figures)
+    """The reporting pipeline of the active configuration (``reporting.figures``, ``reporting.tables``)."""
+    return build_pipeline(parameters.reporting.figures, parameters.reporting.tables)

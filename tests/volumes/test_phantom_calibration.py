@@ -1,0 +1,187 @@
+"""The phantom against the real prasad2020 data (issue #10 item 8) and its dense-truth option.
+
+Every statistic of :mod:`mtneuro.volumes.calibration` is computed on phantom crops at the ROI
+boxes (seed 0) and on the real data shipped in ``tests/data/prasad2020`` and must lie within 15 %
+of the real value, except the few listed in :data:`KNOWN_GAPS` (docs/phantom-calibration.md),
+which must at least stay within :data:`GAP_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtneuro import spec
+from mtneuro.volumes import Window, calibration, open_volume, phantom
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "prasad2020"
+
+#: (statistic, region) not yet within 15 % for seed 0; see docs/phantom-calibration.md.
+KNOWN_GAPS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("rim_contrast", "CTX"),
+        ("rim_contrast", "STR"),
+        ("vessel_percent", "VP"),
+        ("vessel_percent_spread", "STR"),
+        ("vessel_percent_spread", "VP"),
+        ("vessel_percent_spread", "ZI"),
+    }
+)
+GAP_TOLERANCE = 0.40
+
+
+@pytest.fixture(scope="module")
+def real() -> dict[str, calibration.RegionSample]:
+    with np.load(DATA / "image_z309_roi_crops.npz") as crops, np.load(DATA / "pixel_labels_128.npz") as masks:
+        return {r: calibration.RegionSample(crops=crops[r][None], masks=masks[r]) for r in spec.REGIONS}
+
+
+@pytest.fixture(scope="module")
+def table(real):
+    phantom.clear_cache()
+    return calibration.phantom_vs_real_table(calibration.phantom_samples(0), real, calibration.load_reference().palette)
+
+
+def test_reference_package_data_is_the_shipped_real_data(real):
+    ref = calibration.load_reference()
+    assert ref.palette.dtype == np.uint8 and len(ref.palette) == 19
+    for r in spec.REGIONS:
+        np.testing.assert_array_equal(ref.crops[r], real[r].crops[0])
+        np.testing.assert_array_equal(ref.masks[r], real[r].masks)
+        # the real crops hold only palette levels
+        assert set(np.unique(ref.crops[r]).tolist()) <= set(ref.palette.tolist())
+
+
+def test_table_columns_and_coverage(table):
+    for column in ("statistic", "region", "phantom", "real", "relative_difference", "within_tolerance"):
+        assert column in table.columns
+    stats = set(table["statistic"])
+    assert set(calibration.IMAGE_STATISTICS) <= stats and set(calibration.MASK_STATISTICS) <= stats
+    assert table[table.statistic == "mean_intensity"].shape[0] == 4
+    assert table[table.statistic == "axon_percent_spread"]["region"].tolist() == ["STR", "VP"]
+    assert np.isfinite(table["real"]).all() and np.isfinite(table["phantom"]).all()
+
+
+def test_each_statistic_within_15_percent_of_real(table):
+    misses = []
+    for row in table.itertuples(index=False):
+        key = (row.statistic, row.region)
+        if key in KNOWN_GAPS:
+            assert calibration.within_tolerance(row.statistic, row.phantom, row.real, GAP_TOLERANCE), row
+        elif not row.within_tolerance:
+            misses.append(f"{row.statistic} {row.region}: phantom {row.phantom:.3g}, real {row.real:.3g}")
+    assert not misses, "\n".join(misses)
+
+
+def test_regions_differ_in_brightness_like_the_real_section(table):
+    means = table[table.statistic == "mean_intensity"].set_index("region")
+    assert means["phantom"].idxmax() == means["real"].idxmax() == "VP"
+
+
+def test_drift_across_the_section_not_more_than_real():
+    """CTX at z = 309: tile means and texture vary across the section like the real one, not more."""
+    with np.load(DATA / "ctx_z309_pooled8.npz") as f:
+        real_maps = {"mean": f["mean"], "local_std": f["local_std"]}
+        y0, x0 = (int(v) for v in f["origin_yx"])
+    real = calibration.drift_statistics(real_maps)
+    h, w = (s * calibration.DRIFT_POOL for s in real_maps["mean"].shape)
+    phantom.clear_cache()
+    img = open_volume(spec.PHANTOM_URIS["image"]).read(Window(309, 310, y0, y0 + h, x0, x0 + w))[0]
+    palette = calibration.load_reference().palette
+    ph = calibration.drift_statistics(calibration.pooled_maps(calibration.quantise(img, palette)))
+    for key in ("tile_mean_std", "tile_local_std_cv"):
+        assert 0.6 * real[key] <= ph[key] <= 1.15 * real[key], (key, ph[key], real[key])
+    # the brightness falls along y as in the real section (the slope within 25 %)
+    assert abs(ph["tile_mean_y_slope"] - real["tile_mean_y_slope"]) <= 0.25 * abs(real["tile_mean_y_slope"])
+    assert abs(ph["tile_mean_x_slope"]) < 5.0 and abs(real["tile_mean_x_slope"]) < 5.0
+
+
+def test_statistics_definitions():
+    rng = np.random.default_rng(0)
+    flat = np.full((64, 64), 120, np.uint8)
+    assert calibration.local_std(flat) == pytest.approx(0.0, abs=1e-9)
+    noisy = np.clip(120 + rng.normal(0, 20, (64, 64)), 0, 255).astype(np.uint8)
+    assert calibration.local_std(noisy) > 3 and calibration.fine_texture(noisy) > 3
+    stripes = np.tile((120 + 30 * np.sin(np.arange(64) * 2 * np.pi / 6)).astype(np.uint8), (64, 1))
+    assert calibration.coherence(stripes) > 0.9 > calibration.coherence(noisy)
+    # a dark disc with a bright rim
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 32)
+    disc = np.where(r < 5, 60, np.where(r < 8, 160, 120)).astype(np.uint8)
+    assert calibration.rim_contrast(disc) > 20
+    assert np.isnan(calibration.rim_contrast(flat))
+    q = calibration.quantise(np.arange(256, dtype=np.uint8), np.array([10, 100, 200], np.uint8))
+    assert q[0] == 10 and q[60] == 100 and q[160] == 200 and q[255] == 200
+    masks = np.zeros((2, 128, 128), np.uint8)
+    masks[0, :10, :10] = spec.VESSEL
+    masks[0, 50:52, 50:52] = spec.VESSEL
+    stats = calibration.mask_statistics(masks)
+    assert stats["vessel_components"] == 1.0 and stats["vessel_component_area"] == 52.0
+    assert stats["vessel_percent"] == pytest.approx(100 * 104 / 16384 / 2)
+    with pytest.raises(ValueError, match="at least 32"):
+        calibration.local_std(np.zeros((8, 8), np.uint8))
+
+
+def test_figure(table, real):
+    fig = calibration.plot_phantom_vs_real(
+        calibration.phantom_samples(0, image_z=(309,), mask_z=(300,)), real, table, calibration.load_reference().palette
+    )
+    assert len(fig.axes) >= 12
+
+
+# --------------------------------------------------------------------------------------------
+# Dense truth (issue #13): validation only
+# --------------------------------------------------------------------------------------------
+
+
+def test_dense_labels_option():
+    normal = open_volume(spec.PHANTOM_URIS["pixel_labels"], seed=0)
+    dense = open_volume(spec.PHANTOM_URIS["pixel_labels"], seed=0, dense_labels=True)
+    assert dense.dense_labels is True and normal.dense_labels is False
+    assert "dense_labels=True" in repr(dense)
+    # inside a main cube: identical to the normal channel
+    (_, (y0, _), (x0, _)) = spec.MAIN_CUBES["STR"]
+    inside = Window(300, 304, y0, y0 + 96, x0, x0 + 96)
+    np.testing.assert_array_equal(dense.read(inside), normal.read(inside))
+    # straddling the CTX main cube corner: dense equals normal inside, draws structures outside
+    (_, (cy0, _), (cx0, _)) = spec.MAIN_CUBES["CTX"]
+    w = Window(300, 304, cy0 - 64, cy0 + 64, cx0 - 64, cx0 + 64)
+    d, n = dense.read(w), normal.read(w)
+    assert d.dtype == n.dtype == np.uint64
+    np.testing.assert_array_equal(d[:, 64:, 64:], n[:, 64:, 64:])
+    outside = np.ones(d.shape, bool)
+    outside[:, 64:, 64:] = False
+    assert not n[outside].any()
+    assert (d[outside] == spec.CELL).any() and (d[outside] == spec.VESSEL).any()
+    # far from the main cubes (STR area outside its cube, other z): labels everywhere, with axons
+    far = Window(600, 602, 300, 420, 3700, 3900)
+    assert not normal.read(far).any()
+    fd = dense.read(far)
+    assert {spec.VESSEL, spec.CELL, spec.AXON} <= set(np.unique(fd).tolist())
+    # outside the tissue: 0
+    assert not dense.read(Window(300, 302, 0, 30, 2000, 2100)).any()
+    # window consistency of the dense labels
+    big = Window(600, 606, 300, 380, 3700, 3800)
+    full = dense.read(big)
+    np.testing.assert_array_equal(dense.read(Window(602, 604, 310, 350, 3720, 3790)), full[2:4, 10:50, 20:90])
+
+
+def test_dense_labels_only_for_pixel_labels():
+    from mtneuro.volumes import VolumeSourceError
+
+    with pytest.raises(VolumeSourceError, match="dense_labels"):
+        open_volume(spec.PHANTOM_URIS["image"], dense_labels=True)
+
+
+def test_mapping_truth_uses_the_option():
+    from mtneuro.pipelines.mapping.truth import dense_pixel_labels
+
+    normal = open_volume(spec.PHANTOM_URIS["pixel_labels"], seed=3)
+    w = Window(600, 602, 300, 360, 3700, 3760)
+    expected = open_volume(spec.PHANTOM_URIS["pixel_labels"], seed=3, dense_labels=True).read(w)
+    got = dense_pixel_labels(normal, w)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected.astype(np.uint8))
+    assert got.any()
