@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from mtneuro.config import config_loader, load_parameters
 from mtneuro.config.reporting import ReportingParameters
+from mtneuro.config.volume import VolumeParameters
 from mtneuro.datasets.html_report import FigureDataset
 from mtneuro.pipelines.reporting import create_pipeline
 from mtneuro.pipelines.reporting.html import image_data_uris
@@ -102,15 +103,18 @@ def reporting_run(tmp_path_factory: pytest.TempPathFactory, project_path: Path) 
         if name not in catalog:
             catalog[name] = CSVDataset(filepath=str(reporting_dir / f"{name}.csv"), save_args={"index": False})
         catalog.save(name, frame)
-    figure_names = list(params.figures)
+    figure_names, table_names = list(params.figures), list(params.tables)
+    produced = {name.split("@")[0] for name in build_pipeline(figure_names, table_names).all_outputs()}
     for name in figure_names:  # stand-ins: the task pipelines' own figure datasets are checked below
+        if name.split("@")[0] in produced:
+            continue  # drawn by the reporting pipeline itself (the phantom beside the real data)
         catalog[name] = FigureDataset(filepath=str(reporting_dir / "task_figures" / f"{name}.png"))
         catalog.save(name, _task_figure(name))
-    table_names = list(params.tables)
-    for name in table_names:  # stand-in: a further table as the mapping pipeline writes it
+    for name in set(table_names) - produced:  # stand-in: a further table as the mapping pipeline writes it
         catalog[name] = CSVDataset(filepath=str(reporting_dir / "further" / f"{name}.csv"))
         catalog.save(name, pd.DataFrame({"metric": ["region_accuracy"], "class": ["all"], "value": [0.87654]}))
     catalog["params:reporting"] = params
+    catalog["params:volume"] = load_parameters(project_path / "conf", "tiny").volume
     SequentialRunner().run(build_pipeline(figure_names, table_names), catalog)
     return {"dir": reporting_dir, "params": params, "figures": figure_names, "tables": table_names}
 
@@ -133,9 +137,16 @@ def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 3 + len(reporting_run["figures"])
     # further tables: under their caption, floats at the report's decimals
-    assert reporting_run["tables"] == ["mapping_validation"]
+    assert set(reporting_run["tables"]) == {"phantom_vs_real", "mapping_validation"}
     further = page[page.index('<section id="further">') : page.index('<section id="figures">')]
-    assert reporting_run["params"].tables["mapping_validation"].replace("'", "&#x27;") in further
+    for name in reporting_run["tables"]:
+        assert reporting_run["params"].tables[name].replace("'", "&#x27;") in further
+    # the phantom beside the real section: every statistic, for every region
+    comparison = pd.read_csv(out / "phantom_vs_real.csv")
+    assert {"statistic", "region", "phantom", "real", "relative_difference", "within_tolerance"} <= set(comparison)
+    assert {"CTX", "STR", "VP", "ZI"} <= set(comparison["region"]) and len(comparison) > 40
+    assert comparison["within_tolerance"].mean() > 0.6
+    assert (out / "phantom_vs_real.png").read_bytes().startswith(b"\x89PNG")
     assert "<code>mapping_validation</code>" in further
     assert '<td class="label">region_accuracy</td>' in further and ">0.877</td>" in further
 
@@ -143,21 +154,27 @@ def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
 def test_create_pipeline_inlines_the_configured_figures(project_path: Path) -> None:
     parameters = load_parameters(project_path / "conf", "tiny")
     pipe = create_pipeline(parameters)
-    assert set(parameters.reporting.figures) <= pipe.inputs()
+    assert set(parameters.reporting.figures) - {"phantom_vs_real_figure@png"} <= pipe.inputs()
     assert pipe.inputs() == {
         *TASK_TABLES,
         *parameters.reporting.figures,
         *parameters.reporting.tables,
         "params:reporting",
-    }
+        "params:volume",
+    } - {"phantom_vs_real", "phantom_vs_real_figure@png"}
     assert {"report_html", "paper_tables_md", "task3_probing_chart"} <= pipe.all_outputs()
     assert all("reporting" in n.tags for n in pipe.nodes)
     # Kedro's parameter validation hands every node the typed block
-    assert TypeExtractor({"reporting": pipe}).extract_types_from_pipelines() == {"reporting": ReportingParameters}
+    assert TypeExtractor({"reporting": pipe}).extract_types_from_pipelines() == {
+        "reporting": ReportingParameters,
+        "volume": VolumeParameters,
+    }
     none = create_pipeline(
-        parameters.model_copy(update={"reporting": parameters.reporting.model_copy(update={"figures": {}, "tables": {}})})
+        parameters.model_copy(
+            update={"reporting": parameters.reporting.model_copy(update={"figures": {}, "tables": {}})}
+        )
     )
-    assert none.inputs() == {*TASK_TABLES, "params:reporting"}
+    assert none.inputs() == {*TASK_TABLES, "params:reporting", "params:volume"}
 
 
 def test_task_figures_are_declared_and_loadable(tmp_path: Path, project_path: Path) -> None:

@@ -23,7 +23,13 @@ def test_profiles_parse_into_the_typed_block(project_path: Path, env: str, profi
     assert isinstance(reporting, ReportingParameters)
     assert reporting.profile == profile and reporting.task1_metric == "accuracy" and reporting.decimals == 3
     assert reporting.report_path == "/tmp/x/08_reporting/report.html"
-    assert set(reporting.figures) == {"task2_segmentation_overlays@png", "task3_umap@png", "mapping_overview@png"}
+    assert set(reporting.figures) == {
+        "task2_segmentation_overlays@png",
+        "task3_umap@png",
+        "phantom_vs_real_figure@png",
+        "mapping_overview@png",
+    }
+    assert set(reporting.tables) == {"phantom_vs_real", "mapping_validation"}
 
 
 def _error(project_path: Path, reporting: dict) -> str:

@@ -24,8 +24,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from mtneuro.config.reporting import ReportingParameters
+from mtneuro.config.volume import VolumeParameters
 
 from . import tables
 from .charts import task1_chart, task2_chart, task3_chart
@@ -41,6 +43,7 @@ __all__ = [
     "build_table1",
     "build_table2",
     "build_table3",
+    "compare_phantom_to_real",
     "make_report_builder",
     "paper_tables_markdown",
     "table1_markdown",
@@ -85,6 +88,30 @@ def paper_tables_markdown(
     """Tables 1-3 beside the paper's, as one Markdown document (one file to paste or diff)."""
     parts = [table1_markdown(table1, reporting), table2_markdown(table2, reporting), table3_markdown(table3, reporting)]
     return "\n\n".join(part.strip() for part in parts) + "\n"
+
+
+def compare_phantom_to_real(volume: VolumeParameters) -> tuple[pd.DataFrame, Figure]:
+    """The phantom beside the real section it is calibrated on (crops, histograms, statistics;
+    :mod:`mtneuro.volumes.calibration`), so that a report on the phantom says how far its data are
+    from real. Other sources get a one-row table saying the comparison does not apply."""
+    from mtneuro.volumes import calibration
+
+    if volume.source != "phantom":
+        note = f"volume.source is {volume.source!r}: the phantom-vs-real comparison applies to the phantom only"
+        figure = Figure(figsize=(6, 1))
+        figure.text(0.5, 0.5, note, ha="center", va="center", wrap=True)
+        return pd.DataFrame({"statistic": ["not applicable"], "description": [note]}), figure
+    reference = calibration.load_reference()
+    real = calibration.samples_from_reference(reference)
+    phantom = calibration.phantom_samples(seed=int(volume.source_options().get("seed", 0)))
+    table = calibration.phantom_vs_real_table(phantom, real, reference.palette)
+    log.info(
+        "Phantom vs real section: %d of %d statistics within %.0f%%",
+        int(table["within_tolerance"].sum()),
+        len(table),
+        100 * calibration.TOLERANCE,
+    )
+    return table, calibration.plot_phantom_vs_real(phantom, real, table, reference.palette)
 
 
 def build_html_report(

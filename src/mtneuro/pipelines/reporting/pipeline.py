@@ -4,7 +4,8 @@ Inputs: the task tables ``task1_region_classification``, ``task2_segmentation``,
 ``task3_probing`` and the task figures named in ``reporting.figures`` (catalog name -> caption;
 each must load to PNG bytes, a Figure or an image, e.g. ``mtneuro.datasets.html_report.FigureDataset``).
 Outputs (``08_reporting``): ``table{1,2,3}_*`` (CSV), ``paper_tables_md`` (Tables 1-3 in Markdown),
-``task{1,2,3}_*_chart`` (PNG bar charts) and ``report_html``, all in namespace ``reporting``.
+``task{1,2,3}_*_chart`` (PNG bar charts), ``phantom_vs_real`` (CSV and PNG: the phantom
+beside the real section it is calibrated on) and ``report_html``, all in namespace ``reporting``.
 The console hook (:mod:`mtneuro.console`) prints where the report is at the end of the run.
 """
 
@@ -52,6 +53,13 @@ def build_pipeline(figure_names: Iterable[str], table_names: Iterable[str] = ())
                 ["table1_region_classification", "table2_segmentation", "table3_probing", params],
                 "paper_tables_md",
                 name="render_paper_tables_markdown",
+                namespace="reporting",
+            ),
+            Node(
+                nodes.compare_phantom_to_real,
+                "params:volume",
+                ["phantom_vs_real", "phantom_vs_real_figure@matplotlib"],
+                name="compare_phantom_to_real",
                 namespace="reporting",
             ),
             Node(
