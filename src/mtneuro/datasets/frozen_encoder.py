@@ -18,21 +18,18 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from pathlib import PurePosixPath
 from typing import Any
 
-import fsspec
 import joblib
 import torch
 from kedro.io.core import (
-    AbstractVersionedDataset,
     DatasetError,
     Version,
     get_filepath_str,
-    get_protocol_and_path,
 )
 
 from mtneuro import models
+from mtneuro.datasets.versioned import FileSystemVersionedDataset
 
 METADATA = "metadata.json"
 WEIGHTS = {"torch_resnet": "weights.pt", "sklearn_decomposition": "decomposition.joblib"}
@@ -53,7 +50,7 @@ Without the project's dataset class:
 """
 
 
-class FrozenEncoderDataset(AbstractVersionedDataset[models.FrozenEncoder, models.FrozenEncoder]):
+class FrozenEncoderDataset(FileSystemVersionedDataset[models.FrozenEncoder, models.FrozenEncoder]):
     """Saves/loads a frozen encoder (``ResNetFrozenEncoder`` or ``DecompositionFrozenEncoder``).
 
     Example catalog entry (a dataset factory, one folder per run)::
@@ -72,16 +69,7 @@ class FrozenEncoderDataset(AbstractVersionedDataset[models.FrozenEncoder, models
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        protocol, path = get_protocol_and_path(filepath, version)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
-        self.metadata = metadata
-        super().__init__(
-            filepath=PurePosixPath(path),
-            version=version,
-            exists_function=self._complete,
-            glob_function=self._fs.glob,
-        )
+        super().__init__(filepath, version, credentials, fs_args, metadata, exists=self._complete)
 
     def _complete(self, path: str) -> bool:
         """A version counts only once its metadata is written (folders are renamed into place)."""

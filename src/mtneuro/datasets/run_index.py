@@ -36,12 +36,13 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-import fsspec
-from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
-from kedro.io.core import get_filepath_str, get_protocol_and_path
+from kedro.io import AbstractDataset, DatasetError, Version
+from kedro.io.core import get_filepath_str
+
+from mtneuro.datasets.versioned import FileSystemVersionedDataset
 
 FORMAT_VERSION = 1
 
@@ -57,7 +58,7 @@ class ArtifactReference:
         return asdict(self)
 
 
-class ArtifactReferenceDataset(AbstractVersionedDataset[Any, ArtifactReference]):
+class ArtifactReferenceDataset(FileSystemVersionedDataset[Any, ArtifactReference]):
     """Read-only view of a (versioned) file or folder that another dataset writes."""
 
     def __init__(
@@ -68,17 +69,8 @@ class ArtifactReferenceDataset(AbstractVersionedDataset[Any, ArtifactReference])
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        protocol, path = get_protocol_and_path(filepath, version)
         self._configured = filepath
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
-        self.metadata = metadata
-        super().__init__(
-            filepath=PurePosixPath(path),
-            version=version,
-            exists_function=self._fs.exists,
-            glob_function=self._fs.glob,
-        )
+        super().__init__(filepath, version, credentials, fs_args, metadata)
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._configured, "version": self._version}

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import io
 import json
-from copy import deepcopy
 from pathlib import PurePosixPath
 from typing import Any
 
-import fsspec
 import torch
-from kedro.io import AbstractVersionedDataset, DatasetError
-from kedro.io.core import Version, get_filepath_str, get_protocol_and_path
+from kedro.io import DatasetError
+from kedro.io.core import Version, get_filepath_str
 from torch import nn
+
+from mtneuro.datasets.versioned import FileSystemVersionedDataset
 
 FORMAT_VERSION = 1
 
@@ -51,7 +51,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class TorchModelDataset(AbstractVersionedDataset[nn.Module, nn.Module]):
+class TorchModelDataset(FileSystemVersionedDataset[nn.Module, nn.Module]):
     """Saves ``model.state_dict()`` (``.pt``) and its factory arguments (``.json``); loads the model."""
 
     def __init__(
@@ -64,20 +64,8 @@ class TorchModelDataset(AbstractVersionedDataset[nn.Module, nn.Module]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        protocol, path = get_protocol_and_path(str(filepath), version)
-        fs_args = deepcopy(fs_args) or {}
-        if protocol == "file":
-            fs_args.setdefault("auto_mkdir", True)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
         self._map_location = map_location
-        self.metadata = metadata
-        super().__init__(
-            filepath=PurePosixPath(path),
-            version=version,
-            exists_function=self._fs.exists,
-            glob_function=self._fs.glob,
-        )
+        super().__init__(filepath, version, credentials, fs_args, metadata, auto_mkdir=True)
 
     @staticmethod
     def sidecar(path: PurePosixPath) -> PurePosixPath:
