@@ -11,9 +11,10 @@ reading a window gives exactly the voxels that a larger read would hold there.
   on a global coarse lattice (every ``_STEP`` voxels) and linearly interpolated.
 * Cells (3D ellipsoids) are candidates placed per global grid cell of ``_CELL_GRID`` voxels,
   with random numbers hashed from ``(seed, grid cell, slot)``.
-* Large vessels are 3D tubes (polylines): a few fixed anatomical ones plus random ones drawn
-  per seed for the whole volume (never through the main cubes, so that the calibration of the
-  densely labelled cubes does not depend on the seed).
+* Large vessels are 3D tubes (polylines) drawn per seed on a jittered lattice over the whole
+  section, at the same density in every brain area and in every cube (main or extra): each runs
+  obliquely through the depth, so it crosses a cube-sized window in a part of its slices. No
+  vessel is tied to one cube, so a large vessel tells nothing about the region.
 * Voxel noise is a hash of the global coordinates; the blur runs on a padded window.
 
 Layout (seed-independent): the brain areas lie in bands across ``x`` like the real slab, with
@@ -241,17 +242,17 @@ _PARAMS: dict[str, _AreaParams] = {
     "hypothalamus": _AreaParams(
         60.0, 4.6, 1.1, 0.16, "HYP", 1.28, 126.0, 12.0, 28.0, 30.0, 0.8, 14.0, 5.0, 0.5, 0.3, 0.3
     ),
-    "ZI": _AreaParams(74.0, 4.8, 1.1, 0.19, None, 9.0, 129.0, 19.0, 46.0, 30.0, 0.65, 60.0, 7.0, 1.0, 0.9, 0.0),
+    "ZI": _AreaParams(74.0, 4.8, 1.1, 0.26, None, 9.0, 129.0, 19.0, 46.0, 30.0, 0.65, 60.0, 7.0, 0.4, 1.2, 0.0),
     "TRN": _AreaParams(55.0, 4.6, 1.1, 0.16, "TRN", 0.52, 125.0, 13.0, 32.0, 26.0, 1.0, 14.0, 5.0, 0.5, 0.3, 0.3),
-    "VP": _AreaParams(117.0, 4.3, 1.1, 0.199, "VP", -0.18, 127.0, 12.4, 31.0, 26.0, 1.0, 23.0, 9.0, 0.45, 0.45, 0.5),
+    "VP": _AreaParams(100.0, 4.3, 1.1, 0.199, "VP", -0.55, 127.0, 12.4, 31.0, 26.0, 1.0, 23.0, 9.0, 0.45, 0.45, 0.5),
     "internal_capsule": _AreaParams(
         15.0, 3.0, 1.1, 0.12, "IC", -0.84, 125.0, 10.0, 25.0, 34.0, 1.0, 10.0, 5.0, 0.0, 0.3, 0.0
     ),
-    "STR": _AreaParams(92.0, 4.0, 1.1, 0.15, "STR", 0.95, 121.0, 13.1, 28.0, 34.0, 1.0, 56.0, 8.0, 0.0, 0.0, 0.3),
+    "STR": _AreaParams(92.0, 4.0, 1.1, 0.16, "STR", 1.05, 121.0, 13.1, 28.0, 34.0, 1.0, 56.0, 8.0, 0.0, 0.0, 0.45),
     "corpus_callosum": _AreaParams(
         15.0, 3.0, 1.1, 0.12, "CC", -1.04, 125.0, 10.0, 25.0, 34.0, 1.0, 10.0, 3.0, 0.0, 0.3, 0.0
     ),
-    "CTX": _AreaParams(93.0, 3.43, 1.1, 0.185, None, 9.0, 124.5, 14.0, 27.0, 34.0, 1.15, 42.0, 6.0, 0.0, 0.2, 0.0),
+    "CTX": _AreaParams(93.0, 3.43, 1.1, 0.15, None, 9.0, 124.5, 14.0, 27.0, 34.0, 1.15, 42.0, 6.0, 0.0, 0.2, 0.0),
 }
 
 
@@ -278,6 +279,17 @@ _CAPILLARY_KZ = 0.5
 #: Slow fields modulating the capillary width and the bundle threshold (per-image spread).
 _DENSITY_WAVELENGTH = (150.0, 400.0)
 _DENSITY_WAVES = 6
+#: The slow fields and the fibre bundles vary this much slower along z than in the section
+#: plane, so that a main cube's test slices (z 420-470) look like its training slices: the
+#: between-image spread comes from y and x; along z one cube drifts little (as the real
+#: section's tiles drift little over a cube's width, docs/phantom-calibration.md).
+_SLOW_KZ = 0.15
+_FIBRE_KZ = 2.5
+#: Large vessels: one per lattice cell of this many voxels in (y, x), jittered; radius range
+#: (voxels) and the in-plane distance travelled per slice (tilt) of the tube.
+_LARGE_VESSEL_SPACING = 450.0
+_LARGE_VESSEL_RADIUS = (4.0, 8.0)
+_LARGE_VESSEL_TILT = (0.5, 1.2)
 #: Fine fibre streaks: a family of waves across the streak direction (z, y, x).
 _STREAK_DIRECTION = (0.2, -0.45, 1.0)
 _STREAK_WAVES = 6
@@ -417,7 +429,7 @@ def _random_unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _fibre_waves(rng: np.random.Generator, direction, perp, par) -> _Waves:
+def _fibre_waves(rng: np.random.Generator, direction, perp, par, kz: float = 1.0) -> _Waves:
     d = np.asarray(direction, dtype=np.float64)
     d /= np.linalg.norm(d)
     u = _random_unit(rng, _FIBRE_WAVES)
@@ -427,6 +439,7 @@ def _fibre_waves(rng: np.random.Generator, direction, perp, par) -> _Waves:
     lam_par = np.exp(rng.uniform(np.log(par[0]), np.log(par[1]), _FIBRE_WAVES))
     sign = rng.choice([-1.0, 1.0], _FIBRE_WAVES)
     k = 2 * np.pi * (u / lam_perp[:, None] + sign[:, None] * d[None, :] / lam_par[:, None])
+    k[:, 0] *= kz
     return _Waves(k, rng.uniform(0, 2 * np.pi, _FIBRE_WAVES))
 
 
@@ -448,13 +461,19 @@ class _Model:
         self.cap1 = _iso_waves(rngs[0], _CAPILLARY_WAVES, _CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
         self.cap2 = _iso_waves(rngs[1], _CAPILLARY_WAVES, _CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
         self.warp = [_iso_waves(rngs[2], 3, (500.0, 1200.0)) for _ in range(3)]
-        self.fibres = {name: _fibre_waves(rngs[4 + i], *_FIBRES[name]) for i, name in enumerate(sorted(_FIBRES))}
-        self.vessels = _FIXED_VESSELS + _random_vessels(rngs[3])
+        self.fibres = {
+            name: _fibre_waves(rngs[4 + i], *_FIBRES[name], kz=_FIBRE_KZ) for i, name in enumerate(sorted(_FIBRES))
+        }
+        self.vessels = _large_vessels(rngs[3])
+        #: (z, y, x) bounding box of each vessel, radius included (skips vessels far from a window)
+        self.vessel_boxes = np.array(
+            [np.concatenate([p.min(axis=0) - r - 3.0, p.max(axis=0) + r + 3.0]) for p, r in self.vessels]
+        ).reshape(-1, 6)
         extra = rngs[4 + len(_FIBRES) :]
         self.fine1 = _iso_waves(extra[0], _CAPILLARY_WAVES, _FINE_CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
         self.fine2 = _iso_waves(extra[1], _CAPILLARY_WAVES, _FINE_CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
-        self.vessel_density = _iso_waves(extra[2], _DENSITY_WAVES, _DENSITY_WAVELENGTH)
-        self.axon_density = _iso_waves(extra[3], _DENSITY_WAVES, _DENSITY_WAVELENGTH)
+        self.vessel_density = _iso_waves(extra[2], _DENSITY_WAVES, _DENSITY_WAVELENGTH, _SLOW_KZ)
+        self.axon_density = _iso_waves(extra[3], _DENSITY_WAVES, _DENSITY_WAVELENGTH, _SLOW_KZ)
         self.streaks = _fibre_waves(extra[4], _STREAK_DIRECTION, _STREAK_PERP, _STREAK_PAR)
 
     # Fibre score S: bundle where S > 0.
@@ -487,67 +506,30 @@ class _Model:
         return score
 
 
-# Large vessels: polylines (z, y, x) with a radius. The fixed ones run through the main cubes
-# like the vessels seen in the real annotations (ZI: a large vessel across the cube; STR: one
-# of medium size; VP: one along the edge); CTX has none.
-def _line(p0, p1, n: int = 31) -> np.ndarray:
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    p = np.asarray(p0, float)[None, :] * (1 - t) + np.asarray(p1, float)[None, :] * t
-    p[:, 1] += 12.0 * np.sin(np.pi * t[:, 0] * 1.5)
-    p[:, 2] += 10.0 * np.sin(np.pi * t[:, 0] * 2.0 + 0.5)
-    return p
+def _large_vessels(rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
+    """Large vessels (polyline (z, y, x), radius): one per jittered lattice cell, everywhere alike.
 
-
-_FIXED_VESSELS: list[tuple[np.ndarray, float]] = [
-    (_line((-20, 740, 1690), (740, 800, 1640)), 15.0),  # ZI main cube
-    (_line((-20, 700, 3880), (740, 650, 3840)), 10.0),  # STR main cube
-    (_line((-20, 1112, 3110), (740, 1120, 3150)), 17.0),  # VP, along the cube's lower edge
-    (_line((-20, 360, 3540), (740, 380, 3500)), 11.0),
-    (_line((-20, 1110, 2330), (740, 1090, 2360)), 9.0),
-    (_line((-20, 1110, 5530), (740, 1130, 5500)), 10.0),
-]
-
-
-def _near_main_cube(points: np.ndarray, radius: float) -> bool:
-    for (z0, z1), (y0, y1), (x0, x1) in spec.MAIN_CUBES.values():
-        m = radius + 24.0
-        inside = (
-            (points[:, 0] > z0 - m)
-            & (points[:, 0] < z1 + m)
-            & (points[:, 1] > y0 - m)
-            & (points[:, 1] < y1 + m)
-            & (points[:, 2] > x0 - m)
-            & (points[:, 2] < x1 + m)
-        )
-        if inside.any():
-            return True
-    return False
-
-
-def _random_vessels(rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
-    """Random large vessels over the whole volume, avoiding the main cubes."""
+    Each tube runs through the whole depth, tilted so that it moves 0.5-1.2 voxels in the section
+    plane per slice (it crosses a 128-voxel window in ~100-250 slices), in a random direction,
+    with a slow wander. The density is the same in every brain area and does not know where the
+    cubes are: no region owns a large vessel (docs/task1-pattern.md).
+    """
     out = []
     nz, ny, nx = spec.VOLUME_SHAPE
-    for cy in range(0, ny, 512):
-        for cx in range(0, nx, 512):
-            for _ in range(rng.poisson(0.7)):
-                start = np.array([rng.uniform(0, nz), rng.uniform(cy, cy + 512), rng.uniform(cx, cx + 512)])
-                if rng.random() < 0.7:  # mostly across the sections (along z)
-                    d = np.array([1.0, rng.normal(0, 0.3), rng.normal(0, 0.3)])
-                else:  # some lie in the section plane: dark streaks
-                    d = np.array([rng.normal(0, 0.2), rng.normal(), rng.normal()])
-                d /= np.linalg.norm(d)
-                radius = float(rng.uniform(4.0, 11.0))
-                length = float(rng.uniform(300.0, 900.0))
-                n = int(length // 24) + 1
-                pts: Any = [start]
-                for _ in range(n):
-                    d = d + rng.normal(0, 0.12, 3)
-                    d /= np.linalg.norm(d)
-                    pts.append(pts[-1] + 24.0 * d)
-                pts = np.array(pts)
-                if not _near_main_cube(pts, radius):
-                    out.append((pts, radius))
+    s = _LARGE_VESSEL_SPACING
+    z = np.arange(-40.0, nz + 41.0, 20.0)
+    t = (z - z[0]) / (z[-1] - z[0])
+    for cy in np.arange(-s, ny + s, s):
+        for cx in np.arange(-s, nx + s, s):
+            y0, x0 = cy + rng.uniform(0.1, 0.9) * s, cx + rng.uniform(0.1, 0.9) * s
+            angle = rng.uniform(0.0, 2 * np.pi)
+            tilt = rng.uniform(*_LARGE_VESSEL_TILT)
+            radius = float(rng.uniform(*_LARGE_VESSEL_RADIUS))
+            phase = rng.uniform(0.0, 2 * np.pi, 2)
+            dz = z - nz / 2
+            y = y0 + tilt * np.sin(angle) * dz + 15.0 * np.sin(np.pi * 1.5 * t + phase[0])
+            x = x0 + tilt * np.cos(angle) * dz + 15.0 * np.sin(np.pi * 2.0 * t + phase[1])
+            out.append((np.stack([z, y, x], axis=1), radius))
     return out
 
 
@@ -733,7 +715,10 @@ def _render_vessels(model: _Model, win: Window) -> tuple[np.ndarray, np.ndarray]
     wall = np.zeros(win.shape, dtype=bool)
     lo = np.array([win.z0, win.y0, win.x0], dtype=np.float64)
     hi = np.array([win.z1, win.y1, win.x1], dtype=np.float64)
-    for pts, radius in model.vessels:
+    boxes = model.vessel_boxes
+    near = np.all(boxes[:, :3] < hi, axis=1) & np.all(boxes[:, 3:] > lo, axis=1)
+    for i in np.flatnonzero(near):
+        pts, radius = model.vessels[i]
         reach = radius + 3.0
         for a, b in itertools.pairwise(pts):
             blo = np.maximum(np.floor(np.minimum(a, b) - reach), lo).astype(int)

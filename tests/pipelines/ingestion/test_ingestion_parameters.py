@@ -75,7 +75,11 @@ def test_a_missing_key_is_an_error_not_a_default(parameters_with):
 def test_the_margin_is_one_full_cube_width_in_every_profile(parameters_with):
     for env in ("local", "tiny", "paper"):
         assert parameters_with(env).ingestion.extra_cubes.min_separation == 256
-        assert parameters_with(env).ingestion.extra_cubes.ignore_label_values == [0]
+    # extra cubes lie in their main cube's own brain area (the paper profile lets ZI reach into
+    # the hypothalamus, which the authors' grouping counts as ZI)
+    assert parameters_with("local").ingestion.extra_cubes.ignore_label_values == [0, 3, 6, 7, 8]
+    assert parameters_with("tiny").ingestion.extra_cubes.ignore_label_values == [0, 3, 6, 7, 8]
+    assert parameters_with("paper").ingestion.extra_cubes.ignore_label_values == [0, 3, 6, 8]
 
 
 def test_a_token_is_never_a_parameter(parameters_with):
