@@ -108,6 +108,10 @@ class MappingCompute(StrictModel):
     #: Threads segmenting slices of a block at once (each with ``torch_threads`` torch threads).
     workers: PositiveInt
     torch_threads: PositiveInt
+    #: Arithmetic of the segmentation network: ``bf16`` (autocast; ~3x faster on CPUs with AMX,
+    #: labels equal to fp32's on all but ~0.05 % of voxels), ``fp32``, or ``auto`` (bf16 where the
+    #: CPU/GPU computes it natively, else fp32).
+    precision: Literal["auto", "fp32", "bf16"]
 
 
 class MappingValidation(StrictModel):
@@ -119,6 +123,8 @@ class MappingValidation(StrictModel):
     max_boxes: PositiveInt
     #: Region accuracy on every n-th voxel in y and x (all slices).
     region_sample_step: PositiveInt
+    #: ``roi_labels`` values that are no region truth (0: outside the annotated tissue).
+    unlabelled_values: list[NonNegativeInt]
     #: Use the phantom's dense truth (everything it draws) for the microstructure IoU.
     dense_truth: bool
 

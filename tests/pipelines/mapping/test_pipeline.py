@@ -19,8 +19,8 @@ def test_profiles_parse(env):
 
 
 def test_default_is_one_slab_across_the_plane():
-    params = mapping_parameters("base")  # 16 slices on the CPU profile, 32 in the paper profile
-    assert nodes.mapping_window(params, (720, 1420, 5805)).to_list() == [344, 360, 0, 1420, 0, 5805]
+    params = mapping_parameters("base")  # issue #13: 32 slices across the whole plane
+    assert nodes.mapping_window(params, (720, 1420, 5805)).to_list() == [344, 376, 0, 1420, 0, 5805]
     paper = mapping_parameters("paper")
     assert nodes.mapping_window(paper, (720, 1420, 5805)).to_list() == [344, 376, 0, 1420, 0, 5805]
     full = mapping_parameters("base", {"window": "full"})

@@ -21,7 +21,7 @@ from mtneuro.volumes import Window, open_volume
 def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
     params = mapping_parameters("tiny")
     source = open_volume("phantom://prasad2020/image", seed=0)
-    image = engine.lazy_volume(source, (2, 512, 512))
+    reader = engine.BlockReader(source, (2, 512, 512))
     seg = engine.SegmentationModel.from_trained(segmentation_model, "unet")
     assert engine.check_halo(seg, params.microstructure.halo_yx) <= params.microstructure.halo_yx
     regions = engine.RegionModel(*region_model, "test")
@@ -36,12 +36,13 @@ def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
         tile_size=128,
         connectivity=4,
         feature_names=tuple(params.features.names),
+        precision=engine.resolve_precision(params.compute.precision),
     )
 
     def run(shape):
         out = {k: np.zeros(window.shape, np.uint8) for k in ("labels/microstructure", "labels/regions")}
         for block in engine.block_windows(window, shape).values():
-            result = engine.compute_block(block, window, image, source.shape, seg, regions, settings)
+            result = engine.compute_block(block, window, reader, seg, regions, settings)
             rel = (
                 slice(block.z0 - window.z0, block.z1 - window.z0),
                 slice(block.y0 - window.y0, block.y1 - window.y0),
@@ -65,6 +66,53 @@ def test_halo_smaller_than_receptive_field_is_refused(segmentation_model):
     seg = engine.SegmentationModel.from_trained(segmentation_model, "unet")
     with pytest.raises(engine.MappingError, match=r"mapping\.microstructure\.halo_yx"):
         engine.check_halo(seg, 64)
+
+
+def test_batch_norms_fold_into_the_convolutions(segmentation_model):
+    import torch
+
+    folded = engine.fold_batch_norms(segmentation_model)
+    assert folded is not segmentation_model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in segmentation_model.modules())  # original untouched
+    x = torch.randn(1, 1, 96, 160, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), segmentation_model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_block_reads_tile_the_block_input():
+    """Reads start at the block input's corner: no voxel outside it is requested."""
+    source = open_volume("phantom://prasad2020/roi_labels", seed=0)
+    requested = []
+
+    class Recording:
+        shape, dtype, uri = source.shape, source.dtype, source.uri
+
+        def __getitem__(self, key):
+            requested.append(key)
+            return source[key]
+
+    reader = engine.BlockReader(Recording(), (2, 100, 300))  # type: ignore[arg-type]
+    data = reader.read((344, 130, 1000), (346, 330, 1450))
+    np.testing.assert_array_equal(data, source.read(Window(344, 346, 130, 330, 1000, 1450)))
+    boxes = [k for k in requested if all(s.stop > s.start for s in k)]
+    assert min(k[1].start for k in boxes) == 130 and max(k[1].stop for k in boxes) == 330
+    assert min(k[2].start for k in boxes) == 1000 and max(k[2].stop for k in boxes) == 1450
+    assert sum(int(np.prod([s.stop - s.start for s in k])) for k in boxes) == data.size
+
+
+def test_chunk_grid_has_a_boundary_at_the_origin():
+    assert engine.chunk_grid(720, 32, 344)[:2] == (24, 32)
+    assert sum(engine.chunk_grid(720, 32, 344)) == 720
+    assert engine.chunk_grid(1420, 512) == (512, 512, 396)
+    assert engine.chunk_grid(1420, 512, 100, 700) == (100, 512, 88, 424, 296)
+
+
+def test_auto_precision_is_fp32_or_bf16():
+    assert engine.resolve_precision("auto") in ("fp32", "bf16")
+    assert engine.resolve_precision("fp32") == "fp32"
+    with pytest.raises(engine.MappingError, match=r"mapping\.compute\.precision"):
+        engine.resolve_precision("fp16")
 
 
 def test_input_range_is_aligned_to_the_volume_grid():

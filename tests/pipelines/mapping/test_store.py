@@ -104,3 +104,54 @@ def test_brain_map_layers_and_features(written):
     assert features[names.index("vessel_fraction"), 0, 0, 0] == pytest.approx((tile == 1).mean())
     regions = np.asarray(brain_map.layers["regions"][0])
     assert set(np.unique(regions)) <= {1, 2, 3, 4}
+
+
+def test_validation_table_uses_dense_truth_far_from_training_cubes(written):
+    """Region accuracy over the window; microstructure IoU only on boxes >= min distance from
+    every training cube, against the phantom's dense truth (dense_labels=True)."""
+    from mapping_helpers import SMALL
+    from mapping_support import PHANTOM_VOLUME, PROJECT, mapping_parameters
+
+    from mtneuro.config import load_parameters
+    from mtneuro.pipelines.mapping import nodes
+    from mtneuro.volumes import Window, open_volume
+
+    ingestion = load_parameters(PROJECT / "conf", "tiny").ingestion
+    brain_map = read_map(written)
+    # The small window touches the ZI cube: no box is 500 voxels away, so no IoU rows.
+    near = nodes.validate_brain_map(brain_map, mapping_parameters("tiny", SMALL), PHANTOM_VOLUME, ingestion)
+    assert list(near.columns) == ["metric", "class", "value", "source"]
+    assert set(near["metric"]) == {"region_accuracy", "region_recall", "region_voxels"}
+    accuracy = float(near.query("metric == 'region_accuracy'")["value"].iloc[0])
+    assert 0.0 <= accuracy <= 1.0
+    assert float(near.query("metric == 'region_voxels'")["value"].iloc[0]) == 2 * 256 * 768
+    # With no minimum distance every box counts, and the truth is the phantom's dense labels.
+    params = mapping_parameters("tiny", {**SMALL, "validation": {"min_distance_from_training": 0, "max_boxes": 3}})
+    table = nodes.validate_brain_map(brain_map, params, PHANTOM_VOLUME, ingestion)
+    iou = table[table["metric"] == "microstructure_iou"].set_index("class")["value"]
+    assert set(iou.index) == {"background", "vessel", "cell", "axon", "mean"}
+    assert table.query("metric == 'microstructure_voxels'")["value"].iloc[0] == 3 * 2 * 256 * 256
+    assert "dense truth" in table.query("metric == 'microstructure_iou'")["source"].iloc[0]
+    window = Window(344, 346, 640, 896, 1280, 2048)
+    truth = open_volume("phantom://prasad2020/pixel_labels", seed=0, dense_labels=True).read(window)
+    pred = np.asarray(brain_map.layers["microstructure"][0])
+    cell = (truth == 2) & (pred == 2)
+    assert iou["cell"] == pytest.approx(cell.sum() / ((truth == 2) | (pred == 2)).sum())
+
+
+def test_validation_boxes_keep_their_distance_from_every_training_cube():
+    from mapping_support import PROJECT, mapping_parameters
+
+    from mtneuro.config import load_parameters
+    from mtneuro.pipelines.mapping import nodes
+    from mtneuro.volumes import Window
+
+    params = mapping_parameters("base")
+    training = nodes._training_boxes(load_parameters(PROJECT / "conf", "base").ingestion)
+    window = Window(344, 376, 0, 1420, 0, 5805)
+    boxes = nodes.validation_boxes(window, training, params)
+    assert 1 <= len(boxes) <= params.validation.max_boxes
+    assert all(nodes.box_distance(b, t) >= 500 for b in boxes for t in training)
+    # a box next to a training cube is never chosen
+    zi = training[3]
+    assert nodes.box_distance(Window(344, 376, zi.y0, zi.y0 + 256, zi.x1, zi.x1 + 256), zi) < 500

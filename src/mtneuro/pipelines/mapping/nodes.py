@@ -85,19 +85,6 @@ def mapping_window(mapping: MappingParameters, volume_shape: tuple[int, int, int
 # --- models ------------------------------------------------------------------------------
 
 
-def microstructure_dataset(model: str, setting: str, seed: int) -> str:
-    """Catalog name of a Task 2 run's trained network."""
-    return f"segmentation.{model}.{setting}.seed{seed}.trained_model"
-
-
-def region_datasets(method: str, config: str, seed: int) -> tuple[str, str]:
-    """Catalog names of a Task 1 run's frozen encoder and read-out."""
-    return (
-        f"classification.{method}.{config}.seed{seed}.frozen_encoder",
-        f"classification.{method}.{config}.seed{seed}.readout",
-    )
-
-
 def microstructure_candidates(mapping: MappingParameters) -> list[str]:
     """Models whose networks the pipeline loads: the named one, or every candidate for ``best``."""
     m = mapping.microstructure
@@ -105,13 +92,14 @@ def microstructure_candidates(mapping: MappingParameters) -> list[str]:
 
 
 def select_microstructure_model(
-    task2_segmentation: pd.DataFrame | None, mapping: MappingParameters, **models: torch.nn.Module
-) -> torch.nn.Module:
+    task2_segmentation: pd.DataFrame | None, mapping: MappingParameters, **models: Any
+) -> Any:
     """The network to map with: ``microstructure.model``, or the best candidate by mean IoU.
 
-    ``models`` are keyword arguments ``<model name>=network``; the best is the highest ``iou`` of
-    the ``mean`` rows of ``task2_segmentation`` at ``microstructure.setting`` and ``seed``
-    (ties: the first candidate).
+    ``models`` are keyword arguments ``<model name>=network`` (or anything standing for it,
+    e.g. its name, as :func:`mtneuro.pipelines.mapping.models.choose_microstructure_model`
+    passes); the best is the highest ``iou`` of the ``mean`` rows of ``task2_segmentation`` at
+    ``microstructure.setting`` and ``seed`` (ties: the first candidate).
     """
     mapping = as_parameters(mapping)
     m = mapping.microstructure
@@ -174,8 +162,8 @@ def plan_brain_map(
     """
     mapping = as_parameters(mapping)
     source = open_channel(volume, "image")
-    image = engine.lazy_volume(source, mapping.blocks.read_chunks_zyx)
-    shape = tuple(int(s) for s in source.shape)
+    reader = engine.BlockReader(source, mapping.blocks.read_chunks_zyx)
+    shape = reader.shape
     window = mapping_window(mapping, shape)  # type: ignore[arg-type]
     seg_name = str((getattr(microstructure_model, "metadata", {}) or {}).get("model", "model"))
     segmentation = SegmentationModel.from_trained(microstructure_model, seg_name)
@@ -192,6 +180,7 @@ def plan_brain_map(
         tile_size=mapping.features.tile_size,
         connectivity=mapping.features.cell_connectivity,
         feature_names=tuple(get_feature(n).name for n in mapping.features.names),
+        precision=engine.resolve_precision(mapping.compute.precision),
     )
     voxel = tuple(float(v) for v in source.voxel_size)
     origin_um = tuple(o * v for o, v in zip((window.z0, window.y0, window.x0), voxel, strict=True))
@@ -259,7 +248,7 @@ def plan_brain_map(
 
     def compute(key: str) -> dict[str, np.ndarray]:
         with thread_limit(threads):
-            return engine.compute_block(windows[key], window, image, shape, segmentation, regions, settings)
+            return engine.compute_block(windows[key], window, reader, segmentation, regions, settings)
 
     def prepare() -> None:
         with thread_limit(threads):
@@ -271,7 +260,11 @@ def plan_brain_map(
         "source": source.uri,
         "volume_shape": list(shape),
         "options": {k: str(v) for k, v in sorted(source_options(volume).items())},
-        "microstructure": {"model": seg_name, "weights": _weights_digest(microstructure_model)},
+        "microstructure": {
+            "model": seg_name,
+            "weights": _weights_digest(microstructure_model),
+            "precision": settings.precision,
+        },
         "regions": {
             "model": regions.name,
             "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
@@ -285,6 +278,7 @@ def plan_brain_map(
         "voxel_size_um": list(voxel),
         "microstructure_model": seg_name,
         "microstructure_setting": mapping.microstructure.setting,
+        "microstructure_precision": settings.precision,
         "region_model": regions.name,
         "region_labels": {str(k): v for k, v in engine.REGION_LABELS.items()},
         "pixel_labels": {str(k): v for k, v in spec.PIXEL_CLASSES.items()},
@@ -376,9 +370,9 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
     step = mapping.validation.region_sample_step
     roi = open_channel(volume, "roi_labels")
     values = _field(volume, "region_label_values")
-    # Values outside the tissue (ingestion.extra_cubes.ignore_label_values, e.g. 0, which the
+    # Values outside the tissue (mapping.validation.unlabelled_values, e.g. 0, which the
     # authors' groupings count as CTX) are not region truth.
-    ignored = {int(v) for v in _field(_field(ingestion, "extra_cubes"), "ignore_label_values")}
+    ignored = {int(v) for v in mapping.validation.unlabelled_values}
     lut = {
         int(v): i + 1
         for i, r in enumerate(spec.REGIONS)
@@ -424,11 +418,11 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
     micro = brain_map.layers["microstructure"][0]
     truths, preds = [], []
     dense = mapping.validation.dense_truth and source_name == "phantom"
+    # The phantom's dense truth (its option dense_labels=True: every structure it draws, also
+    # outside the main cubes); other sources: their pixel_labels (0 outside labelled cubes).
+    labels = open_channel(volume, "pixel_labels", **({"dense_labels": True} if dense else {}))
     for box in boxes:
-        if dense:
-            truth = dense_pixel_labels(open_channel(volume, "pixel_labels"), box)
-        else:
-            truth = np.asarray(open_channel(volume, "pixel_labels").read(box))
+        truth = dense_pixel_labels(labels, box) if dense else np.asarray(labels.read(box))
         pred = np.asarray(
             micro[
                 box.z0 - window.z0 : box.z1 - window.z0,
