@@ -237,7 +237,9 @@ class ConsoleHook:
         install_console_filter()  # again: the pipelines' imports (Lightning) may have added handlers
         self._report = None
         if REPORT_DATASET in pipeline.all_outputs():
-            self._report = Path(catalog.load("params:reporting")["report_path"])
+            reporting = catalog.load("params:reporting")  # typed by Kedro's validation, or a dict
+            path = reporting["report_path"] if isinstance(reporting, dict) else reporting.report_path
+            self._report = Path(path)
         console = next((getattr(h, "console", None) for h in console_handlers() if hasattr(h, "console")), None)
         if console is None or not console.is_terminal:
             return

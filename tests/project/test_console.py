@@ -105,3 +105,31 @@ def test_announce_report_gives_absolute_path(tmp_path, capsys) -> None:
 
     announce_report(tmp_path / "x" / ".." / "report.html")
     assert str((tmp_path / "report.html").resolve()) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_a_run_that_writes_the_report_ends_with_its_path(tmp_path: Path, capsys, typed: bool) -> None:
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Node, Pipeline
+
+    from mtneuro.config.reporting import ReportingParameters
+    from mtneuro.console import ConsoleHook
+
+    values = {
+        "profile": "p",
+        "report_path": str(tmp_path / "r" / "report.html"),
+        "task1_metric": "accuracy",
+        "decimals": 3,
+        "figures": {},
+        "tables": {},
+    }
+    # Kedro's parameter validation may hand the hook the typed block instead of the dict
+    catalog = DataCatalog({"params:reporting": MemoryDataset(ReportingParameters(**values) if typed else values)})
+    writes = Pipeline([Node(lambda: "<html></html>", None, "report_html", name="build")])
+    hook = ConsoleHook()
+    hook.before_pipeline_run({}, writes, catalog)
+    hook.after_pipeline_run()
+    assert str((tmp_path / "r" / "report.html").resolve()) in capsys.readouterr().out
+    hook.before_pipeline_run({}, Pipeline([Node(lambda: 1, None, "other", name="other")]), catalog)
+    hook.after_pipeline_run()
+    assert "report.html" not in capsys.readouterr().out  # a run that does not write it says nothing
