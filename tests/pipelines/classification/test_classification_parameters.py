@@ -138,7 +138,7 @@ def test_method_settings_merge_the_registry_chain_as_before(conf: Path):
     for method in method_names():
         assert base.method_settings(method).model_dump() == former(method), method
     byol = base.method_settings("byol")
-    assert (byol.epochs, byol.projector_hidden, byol.lr) == (8, 512, 0.05)  # the YAML's, not the former code's 4096
+    assert (byol.epochs, byol.projector_hidden, byol.lr) == (24, 512, 0.05)  # the YAML's, not the former code's 4096
     assert base.method_settings("mixup").epochs == 40 and base.method_settings("nmf").input_size == 32
     assert base.method_settings("nmf").history_chunks == 3 and base.method_settings("pca").input_size == 64
     assert type(base.method_settings("myow").ramp_epochs) is int  # kept as written
