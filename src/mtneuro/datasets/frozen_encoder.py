@@ -24,7 +24,6 @@ import joblib
 import torch
 from kedro.io.core import (
     DatasetError,
-    Version,
     get_filepath_str,
 )
 
@@ -55,23 +54,13 @@ class FrozenEncoderDataset(FileSystemVersionedDataset[models.FrozenEncoder, mode
 
     Example catalog entry (a dataset factory, one folder per run)::
 
-        "classification.{method}.{config}.{seed}.frozen_encoder":
+        "classification.{method}.{config}.seed{seed}.frozen_encoder@model":
           type: mtneuro.datasets.frozen_encoder.FrozenEncoderDataset
-          filepath: ${runtime_params:data_root,data}/06_models/classification/{method}/{config}/{seed}/frozen_encoder
+          filepath: ${runtime_params:data_root,data}/06_models/classification/{method}/{config}/seed{seed}/frozen_encoder
           versioned: true
     """
 
-    def __init__(
-        self,
-        filepath: str,
-        version: Version | None = None,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(filepath, version, credentials, fs_args, metadata, exists=self._complete)
-
-    def _complete(self, path: str) -> bool:
+    def _version_exists(self, path: str) -> bool:
         """A version counts only once its metadata is written (folders are renamed into place)."""
         return self._fs.exists(f"{path}/{METADATA}")
 
@@ -126,7 +115,7 @@ class FrozenEncoderDataset(FileSystemVersionedDataset[models.FrozenEncoder, mode
             path = get_filepath_str(self._get_load_path(), self._protocol)
         except DatasetError:
             return False
-        return self._complete(path)
+        return self._version_exists(path)
 
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError, Version
+from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str
 
 from mtneuro.datasets.versioned import FileSystemVersionedDataset
@@ -61,29 +61,18 @@ class ArtifactReference:
 class ArtifactReferenceDataset(FileSystemVersionedDataset[Any, ArtifactReference]):
     """Read-only view of a (versioned) file or folder that another dataset writes."""
 
-    def __init__(
-        self,
-        filepath: str,
-        version: Version | None = None,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._configured = filepath
-        super().__init__(filepath, version, credentials, fs_args, metadata)
-
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._configured, "version": self._version}
+        return {"filepath": self.configured_filepath, "version": self._version}
 
     def _load(self) -> ArtifactReference:
         path = get_filepath_str(self._get_load_path(), self._protocol)
         if not self._fs.exists(path):
             raise DatasetError(f"Nothing saved at {path}: run the node that writes it first.")
         version = self.resolve_load_version() if self._version is not None else None
-        return ArtifactReference(filepath=self._configured, version=version)
+        return ArtifactReference(filepath=self.configured_filepath, version=version)
 
     def _save(self, data: Any) -> None:  # noqa: ARG002 - read-only
-        raise DatasetError(f"{self._configured}: a reference is a read-only view; save the artefact itself.")
+        raise DatasetError(f"{self.configured_filepath}: a reference is a read-only view; save the artefact itself.")
 
     def _exists(self) -> bool:
         try:

@@ -133,8 +133,21 @@ def _table2_row(
 ) -> dict[str, str]:
     """One displayed Table 2 row: ours and the paper's per class, ``—`` where the table has no cell."""
     row = {"Model": model_label, "Metric": SEG_METRIC_LABELS.get(metric, metric)}
-    for cls, label in classes:
-        cell = group[group["class"] == cls]
+    return _ours_and_paper(row, group, "class", classes, source, n_full, decimals)
+
+
+def _ours_and_paper(
+    row: dict[str, str],
+    group: pd.DataFrame,
+    key: str,
+    columns: list[tuple[str, str]],
+    source: str,
+    n_full: int,
+    decimals: int,
+) -> dict[str, str]:
+    """``row`` plus an ours/paper pair of cells per ``(value of key, label)``; ``—`` where absent."""
+    for value, label in columns:
+        cell = group[group[key] == value]
         r = cell.iloc[0] if not cell.empty else None
         row[f"{label} · {ours_label(source)}"] = (
             MISSING if r is None else format_ours(r.ours_mean, r.ours_std, r.n_seeds, n_full, decimals)
@@ -153,14 +166,7 @@ def table3_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.Data
         rows = []
         for (_, kind), group in part.groupby(["method", "r2"], sort=False):
             row = {"Method": str(group["method_label"].iloc[0]), "R²": kind_labels.get(kind, kind)}
-            for feature, label in features:
-                cell = group[group["feature"] == feature]
-                r = cell.iloc[0] if not cell.empty else None
-                row[f"{label} · {ours_label(source)}"] = (
-                    MISSING if r is None else format_ours(r.ours_mean, r.ours_std, r.n_seeds, n_full, decimals)
-                )
-                row[f"{label} · {PAPER_LABEL}"] = MISSING if r is None else format_paper(r.paper_mean, r.paper_std)
-            rows.append(row)
+            rows.append(_ours_and_paper(row, group, "feature", features, source, n_full, decimals))
         blocks.append((f"Linear read-outs from encoders trained on {config}", pd.DataFrame(rows)))
     return blocks
 
