@@ -21,6 +21,8 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mtneuro.config import block_value
+
 # MLflow would attach its own console handler when imported; its records go to the log file instead.
 os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
 
@@ -237,9 +239,7 @@ class ConsoleHook:
         install_console_filter()  # again: the pipelines' imports (Lightning) may have added handlers
         self._report = None
         if REPORT_DATASET in pipeline.all_outputs():
-            reporting = catalog.load("params:reporting")  # typed by Kedro's validation, or a dict
-            path = reporting["report_path"] if isinstance(reporting, dict) else reporting.report_path
-            self._report = Path(path)
+            self._report = Path(block_value(catalog.load("params:reporting"), "report_path"))
         console = next((getattr(h, "console", None) for h in console_handlers() if hasattr(h, "console")), None)
         if console is None or not console.is_terminal:
             return

@@ -35,28 +35,30 @@ def missing_inputs(pipeline: Pipeline, catalog: Any) -> list[str]:
 
 
 def _base_name(name: str) -> str:
-    return name.split("@", 1)[0]  # transcoded entries (``x@png``, ``x@matplotlib``) share one file
-
-
-def producers(name: str, registry: Mapping[str, Pipeline]) -> str | None:
-    """The smallest registered pipeline that writes ``name`` (a stage rather than ``__default__``)."""
-    base = _base_name(name)
-    writers = [(len(p.nodes), key) for key, p in registry.items() if base in {_base_name(o) for o in p.all_outputs()}]
-    return min(writers)[1] if writers else None
+    return name.split("@", 1)[0]
 
 
 def missing_inputs_message(missing: list[str], registry: Mapping[str, Pipeline], data_root: str) -> str:
+    """Each missing dataset with the smallest registered pipeline that writes it (a stage rather
+    than ``__default__``; transcoded entries such as ``x@png`` and ``x@matplotlib`` share a file)."""
+    writes = {key: {_base_name(o) for o in p.all_outputs()} for key, p in registry.items()}
+    sizes = {key: len(p.nodes) for key, p in registry.items()}
     by_pipeline: dict[str, list[str]] = {}
     for name in missing:
-        by_pipeline.setdefault(producers(name, registry) or "", []).append(name)
+        writers = [key for key, outputs in writes.items() if _base_name(name) in outputs]
+        by_pipeline.setdefault(min(writers, key=lambda k: (sizes[k], k)) if writers else "", []).append(name)
     lines = [f"This run reads {len(missing)} dataset(s) that are not on disk under {data_root}/:"]
     for pipeline_name, names in sorted(by_pipeline.items()):
-        origin = f"written by `kedro run --pipelines={pipeline_name}`" if pipeline_name else "written by no pipeline"
+        origin = (
+            f"written by `kedro run --pipelines={pipeline_name}`"
+            if pipeline_name
+            else "no registered pipeline writes it"
+        )
         lines.append(f"  - {', '.join(names)} ({origin})")
-    writers = sorted(p for p in by_pipeline if p)
-    if writers:
+    to_run = sorted(p for p in by_pipeline if p)
+    if to_run:
         lines.append(
-            f"Run `kedro run --pipelines={','.join(writers)}` first (or the whole project with `kedro run`), "
+            f"Run `kedro run --pipelines={','.join(to_run)}` first (or the whole project with `kedro run`), "
             "or point `--params data_root=...` at the folder an earlier run wrote."
         )
     return "\n".join(lines)

@@ -37,12 +37,28 @@ def resolve_accelerator(requested: str = "auto") -> str:
     raise ValueError(f"Parameter 'training.accelerator' must be auto, cpu or cuda, not {requested!r}")
 
 
+def native_bf16(device_type: str) -> bool:
+    """Whether the hardware computes bf16 natively: GPUs that support it, CPUs with AMX or AVX512-BF16."""
+    if device_type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    cpu = getattr(torch, "cpu", None)
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(cpu, probe, lambda: False)()) for probe in probes)
+
+
+def autocast_context(dtype: torch.dtype | None, device_type: str) -> Any:
+    """Autocast to ``dtype`` on ``device_type``; a no-op for ``None`` (full precision)."""
+    import contextlib
+
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device_type, dtype=dtype)
+
+
 def resolve_precision(requested: str = "auto", accelerator: str = "cpu") -> str:
     """Lightning precision: bf16 mixed precision on GPUs that support it, fp32 elsewhere."""
     if requested != "auto":
         return requested
     if accelerator == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return "bf16-mixed" if native_bf16("cuda") else "16-mixed"
     return "32-true"
 
 
@@ -106,13 +122,10 @@ def resolve_device(settings: TrainingParameters) -> torch.device:
 def inference_autocast(settings: TrainingParameters, device: torch.device) -> Any:
     """Autocast context for inference matching the training precision (bf16/fp16 on GPUs; a
     no-op on CPU or with a 32-bit precision)."""
-    import contextlib
-
     precision = resolve_precision(settings.precision, device.type)
     if device.type != "cuda" or precision.startswith(("32", "64")):
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision.startswith("bf16") else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
+        return autocast_context(None, device.type)
+    return autocast_context(torch.bfloat16 if precision.startswith("bf16") else torch.float16, "cuda")
 
 
 def thread_limit(threads: int | str | None = "auto") -> Any:

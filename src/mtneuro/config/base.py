@@ -6,7 +6,7 @@ key missing from the YAML is an error rather than a silent fallback to a value i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -98,3 +98,9 @@ def parse_block(model: type[StrictModel], raw: Any, key: str) -> Any:
         raise ConfigurationError(
             f"Invalid parameters{f' in {key!r}' if key else ''}:\n{format_validation_error(exc, (key,), model)}"
         ) from None
+
+
+def block_value(block: Any, key: str) -> Any:
+    """A key of a parameter block, which Kedro hands over typed (after its parameter validation)
+    or as a plain mapping (placeholders, hooks reading the catalog)."""
+    return block[key] if isinstance(block, Mapping) else getattr(block, key)

@@ -530,6 +530,7 @@ def _large_vessels(rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
     s = _LARGE_VESSEL_SPACING
     z = np.arange(-40.0, nz + 41.0, 20.0)
     t = (z - z[0]) / (z[-1] - z[0])
+    dz = z - nz / 2
     for cy in np.arange(-s, ny + s, s):
         for cx in np.arange(-s, nx + s, s):
             y0, x0 = cy + rng.uniform(0.1, 0.9) * s, cx + rng.uniform(0.1, 0.9) * s
@@ -537,7 +538,6 @@ def _large_vessels(rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
             tilt = rng.uniform(*_LARGE_VESSEL_TILT)
             radius = float(rng.uniform(*_LARGE_VESSEL_RADIUS))
             phase = rng.uniform(0.0, 2 * np.pi, 2)
-            dz = z - nz / 2
             y = y0 + tilt * np.sin(angle) * dz + 15.0 * np.sin(np.pi * 1.5 * t + phase[0])
             x = x0 + tilt * np.cos(angle) * dz + 15.0 * np.sin(np.pi * 2.0 * t + phase[1])
             out.append((np.stack([z, y, x], axis=1), radius))

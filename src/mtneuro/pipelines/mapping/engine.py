@@ -33,6 +33,7 @@ import torch
 
 from mtneuro import spec
 from mtneuro.features import image_features
+from mtneuro.training import autocast_context, native_bf16
 from mtneuro.volumes import VolumeSource, Window
 
 #: Label value of each Task 1 region in labels/regions (0: not mapped).
@@ -201,9 +202,13 @@ class SegmentationModel:
             )
         by_name = {v: k for k, v in spec.PIXEL_CLASSES.items()}
         values = np.array([by_name.get(c, spec.BACKGROUND) for c in meta["classes"]], dtype=np.uint8)
-        return cls(
-            fold_batch_norms(net.eval()), name, int(meta["dims"]), float(meta["mean"]), float(meta["std"]), values
-        )
+        dims = int(meta["dims"])
+        prepared = fold_batch_norms(net.eval()).to(memory_format=_memory_format(dims))  # faster oneDNN convolutions
+        return cls(prepared, name, dims, float(meta["mean"]), float(meta["std"]), values)
+
+
+def _memory_format(dims: int) -> torch.memory_format:
+    return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
 _CONVS = (torch.nn.Conv2d, torch.nn.Conv3d)
@@ -301,25 +306,15 @@ def resolve_precision(precision: str, device_type: str = "cpu") -> str:
         return precision
     if precision != "auto":
         raise MappingError(f"Parameter 'mapping.compute.precision' = {precision!r}: expected auto, fp32 or bf16")
-    if device_type == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    cpu = getattr(torch, "cpu", None)
-    native = any(
-        bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    )
-    return "bf16" if native else "fp32"
+    return "bf16" if native_bf16(device_type) else "fp32"
 
 
 def inference_context(precision: str, device_type: str = "cpu") -> Any:
     """Autocast for ``bf16`` (a model trained in fp32 gives the same labels on all but ~0.05 % of
     the voxels, 3x faster with oneDNN/AMX); a no-op for ``fp32``."""
-    import contextlib
-
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision != "bf16":
+    if precision not in ("fp32", "bf16"):
         raise MappingError(f"Parameter 'mapping.compute.precision' = {precision!r}: expected fp32 or bf16")
-    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    return autocast_context(torch.bfloat16 if precision == "bf16" else None, device_type)
 
 
 def segment(
@@ -327,13 +322,13 @@ def segment(
 ) -> np.ndarray:
     """Class index per voxel of ``image`` (already aligned input), mapped to pixel-label values.
 
-    2D networks run channels-last (faster oneDNN convolutions), ``workers`` batches at once.
+    Inputs are channels-last like the network (:meth:`SegmentationModel.from_trained`); 2D
+    networks run ``workers`` batches at once.
     """
     from mtneuro.pipelines.segmentation.engine import normalise, sliding_window_logits
 
     net = model.net
-    memory_format = torch.channels_last if model.dims == 2 else torch.channels_last_3d
-    net.to(memory_format=memory_format)
+    memory_format = _memory_format(model.dims)  # the layout from_trained gave the network
 
     def run(part: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(normalise(part, model.mean, model.std))

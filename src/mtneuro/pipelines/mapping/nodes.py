@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from mtneuro import spec
+from mtneuro.config import block_value
 from mtneuro.config.mapping import MappingBox, MappingParameters
 from mtneuro.datasets.ome_zarr_store import BrainMap, MapLayer, MapRequest
 from mtneuro.features import get_feature
@@ -38,21 +39,14 @@ def as_parameters(mapping: MappingParameters | Mapping[str, Any]) -> MappingPara
     return mapping if isinstance(mapping, MappingParameters) else MappingParameters.model_validate(dict(mapping))
 
 
-def _field(obj: Any, key: str) -> Any:
-    """A key of a parameter block that is a typed model or (placeholder) a dict."""
-    if isinstance(obj, Mapping):
-        return obj[key]
-    return getattr(obj, key)
-
-
 # --- volume ------------------------------------------------------------------------------
 
 
 def open_channel(volume: Any, channel: str, **extra: Any) -> VolumeSource:
     """One channel of the configured source (``volume.source``, ``volume.uris``, ``volume.options``)."""
-    source = _field(volume, "source")
-    uris = _field(volume, "uris")
-    uri = _field(_field(uris, source), channel)
+    source = block_value(volume, "source")
+    uris = block_value(volume, "uris")
+    uri = block_value(block_value(uris, source), channel)
     return open_volume(str(uri), **source_options(volume), **extra)
 
 
@@ -60,7 +54,7 @@ def source_options(volume: Any) -> dict[str, Any]:
     """Options of the configured source (``VolumeParameters.source_options()``, or the raw dict's)."""
     if hasattr(volume, "source_options"):
         return dict(volume.source_options())
-    options = _field(_field(volume, "options"), _field(volume, "source")) or {}
+    options = block_value(block_value(volume, "options"), block_value(volume, "source")) or {}
     return {k: v for k, v in dict(options).items() if v is not None}
 
 
@@ -310,11 +304,11 @@ def plan_brain_map(
 
 def _training_boxes(ingestion: Any) -> list[Window]:
     """The Task 2 training cubes (the main cubes, absolute)."""
-    cubes = _field(ingestion, "main_cubes")
+    cubes = block_value(ingestion, "main_cubes")
     out = []
     for region in spec.REGIONS:
-        box = _field(cubes, region)
-        (z0, z1), (y0, y1), (x0, x1) = (_field(box, a) for a in ("z", "y", "x"))
+        box = block_value(cubes, region)
+        (z0, z1), (y0, y1), (x0, x1) = (block_value(box, a) for a in ("z", "y", "x"))
         out.append(Window(int(z0), int(z1), int(y0), int(y1), int(x0), int(x1)))
     return out
 
@@ -364,19 +358,19 @@ def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: 
     mapping = as_parameters(mapping)
     z0, z1, y0, y1, x0, x1 = brain_map.attributes["window_zyx"]
     window = Window(z0, z1, y0, y1, x0, x1)
-    source_name = str(_field(volume, "source"))
+    source_name = str(block_value(volume, "source"))
     rows: list[dict[str, Any]] = []
     # Regions: every n-th voxel in y and x of every slice.
     step = mapping.validation.region_sample_step
     roi = open_channel(volume, "roi_labels")
-    values = _field(volume, "region_label_values")
+    values = block_value(volume, "region_label_values")
     # Values outside the tissue (mapping.validation.unlabelled_values, e.g. 0, which the
     # authors' groupings count as CTX) are not region truth.
     ignored = {int(v) for v in mapping.validation.unlabelled_values}
     lut = {
         int(v): i + 1
         for i, r in enumerate(spec.REGIONS)
-        for v in np.atleast_1d(_field(values, r))
+        for v in np.atleast_1d(block_value(values, r))
         if int(v) not in ignored
     }
     regions = brain_map.layers["regions"][0]

@@ -114,26 +114,11 @@ def table2_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.Data
         rows = []
         for _, by_model in part.groupby("model", sort=False):
             for metric in metrics:
+                row = {"Model": str(by_model["model_label"].iloc[0]), "Metric": SEG_METRIC_LABELS.get(metric, metric)}
                 group = by_model[by_model["metric"] == metric]
-                rows.append(
-                    _table2_row(group, str(by_model["model_label"].iloc[0]), metric, classes, source, n_full, decimals)
-                )
+                rows.append(_ours_and_paper(row, group, "class", classes, source, n_full, decimals))
         blocks.append((f"{dims} segmentation, {setting}", pd.DataFrame(rows)))
     return blocks
-
-
-def _table2_row(
-    group: pd.DataFrame,
-    model_label: str,
-    metric: str,
-    classes: list[tuple[str, str]],
-    source: str,
-    n_full: int,
-    decimals: int,
-) -> dict[str, str]:
-    """One displayed Table 2 row: ours and the paper's per class, ``—`` where the table has no cell."""
-    row = {"Model": model_label, "Metric": SEG_METRIC_LABELS.get(metric, metric)}
-    return _ours_and_paper(row, group, "class", classes, source, n_full, decimals)
 
 
 def _ours_and_paper(
