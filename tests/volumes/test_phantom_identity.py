@@ -1,0 +1,59 @@
+"""The phantom's voxels, pinned: a refactor of ``mtneuro.volumes.phantom`` must not change them.
+
+SHA-256 (first 16 hex digits) of image, roi_labels, pixel_labels and dense pixel_labels of small
+windows at the default seed, in each main cube (one 32 slices deep: the cached, padded path),
+across an area border and far from every main cube (top of CTX, hypothalamus at the tissue
+edge). When the phantom is changed on purpose, record the new hashes here in a commit that says
+so (``uv run python tests/volumes/test_phantom_identity.py`` prints them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from mtneuro.volumes import Window, open_volume
+
+WINDOWS: dict[str, Window] = {
+    "main_CTX": Window(300, 308, 1000, 1064, 4700, 4764),
+    "main_STR_32": Window(420, 452, 600, 664, 3800, 3864),
+    "main_VP": Window(200, 206, 900, 964, 3100, 3164),
+    "main_ZI": Window(150, 156, 700, 764, 1600, 1664),
+    "border_VP_IC": Window(309, 313, 700, 764, 3420, 3500),
+    "far_CTX_top": Window(20, 26, 200, 264, 5300, 5364),
+    "far_hypothalamus_edge": Window(650, 654, 700, 800, 100, 228),
+}
+#: (image, roi_labels, pixel_labels, dense pixel_labels) per window, seed 0.
+EXPECTED: dict[str, tuple[str, str, str, str]] = {
+    "main_CTX": ("72d82692e0679848", "5d13d4f5eabdb864", "96c7d19631775a8a", "96c7d19631775a8a"),
+    "main_STR_32": ("e6478ae581bd0568", "7654b51d68fbde17", "45c401a6d6ae8b50", "45c401a6d6ae8b50"),
+    "main_VP": ("bd5a3f10b6d6f3c0", "3605d939d50804f8", "bc7db19f296621ff", "bc7db19f296621ff"),
+    "main_ZI": ("3c6c32a75ce9389a", "d015c426962edaf5", "a967b58f1127d54d", "a967b58f1127d54d"),
+    "border_VP_IC": ("61d8ef6174eb357a", "e1220326eba290f8", "6cdd259c8ecbe61f", "f26b8aeb1d81da6a"),
+    "far_CTX_top": ("c2ba71ba89e910da", "c391125bd6d8fbe3", "3381de4ca9f3a477", "8046e17d42c50265"),
+    "far_hypothalamus_edge": ("2c03969df11630c7", "fbb08b9da4577870", "d58201a30b35a606", "a6976a8377b05049"),
+}
+_CHANNELS = (("image", {}), ("roi_labels", {}), ("pixel_labels", {}), ("pixel_labels", {"dense_labels": True}))
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+def window_hashes(window: Window, seed: int = 0) -> tuple[str, ...]:
+    return tuple(
+        _digest(open_volume(f"phantom://prasad2020/{channel}", seed=seed, **options).read(window))
+        for channel, options in _CHANNELS
+    )
+
+
+@pytest.mark.parametrize("name", list(WINDOWS))
+def test_phantom_output_is_unchanged(name: str) -> None:
+    assert window_hashes(WINDOWS[name]) == EXPECTED[name]
+
+
+if __name__ == "__main__":
+    for name, window in WINDOWS.items():
+        print(f"    {name!r}: {window_hashes(window)!r},")
