@@ -14,13 +14,9 @@ import time
 
 from mtneuro import spec
 from mtneuro.volumes import Window, open_volume, phantom
+from mtneuro.volumes.phantom.fields import phantom_model
 
 CHANNELS = ("image", "roi_labels", "pixel_labels")
-
-
-def _clear() -> None:
-    with phantom._CACHE_LOCK:
-        phantom._CACHE.clear()
 
 
 def main() -> None:
@@ -33,7 +29,7 @@ def main() -> None:
     (z0, z1), (y0, y1), (x0, x1) = spec.MAIN_CUBES[args.region]
     window = Window(z0, z1, y0, y1, x0, x1)
     vols = {c: open_volume(spec.PHANTOM_URIS[c], seed=args.seed) for c in CHANNELS}
-    phantom._model(args.seed)  # global random choices of the seed, built once per process
+    phantom_model(args.seed)  # global random choices of the seed, built once per process
 
     print(f"phantom seed {args.seed}, main cube {args.region} {window.to_list()} shape {window.shape}")
     nbytes = {}
@@ -41,13 +37,13 @@ def main() -> None:
     all_three = []
     for _ in range(args.repeat):
         for c in CHANNELS:
-            _clear()
+            phantom.clear_cache()
             t = time.perf_counter()
             data = vols[c].read(window)
             per_channel[c].append(time.perf_counter() - t)
             nbytes[c] = data.nbytes
             del data
-        _clear()
+        phantom.clear_cache()
         t = time.perf_counter()
         for c in CHANNELS:
             vols[c].read(window)

@@ -214,7 +214,7 @@ def test_large_reads_are_blocked_transparently(vols, monkeypatch):
     w = Window(300, 306, 880, 960, 4580, 4660)
     phantom.clear_cache()
     whole = {c: vols[c].read(w) for c in ("image", "roi_labels")}
-    monkeypatch.setattr(phantom, "_MAX_BLOCK", 5_000)
+    monkeypatch.setattr(phantom.source, "MAX_BLOCK", 5_000)
     phantom.clear_cache()
     for c in ("image", "roi_labels"):
         np.testing.assert_array_equal(vols[c].read(w), whole[c])

@@ -1,6 +1,6 @@
 """The phantom against the real prasad2020 data (issue #10 item 8) and its dense-truth option.
 
-Every statistic of :mod:`mtneuro.volumes.calibration` is computed on phantom crops at the ROI
+Every statistic of :mod:`mtneuro.pipelines.reporting.calibration` is computed on phantom crops at the ROI
 boxes (seed 0) and on the real data shipped in ``tests/data/prasad2020`` and must lie within 15 %
 of the real value, except the few listed in :data:`KNOWN_GAPS` (docs/phantom-calibration.md),
 which must at least stay within their listed tolerance.
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from mtneuro import spec
-from mtneuro.volumes import Window, calibration, open_volume, phantom
+from mtneuro.pipelines.reporting import calibration
+from mtneuro.volumes import Window, open_volume, phantom
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "prasad2020"
 

@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from mtneuro.volumes import Window, open_volume
+from mtneuro.volumes.phantom import AREA_PARAMS, AREAS
+from mtneuro.volumes.phantom.params import FIBRES
+from mtneuro.volumes.phantom.streams import GLOBAL_STREAMS, HASHED_STREAMS, stream_rng
 
 WINDOWS: dict[str, Window] = {
     "main_CTX": Window(300, 308, 1000, 1064, 4700, 4764),
@@ -52,6 +55,25 @@ def window_hashes(window: Window, seed: int = 0) -> tuple[str, ...]:
 @pytest.mark.parametrize("name", list(WINDOWS))
 def test_phantom_output_is_unchanged(name: str) -> None:
     assert window_hashes(WINDOWS[name]) == EXPECTED[name]
+
+
+def test_random_streams_are_named_once() -> None:
+    """A stream is a name with its own index/salt: a new one shifts no other."""
+    assert len(set(GLOBAL_STREAMS.values())) == len(GLOBAL_STREAMS)
+    assert len(set(HASHED_STREAMS.values())) == len(HASHED_STREAMS)
+    assert {f"fibre_{name}" for name in FIBRES} <= set(GLOBAL_STREAMS)
+    # a stream is the same generator however many others exist (SeedSequence children)
+    children = np.random.SeedSequence([3, 20200358]).spawn(max(GLOBAL_STREAMS.values()) + 1)
+    expected = np.random.default_rng(children[GLOBAL_STREAMS["streaks"]]).random(4)
+    np.testing.assert_array_equal(stream_rng(3, "streaks").random(4), expected)
+    with pytest.raises(KeyError):
+        stream_rng(0, "no_such_stream")
+
+
+def test_area_table_covers_every_area_and_fibre_family() -> None:
+    assert list(AREA_PARAMS) == list(AREAS)
+    families = {p.axon_family for p in AREA_PARAMS.values()} - {None}
+    assert families <= set(FIBRES)
 
 
 if __name__ == "__main__":

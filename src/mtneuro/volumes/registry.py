@@ -18,7 +18,7 @@ from collections.abc import Callable
 from mtneuro.volumes.base import SOURCE_PARAMETER, URIS_PARAMETER, VolumeSource, VolumeSourceError, check_dtype
 
 #: Modules of the package that hold no source.
-_NOT_SOURCES = frozenset({"base", "registry", "progress", "calibration"})
+_NOT_SOURCES = frozenset({"base", "registry", "progress"})
 
 #: scheme -> opener(uri, **options). Filled by ``@register_scheme`` in each source module.
 _OPENERS: dict[str, Callable[..., VolumeSource]] = {}

@@ -92,9 +92,9 @@ def paper_tables_markdown(
 
 def compare_phantom_to_real(volume: VolumeParameters) -> tuple[pd.DataFrame, Figure]:
     """The phantom beside the real section it is calibrated on (crops, histograms, statistics;
-    :mod:`mtneuro.volumes.calibration`), so that a report on the phantom says how far its data are
+    :mod:`mtneuro.pipelines.reporting.calibration`), so that a report on the phantom says how far its data are
     from real. Other sources get a one-row table saying the comparison does not apply."""
-    from mtneuro.volumes import calibration
+    from mtneuro.pipelines.reporting import calibration
 
     if volume.source != "phantom":
         note = f"volume.source is {volume.source!r}: the phantom-vs-real comparison applies to the phantom only"

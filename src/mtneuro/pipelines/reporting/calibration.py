@@ -17,8 +17,9 @@ BossDB, so its images and masks are held against the real section z = 309 and th
   and axon fractions.
 * :func:`phantom_vs_real_table` and :func:`plot_phantom_vs_real` for the report.
 
-Heavy imports (pandas, matplotlib) are local to the report functions: this module lives in the
-volumes package, whose modules are imported when a volume is opened.
+It lives on the reporting side, where it is used (the report's phantom-vs-real table and
+figure, and the calibration tests); the phantom itself (:mod:`mtneuro.volumes.phantom`) does not
+import it. Heavy imports (pandas, matplotlib) stay local to the report functions.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class RealReference:
     palette: np.ndarray
 
 
-REFERENCE_PACKAGE = "mtneuro.volumes"
+REFERENCE_PACKAGE = "mtneuro.pipelines.reporting"
 REFERENCE_DIR = "reference"
 CROPS_FILE = "image_z309_roi_crops.npz"
 MASKS_FILE = "pixel_labels_128.npz"
