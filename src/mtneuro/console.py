@@ -43,6 +43,11 @@ _WARNING_LOCATION = re.compile(r"^\S*:\d+: ")
 #: A node still running after this many seconds gets its start line on the console.
 START_LINE_AFTER_S = 3.0
 
+#: Kedro's record of a failed node, its advice after a failure, and how a stopped run's error begins.
+_NODE_FAILED = "Node %s failed with error: \n%s"
+_NOT_RUN = re.compile(r"There are \d+ nodes that have not run")
+_STOPPED = "Stopped by SIG"
+
 
 def _first_arg(record: logging.LogRecord) -> str:
     return str(record.args[0] if isinstance(record.args, tuple) else record.args)
@@ -62,6 +67,7 @@ class ConsoleFilter(logging.Filter):
         self.handlers: list[logging.Handler] = []
         self._finished_node = ""
         self._started: dict[str, float] = {}
+        self._failure = ""
 
     def node_started(self, name: str) -> None:
         """Called when a node starts (full, namespaced name)."""
@@ -89,6 +95,15 @@ class ConsoleFilter(logging.Filter):
             self.seen_warnings.add(text)
             record.msg, record.args = first, ()
             return True
+        if record.name == "kedro.pipeline.node" and record.msg == _NODE_FAILED and isinstance(record.args, tuple):
+            # The command prints the error itself (a paragraph, or the traceback of a bug): the
+            # console names the node in one line, the log file keeps Kedro's full record.
+            self._failure = str(record.args[-1])
+            running = list(self._started)
+            record.msg, record.args = "Failed node: %s", (running[-1] if running else str(record.args[0]),)
+            return True
+        if record.name.startswith("kedro.runner") and _NOT_RUN.match(str(record.msg)):
+            return not self._failure.startswith(_STOPPED)  # a stop says how to resume itself
         if record.levelno >= logging.WARNING:
             return True
         if record.name == "kedro.pipeline.node" and record.msg == "Running node: %s":
