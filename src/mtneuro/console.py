@@ -6,15 +6,22 @@ records before the console filter shortens them); :class:`ConsoleHook`
 attaches :class:`ConsoleFilter` to the console handler when a run starts (Kedro only accepts
 logging classes from ``logging``/``kedro.logging`` in ``logging.yml``) and shows one rich
 progress bar over the run's nodes when the console is a terminal.
+
+One live display at a time: rich keeps a stack of live displays per console, and a second one
+(Lightning's ``RichProgressBar`` clears the whole stack when it stops) broke the run's bar and
+crashed the run after its last node. A node that wants to show its own progress adds a task to
+the run's bar with :func:`node_task` (``mtneuro.training`` does so for the epochs of a training).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,11 @@ _WARNING_LOCATION = re.compile(r"^\S*:\d+: ")
 #: A node still running after this many seconds gets its start line on the console.
 START_LINE_AFTER_S = 3.0
 
+#: Kedro's record of a failed node, its advice after a failure, and how a stopped run's error begins.
+_NODE_FAILED = "Node %s failed with error: \n%s"
+_NOT_RUN = re.compile(r"There are \d+ nodes that have not run")
+_STOPPED = "Stopped by SIG"
+
 
 def _first_arg(record: logging.LogRecord) -> str:
     return str(record.args[0] if isinstance(record.args, tuple) else record.args)
@@ -55,6 +67,7 @@ class ConsoleFilter(logging.Filter):
         self.handlers: list[logging.Handler] = []
         self._finished_node = ""
         self._started: dict[str, float] = {}
+        self._failure = ""
 
     def node_started(self, name: str) -> None:
         """Called when a node starts (full, namespaced name)."""
@@ -82,6 +95,15 @@ class ConsoleFilter(logging.Filter):
             self.seen_warnings.add(text)
             record.msg, record.args = first, ()
             return True
+        if record.name == "kedro.pipeline.node" and record.msg == _NODE_FAILED and isinstance(record.args, tuple):
+            # The command prints the error itself (a paragraph, or the traceback of a bug): the
+            # console names the node in one line, the log file keeps Kedro's full record.
+            self._failure = str(record.args[-1])
+            running = list(self._started)
+            record.msg, record.args = "Failed node: %s", (running[-1] if running else str(record.args[0]),)
+            return True
+        if record.name.startswith("kedro.runner") and _NOT_RUN.match(str(record.msg)):
+            return not self._failure.startswith(_STOPPED)  # a stop says how to resume itself
         if record.levelno >= logging.WARNING:
             return True
         if record.name == "kedro.pipeline.node" and record.msg == "Running node: %s":
@@ -217,6 +239,50 @@ def announce_report(path: str | Path) -> None:
     print(f"\nReport: {path}\n        {path.as_uri()}\n", flush=True)
 
 
+#: The progress view of the running ``kedro run`` (None when the console is not a terminal).
+_RUN_PROGRESS: Progress | None = None
+
+
+def run_progress_active() -> bool:
+    """Whether a ``kedro run`` in this process shows its progress bar (nodes then add their tasks to it)."""
+    return _RUN_PROGRESS is not None
+
+
+class NodeTask:
+    """One line of the run's progress view, owned by the node that shows it (removed when it ends)."""
+
+    def __init__(self, progress: Progress, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def update(self, *, completed: float | None = None, description: str | None = None) -> None:
+        self._progress.update(self._task, completed=completed, description=description)
+
+    def remove(self) -> None:
+        with contextlib.suppress(KeyError):
+            self._progress.remove_task(self._task)
+
+
+def add_node_task(label: str, total: float | None = None, description: str = "") -> NodeTask | None:
+    """A line of the run's progress view for a node's own progress (epochs, chunks); ``None``
+    when no run bar is shown (not a terminal, or outside ``kedro run``)."""
+    progress = _RUN_PROGRESS
+    if progress is None:
+        return None
+    return NodeTask(progress, progress.add_task(description, total=total, label=label))
+
+
+@contextlib.contextmanager
+def node_task(label: str, total: float | None = None, description: str = "") -> Iterator[NodeTask | None]:
+    """:func:`add_node_task` as a context: the line goes when the block ends."""
+    task = add_node_task(label, total, description)
+    try:
+        yield task
+    finally:
+        if task is not None:
+            task.remove()
+
+
 class ConsoleHook:
     """Quiet console and one progress bar per ``kedro run``."""
 
@@ -243,8 +309,9 @@ class ConsoleHook:
         console = next((getattr(h, "console", None) for h in console_handlers() if hasattr(h, "console")), None)
         if console is None or not console.is_terminal:
             return
+        global _RUN_PROGRESS
         self._progress = Progress(
-            TextColumn("[bold]kedro run[/]"),
+            TextColumn("[bold]{task.fields[label]}[/]"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -252,8 +319,9 @@ class ConsoleHook:
             console=console,
             transient=True,
         )
-        self._task = self._progress.add_task("", total=len(pipeline.nodes))
+        self._task = self._progress.add_task("", total=len(pipeline.nodes), label="kedro run")
         self._progress.start()
+        _RUN_PROGRESS = self._progress
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
@@ -267,9 +335,14 @@ class ConsoleHook:
             self._progress.advance(self._task)
 
     def _stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        global _RUN_PROGRESS
+        _RUN_PROGRESS = None
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            try:
+                progress.stop()
+            except IndexError:  # another live display emptied rich's stack: the bar is gone already
+                log.debug("The run's progress bar was stopped by another live display", exc_info=True)
 
     @hook_impl
     def after_pipeline_run(self) -> None:

@@ -4,9 +4,10 @@ from mtneuro.config.active import CONFIGURATION_HOOK
 from mtneuro.config.loading import ProjectConfigLoader
 from mtneuro.console import CONSOLE_HOOK
 from mtneuro.preflight import PREFLIGHT_HOOK
+from mtneuro.stopping import STOP_ON_SIGTERM_HOOK
 from mtneuro.tracking import MLFLOW_HOOK
 
-HOOKS = (CONFIGURATION_HOOK, PREFLIGHT_HOOK, CONSOLE_HOOK, MLFLOW_HOOK)
+HOOKS = (CONFIGURATION_HOOK, PREFLIGHT_HOOK, CONSOLE_HOOK, MLFLOW_HOOK, STOP_ON_SIGTERM_HOOK)
 
 CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import torch
 
-from mtneuro import tracking
+from mtneuro import console, tracking
 
 if TYPE_CHECKING:
     from mtneuro.config.training import DataLoaderParameters, TrainingParameters
@@ -104,14 +104,66 @@ def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: An
         "enable_checkpointing": False,
         "enable_model_summary": False,
         # Per-epoch bars only on a terminal: in CI logs and files they would print a line per run.
-        "enable_progress_bar": settings.progress_bar and sys.stderr.isatty(),
+        # Inside `kedro run` the epochs are a line of the run's own progress view (one live
+        # display per console: Lightning's RichProgressBar would tear down the run's bar).
+        "enable_progress_bar": settings.progress_bar and sys.stderr.isatty() and not console.run_progress_active(),
         "deterministic": deterministic,
         "num_sanity_val_steps": 0,
     }
     kwargs["callbacks"] = tracking.callbacks()  # per-epoch MLflow metrics inside a tracked grid cell; [] otherwise
+    if settings.progress_bar and console.run_progress_active():
+        kwargs["callbacks"].append(_epoch_progress_class()())
     kwargs.update(overrides)
     log.info("Training on %s with precision %s for %d epochs", accelerator, precision, max_epochs)
     return L.Trainer(**kwargs)
+
+
+_EPOCH_PROGRESS: type | None = None
+
+
+def _epoch_progress_class() -> type:
+    """:class:`EpochProgress`, a Lightning callback defined on first use (Lightning is imported lazily)."""
+    global _EPOCH_PROGRESS
+    if _EPOCH_PROGRESS is None:
+
+        class EpochProgress(L.Callback):
+            """The training's epochs and steps as one line of the run's progress view."""
+
+            def __init__(self) -> None:
+                self._task: console.NodeTask | None = None
+
+            def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: ARG002
+                self._task = console.add_node_task("  training", total=float(trainer.max_epochs or 1))
+
+            def on_train_batch_end(
+                self,
+                trainer: L.Trainer,
+                pl_module: L.LightningModule,  # noqa: ARG002
+                outputs: Any,  # noqa: ARG002
+                batch: Any,  # noqa: ARG002
+                batch_idx: int,
+            ) -> None:
+                batches = trainer.num_training_batches
+                if self._task is None or not isinstance(batches, int) or batches <= 0:
+                    return
+                self._task.update(
+                    completed=trainer.current_epoch + min(batch_idx + 1, batches) / batches,
+                    description=f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
+                )
+
+            def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:  # noqa: ARG002
+                self._close()
+
+            def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:  # noqa: ARG002
+                self._close()
+
+            def _close(self) -> None:
+                task, self._task = self._task, None
+                if task is not None:
+                    task.remove()
+
+        _EPOCH_PROGRESS = EpochProgress
+    return _EPOCH_PROGRESS
 
 
 def resolve_device(settings: TrainingParameters) -> torch.device:

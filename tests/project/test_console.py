@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -133,3 +134,31 @@ def test_a_run_that_writes_the_report_ends_with_its_path(tmp_path: Path, capsys,
     hook.before_pipeline_run({}, Pipeline([Node(lambda: 1, None, "other", name="other")]), catalog)
     hook.after_pipeline_run()
     assert "report.html" not in capsys.readouterr().out  # a run that does not write it says nothing
+
+
+@pytest.mark.slow
+def test_a_training_with_its_epoch_bar_ends_well_in_a_terminal(tmp_path: Path) -> None:
+    """Lightning's epoch bar on (as in the base profile), in a pseudo-terminal: the run's n/N
+    bar and the training's epochs share one live display, and the run exits 0 without a traceback."""
+    from kedro_process import kedro_command, run_in_terminal
+
+    status, shown = run_in_terminal(
+        kedro_command(
+            "run",
+            "--env=tiny",
+            "--pipelines=classification",
+            "--params",
+            f"data_root={tmp_path},training.progress_bar=true,"
+            "classification.methods=[supervised],classification.configs=[roi_c1]",
+        ),
+        timeout=600,
+        columns=200,
+    )
+    assert status == 0, shown[-4000:]
+    assert "Traceback" not in shown and "Error" not in shown, shown[-4000:]
+    assert "Pipeline execution completed successfully" in shown
+    assert "Completed node: classification.supervised.roi_c1.seed0.train" in shown
+    assert re.search(r"kedro run .*\d+/\d+", shown), "the run's n/N bar was not drawn"
+    assert re.search(r"training .*epoch \d+/2", shown), "the training's epochs were not a line of the run's bar"
+    assert "Epoch 0/1" not in shown, "Lightning drew its own live display"
+    assert (tmp_path / "08_reporting" / "task1_region_classification.csv").exists()

@@ -1,0 +1,100 @@
+"""SIGTERM (SLURM, ``timeout``) stops a run cleanly: finished outputs kept, nothing half written,
+``--only-missing-outputs`` resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mtneuro.stopping import RunTerminated, StopOnSigtermHook
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_sigterm_raises_in_the_main_thread_and_waits_for_a_save_in_progress() -> None:
+    hook = StopOnSigtermHook()
+    before = signal.getsignal(signal.SIGTERM)
+    hook.before_pipeline_run()
+    try:
+        with pytest.raises(RunTerminated, match="--only-missing-outputs"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        hook.before_pipeline_run()  # a new run: nothing pending
+        hook.before_dataset_saved()
+        os.kill(os.getpid(), signal.SIGTERM)  # during a save: noted, not raised
+        time.sleep(0.05)
+        with pytest.raises(RunTerminated) as stopped:
+            hook.after_dataset_saved()  # the save has finished: now the run stops
+        assert stopped.value.exit_code == 128 + signal.SIGTERM
+    finally:
+        hook.on_pipeline_error()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _kedro_run(data_root: Path, *params: str, only_missing: bool = False) -> subprocess.Popen:
+    command = [sys.executable, "-m", "kedro", "run", "--env=tiny", "--pipelines=classification"]
+    if only_missing:
+        command.append("--only-missing-outputs")
+    values = [f"data_root={data_root}", "classification.methods=[supervised]", "classification.configs=[roi_c1]"]
+    command += ["--params", ",".join([*values, *params])]
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    return subprocess.Popen(
+        command,
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_training_and_the_rerun_resumes(tmp_path: Path) -> None:
+    # A training far longer than the test (2000 epochs): only the signal can end it in time.
+    run = _kedro_run(tmp_path, "classification.supervised.epochs=2000")
+    lines: list[str] = []
+    training = threading.Event()
+
+    def read() -> None:
+        assert run.stdout is not None
+        for line in run.stdout:
+            lines.append(line.rstrip())
+            if "Running node: classification.supervised.roi_c1.seed0.train" in line:
+                training.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert training.wait(timeout=600), "\n".join(lines[-40:])
+        time.sleep(2)  # well inside the training
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    reader.join(timeout=10)
+    shown = "\n".join(lines)
+    assert run.returncode == 128 + signal.SIGTERM, shown[-3000:]
+    assert lines[-1].startswith("kedro run: Stopped by SIGTERM"), shown[-3000:]
+    assert "--only-missing-outputs" in lines[-1]
+    assert "Traceback" not in shown
+    # finished outputs on disk, the interrupted training's not even in part
+    assert list((tmp_path / "03_primary" / "split_index.parquet").glob("*/split_index.parquet"))
+    assert len(list((tmp_path / "02_intermediate" / "cubes").glob("*.zarr"))) == 16
+    assert not (tmp_path / "06_models" / "classification" / "supervised").exists()
+    assert not (tmp_path / "08_reporting").exists()
+
+    rerun = _kedro_run(tmp_path, only_missing=True)
+    out, _ = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, out[-3000:]
+    assert "ingestion.fetch_cubes" not in out, "the rerun fetched the cubes again"
+    assert "Completed node: classification.supervised.roi_c1.seed0.train" in out
+    assert (tmp_path / "08_reporting" / "task1_region_classification.csv").exists()
