@@ -172,6 +172,8 @@ def tiny_raw() -> dict[str, Any]:
         "decomposition": {"input_size": 16, "n_components": 16},
         "pca": {"svd_solver": "full"},
         "nmf": {"init": "nndsvda", "max_iter": 60, "tol": 0.0, "history_chunks": 3},
+        "intensity_baseline": {"input_size": 16, "n_components": 4, "percentiles": [10, 90]},
+        "random_encoder": {},
         "readout": {"C": 1.0, "max_iter": 500},
         "hardware": {},
         "method_overrides": {},

@@ -19,8 +19,10 @@ from mtneuro.classification_methods import get_method, method_names
 from mtneuro.datasets.frozen_encoder import FrozenEncoderDataset
 from mtneuro.pipelines.classification import nodes
 
-NETWORK_METHODS = [m for m in method_names() if get_method(m).is_network]
-DECOMPOSITION_METHODS = [m for m in method_names() if get_method(m).kind == "decomposition"]
+#: Control rows: nothing is trained (tests/pipelines/classification/test_classification_controls.py).
+CONTROLS = ("intensity_baseline", "random_encoder")
+NETWORK_METHODS = [m for m in method_names() if get_method(m).is_network and m not in CONTROLS]
+DECOMPOSITION_METHODS = [m for m in method_names() if get_method(m).kind == "decomposition" and m not in CONTROLS]
 
 
 def _train(images, params, method: str, config: str = "roi_c1", seed: int = 0):

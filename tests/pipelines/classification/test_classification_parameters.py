@@ -33,8 +33,18 @@ def conf(project_path: Path) -> Path:
 
 
 def test_registry_holds_the_papers_methods_in_table_order_with_their_labels():
-    assert method_names() == ("supervised", "mixup", "byol", "myow", "myow_merged", "pca", "nmf")
-    assert {m: get_method(m).label for m in method_names()} == {  # the paper's Table 1 rows
+    assert method_names() == (
+        "supervised",
+        "mixup",
+        "byol",
+        "myow",
+        "myow_merged",
+        "pca",
+        "nmf",
+        "intensity_baseline",
+        "random_encoder",
+    )
+    assert {m: get_method(m).label for m in method_names()} == {  # the paper's Table 1 rows, then the controls
         "supervised": "Supervised",
         "mixup": "Sup w/ Mixup",
         "byol": "BYOL",
@@ -42,6 +52,8 @@ def test_registry_holds_the_papers_methods_in_table_order_with_their_labels():
         "myow_merged": "MYOW-m",
         "pca": "PCA",
         "nmf": "NMF",
+        "intensity_baseline": "4 gray-level statistics (mean, std, p10, p90) + logistic regression",
+        "random_encoder": "Random encoder (untrained, frozen) + linear read-out",
     }
     kinds = {m: get_method(m).kind for m in method_names()}
     assert kinds == {
@@ -52,8 +64,18 @@ def test_registry_holds_the_papers_methods_in_table_order_with_their_labels():
         "myow_merged": "ssl",
         "pca": "decomposition",
         "nmf": "decomposition",
+        "intensity_baseline": "decomposition",
+        "random_encoder": "ssl",
     }
-    assert [m for m in method_names() if get_method(m).needs_readout] == ["byol", "myow", "myow_merged", "pca", "nmf"]
+    assert [m for m in method_names() if get_method(m).needs_readout] == [
+        "byol",
+        "myow",
+        "myow_merged",
+        "pca",
+        "nmf",
+        "intensity_baseline",
+        "random_encoder",
+    ]
     assert get_method("mixup").inherits == ("network_training", "supervised", "mixup")
     assert get_method("myow_merged").inherits == ("network_training", "byol", "myow", "myow_merged")
     assert (get_method("myow").mined_views, get_method("myow_merged").mined_views, get_method("byol").mined_views) == (
@@ -129,8 +151,11 @@ def test_method_settings_merge_the_registry_chain_as_before(conf: Path):
             "myow_merged": ("network_training", "byol", "myow", "myow_merged"),
             "pca": ("decomposition", "pca"),
             "nmf": ("decomposition", "nmf"),
+            "intensity_baseline": ("intensity_baseline",),
+            "random_encoder": ("random_encoder",),
         }
-        settings = {"augmentation": dict(raw["augmentation"])} if method not in ("pca", "nmf") else {}
+        decompositions = ("pca", "nmf", "intensity_baseline")
+        settings = {"augmentation": dict(raw["augmentation"])} if method not in decompositions else {}
         for block in chains[method]:
             settings = deep_merge(settings, raw[block])
         return deep_merge(settings, raw["method_overrides"].get(method) or {})

@@ -174,6 +174,7 @@ def _seg_rows(
                     "f1": v,
                     "iou": v / 2,
                     "iou_per_image": v / 4,
+                    "iou_authors": v / 5,
                 }
             )
     if with_mean:
@@ -190,6 +191,7 @@ def _seg_rows(
                     "f1": 0.5,
                     "iou": 0.25,
                     "iou_per_image": 0.2,
+                    "iou_authors": 0.15,
                 }
             )
     return rows
@@ -217,22 +219,25 @@ def test_table2_per_class_mean_and_class_average(task2_runs: pd.DataFrame) -> No
     assert mean.ours_mean == pytest.approx(np.mean(per_seed))
     assert mean.ours_std == pytest.approx(np.std(per_seed, ddof=1))
     assert (mean.paper_mean, mean.paper_std) == (0.87, 0.012)
-    # pooled IoU: no paper value (the paper's IoU is averaged per image); per image: the paper's IoU
+    # pooled and present-only per-slice IoU: no paper value; the authors' per-sample IoU: the paper's IoU
     iou = _row(table, dims="2D", model="unet", setting="3-class", metric="iou", **{"class": "mean"})
     assert iou.ours_mean == pytest.approx(np.mean(per_seed) / 2) and math.isnan(iou.paper_mean)
     assert math.isnan(iou.paper_std)
     iou_img = _row(table, dims="2D", model="unet", setting="3-class", metric="iou_per_image", **{"class": "mean"})
     assert iou_img.ours_mean == pytest.approx(np.mean(per_seed) / 4)
     assert iou_img.ours_std == pytest.approx(np.std(per_seed, ddof=1) / 4)
-    assert (iou_img.paper_mean, iou_img.paper_std) == (0.79, 0.014)
-    cell = _row(table, dims="2D", model="unet", setting="3-class", metric="iou_per_image", **{"class": "cell"})
-    assert cell.ours_mean == pytest.approx(0.45 / 4) and cell.paper_mean == 0.75
-    assert table["metric"].drop_duplicates().tolist() == ["f1", "iou", "iou_per_image"]
+    assert math.isnan(iou_img.paper_mean)
+    authors = _row(table, dims="2D", model="unet", setting="3-class", metric="iou_authors", **{"class": "mean"})
+    assert authors.ours_mean == pytest.approx(np.mean(per_seed) / 5)
+    assert (authors.paper_mean, authors.paper_std) == (0.79, 0.014)
+    cell = _row(table, dims="2D", model="unet", setting="3-class", metric="iou_authors", **{"class": "cell"})
+    assert cell.ours_mean == pytest.approx(0.45 / 5) and cell.paper_mean == 0.75
+    assert table["metric"].drop_duplicates().tolist() == ["f1", "iou", "iou_per_image", "iou_authors"]
     # a mean row given by the runs is used as it is
     given = _row(table, dims="2D", model="manet", setting="4-class", metric="f1", **{"class": "mean"})
     assert given.ours_mean == pytest.approx(0.5) and given.paper_mean == 0.90
-    given = _row(table, dims="2D", model="manet", setting="4-class", metric="iou_per_image", **{"class": "mean"})
-    assert given.ours_mean == pytest.approx(0.2) and given.paper_mean == 0.78
+    given = _row(table, dims="2D", model="manet", setting="4-class", metric="iou_authors", **{"class": "mean"})
+    assert given.ours_mean == pytest.approx(0.15) and given.paper_mean == 0.78
     # the 3D U-Net is looked up as the paper's 3D U-Net, not the 2D one
     unet3d = _row(table, dims="3D", model="unet3d", setting="3-class", metric="f1", **{"class": "vessel"})
     assert unet3d.ours_mean == pytest.approx(0.6) and unet3d.paper_mean == 0.77
@@ -240,7 +245,7 @@ def test_table2_per_class_mean_and_class_average(task2_runs: pd.DataFrame) -> No
 
 def test_table2_missing_and_labels(task2_runs: pd.DataFrame) -> None:
     table = nodes.build_table2(task2_runs, PARAMS)
-    missing = _row(table, dims="2D", model="unet", setting="4-class", metric="iou_per_image", **{"class": "axon"})
+    missing = _row(table, dims="2D", model="unet", setting="4-class", metric="iou_authors", **{"class": "axon"})
     assert missing.n_seeds == 0 and math.isnan(missing.ours_mean) and missing.paper_mean == 0.60
     # every paper model appears in both settings
     for dims, models in paper.TABLE2_MODELS.items():
@@ -270,13 +275,14 @@ def _md_cells(md: str, start: str, metric_label: str) -> list[str]:
     raise AssertionError(f"no row {start!r} / {metric_label!r} in\n{md}")
 
 
-def test_table2_shows_pooled_and_per_image_iou_each_labelled(task2_runs: pd.DataFrame) -> None:
+def test_table2_shows_pooled_per_image_and_authors_iou_each_labelled(task2_runs: pd.DataFrame) -> None:
     table = nodes.build_table2(task2_runs, PARAMS)
     md = nodes.table2_markdown(table, PARAMS)
-    f1_label, pooled_label, per_image_label = (
+    f1_label, pooled_label, per_image_label, authors_label = (
         "F1 (pooled, as the authors' code)",
         "IoU (pooled)",
-        "IoU (per image, as the authors' code)",
+        "IoU (per slice, present classes only)",
+        "IoU (per sample, absent = 1, as the authors' code)",
     )
     block = md.split("## 2D segmentation, 3-class")[1].split("## ")[0]
     unet_lines = [line for line in block.splitlines() if line.startswith("| 2D U-Net ")]
@@ -284,6 +290,7 @@ def test_table2_shows_pooled_and_per_image_iou_each_labelled(task2_runs: pd.Data
         f1_label,
         pooled_label,
         per_image_label,
+        authors_label,
     ]
     # columns: Model, Metric, then (ours, paper) for Bg + Axons, Vessels, Cells, Avg.
     f1 = _md_cells(block, "| 2D U-Net ", f1_label)
@@ -291,29 +298,34 @@ def test_table2_shows_pooled_and_per_image_iou_each_labelled(task2_runs: pd.Data
     pooled = _md_cells(block, "| 2D U-Net ", pooled_label)
     assert pooled[8] == "0.350 ± 0.071" and pooled[3::2] == [MISSING] * 4  # no paper value of this definition
     per_image = _md_cells(block, "| 2D U-Net ", per_image_label)
-    assert per_image[8] == "0.175 ± 0.035" and per_image[3::2] == ["0.98", "0.64", "0.75", "0.79 ± 0.014"]
+    assert per_image[8] == "0.175 ± 0.035" and per_image[3::2] == [MISSING] * 4
     assert per_image[2] == "0.237 ± 0.018"  # background: (0.9 + 1.0) / 2 / 4
+    authors = _md_cells(block, "| 2D U-Net ", authors_label)
+    assert authors[3::2] == ["0.98", "0.64", "0.75", "0.79 ± 0.014"]
     # the caption says which is which and which one the paper's IoU is compared with
     caption = "\n".join(line for line in md.splitlines() if line.startswith("- "))
-    assert f"its IoU beside {per_image_label}" in caption and f"{pooled_label} has no paper value" in caption
+    assert f"its IoU beside {authors_label}" in caption
+    assert f"{pooled_label} and {per_image_label} have no paper value" in caption
     assert "averaged over the slices" in caption and "summed over every test pixel" in caption
-    assert "IoU pooled and IoU per image" in md.splitlines()[0]
+    assert "zero_division=1.0" in caption
+    assert "IoU pooled, per slice and as the authors" in md.splitlines()[0]
 
 
-def test_table2_from_an_older_task_table_without_iou_per_image(task2_runs: pd.DataFrame) -> None:
-    table = nodes.build_table2(task2_runs.drop(columns=["iou_per_image"]), PARAMS)
-    rows = table[table["metric"] == "iou_per_image"]
+def test_table2_from_an_older_task_table_without_iou_authors(task2_runs: pd.DataFrame) -> None:
+    label = "IoU (per sample, absent = 1, as the authors' code)"
+    table = nodes.build_table2(task2_runs.drop(columns=["iou_authors"]), PARAMS)
+    rows = table[table["metric"] == "iou_authors"]
     assert len(rows) and (rows["n_seeds"] == 0).all() and rows["ours_mean"].isna().all()
     assert rows["paper_mean"].notna().any()  # the paper's IoU is still shown
     pooled = _row(table, dims="2D", model="unet", setting="3-class", metric="iou", **{"class": "mean"})
     assert pooled.ours_mean == pytest.approx(0.35)
     md = nodes.table2_markdown(table, PARAMS)
-    per_image = _md_cells(md, "| 2D U-Net ", "IoU (per image, as the authors' code)")
-    assert per_image[2::2] == [MISSING] * 4 and per_image[9] == "0.79 ± 0.014"
-    # a Table 2 written before the per-image rows existed still renders every metric row, "—" where none
-    older = table[table["metric"] != "iou_per_image"]
-    per_image = _md_cells(nodes.table2_markdown(older, PARAMS), "| 2D U-Net ", "IoU (per image, as the authors' code)")
-    assert per_image[2:] == [MISSING] * 8
+    authors = _md_cells(md, "| 2D U-Net ", label)
+    assert authors[2::2] == [MISSING] * 4 and authors[9] == "0.79 ± 0.014"
+    # a Table 2 written before the authors' rows existed still renders every metric row, "—" where none
+    older = table[table["metric"] != "iou_authors"]
+    authors = _md_cells(nodes.table2_markdown(older, PARAMS), "| 2D U-Net ", label)
+    assert authors[2:] == [MISSING] * 8
 
 
 def test_table2_labels_and_dims_come_from_the_model_registry(task2_runs: pd.DataFrame) -> None:

@@ -25,11 +25,13 @@ SOURCE_DESCRIPTIONS: dict[str, str] = {
 }
 
 #: Labels of the Task 2 metrics (columns of the task table), saying how each is averaged: the
-#: authors' code pools F1 over all test pixels but averages IoU per image (scripts/task2_main.py).
+#: authors' code pools F1 over all test pixels but averages smp's IoU per test sample, a class
+#: absent from a sample scoring 1 (scripts/task2_main.py, lines 212-245 and 280).
 SEG_METRIC_LABELS: dict[str, str] = {
     "f1": "F1 (pooled, as the authors' code)",
     "iou": "IoU (pooled)",
-    "iou_per_image": "IoU (per image, as the authors' code)",
+    "iou_per_image": "IoU (per slice, present classes only)",
+    "iou_authors": "IoU (per sample, absent = 1, as the authors' code)",
 }
 SEG_CLASS_LABELS: dict[str, dict[str, str]] = {
     "3-class": {"background": "Bg + Axons", "vessel": "Vessels", "cell": "Cells", "mean": "Avg."},

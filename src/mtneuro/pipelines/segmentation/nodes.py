@@ -17,9 +17,10 @@ Parameters arrive typed: ``params:segmentation`` as
 as :class:`~mtneuro.config.TrainingParameters`.
 
 Metrics: per-class F1 and IoU with TP/FP/FN summed over every test pixel of a run, and their
-unweighted mean over classes; beside them ``iou_per_image``, the IoU averaged over the test
-slices as the authors' code does (each 2D slice an image, 3D models' predictions scored slice by
-slice; see :mod:`mtneuro.metrics`).
+unweighted mean over classes; beside them ``iou_per_image``, this project's IoU averaged over the
+test slices where a class is present, and ``iou_authors``, the paper's IoU as the authors' code
+computes it (smp per test sample -- a 2D slice, or a 3D model's ``train.depth``-slice subvolume --
+with a class absent from both prediction and truth scoring 1; see :mod:`mtneuro.metrics`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from mtneuro import spec
 from mtneuro.config import TrainingParameters
 from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
 from mtneuro.cubes import Cube, describe_source
-from mtneuro.metrics import AVERAGING, PER_IMAGE_AVERAGING, SegmentationMeter
+from mtneuro.metrics import AUTHORS_AVERAGING, AVERAGING, PER_IMAGE_AVERAGING, SegmentationMeter
 from mtneuro.segmentation_models import build_segmentation_model, get_model
 from mtneuro.training import (
     build_trainer,
@@ -103,6 +104,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "f1",
     "iou",
     "iou_per_image",
+    "iou_authors",
     "support_pixels",
     "predicted_pixels",
     "test_slices",
@@ -320,16 +322,22 @@ def segment_blocks(
 
 
 def score_predictions(
-    predictions: dict[str, dict[str, np.ndarray]], blocks: list[Block], setting: LabelSetting
+    predictions: dict[str, dict[str, np.ndarray]], blocks: list[Block], setting: LabelSetting, sample_depth: int = 1
 ) -> pd.DataFrame:
-    """Per-class F1/IoU (and the mean row) over every test pixel of the run, and the IoU per test
-    slice averaged over the slices (``iou_per_image``; predictions are ``(Z, H, W)``: Z images)."""
-    meter = SegmentationMeter(setting.num_classes)
-    truth: dict[str, list[np.ndarray]] = {}
+    """Per-class F1/IoU (and the mean row) over every test pixel of the run, the IoU per test
+    slice averaged over the slices where the class is present (``iou_per_image``; predictions are
+    ``(Z, H, W)``: Z images) and the authors' per-sample IoU (``iou_authors``; a sample is
+    ``sample_depth`` consecutive slices of one test block: 1 for 2D models, the subvolume depth
+    for 3D models)."""
+    meter = SegmentationMeter(setting.num_classes, sample_depth=sample_depth)
+    by_cube: dict[str, list[Block]] = {}
     for block in blocks:
-        truth.setdefault(block.cube_id, []).append(block.labels)
+        by_cube.setdefault(block.cube_id, []).append(block)
     for cube_id, entry in predictions.items():
-        meter.update(entry["prediction"], np.concatenate(truth[cube_id]))
+        start = 0
+        for block in by_cube[cube_id]:  # segment_blocks concatenates each cube's blocks in this order
+            meter.update(entry["prediction"][start : start + block.depth], block.labels)
+            start += block.depth
     return meter.compute().to_frame(setting.classes)
 
 
@@ -374,15 +382,17 @@ def _train_and_evaluate(
     predictions = segment_blocks(
         net, test_blocks, run.spatial_dims, info["mean"], info["std"], evaluation, depth, training
     )
-    scores = score_predictions(predictions, test_blocks, label)
+    sample_depth = depth if run.spatial_dims == 3 else 1
+    scores = score_predictions(predictions, test_blocks, label, sample_depth)
     log.info(
-        "segmentation %s %s seed %d: mean IoU %.3f (per image %.3f), mean F1 %.3f "
+        "segmentation %s %s seed %d: mean IoU %.3f (per image %.3f, authors' %.3f), mean F1 %.3f "
         "(train %.1f s on %d samples, test %.1f s)",
         model,
         label.label,
         seed,
         scores["iou"].iloc[-1],
         scores["iou_per_image"].iloc[-1],
+        scores["iou_authors"].iloc[-1],
         scores["f1"].iloc[-1],
         info["train_seconds"],
         info["train_samples"],
@@ -419,6 +429,8 @@ def _train_and_evaluate(
         "train": train.model_dump(),
         "metrics_averaging": AVERAGING,
         "metrics_averaging_per_image": PER_IMAGE_AVERAGING,
+        "metrics_averaging_authors": AUTHORS_AVERAGING,
+        "authors_iou_sample_depth": sample_depth,
     }
     return net, predictions, rows
 
@@ -437,7 +449,9 @@ def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
     )
     summary = (
         table[table["class"] == "mean"]
-        .groupby(["dims", "model", "setting"], sort=False)[[c for c in ("f1", "iou", "iou_per_image") if c in table]]
+        .groupby(["dims", "model", "setting"], sort=False)[
+            [c for c in ("f1", "iou", "iou_per_image", "iou_authors") if c in table]
+        ]
         .agg(["mean", "std"])
     )
     log.info("Task 2 (mean over classes, mean and std over seeds):\n%s", summary.round(3).to_string())
