@@ -7,6 +7,13 @@ Folder layout (one per version, ``<filepath>/<version>/<name>/``)::
     weights.pt            torch state dict of the encoder  (kind "torch_resnet"), or
     decomposition.joblib  the fitted scikit-learn PCA / NMF  (kind "sklearn_decomposition")
     README.txt            how to load it without Kedro
+    SHA256SUMS            SHA-256 of metadata.json and the weights (``sha256sum -c SHA256SUMS``)
+
+A version is written in a temporary folder and renamed into place. Loading checks the files
+against ``SHA256SUMS``: a mismatch raises
+:class:`~mtneuro.datasets.versioned.DamagedArtifactError` naming the file and the command that
+rebuilds it, a deleted file :class:`~mtneuro.datasets.versioned.MissingArtifactError`;
+``_exists`` is false for either, so ``--only-missing-outputs`` trains the encoder again.
 
 Loading returns an object implementing :class:`mtneuro.models.FrozenEncoder` (``metadata`` and
 ``embed(uint8 images (N, H, W)) -> float32 (N, D)``), rebuilt by
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -28,7 +36,20 @@ from kedro.io.core import (
 )
 
 from mtneuro import models
-from mtneuro.datasets.versioned import FileSystemVersionedDataset
+from mtneuro.datasets.versioned import (
+    SHA256SUMS,
+    FileSystemVersionedDataset,
+    damaged,
+    folder_problem,
+    missing,
+    parse_sha256sums,
+    sha256_bytes,
+    sha256sums,
+    verify_bytes,
+)
+from mtneuro.faults import disk_space_guard
+
+log = logging.getLogger(__name__)
 
 METADATA = "metadata.json"
 WEIGHTS = {"torch_resnet": "weights.pt", "sklearn_decomposition": "decomposition.joblib"}
@@ -76,46 +97,84 @@ class FrozenEncoderDataset(FileSystemVersionedDataset[models.FrozenEncoder, mode
             raise DatasetError(f"Unknown frozen-encoder kind {kind!r}")
         final = get_filepath_str(self._get_save_path(), self._protocol)
         tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
-        self._fs.makedirs(tmp, exist_ok=True)
         buffer = io.BytesIO()
         if kind == "torch_resnet":
             torch.save(payload, buffer)
         else:
             joblib.dump(payload, buffer)
-        with self._fs.open(f"{tmp}/{WEIGHTS[kind]}", "wb") as f:
-            f.write(buffer.getvalue())
-        with self._fs.open(f"{tmp}/README.txt", "w") as f:
-            f.write(_README)
-        with self._fs.open(f"{tmp}/{METADATA}", "w") as f:
-            json.dump(_jsonable(metadata), f, indent=2, sort_keys=True)
-        if self._fs.exists(final):  # unversioned: replace the previous encoder
-            self._fs.rm(final, recursive=True)
-        self._fs.mv(tmp, final, recursive=True)
+        files = {
+            WEIGHTS[kind]: buffer.getvalue(),
+            "README.txt": _README.encode(),
+            METADATA: json.dumps(_jsonable(metadata), indent=2, sort_keys=True).encode(),
+        }
+        files[SHA256SUMS] = sha256sums({name: sha256_bytes(files[name]) for name in (WEIGHTS[kind], METADATA)}).encode()
+        with disk_space_guard(final, sum(len(v) for v in files.values())):
+            try:
+                self._fs.makedirs(tmp, exist_ok=True)
+                for name, content in files.items():
+                    with self._fs.open(f"{tmp}/{name}", "wb") as f:
+                        f.write(content)
+                if self._fs.exists(final):  # unversioned: replace the previous encoder
+                    self._fs.rm(final, recursive=True)
+                self._fs.mv(tmp, final, recursive=True)
+            finally:
+                if self._fs.exists(tmp):
+                    self._fs.rm(tmp, recursive=True)
         self._invalidate_cache()
 
     def _load(self) -> models.FrozenEncoder:
         path = get_filepath_str(self._get_load_path(), self._protocol)
         if not self._fs.exists(f"{path}/{METADATA}"):
-            raise DatasetError(f"No frozen encoder at {path} (metadata.json missing)")
-        with self._fs.open(f"{path}/{METADATA}", "r") as f:
-            metadata = json.load(f)
+            raise missing(f"{path}/{METADATA}", "frozen encoder's metadata")
+        with self._fs.open(f"{path}/{METADATA}", "rb") as f:
+            raw_metadata = f.read()
+        try:
+            metadata = json.loads(raw_metadata)
+        except ValueError as exc:
+            raise damaged(f"{path}/{METADATA}", f"it is not valid JSON ({exc})") from None
         kind = metadata.get("kind")
         if kind not in WEIGHTS:
-            raise DatasetError(f"Unknown frozen-encoder kind {kind!r} in {path}/{METADATA}")
-        with self._fs.open(f"{path}/{WEIGHTS[kind]}", "rb") as f:
-            buffer = io.BytesIO(f.read())
+            raise damaged(f"{path}/{METADATA}", f"unknown frozen-encoder kind {kind!r}")
+        weights_path = f"{path}/{WEIGHTS[kind]}"
+        if not self._fs.exists(weights_path):
+            raise missing(weights_path, "frozen encoder's weights file")
+        with self._fs.open(weights_path, "rb") as f:
+            weights = f.read()
+        self._verify(path, {METADATA: raw_metadata, WEIGHTS[kind]: weights})
+        buffer = io.BytesIO(weights)
         if kind == "torch_resnet":
             payload = torch.load(buffer, map_location="cpu", weights_only=True)
         else:
             payload = joblib.load(buffer)
         return models.frozen_encoder_from_parts(metadata, payload)
 
+    def _verify(self, path: str, contents: dict[str, bytes]) -> None:
+        """The bytes read must be those written (``SHA256SUMS``); folders of older versions have none."""
+        sums_path = f"{path}/{SHA256SUMS}"
+        if not self._fs.exists(sums_path):
+            log.warning("%s has no %s (written by an older version); loaded unchecked", path, SHA256SUMS)
+            return
+        with self._fs.open(sums_path, "r") as f:
+            expected = parse_sha256sums(f.read())
+        for name, content in contents.items():
+            if name not in expected:
+                raise damaged(f"{path}/{name}", f"it has no checksum in {SHA256SUMS}")
+            verify_bytes(content, expected[name], f"{path}/{name}")
+
     def _exists(self) -> bool:
+        """A complete encoder whose files match their checksums (a damaged one counts as missing)."""
         try:
             path = get_filepath_str(self._get_load_path(), self._protocol)
         except DatasetError:
             return False
-        return self._version_exists(path)
+        if not self._version_exists(path):
+            return False
+        if not self._fs.exists(f"{path}/{SHA256SUMS}"):
+            return True  # an older version's folder: trusted as before
+        problem = folder_problem(self._fs, path, cached=True)
+        if problem:
+            log.warning("Frozen encoder %s: %s; it counts as missing", path, problem)
+        return not problem
 
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))

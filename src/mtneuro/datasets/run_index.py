@@ -15,6 +15,16 @@ never held in memory at once.
   loads a :class:`RunIndex`, whose members are read on access through their own dataset type at
   the recorded version.
 
+Checksums: a reference records the SHA-256 of the artefact's content (file, or folder) when the
+index is written, and the index records the SHA-256 of its own runs. Loading the index checks
+its own; loading a member checks the member's before its dataset reads it (pickled read-outs and
+predictions included), so a changed file stops with
+:class:`~mtneuro.datasets.versioned.DamagedArtifactError` naming the run, the file and the
+command that rebuilds it. The index's ``_exists`` is false when any member changed or went
+missing, so ``--only-missing-outputs`` writes the index again (and the member datasets of this
+project count a damaged file as missing, so their runs train again). An index is never rewritten
+to bless a changed file: a member whose version was indexed with another checksum is refused.
+
 Catalog::
 
     "classification.{method}.{config}.seed{seed}.frozen_encoder@reference":
@@ -32,27 +42,45 @@ Catalog::
 from __future__ import annotations
 
 import json
+import logging
 import os
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import fsspec
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str
 
-from mtneuro.datasets.versioned import FileSystemVersionedDataset
+from mtneuro.datasets.versioned import (
+    SHA256SUMS,
+    ArtifactError,
+    FileSystemVersionedDataset,
+    content_sha256,
+    damaged,
+    missing,
+    parse_sha256sums,
+    sha256_bytes,
+    write_file_atomic,
+)
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+#: 2: a checksum per reference and one of the runs (version 1 indexes load unchecked).
+FORMAT_VERSION = 2
+_READABLE = (1, 2)
+_LOCAL = fsspec.filesystem("file")
 
 
 @dataclass(frozen=True)
 class ArtifactReference:
-    """Where one run's artefact is: the dataset's configured ``filepath`` and saved ``version``."""
+    """Where one run's artefact is: the dataset's configured ``filepath``, saved ``version`` and
+    the SHA-256 of its content when it was indexed (None: not recorded)."""
 
     filepath: str
     version: str | None
+    sha256: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,9 +95,11 @@ class ArtifactReferenceDataset(FileSystemVersionedDataset[Any, ArtifactReference
     def _load(self) -> ArtifactReference:
         path = get_filepath_str(self._get_load_path(), self._protocol)
         if not self._fs.exists(path):
-            raise DatasetError(f"Nothing saved at {path}: run the node that writes it first.")
+            raise missing(path, "artefact")
         version = self.resolve_load_version() if self._version is not None else None
-        return ArtifactReference(filepath=self.configured_filepath, version=version)
+        return ArtifactReference(
+            filepath=self.configured_filepath, version=version, sha256=content_sha256(self._fs, path)
+        )
 
     def _save(self, data: Any) -> None:  # noqa: ARG002 - read-only
         raise DatasetError(f"{self.configured_filepath}: a reference is a read-only view; save the artefact itself.")
@@ -93,12 +123,14 @@ class RunArtifacts(Mapping[str, Any]):
         if member not in self._references:
             raise KeyError(f"Run {self.run!r} has no {member!r} (it has {sorted(self._references)})")
         reference = self._references[member]
-        config = {**self._members[member], "filepath": reference.filepath}
-        if reference.version is not None:
-            config["versioned"] = True
-        dataset = AbstractDataset.from_config(f"{self.run}.{member}", config, load_version=reference.version)
+        dataset = _member_dataset(f"{self.run}.{member}", self._members[member], reference)
+        path = _member_path(dataset)
         try:
+            if path is not None and reference.sha256 is not None:
+                _check_member(dataset, path, reference.sha256, member)
             return dataset.load()
+        except ArtifactError as exc:
+            raise type(exc)(f"Run {self.run!r}, {member}: {exc}") from None
         except DatasetError as exc:
             raise DatasetError(
                 f"Run {self.run!r}: its {member} (version {reference.version}) cannot be read from "
@@ -113,6 +145,42 @@ class RunArtifacts(Mapping[str, Any]):
 
     def reference(self, member: str) -> ArtifactReference:
         return self._references[member]
+
+
+def _member_dataset(name: str, member: Mapping[str, Any], reference: ArtifactReference) -> AbstractDataset:
+    config = {**member, "filepath": reference.filepath}
+    if reference.version is not None:
+        config["versioned"] = True
+    return AbstractDataset.from_config(name, config, load_version=reference.version)
+
+
+def _member_path(dataset: AbstractDataset) -> str | None:
+    """The file or folder a member dataset reads (None: not a file-system dataset)."""
+    fs, protocol = getattr(dataset, "_fs", None), getattr(dataset, "_protocol", None)
+    if fs is None or protocol is None:
+        return None
+    get_load_path = getattr(dataset, "_get_load_path", None)
+    path = get_load_path() if get_load_path is not None else dataset._filepath  # type: ignore[attr-defined]
+    return get_filepath_str(path, protocol)
+
+
+def _check_member(dataset: AbstractDataset, path: str, expected: str, member: str) -> None:
+    fs = dataset._fs  # type: ignore[attr-defined]
+    if not fs.exists(path):
+        raise missing(path, member.replace("_", " "))
+    sums = f"{path}/{SHA256SUMS}"
+    if fs.isdir(path) and fs.exists(sums):  # name the file of a folder that went missing
+        with fs.open(sums, "r") as f:
+            for name in parse_sha256sums(f.read()):
+                if not fs.exists(f"{path}/{name}"):
+                    raise missing(f"{path}/{name}", f"{member.replace('_', ' ')} file")
+    actual = content_sha256(fs, path)
+    if actual != expected:
+        raise damaged(path, f"its SHA-256 is {actual[:12]}..., {expected[:12]}... when the run index was written")
+
+
+def _runs_checksum(runs: Mapping[str, Any]) -> str:
+    return sha256_bytes(json.dumps(runs, sort_keys=True).encode())
 
 
 class RunIndex(Mapping[str, RunArtifacts]):
@@ -158,22 +226,44 @@ class RunIndexDataset(AbstractDataset[Mapping[str, Mapping[str, ArtifactReferenc
             if unknown:
                 raise DatasetError(f"{self._filepath}: run {run!r} has members {sorted(unknown)} not in 'members'.")
             runs[run] = {name: self._relative(ref).as_dict() for name, ref in references.items()}
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._filepath.with_name(f".{self._filepath.name}.tmp-{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, "runs": runs}, indent=2, sort_keys=True))
-        tmp.replace(self._filepath)
+        self._refuse_changed(runs)
+        payload = {"format_version": FORMAT_VERSION, "runs": runs, "sha256": _runs_checksum(runs)}
+        write_file_atomic(_LOCAL, str(self._filepath), json.dumps(payload, indent=2, sort_keys=True))
+
+    def _refuse_changed(self, runs: Mapping[str, Mapping[str, Any]]) -> None:
+        """A member version indexed before with another checksum has changed on disk since: refuse it."""
+        try:
+            before = json.loads(self._filepath.read_text())["runs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        for run, references in runs.items():
+            for name, reference in references.items():
+                old = (before.get(run) or {}).get(name) or {}
+                same = old.get("filepath") == reference["filepath"] and old.get("version") == reference["version"]
+                if same and old.get("sha256") and reference.get("sha256") and old["sha256"] != reference["sha256"]:
+                    path = str(self._filepath.resolve().parent / reference["filepath"])
+                    raise damaged(
+                        path,
+                        f"version {reference['version']} changed since {self._filepath} indexed it "
+                        "(delete that version so that its run trains again)",
+                        run,
+                    )
 
     def _relative(self, reference: ArtifactReference) -> ArtifactReference:
         """Local paths are stored relative to the index, so a moved project folder still loads."""
         path = Path(reference.filepath)
         if "://" in reference.filepath or not path.is_absolute():
             return reference
-        return ArtifactReference(os.path.relpath(path, self._filepath.resolve().parent), reference.version)
+        return ArtifactReference(
+            os.path.relpath(path, self._filepath.resolve().parent), reference.version, reference.sha256
+        )
 
     def _absolute(self, reference: ArtifactReference) -> ArtifactReference:
         if "://" in reference.filepath or Path(reference.filepath).is_absolute():
             return reference
-        return ArtifactReference(str(self._filepath.resolve().parent / reference.filepath), reference.version)
+        return ArtifactReference(
+            str(self._filepath.resolve().parent / reference.filepath), reference.version, reference.sha256
+        )
 
     def _load(self) -> RunIndex:
         try:
@@ -182,8 +272,10 @@ class RunIndexDataset(AbstractDataset[Mapping[str, Mapping[str, ArtifactReferenc
             raise DatasetError(f"No run index at {self._filepath}: run the task that writes it first.") from exc
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{self._filepath} is not valid JSON ({exc}); re-run the task that writes it.") from exc
-        if payload.get("format_version") != FORMAT_VERSION:
+        if payload.get("format_version") not in _READABLE:
             raise DatasetError(f"{self._filepath}: unknown format_version {payload.get('format_version')!r}.")
+        if payload.get("format_version") != 1 and payload.get("sha256") != _runs_checksum(payload.get("runs") or {}):
+            raise damaged(str(self._filepath), "its content does not match the checksum written with it")
         runs = {
             run: {name: self._absolute(ArtifactReference(**ref)) for name, ref in references.items()}
             for run, references in payload["runs"].items()
@@ -191,4 +283,27 @@ class RunIndexDataset(AbstractDataset[Mapping[str, Mapping[str, ArtifactReferenc
         return RunIndex(runs, self._members)
 
     def _exists(self) -> bool:
-        return self._filepath.exists()
+        """An intact index whose members are all on disk, unchanged (else it counts as missing)."""
+        try:
+            index = self._load()
+        except DatasetError:
+            return False
+        for run, artifacts in index.items():
+            for member in artifacts:
+                reference = artifacts.reference(member)
+                if reference.sha256 is None:
+                    continue
+                dataset = _member_dataset(f"{run}.{member}", self._members[member], reference)
+                path = _member_path(dataset)
+                if path is None:
+                    continue
+                fs = dataset._fs  # type: ignore[attr-defined]
+                if not fs.exists(path) or content_sha256(fs, path, cached=True) != reference.sha256:
+                    log.warning(
+                        "%s: %s of run %s changed or is missing; the index counts as missing",
+                        self._filepath,
+                        member,
+                        run,
+                    )
+                    return False
+        return True
