@@ -186,7 +186,7 @@ def bench_block(args: argparse.Namespace) -> None:
             timed("model-only", model_only)
         timed("model-only, batch norms not folded", lambda: model_only(net))
         micro = np.ascontiguousarray(labels[sl])
-        timed("regions", lambda: engine.classify_regions(region, data, origin, block, block, source.shape, settings))
+        timed("regions", lambda: engine.classify_regions(region, data, origin, block, source.shape, settings))
         timed("features", lambda: engine.tile_features(micro, settings))
     seg_ratios = [m / s for s, m in zip(timings["segment"], timings["model-only"], strict=True)]
     best = {k: min(v) for k, v in timings.items()}

@@ -74,18 +74,45 @@ class MappingMicrostructure(StrictModel):
 class MappingRegions(StrictModel):
     """Task 1 model: the region class of a ``patch_size`` patch centred on every ``stride`` cell."""
 
-    method: Annotated[str, Field(min_length=1)]
-    config: Literal["roi_c1", "roi_c3"]
-    seed: NonNegativeInt
+    #: ``best``: the run of ``candidates`` with the highest validation accuracy (labelled slices
+    #: outside the run's training set and outside every test set; never test); otherwise a run
+    #: ``<method>.<config>.seed<k>`` of the Task 1 run index.
+    model: Annotated[str, Field(min_length=1)]
+    #: Task 1 methods whose runs ``best`` chooses among (every training set and seed in the index).
+    candidates: Annotated[list[str], Field(min_length=1)]
+    #: Every n-th validation slice of each cube (neighbouring slices are near copies).
+    validation_slice_step: PositiveInt
     patch_size: PositiveInt
     stride: PositiveInt
     batch_size: PositiveInt
+    #: 3 x 3 majority filter over the region cells of each slice (ties keep the cell's own
+    #: class); false: the raw class of every cell. Both are reported in mapping_validation.
+    majority_filter: bool
 
     @model_validator(mode="after")
     def _stride(self) -> MappingRegions:
         if self.stride > self.patch_size:
             raise ValueError(f"regions.stride ({self.stride}) must not exceed regions.patch_size ({self.patch_size})")
         return self
+
+
+class MappingTissue(StrictModel):
+    """Tissue mask: tissue where the mean gray value over the ``window_yx`` square around a voxel
+    reaches ``threshold`` (outside the tissue the image is near 0). 0 is written outside it in
+    every label and feature (``labels/tissue`` holds the mask)."""
+
+    mask: bool
+    threshold: Annotated[float, Field(gt=0.0, lt=255.0)]
+    window_yx: PositiveInt
+
+
+class MappingViewer(StrictModel):
+    """The Neuroglancer state written beside the store (``brain_map.neuroglancer.json``)."""
+
+    #: URL under which the store's folder is served (``npx -y http-server <folder> --cors -p 8000``).
+    data_url: Annotated[str, Field(min_length=1)]
+    #: A Neuroglancer client (the PyPI ``neuroglancer`` package serves one offline).
+    neuroglancer_url: Annotated[str, Field(min_length=1)]
 
 
 class MappingFeatures(StrictModel):
@@ -127,6 +154,9 @@ class MappingValidation(StrictModel):
     unlabelled_values: list[NonNegativeInt]
     #: Use the phantom's dense truth (everything it draws) for the microstructure IoU.
     dense_truth: bool
+    #: Microstructure boxes must hold at least this fraction of tissue (region truth not in
+    #: ``unlabelled_values``), as the in-cube test slices do.
+    min_tissue_fraction: Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class MappingParameters(StrictModel):
@@ -140,6 +170,8 @@ class MappingParameters(StrictModel):
     microstructure: MappingMicrostructure
     regions: MappingRegions
     features: MappingFeatures
+    tissue: MappingTissue
+    viewer: MappingViewer
     pyramid: MappingPyramid
     compute: MappingCompute
     validation: MappingValidation
@@ -153,6 +185,11 @@ class MappingParameters(StrictModel):
                     f"{name} ({size}) must divide blocks.chunks_zyx in y and x ({cy}, {cx}) so that no tile "
                     "or region cell straddles two blocks"
                 )
+        if self.tissue.mask and self.tissue.window_yx // 2 > self.microstructure.halo_yx:
+            raise ValueError(
+                f"tissue.window_yx ({self.tissue.window_yx}) must be at most twice microstructure.halo_yx "
+                f"({self.microstructure.halo_yx}) so that the tissue mask shows no block seams"
+            )
         if self.validation.box_yx % cy or self.validation.box_yx % cx:
             raise ValueError(
                 f"validation.box_yx ({self.validation.box_yx}) must be a multiple of blocks.chunks_zyx y and x"

@@ -12,8 +12,14 @@ fulfils it (as :class:`~mtneuro.datasets.cube_store.CubeStoreDataset` fulfils cu
 3. Pyramids (``levels`` resolutions, halving y and x; z too if asked) are built from the
    finished full-resolution arrays, chunk by chunk.
 4. The NGFF metadata (``multiscales``, ``labels``, ``image-label`` with colours and names,
-   ``omero`` channel names) is written with ome-zarr-py; the markers are removed and the store is
-   marked complete. Nothing time-dependent is stored, so re-runs are byte-identical.
+   ``omero`` channel names and display windows fitted to the values) is written with
+   ome-zarr-py; the markers are removed and the store is marked complete. Nothing
+   time-dependent is stored, so re-runs are byte-identical.
+5. With ``viewer`` set, a Neuroglancer state is written beside the store
+   (``<name>.neuroglancer.json``, and a link to open it in ``<name>.neuroglancer.url.txt``), with
+   the segment names as Neuroglancer segment properties beside it too
+   (``<name>.neuroglancer/segment_properties/<label>/info``); also when the store was complete
+   already.
 
 NGFF 0.4 stores are Zarr v2 (``/`` chunk separator), 0.5 stores Zarr v3.
 Loading returns a :class:`BrainMap`: lazy Dask arrays of every layer and level.
@@ -103,6 +109,9 @@ class MapRequest:
     attributes: dict[str, Any] = field(default_factory=dict)
     #: Called before the first block is computed (e.g. a receptive-field check); not when complete.
     prepare: Callable[[], None] | None = None
+    #: ``{"data_url": where the store's folder is served, "neuroglancer_url": a client}``: write a
+    #: Neuroglancer state beside the store (:func:`write_neuroglancer_state`). Not part of the digest.
+    viewer: dict[str, str] | None = None
 
     def digest(self) -> str:
         record = {
@@ -231,6 +240,28 @@ def _axes(layer: MapLayer) -> list[dict[str, str]]:
     ]
 
 
+def display_windows(root: Any, layer: MapLayer) -> list[tuple[float, float, float, float]]:
+    """``(min, max, start, end)`` per channel of a layer, from its coarsest level: the dtype's
+    range and the 0.5-99.5 percentiles of the image's tissue (values above 16), the value range
+    of each feature channel (fractions, counts, areas), so viewers show them with contrast."""
+    group = root[layer.path] if layer.path else root
+    levels = sorted(int(k) for k in group.array_keys() if str(k).isdigit())
+    data = np.asarray(group[str(levels[-1])][...])
+    if layer.kind == "image":
+        values = data[data > 16]
+        lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5])) if values.size else (0.0, 255.0)
+        info = np.iinfo(data.dtype) if data.dtype.kind in "iu" else None
+        full = (float(info.min), float(info.max)) if info else (float(np.nanmin(data)), float(np.nanmax(data)))
+        return [(*full, lo, max(hi, lo + 1.0))] * max(1, len(layer.channel_names))
+    out = []
+    for c in range(data.shape[0]):
+        finite = data[c][np.isfinite(data[c])]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        hi = hi if hi > lo else lo + 1.0
+        out.append((lo, hi, lo, hi))
+    return out
+
+
 def _write_metadata(root: Any, request: MapRequest) -> None:
     """NGFF metadata of every layer, written with ome-zarr-py (idempotent)."""
     from ome_zarr.format import format_from_version
@@ -242,15 +273,16 @@ def _write_metadata(root: Any, request: MapRequest) -> None:
         group = root[layer.path] if layer.path else root
         metadata: dict[str, Any] = {}
         if layer.channel_names:
+            windows = display_windows(root, layer)
             metadata["omero"] = {
                 "channels": [
                     {
                         "label": n,
                         "color": "FFFFFF",
                         "active": i == 0,
-                        "window": {"min": 0.0, "max": 255.0, "start": 0.0, "end": 255.0},
+                        "window": {"min": w[0], "max": w[1], "start": w[2], "end": w[3]},
                     }
-                    for i, n in enumerate(layer.channel_names)
+                    for i, (n, w) in enumerate(zip(layer.channel_names, windows, strict=True))
                 ]
             }
         write_multiscales_metadata(
@@ -302,6 +334,8 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
             root = None
         elif attrs.get("complete"):
             stats["complete_before"] = True
+            if request.viewer:
+                write_neuroglancer_state(request, path, root)
             return stats
     if root is None:
         root = zarr.open_group(str(path), mode="w", zarr_format=_zarr_format(request.ngff_version))
@@ -355,8 +389,120 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
     _write_metadata(root, request)
     root.attrs.update({ATTRS_KEY: {"digest": digest, "complete": True, **request.attributes}})
     shutil.rmtree(path / MARKERS, ignore_errors=True)
+    if request.viewer:
+        write_neuroglancer_state(request, path, root)
     stats["seconds"] = time.perf_counter() - start
     return stats
+
+
+# --- Neuroglancer ---------------------------------------------------------------------------
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _stem(store: Path) -> str:
+    return store.name[: -len(".ome.zarr")] if store.name.endswith(".ome.zarr") else store.name
+
+
+def neuroglancer_paths(store: Path) -> tuple[Path, Path]:
+    """The state file and the link file written beside a store ``<name>.ome.zarr``."""
+    stem = _stem(store)
+    return store.with_name(f"{stem}.neuroglancer.json"), store.with_name(f"{stem}.neuroglancer.url.txt")
+
+
+def segment_properties_folder(store: Path) -> Path:
+    """Where the Neuroglancer segment properties of a store's label layers are written (beside it:
+    a folder inside the store would be an unknown object to Zarr readers)."""
+    return store.with_name(f"{_stem(store)}.neuroglancer") / "segment_properties"
+
+
+def neuroglancer_state(request: MapRequest, store_name: str, data_url: str, image_range: tuple[float, float]) -> dict:
+    """A Neuroglancer state of the store served at ``data_url``: x-y-z display order in the
+    store's physical units, the image with its display window, each label layer with the store's
+    colours and, through precomputed segment properties, its names."""
+    served = data_url.rstrip("/")
+    base = f"{served}/{store_name}"
+    properties = f"{served}/{_stem(Path(store_name))}.neuroglancer/segment_properties"
+    image = next(layer for layer in request.layers if layer.kind == "image")
+    zyx = dict(zip(image.axes, image.scale, strict=True))
+    origin = dict(zip(image.axes, image.translation, strict=True))
+    shape = dict(zip(image.axes, image.shape, strict=True))
+    dims = {a: [round(zyx[a] * 1e-6, 15), "m"] for a in ("x", "y", "z")}
+    # global coordinates in voxels of the volume (the store's translation is its window's corner)
+    position = [origin[a] / zyx[a] + shape[a] / 2 for a in ("x", "y", "z")]
+    layers: list[dict[str, Any]] = [
+        {
+            "type": "image",
+            "source": f"zarr://{base}",
+            "name": "image",
+            "shader": "#uicontrol invlerp normalized\nvoid main() {\n  emitGrayscale(normalized());\n}\n",
+            "shaderControls": {"normalized": {"range": [image_range[0], image_range[1]]}},
+        }
+    ]
+    for layer in request.layers:
+        if layer.kind != "label":
+            continue
+        ids = [v for v in sorted(layer.label_names) if v != 0]
+        layers.append(
+            {
+                "type": "segmentation",
+                "source": [
+                    f"zarr://{base}/{layer.path}",
+                    f"precomputed://{properties}/{layer.name}",
+                ],
+                "name": layer.name,
+                "segments": [str(v) for v in ids],
+                "segmentColors": {str(v): "#{:02x}{:02x}{:02x}".format(*layer.label_names[v][1][:3]) for v in ids},
+                "selectedAlpha": 0.45,
+                "notSelectedAlpha": 0.0,
+                "visible": layer.name == "microstructure",
+            }
+        )
+    return {
+        "dimensions": dims,
+        "position": position,
+        "crossSectionScale": 4.0,
+        "projectionScale": 4096.0,
+        "layers": layers,
+        "selectedLayer": {"layer": "microstructure", "visible": True},
+        "layout": "xy",
+    }
+
+
+def segment_properties(layer: MapLayer) -> dict[str, Any]:
+    """Neuroglancer's precomputed segment properties (``info``) of a label layer: value -> name."""
+    ids = [v for v in sorted(layer.label_names) if v != 0]
+    return {
+        "@type": "neuroglancer_segment_properties",
+        "inline": {
+            "ids": [str(v) for v in ids],
+            "properties": [{"id": "label", "type": "label", "values": [layer.label_names[v][0] for v in ids]}],
+        },
+    }
+
+
+def write_neuroglancer_state(request: MapRequest, path: Path, root: Any) -> Path:
+    """The state and the link beside the store, the segment properties inside it; returns the state's path."""
+    from urllib.parse import quote
+
+    viewer = dict(request.viewer or {})
+    image = next(layer for layer in request.layers if layer.kind == "image")
+    window = display_windows(root, image)[0]
+    for layer in request.layers:
+        if layer.kind == "label":
+            folder = segment_properties_folder(path) / layer.name
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_text_atomic(folder / "info", json.dumps(segment_properties(layer), indent=1))
+    state = neuroglancer_state(request, path.name, viewer["data_url"], (window[2], window[3]))
+    state_path, link_path = neuroglancer_paths(path)
+    _write_text_atomic(state_path, json.dumps(state, indent=1) + "\n")
+    link = f"{viewer['neuroglancer_url'].rstrip('/')}/#!{quote(json.dumps(state, separators=(',', ':')), safe='')}"
+    _write_text_atomic(link_path, link + "\n")
+    return state_path
 
 
 # --- reading --------------------------------------------------------------------------------

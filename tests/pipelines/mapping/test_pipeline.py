@@ -34,19 +34,24 @@ def test_blocks_must_hold_whole_chunks():
 
 def test_pipeline_reads_the_models_from_the_run_indexes():
     pipe = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base")))
-    # never a task's per-run dataset: the tasks' run indexes, and the table "best" reads
+    # never a task's per-run dataset: the tasks' run indexes, the Task 2 table ("best" and the
+    # in-cube reference) and what the region model is validated on (ingestion's outputs)
     assert pipe.inputs() == {
         "segmentation_runs",
         "frozen_encoders",
         "task2_segmentation",
+        "cubes",
+        "split_index",
         "params:mapping",
         "params:volume",
         "params:ingestion",
+        "params:classification",
     }
     assert {"brain_map", "mapping_validation", "mapping_overview@matplotlib"} <= pipe.all_outputs()
     assert all(n.name.startswith("mapping.") for n in pipe.nodes)
     named = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base", {"microstructure": {"model": "unet"}})))
-    assert "task2_segmentation" not in named.inputs()
+    choose = next(n for n in named.nodes if n.name == "mapping.choose_microstructure_model")
+    assert "task2_segmentation" not in choose.inputs
 
 
 class _Index(dict):
@@ -66,9 +71,8 @@ class _Run(dict):
         return f"{self.run}:{member}"
 
 
-def test_models_come_from_the_indexes_and_only_the_chosen_one_is_loaded():
-    from mtneuro.pipelines.mapping.engine import MappingError
-    from mtneuro.pipelines.mapping.models import choose_microstructure_model, choose_region_model
+def test_microstructure_model_comes_from_the_index_and_only_the_chosen_one_is_loaded():
+    from mtneuro.pipelines.mapping.models import choose_microstructure_model
 
     params = mapping_parameters("base")
     m = params.microstructure
@@ -86,14 +90,6 @@ def test_models_come_from_the_indexes_and_only_the_chosen_one_is_loaded():
     best = f"{m.candidates[-1]}.{m.setting}.seed{m.seed}"
     assert choose_microstructure_model(runs, params, table) == f"{best}:trained_model"
     assert loaded == [(best, "trained_model")]
-    r = params.regions
-    encoders = _Index([f"{r.method}.{r.config}.seed{r.seed}"], loaded)
-    assert choose_region_model(encoders, params) == (
-        f"{r.method}.{r.config}.seed{r.seed}:frozen_encoder",
-        f"{r.method}.{r.config}.seed{r.seed}:readout",
-    )
-    with pytest.raises(MappingError, match=r"mapping.regions.*classification pipeline"):
-        choose_region_model(_Index([], loaded), params)
 
 
 def test_best_model_is_the_highest_mean_iou():

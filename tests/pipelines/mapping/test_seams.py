@@ -1,4 +1,5 @@
-"""Block seams do not show: a window mapped as one block equals the same window in 4 blocks."""
+"""Block seams do not show: a window mapped as one block equals the same window in 4 blocks
+(microstructure, tissue mask, majority-filtered and raw regions)."""
 
 from __future__ import annotations
 
@@ -37,10 +38,14 @@ def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
         connectivity=4,
         feature_names=tuple(params.features.names),
         precision=engine.resolve_precision(params.compute.precision),
+        majority_filter=True,
+        tissue_threshold=params.tissue.threshold,
+        tissue_window=params.tissue.window_yx,
     )
+    layers = ("labels/microstructure", "labels/regions", "labels/regions_unsmoothed", "labels/tissue")
 
     def run(shape):
-        out = {k: np.zeros(window.shape, np.uint8) for k in ("labels/microstructure", "labels/regions")}
+        out = {k: np.zeros(window.shape, np.uint8) for k in layers}
         for block in engine.block_windows(window, shape).values():
             result = engine.compute_block(block, window, reader, seg, regions, settings)
             rel = (
@@ -58,8 +63,55 @@ def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
     # a random network still predicts several classes, so equality is not trivial
     counts = np.bincount(one["labels/microstructure"].ravel(), minlength=4)
     assert (counts > 0.01 * counts.sum()).sum() >= 2, counts
-    np.testing.assert_array_equal(one["labels/microstructure"], four["labels/microstructure"])
-    np.testing.assert_array_equal(one["labels/regions"], four["labels/regions"])
+    for k in layers:
+        np.testing.assert_array_equal(one[k], four[k], err_msg=k)
+    # outside the tissue every label is 0 (the corner window crosses the tissue edge)
+    outside = one["labels/tissue"] == 0
+    assert not one["labels/microstructure"][outside].any() and not one["labels/regions"][outside].any()
+    if window.x1 == 5805:
+        assert 0.05 < outside.mean() < 0.95
+
+
+def test_tissue_mask_follows_the_phantom_tissue():
+    params = mapping_parameters("base")
+    window = Window(344, 346, 1000, 1420, 5300, 5805)  # the tissue's lower right edge
+    image = open_volume("phantom://prasad2020/image", seed=0).read(window)
+    truth = open_volume("phantom://prasad2020/roi_labels", seed=0).read(window) != 0
+    mask = engine.tissue_mask(image, params.tissue.threshold, params.tissue.window_yx)
+    assert 0.2 < truth.mean() < 0.8
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.95
+    assert engine.tissue_mask(image, 64, 0).all()  # window 0: no mask
+
+
+def test_majority_filter_smooths_single_cells_and_keeps_ties():
+    cells = np.array(
+        [
+            [
+                [1, 1, 1, 2, 2],
+                [1, 3, 1, 2, 2],
+                [1, 1, 1, 2, 2],
+                [0, 0, 4, 4, 0],
+            ]
+        ],
+        dtype=np.uint8,
+    )
+    out = engine.majority_filter(cells)
+    assert out.shape == (1, 2, 3)
+    # the lone 3 becomes 1; 0 cells stay 0 and do not vote; a tie keeps the cell's own label
+    np.testing.assert_array_equal(out[0], [[1, 1, 2], [1, 1, 2]])
+    tie = np.array([[[1, 1, 1], [2, 2, 2], [2, 1, 0]]], dtype=np.uint8)  # centre 2: four 1s, four 2s
+    assert engine.majority_filter(tie)[0, 0, 0] == 2
+
+
+def test_tile_disagreement_counts_cells_unlike_their_neighbours():
+    from mtneuro.pipelines.mapping.nodes import tile_disagreement
+
+    uniform = np.full((4, 5), 2, np.uint8)
+    assert tile_disagreement(uniform) == (0, 20)
+    noisy = uniform.copy()
+    noisy[1, 1] = 3
+    noisy[3, 4] = 0  # unlabelled: neither counted nor voting
+    assert tile_disagreement(noisy) == (1, 19)
 
 
 def test_halo_smaller_than_receptive_field_is_refused(segmentation_model):

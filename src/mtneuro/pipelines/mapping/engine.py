@@ -13,10 +13,17 @@ with the network prepared for inference (batch norms folded, channels-last, ``in
 bf16 autocast where ``mapping.compute.precision`` asks for it). Each block's input is read
 through Dask in chunks tiling exactly that input (:class:`BlockReader`).
 
+Tissue: a voxel is tissue where the mean gray value over a ``tissue_window`` square around it
+reaches ``tissue_threshold`` (:func:`tissue_mask`; the halo covers half the window, so the mask
+has no seams); 0 is written outside it in every label and feature.
+
 Regions: the Task 1 class of a ``patch_size`` patch centred on every ``stride`` cell of the
-window grid (shifted inside the volume at its border), as labels 1..4 (``spec.REGIONS`` + 1).
+window grid (shifted inside the volume at its border) that holds tissue, as labels 1..4
+(``spec.REGIONS`` + 1); with ``majority_filter`` each cell then takes the majority class of its
+3 x 3 cells (:func:`majority_filter`; the cells one stride beyond the block are classified too,
+so the filter has no seams either).
 Features: :func:`mtneuro.features.image_features` of every ``tile_size`` tile of every slice of
-the predicted microstructure.
+the predicted microstructure (0 for tiles without tissue).
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ PIXEL_COLOURS: dict[int, tuple[int, int, int, int]] = {
     2: (40, 200, 60, 255),
     3: (60, 90, 230, 255),
 }
+#: labels/tissue: 1 where the tissue mask holds (0 outside the tissue).
+TISSUE_LABELS: dict[int, str] = {1: "tissue"}
+TISSUE_COLOURS: dict[str, tuple[int, int, int, int]] = {"tissue": (255, 255, 255, 255)}
 
 
 class MappingError(ValueError):
@@ -291,6 +301,11 @@ class BlockSettings:
     feature_names: tuple[str, ...]
     #: ``fp32`` or ``bf16`` (resolved: :func:`resolve_precision`).
     precision: str
+    #: 3 x 3 majority filter over the region cells (:func:`majority_filter`).
+    majority_filter: bool = False
+    #: Tissue mask (:func:`tissue_mask`); ``tissue_window`` 0: no mask (every voxel is tissue).
+    tissue_threshold: float = 0.0
+    tissue_window: int = 0
 
 
 def _pad_end(data: np.ndarray, pads: Sequence[int]) -> np.ndarray:
@@ -356,51 +371,118 @@ def segment(
     return model.class_values[classes]
 
 
+def tissue_mask(image: np.ndarray, threshold: float, window: int) -> np.ndarray:
+    """Boolean tissue mask of ``image`` ``(Z, H, W)``: the mean gray value over the ``window`` x
+    ``window`` square around a voxel (each slice; the input's edge voxels repeated beyond it)
+    reaches ``threshold``. ``window`` 0: everything is tissue."""
+    if window <= 0:
+        return np.ones(image.shape, dtype=bool)
+    from scipy import ndimage
+
+    out = np.empty(image.shape, dtype=bool)
+    for z in range(image.shape[0]):
+        mean = ndimage.uniform_filter(image[z].astype(np.float32), size=int(window), mode="nearest")
+        np.greater_equal(mean, np.float32(threshold), out=out[z])
+    return out
+
+
+def majority_filter(cells: np.ndarray) -> np.ndarray:
+    """Each labelled cell (> 0) of ``cells`` ``(Z, Y, X)`` takes the most frequent label of its 3 x 3
+    in-plane neighbourhood (itself included; 0 cells do not vote; ties keep its own label, else the
+    smallest); 0 cells stay 0. The output is the input's interior ``(Z, Y - 2, X - 2)``: the
+    outermost ring only votes."""
+    nz, ny, nx = cells.shape
+    labels = int(cells.max(initial=0))
+    core = cells[:, 1 : ny - 1, 1 : nx - 1]
+    if labels == 0 or core.size == 0:
+        return core.copy()
+    counts = np.zeros((labels + 1, nz, ny - 2, nx - 2), dtype=np.int16)
+    for dy in range(3):
+        for dx in range(3):
+            shifted = cells[:, dy : ny - 2 + dy, dx : nx - 2 + dx]
+            for label in range(1, labels + 1):
+                counts[label] += shifted == label
+    counts[0] = -1  # never the majority
+    best = counts.max(axis=0)
+    own = np.take_along_axis(counts, core[None].astype(np.intp), axis=0)[0]
+    out = np.where(own == best, core, counts.argmax(axis=0)).astype(cells.dtype)
+    out[core == 0] = 0
+    return out
+
+
 def classify_regions(
     model: RegionModel,
     image: np.ndarray,
     origin: Sequence[int],
     block: Window,
-    window: Window,  # noqa: ARG001
     volume_shape: Sequence[int],
     settings: BlockSettings,
-) -> np.ndarray:
-    """labels/regions of ``block``: 1 + the Task 1 class of the patch centred on each stride cell.
+    tissue: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """labels/regions of ``block``: 1 + the Task 1 class of the patch centred on each stride cell
+    that holds tissue (0 elsewhere and outside the tissue), majority-filtered if
+    ``settings.majority_filter`` (then also ``"unsmoothed"``: the raw classes).
 
-    ``image`` is the block's input, its voxel [0, 0, 0] at absolute ``origin`` (z, y, x).
+    ``image`` (and ``tissue``, its mask) is the block's input, voxel [0, 0, 0] at absolute
+    ``origin`` (z, y, x). With the filter, the cells one stride beyond the block (inside the
+    volume) are classified too: they vote for the block's border cells.
     """
     s, p = settings.stride, settings.patch_size
-    out = np.zeros(block.shape, dtype=np.uint8)
-    ys = list(range(block.y0, block.y1, s))
-    xs = list(range(block.x0, block.x1, s))
-    patches, cells = [], []
+    ring = 1 if settings.majority_filter else 0
+    ys = list(range(block.y0 - ring * s, block.y1 + ring * s, s))
+    xs = list(range(block.x0 - ring * s, block.x1 + ring * s, s))
+    cells = np.zeros((block.shape[0], len(ys), len(xs)), dtype=np.uint8)
+    patches, where = [], []
     for z in range(block.z0, block.z1):
         plane = image[z - origin[0]]
-        for y in ys:
-            for x in xs:
+        for i, y in enumerate(ys):
+            if y < 0 or y >= volume_shape[1]:
+                continue
+            for j, x in enumerate(xs):
+                if x < 0 or x >= volume_shape[2]:
+                    continue
+                if tissue is not None:
+                    cy0, cx0 = y - origin[1], x - origin[2]
+                    if not tissue[z - origin[0], cy0 : cy0 + s, cx0 : cx0 + s].any():
+                        continue
                 # the cell [y, y + s) x [x, x + s) of the window's grid; its patch, shifted inside the volume
                 py0 = min(max(0, y + s // 2 - p // 2), volume_shape[1] - p)
                 px0 = min(max(0, x + s // 2 - p // 2), volume_shape[2] - p)
                 patches.append(plane[py0 - origin[1] : py0 - origin[1] + p, px0 - origin[2] : px0 - origin[2] + p])
-                cells.append((z, y, x))
-    if not patches:
-        return out
-    classes = model.predict(np.stack(patches), settings.region_batch_size)
-    for (z, y, x), c in zip(cells, classes, strict=True):
-        out[
-            z - block.z0, y - block.y0 : min(y + s, block.y1) - block.y0, x - block.x0 : min(x + s, block.x1) - block.x0
-        ] = c + 1
+                where.append((z - block.z0, i, j))
+    if patches:
+        classes = model.predict(np.stack(patches), settings.region_batch_size)
+        for (k, i, j), c in zip(where, classes, strict=True):
+            cells[k, i, j] = c + 1
+    raw = cells[:, ring : len(ys) - ring, ring : len(xs) - ring]
+    layers = {"regions": majority_filter(cells) if ring else raw}
+    if ring:
+        layers["unsmoothed"] = raw
+    core = tuple(
+        slice(lo - o, hi - o)
+        for lo, hi, o in zip((block.z0, block.y0, block.x0), (block.z1, block.y1, block.x1), origin, strict=True)
+    )
+    out = {}
+    for name, grid in layers.items():
+        voxels = np.repeat(np.repeat(grid, s, axis=1), s, axis=2)[:, : block.shape[1], : block.shape[2]]
+        if tissue is not None:
+            voxels = np.where(tissue[core], voxels, np.uint8(0))
+        out[name] = np.ascontiguousarray(voxels, dtype=np.uint8)
     return out
 
 
-def tile_features(labels: np.ndarray, settings: BlockSettings) -> np.ndarray:
-    """Features ``(C, Z, tiles_y, tiles_x)`` float32 of every tile of every slice of ``labels``."""
+def tile_features(labels: np.ndarray, settings: BlockSettings, tissue: np.ndarray | None = None) -> np.ndarray:
+    """Features ``(C, Z, tiles_y, tiles_x)`` float32 of every tile of every slice of ``labels``
+    (0 for tiles without tissue in ``tissue``)."""
     t = settings.tile_size
     nz, ny, nx = labels.shape
     out = np.full((len(settings.feature_names), nz, -(-ny // t), -(-nx // t)), np.nan, dtype=np.float32)
     for z in range(nz):
         for i, y in enumerate(range(0, ny, t)):
             for j, x in enumerate(range(0, nx, t)):
+                if tissue is not None and not tissue[z, y : y + t, x : x + t].any():
+                    out[:, z, i, j] = 0.0
+                    continue
                 values = image_features(labels[z, y : y + t, x : x + t], settings.connectivity, settings.feature_names)
                 out[:, z, i, j] = [values[n] for n in settings.feature_names]
     return out
@@ -437,9 +519,12 @@ def block_input(
 
 
 def block_halo(segmentation: SegmentationModel, settings: BlockSettings) -> tuple[int, int, int]:
-    """Halo (z, y, x) read around a block: the network's, and half a region patch beyond a cell."""
+    """Halo (z, y, x) read around a block: the network's, half a region patch beyond a cell (and
+    one more cell for the majority filter), half the tissue window."""
     region_halo = max(0, math.ceil((settings.patch_size - settings.stride) / 2))
-    halo_yx = max(settings.halo_yx, region_halo)
+    if settings.majority_filter:
+        region_halo += settings.stride
+    halo_yx = max(settings.halo_yx, region_halo, -(-settings.tissue_window // 2))
     return (settings.halo_z if segmentation.dims == 3 else 0, halo_yx, halo_yx)
 
 
@@ -451,27 +536,37 @@ def block_multiple(segmentation: SegmentationModel) -> tuple[int, int, int]:
 
 def compute_block(
     block: Window,
-    window: Window,
+    window: Window,  # noqa: ARG001
     reader: BlockReader,
     segmentation: SegmentationModel,
     regions: RegionModel,
     settings: BlockSettings,
 ) -> dict[str, np.ndarray]:
-    """Every layer of one block: image, labels/microstructure, labels/regions, features."""
+    """Every layer of one block: image, labels/microstructure, labels/regions (and
+    labels/regions_unsmoothed with the majority filter), labels/tissue, features."""
     data, origin = block_input(reader, block, block_halo(segmentation, settings), block_multiple(segmentation))
     labels = segment(segmentation, data, settings.slices_per_batch, settings.workers, settings.precision)
     core = tuple(
         slice(lo - o, hi - o)
         for lo, hi, o in zip((block.z0, block.y0, block.x0), (block.z1, block.y1, block.x1), origin, strict=True)
     )
+    tissue = tissue_mask(data, settings.tissue_threshold, settings.tissue_window) if settings.tissue_window else None
     micro = np.ascontiguousarray(labels[core])
     del labels
-    return {
+    tissue_core = None if tissue is None else np.ascontiguousarray(tissue[core])
+    if tissue_core is not None:
+        micro[~tissue_core] = 0
+    region_layers = classify_regions(regions, data, origin, block, reader.shape, settings, tissue)
+    out = {
         "": np.ascontiguousarray(data[core]),
         "labels/microstructure": micro,
-        "labels/regions": classify_regions(regions, data, origin, block, window, reader.shape, settings),
-        "features": tile_features(micro, settings),
+        "labels/regions": region_layers["regions"],
+        "labels/tissue": (np.ones(micro.shape, np.uint8) if tissue_core is None else tissue_core.astype(np.uint8)),
+        "features": tile_features(micro, settings, tissue_core),
     }
+    if "unsmoothed" in region_layers:
+        out["labels/regions_unsmoothed"] = region_layers["unsmoothed"]
+    return out
 
 
 def check_halo(model: SegmentationModel, halo_yx: int, key: str = "mapping.microstructure.halo_yx") -> int:

@@ -139,6 +139,17 @@ def _readout_digest(readout: Any) -> str:
 # --- the request -------------------------------------------------------------------------
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN floats as None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def _label_names(names: Mapping[int, str], colours: Mapping[Any, tuple[int, int, int, int]], by_name: bool) -> dict:
     return {int(v): (n, tuple(colours[n] if by_name else colours[v])) for v, n in names.items()}
 
@@ -149,10 +160,13 @@ def plan_brain_map(
     region_readout: Any,
     mapping: MappingParameters,
     volume: Any,
+    region_model_selection: Mapping[str, Any] | None = None,
 ) -> MapRequest:
     """The brain map to write: layers, blocks and the lazy computation of each block.
 
     Nothing is read here: the image is a lazy Dask array over the volume source.
+    ``region_model_selection`` (from :func:`~mtneuro.pipelines.mapping.models.choose_region_model`)
+    names the region run and how it was chosen; it is recorded in the store's metadata.
     """
     mapping = as_parameters(mapping)
     source = open_channel(volume, "image")
@@ -162,7 +176,8 @@ def plan_brain_map(
     seg_name = str((getattr(microstructure_model, "metadata", {}) or {}).get("model", "model"))
     segmentation = SegmentationModel.from_trained(microstructure_model, seg_name)
     r = mapping.regions
-    regions = RegionModel(region_encoder, region_readout, f"{r.method}/{r.config}/seed{r.seed}")
+    selection = dict(region_model_selection or {"run": r.model, "rule": "given"})
+    regions = RegionModel(region_encoder, region_readout, str(selection["run"]))
     settings = engine.BlockSettings(
         halo_yx=mapping.microstructure.halo_yx,
         halo_z=mapping.microstructure.halo_z,
@@ -175,6 +190,9 @@ def plan_brain_map(
         connectivity=mapping.features.cell_connectivity,
         feature_names=tuple(get_feature(n).name for n in mapping.features.names),
         precision=engine.resolve_precision(mapping.compute.precision),
+        majority_filter=r.majority_filter,
+        tissue_threshold=mapping.tissue.threshold,
+        tissue_window=mapping.tissue.window_yx if mapping.tissue.mask else 0,
     )
     voxel = tuple(float(v) for v in source.voxel_size)
     origin_um = tuple(o * v for o, v in zip((window.z0, window.y0, window.x0), voxel, strict=True))
@@ -204,6 +222,26 @@ def plan_brain_map(
             kind="label",
             dtype="uint8",
             label_names=_label_names(engine.REGION_LABELS, engine.REGION_COLOURS, by_name=True),
+            **spatial,
+        ),
+        *(
+            [
+                MapLayer(
+                    path="labels/regions_unsmoothed",
+                    kind="label",
+                    dtype="uint8",
+                    label_names=_label_names(engine.REGION_LABELS, engine.REGION_COLOURS, by_name=True),
+                    **spatial,
+                )
+            ]
+            if settings.majority_filter
+            else []
+        ),
+        MapLayer(
+            path="labels/tissue",
+            kind="label",
+            dtype="uint8",
+            label_names=_label_names(engine.TISSUE_LABELS, engine.TISSUE_COLOURS, by_name=True),
             **spatial,
         ),
         MapLayer(
@@ -237,7 +275,14 @@ def plan_brain_map(
             slice(rel[1].start // t, -(-rel[1].stop // t)),
             slice(rel[2].start // t, -(-rel[2].stop // t)),
         )
-        blocks[key] = {"": rel, "labels/microstructure": rel, "labels/regions": rel, "features": feat}
+        blocks[key] = {
+            "": rel,
+            "labels/microstructure": rel,
+            "labels/regions": rel,
+            **({"labels/regions_unsmoothed": rel} if settings.majority_filter else {}),
+            "labels/tissue": rel,
+            "features": feat,
+        }
     threads = mapping.compute.torch_threads
 
     def compute(key: str) -> dict[str, np.ndarray]:
@@ -264,7 +309,7 @@ def plan_brain_map(
             "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
             "readout": _readout_digest(region_readout),
         },
-        "parameters": mapping.model_dump(mode="json", exclude={"validation", "compute"}),
+        "parameters": mapping.model_dump(mode="json", exclude={"validation", "compute", "viewer"}),
     }
     attributes = {
         "window_zyx": window.to_list(),
@@ -272,8 +317,13 @@ def plan_brain_map(
         "voxel_size_um": list(voxel),
         "microstructure_model": seg_name,
         "microstructure_setting": mapping.microstructure.setting,
+        "microstructure_seed": mapping.microstructure.seed,
         "microstructure_precision": settings.precision,
         "region_model": regions.name,
+        "region_model_selection": _json_safe(selection),
+        "region_stride": r.stride,
+        "region_majority_filter": r.majority_filter,
+        "tissue_mask": mapping.tissue.model_dump(mode="json"),
         "region_labels": {str(k): v for k, v in engine.REGION_LABELS.items()},
         "pixel_labels": {str(k): v for k, v in spec.PIXEL_CLASSES.items()},
         "features": list(settings.feature_names),
@@ -296,6 +346,7 @@ def plan_brain_map(
         fingerprint=fingerprint,
         attributes=attributes,
         prepare=prepare,
+        viewer=mapping.viewer.model_dump(mode="json"),
     )
 
 
@@ -322,124 +373,472 @@ def box_distance(a: Window, b: Window) -> float:
     return float(np.sqrt(sum(g * g for g in gaps)))
 
 
-def validation_boxes(window: Window, training: list[Window], mapping: MappingParameters) -> list[Window]:
-    """Boxes (``validation.box_yx`` in-plane, all slices of the window) far from every training cube,
-    evenly spaced among the eligible ones, at most ``validation.max_boxes``."""
+#: Coarse sampling (voxels) of the region truth when boxes are checked for tissue.
+_BOX_SAMPLE = 8
+
+
+def _box_truth(roi: VolumeSource | None, box: Window, ignored: set[int]) -> tuple[float, int]:
+    """Tissue fraction (region truth not in ``ignored``) and the most frequent area value of a box's
+    middle slice, sampled every ``_BOX_SAMPLE`` voxels (``(1.0, -1)`` without a region channel)."""
+    if roi is None:
+        return 1.0, -1
+    z = (box.z0 + box.z1) // 2
+    values = np.asarray(roi.read(Window(z, z + 1, box.y0, box.y1, box.x0, box.x1)))[0][::_BOX_SAMPLE, ::_BOX_SAMPLE]
+    tissue = ~np.isin(values, sorted(ignored))
+    if not tissue.any():
+        return 0.0, -1
+    found, counts = np.unique(values[tissue], return_counts=True)
+    return float(tissue.mean()), int(found[counts.argmax()])
+
+
+def validation_boxes(
+    window: Window,
+    training: list[Window],
+    mapping: MappingParameters,
+    roi: VolumeSource | None = None,
+) -> list[Window]:
+    """Boxes (``validation.box_yx`` in-plane, all slices of the window) far from every training cube
+    and (with the region channel ``roi``) holding at least ``validation.min_tissue_fraction`` of
+    tissue, evenly spaced among the eligible ones, at most ``validation.max_boxes``."""
     v = mapping.validation
     s = v.box_yx
+    ignored = {int(x) for x in v.unlabelled_values}
     eligible = []
     for y0 in range(window.y0, window.y1, s):
         for x0 in range(window.x0, window.x1, s):
             box = Window(window.z0, window.z1, y0, min(y0 + s, window.y1), x0, min(x0 + s, window.x1))
-            if all(box_distance(box, t) >= v.min_distance_from_training for t in training):
-                eligible.append(box)
+            if not all(box_distance(box, t) >= v.min_distance_from_training for t in training):
+                continue
+            if roi is not None and _box_truth(roi, box, ignored)[0] < v.min_tissue_fraction:
+                continue
+            eligible.append(box)
     if len(eligible) > v.max_boxes:
         picks = np.linspace(0, len(eligible) - 1, v.max_boxes).round().astype(int)
         eligible = [eligible[i] for i in picks]
     return eligible
 
 
-def _iou_rows(truth: np.ndarray, pred: np.ndarray, source: str) -> list[dict[str, Any]]:
-    rows, ious = [], []
+def _row(metric: str, cls: str, value: float, source: str) -> dict[str, Any]:
+    return {"metric": metric, "class": cls, "value": float(value), "source": source}
+
+
+def _ious(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    out = {}
     for value, name in spec.PIXEL_CLASSES.items():
         t, p = truth == value, pred == value
         union = int(np.count_nonzero(t | p))
-        iou = float(np.count_nonzero(t & p)) / union if union else float("nan")
-        ious.append(iou)
-        rows.append({"metric": "microstructure_iou", "class": name, "value": iou, "source": source})
-    rows.append({"metric": "microstructure_iou", "class": "mean", "value": float(np.nanmean(ious)), "source": source})
-    rows.append({"metric": "microstructure_voxels", "class": "all", "value": float(truth.size), "source": source})
+        out[name] = float(np.count_nonzero(t & p)) / union if union else float("nan")
+    out["mean"] = float(np.nanmean(list(out.values())))
+    return out
+
+
+def _iou_rows(truth: np.ndarray, pred: np.ndarray, source: str) -> list[dict[str, Any]]:
+    rows = [_row("microstructure_iou", name, iou, source) for name, iou in _ious(truth, pred).items()]
+    rows.append(_row("microstructure_voxels", "all", truth.size, source))
     return rows
 
 
-def validate_brain_map(brain_map: BrainMap, mapping: MappingParameters, volume: Any, ingestion: Any) -> pd.DataFrame:
-    """Region-map accuracy against ``roi_labels`` over the window, microstructure IoU far from the
-    training cubes (dense truth of the phantom; on other sources only where labelled)."""
-    mapping = as_parameters(mapping)
-    z0, z1, y0, y1, x0, x1 = brain_map.attributes["window_zyx"]
-    window = Window(z0, z1, y0, y1, x0, x1)
-    source_name = str(block_value(volume, "source"))
-    rows: list[dict[str, Any]] = []
-    # Regions: every n-th voxel in y and x of every slice.
-    step = mapping.validation.region_sample_step
-    roi = open_channel(volume, "roi_labels")
+def tile_disagreement(cells: np.ndarray) -> tuple[int, int]:
+    """``(differing, counted)``: labelled cells (> 0) of a 2D grid with at least one labelled
+    8-neighbour, and those whose label is not among the most frequent labels of their 8
+    neighbours (0 cells do not vote)."""
+    cells = np.asarray(cells)
+    labels = int(cells.max(initial=0))
+    if labels == 0:
+        return 0, 0
+    padded = np.pad(cells, 1)
+    ny, nx = cells.shape
+    counts = np.zeros((labels + 1, ny, nx), dtype=np.int16)
+    for dy in range(3):
+        for dx in range(3):
+            if dy == 1 and dx == 1:
+                continue
+            shifted = padded[dy : dy + ny, dx : dx + nx]
+            for label in range(1, labels + 1):
+                counts[label] += shifted == label
+    voters = counts[1:].sum(axis=0)
+    counted = (cells > 0) & (voters > 0)
+    own = np.take_along_axis(counts, cells[None].astype(np.intp), axis=0)[0]
+    differing = counted & (own < counts[1:].max(axis=0))
+    return int(differing.sum()), int(counted.sum())
+
+
+def _region_truth_lut(volume: Any, ignored: set[int]) -> dict[int, int]:
     values = block_value(volume, "region_label_values")
-    # Values outside the tissue (mapping.validation.unlabelled_values, e.g. 0, which the
-    # authors' groupings count as CTX) are not region truth.
-    ignored = {int(v) for v in mapping.validation.unlabelled_values}
-    lut = {
+    return {
         int(v): i + 1
         for i, r in enumerate(spec.REGIONS)
         for v in np.atleast_1d(block_value(values, r))
         if int(v) not in ignored
     }
-    regions = brain_map.layers["regions"][0]
-    correct = np.zeros(len(spec.REGIONS) + 1, np.int64)
-    total = np.zeros(len(spec.REGIONS) + 1, np.int64)
+
+
+def _region_rows(
+    brain_map: BrainMap, window: Window, mapping: MappingParameters, volume: Any, source_name: str
+) -> list[dict[str, Any]]:
+    """Region accuracy and recall (as mapped and, with the majority filter, unsmoothed), the tile
+    disagreement with the 8 neighbours, and the tissue mask against the region truth."""
+    step = mapping.validation.region_sample_step
+    roi = open_channel(volume, "roi_labels")
+    # Values outside the tissue (mapping.validation.unlabelled_values, e.g. 0, which the
+    # authors' groupings count as CTX) are not region truth; on the phantom 0 is exactly outside.
+    ignored = {int(v) for v in mapping.validation.unlabelled_values}
+    lut = _region_truth_lut(volume, ignored)
+    variants = {"": "regions"}
+    if "regions_unsmoothed" in brain_map.layers:
+        variants["_unsmoothed"] = "regions_unsmoothed"
+    n = len(spec.REGIONS) + 1
+    correct = {k: np.zeros(n, np.int64) for k in variants}
+    total = np.zeros(n, np.int64)
+    differing = dict.fromkeys(variants, 0)
+    counted = dict.fromkeys(variants, 0)
+    stride = int(brain_map.attributes.get("region_stride", step))
+    outside = 0
+    outside_labelled = {"microstructure": 0, "regions": 0}
+    tissue_tp = tissue_fp = tissue_fn = 0
+    has_tissue = "tissue" in brain_map.layers
     for z in range(window.z0, window.z1):
+        k = z - window.z0
         truth_raw = roi.read(Window(z, z + 1, window.y0, window.y1, window.x0, window.x1))[0][::step, ::step]
         truth = np.zeros(truth_raw.shape, np.int64)
         for value, label in lut.items():
             truth[truth_raw == value] = label
-        pred = np.asarray(regions[z - window.z0, ::step, ::step].compute())
-        for label in range(1, len(spec.REGIONS) + 1):
-            mask = truth == label
-            total[label] += int(mask.sum())
-            correct[label] += int((pred[mask] == label).sum())
+        non_tissue = np.isin(truth_raw, sorted(ignored))
+        outside += int(non_tissue.sum())
+        for layer in outside_labelled:
+            pred = np.asarray(brain_map.layers[layer][0][k, ::step, ::step].compute())
+            outside_labelled[layer] += int(np.count_nonzero(pred[non_tissue]))
+        if has_tissue:
+            mask = np.asarray(brain_map.layers["tissue"][0][k, ::step, ::step].compute()) > 0
+            tissue_tp += int((mask & ~non_tissue).sum())
+            tissue_fp += int((mask & non_tissue).sum())
+            tissue_fn += int((~mask & ~non_tissue).sum())
+        for label in range(1, n):
+            total[label] += int((truth == label).sum())
+        for suffix, layer in variants.items():
+            pred = np.asarray(brain_map.layers[layer][0][k, ::step, ::step].compute())
+            for label in range(1, n):
+                m = truth == label
+                correct[suffix][label] += int((pred[m] == label).sum())
+            cells = np.asarray(brain_map.layers[layer][0][k, stride // 2 :: stride, stride // 2 :: stride].compute())
+            d, c = tile_disagreement(cells)
+            differing[suffix] += d
+            counted[suffix] += c
+    rows = []
     all_total = int(total.sum())
-    rows.append(
-        {
-            "metric": "region_accuracy",
-            "class": "all",
-            "value": float(correct.sum()) / all_total if all_total else float("nan"),
-            "source": source_name,
-        }
-    )
-    for label, name in engine.REGION_LABELS.items():
+    for suffix in variants:
+        what = "as mapped" if not suffix else "without the majority filter"
+        src = f"{source_name} ({what})"
+        acc = float(correct[suffix].sum()) / all_total if all_total else float("nan")
+        rows.append(_row(f"region_accuracy{suffix}", "all", acc, src))
+        for label, name in engine.REGION_LABELS.items():
+            rec = float(correct[suffix][label]) / total[label] if total[label] else float("nan")
+            rows.append(_row(f"region_recall{suffix}", name, rec, src))
         rows.append(
-            {
-                "metric": "region_recall",
-                "class": name,
-                "value": float(correct[label]) / total[label] if total[label] else float("nan"),
-                "source": source_name,
-            }
+            _row(
+                f"region_tile_disagreement{suffix}",
+                "all",
+                differing[suffix] / counted[suffix] if counted[suffix] else float("nan"),
+                f"{src}: fraction of {stride}-voxel region cells whose label is not the majority of their 8 neighbours",
+            )
         )
-    rows.append(
-        {"metric": "region_voxels", "class": "all", "value": float(all_total * step * step), "source": source_name}
-    )
-    # Microstructure: boxes far from every training cube.
-    boxes = validation_boxes(window, _training_boxes(ingestion), mapping)
+    rows.append(_row("region_voxels", "all", all_total * step * step, source_name))
+    outside_src = f"{source_name}: voxels outside the tissue (region truth {sorted(ignored)})"
+    for layer, count in outside_labelled.items():
+        rows.append(
+            _row("non_tissue_labelled_fraction", layer, count / outside if outside else float("nan"), outside_src)
+        )
+    rows.append(_row("non_tissue_voxels", "all", outside * step * step, outside_src))
+    if has_tissue:
+        union = tissue_tp + tissue_fp + tissue_fn
+        rows.append(
+            _row(
+                "tissue_mask_iou",
+                "tissue",
+                tissue_tp / union if union else float("nan"),
+                f"{source_name}: labels/tissue vs region truth",
+            )
+        )
+    return rows
+
+
+def _microstructure_rows(
+    brain_map: BrainMap, window: Window, mapping: MappingParameters, volume: Any, ingestion: Any, source_name: str
+) -> list[dict[str, Any]]:
+    """Microstructure IoU on tissue boxes far from every training cube, pooled and per brain area."""
+    roi = open_channel(volume, "roi_labels")
+    ignored = {int(v) for v in mapping.validation.unlabelled_values}
+    boxes = validation_boxes(window, _training_boxes(ingestion), mapping, roi)
+    if not boxes:
+        log.warning(
+            "mapping: no box of the window lies %d voxels from every training cube with %.0f %% tissue: no "
+            "microstructure IoU",
+            mapping.validation.min_distance_from_training,
+            100 * mapping.validation.min_tissue_fraction,
+        )
+        return []
     micro = brain_map.layers["microstructure"][0]
-    truths, preds = [], []
     dense = mapping.validation.dense_truth and source_name == "phantom"
     # The phantom's dense truth (its option dense_labels=True: every structure it draws, also
     # outside the main cubes); other sources: their pixel_labels (0 outside labelled cubes).
     labels = open_channel(volume, "pixel_labels", **({"dense_labels": True} if dense else {}))
+    area_names = {v: k for k, v in spec.BRAIN_AREA_VALUES.items()}
+    truths, preds = [], []
+    by_area: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for box in boxes:
-        truth = dense_pixel_labels(labels, box) if dense else np.asarray(labels.read(box))
+        truth = (dense_pixel_labels(labels, box) if dense else np.asarray(labels.read(box))).astype(np.uint8).ravel()
         pred = np.asarray(
             micro[
                 box.z0 - window.z0 : box.z1 - window.z0,
                 box.y0 - window.y0 : box.y1 - window.y0,
                 box.x0 - window.x0 : box.x1 - window.x0,
             ].compute()
-        )
-        truths.append(truth.astype(np.uint8).ravel())
-        preds.append(pred.ravel())
-    boxes_label = (
+        ).ravel()
+        truths.append(truth)
+        preds.append(pred)
+        area = area_names.get(_box_truth(roi, box, ignored)[1], "unknown")
+        by_area.setdefault(area, ([], []))[0].append(truth)
+        by_area[area][1].append(pred)
+    label = (
         f"{source_name} ({'dense truth' if dense else 'pixel_labels'}), {len(boxes)} boxes >= "
-        f"{mapping.validation.min_distance_from_training} voxels from the training cubes"
+        f"{mapping.validation.min_distance_from_training} voxels from the training cubes, >= "
+        f"{mapping.validation.min_tissue_fraction:.0%} tissue"
     )
-    if boxes:
-        rows += _iou_rows(np.concatenate(truths), np.concatenate(preds), boxes_label)
-    else:
-        log.warning(
-            "mapping: no box of the window lies %d voxels from every training cube: no microstructure IoU",
-            mapping.validation.min_distance_from_training,
+    rows = _iou_rows(np.concatenate(truths), np.concatenate(preds), label)
+    for area, (t, p) in sorted(by_area.items()):
+        rows.append(
+            _row(
+                "microstructure_iou_by_area",
+                area,
+                _ious(np.concatenate(t), np.concatenate(p))["mean"],
+                f"{source_name}: mean IoU of the {len(t)} far boxes mostly in {area}",
+            )
         )
+    return rows
+
+
+def _in_cube_rows(
+    task2_segmentation: pd.DataFrame | None, brain_map: BrainMap, far: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The mapped network's Task 2 test IoU (in its cubes), the best 2D one, and far / best."""
+    if task2_segmentation is None or task2_segmentation.empty:
+        return []
+    t = task2_segmentation
+    setting = brain_map.attributes.get("microstructure_setting")
+    model = brain_map.attributes.get("microstructure_model")
+    seed = brain_map.attributes.get("microstructure_seed")
+    at = t[(t["config"] == setting) & ((t["seed"] == seed) if seed is not None else True)]
+    rows = []
+    own = at[at["model"] == model]
+    src = f"task2_segmentation: {model}, {setting}, seed {seed} (test slices of the main cubes)"
+    for _, r in own.iterrows():
+        rows.append(_row("microstructure_iou_in_cube", str(r["class"]), float(r["iou"]), src))
+    means = at[(at["class"] == "mean") & (at["dims"].astype(str).str.upper() == "2D")]
+    if means.empty:
+        return rows
+    best = means.sort_values("iou", ascending=False).iloc[0]
+    rows.append(
+        _row(
+            "microstructure_iou_in_cube_best_2d",
+            "mean",
+            float(best["iou"]),
+            f"task2_segmentation: best 2D model {best['model']}, {setting}, seed {seed}",
+        )
+    )
+    far_mean = [r["value"] for r in far if r["metric"] == "microstructure_iou" and r["class"] == "mean"]
+    if far_mean and float(best["iou"]) > 0:
+        rows.append(
+            _row(
+                "microstructure_iou_far_over_best_2d",
+                "mean",
+                far_mean[0] / float(best["iou"]),
+                "far-box mean IoU / best 2D in-cube mean IoU (target >= 0.9)",
+            )
+        )
+    return rows
+
+
+def _selection_rows(selection: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not selection:
+        return []
+    accuracy = dict(selection.get("validation_accuracy", {}))
+    src = (
+        f"Task 1 validation slices ({selection.get('validation_slices', 0)} slices of "
+        f"{', '.join(selection.get('validation_cubes', [])) or 'no cube'}; never test)"
+    )
+    rows = [_row("region_model_validation_accuracy", run, acc, src) for run, acc in accuracy.items()]
+    run = str(selection["run"])
+    rows.append(_row("region_model_chosen", run, accuracy.get(run, float("nan")), str(selection.get("rule", ""))))
+    return rows
+
+
+def validate_brain_map(
+    brain_map: BrainMap,
+    mapping: MappingParameters,
+    volume: Any,
+    ingestion: Any,
+    task2_segmentation: pd.DataFrame | None = None,
+    region_model_selection: Mapping[str, Any] | None = None,
+    task2_agreement: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The map against truth: region accuracy over the window (as mapped and unsmoothed), tile
+    disagreement, labels outside the tissue, microstructure IoU on tissue boxes far from the
+    training cubes (dense truth of the phantom; on other sources only where labelled) beside the
+    in-cube Task 2 IoU, the region model's selection, and the agreement of the map with the Task 2
+    test predictions (``task2_agreement``, :func:`compare_with_task2`)."""
+    mapping = as_parameters(mapping)
+    z0, z1, y0, y1, x0, x1 = brain_map.attributes["window_zyx"]
+    window = Window(z0, z1, y0, y1, x0, x1)
+    source_name = str(block_value(volume, "source"))
+    rows = _region_rows(brain_map, window, mapping, volume, source_name)
+    far = _microstructure_rows(brain_map, window, mapping, volume, ingestion, source_name)
+    rows += far + _in_cube_rows(task2_segmentation, brain_map, far) + _selection_rows(region_model_selection)
     table = pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))
+    if task2_agreement is not None and len(task2_agreement):
+        table = pd.concat([table, task2_agreement[list(VALIDATION_COLUMNS)]], ignore_index=True)
     log.info("mapping validation:\n%s", table.to_string(index=False))
     return table
+
+
+# --- the map against the Task 2 test predictions ------------------------------------------
+
+
+class WindowedSource(VolumeSource):
+    """A box of another source as a volume of its own (outside the box does not exist)."""
+
+    def __init__(self, source: VolumeSource, window: Window) -> None:
+        self.source, self.window = source, window
+        self.uri = f"{source.uri}#{window.to_list()}"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.window.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.source.dtype
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float]:
+        return self.source.voxel_size
+
+    def _read(self, window: Window) -> np.ndarray:
+        w = self.window
+        return np.asarray(
+            self.source.read(
+                Window(
+                    w.z0 + window.z0,
+                    w.z0 + window.z1,
+                    w.y0 + window.y0,
+                    w.y0 + window.y1,
+                    w.x0 + window.x0,
+                    w.x0 + window.x1,
+                )
+            )
+        )
+
+
+def map_microstructure(
+    segmentation: SegmentationModel, source: VolumeSource, box: Window, settings: engine.BlockSettings
+) -> np.ndarray:
+    """labels/microstructure of ``box`` as the map computes it (aligned input with the halo, the
+    prepared network), without the tissue mask: the network's own output."""
+    reader = engine.BlockReader(source, (box.shape[0], 1024, 1024))
+    data, origin = engine.block_input(
+        reader, box, engine.block_halo(segmentation, settings), engine.block_multiple(segmentation)
+    )
+    labels = engine.segment(segmentation, data, settings.slices_per_batch, settings.workers, settings.precision)
+    core = tuple(
+        slice(lo - o, hi - o)
+        for lo, hi, o in zip((box.z0, box.y0, box.x0), (box.z1, box.y1, box.x1), origin, strict=True)
+    )
+    return labels[core]
+
+
+def compare_with_task2(
+    microstructure_model: torch.nn.Module,
+    microstructure_test_predictions: Mapping[str, Any],
+    mapping: MappingParameters,
+    volume: Any,
+    ingestion: Any,
+) -> pd.DataFrame:
+    """Agreement (fraction of voxels) of the map's microstructure with the Task 2 test predictions
+    of the same network on the same slices of the main cubes:
+
+    * ``same_input``: the map path (reading, alignment, normalisation, prepared network, label
+      values) on the cube window alone, the input Task 2 segments: must agree voxel for voxel
+      (up to bf16 rounding where the map computes in bf16);
+    * ``with_context``: the map as written, whose input extends beyond the cube (Task 2 pads at
+      the cube's border), over the whole cube window and ``interior`` (>= 32 voxels inside it).
+    """
+    mapping = as_parameters(mapping)
+    segmentation = SegmentationModel.from_trained(
+        microstructure_model, str((getattr(microstructure_model, "metadata", {}) or {}).get("model", "model"))
+    )
+    run = str(microstructure_test_predictions.get("run", "?"))
+    predictions = microstructure_test_predictions["predictions"]
+    if segmentation.dims != 2:
+        log.info("mapping: no Task 2 agreement check for a 3D network (%s)", run)
+        return pd.DataFrame(columns=list(VALIDATION_COLUMNS))
+    from mtneuro.config.ingestion import IngestionParameters
+    from mtneuro.pipelines.ingestion.nodes import main_cube_windows
+
+    typed = (
+        ingestion if isinstance(ingestion, IngestionParameters) else IngestionParameters.model_validate(dict(ingestion))
+    )
+    windows = {f"main_{r}": w for r, w in main_cube_windows(typed).items()}
+    source = open_channel(volume, "image")
+    settings = engine.BlockSettings(
+        halo_yx=mapping.microstructure.halo_yx,
+        halo_z=0,
+        slices_per_batch=mapping.microstructure.slices_per_batch,
+        workers=1,
+        patch_size=1,
+        stride=1,
+        region_batch_size=1,
+        tile_size=1,
+        connectivity=4,
+        feature_names=(),
+        precision=engine.resolve_precision(mapping.compute.precision),
+    )
+    agree = {"same_input": [0, 0], "with_context": [0, 0], "with_context_interior": [0, 0]}
+    margin = 32
+    for cube_id, entry in sorted(predictions.items()):
+        if cube_id not in windows:
+            continue
+        w = windows[cube_id]
+        z = np.asarray(entry["z"], dtype=np.int64)
+        task2 = segmentation.class_values[np.asarray(entry["prediction"]).astype(np.intp)]
+        for run_z in _runs(z):
+            i0 = int(np.searchsorted(z, run_z[0]))
+            expected = task2[i0 : i0 + len(run_z)]
+            box = Window(w.z0 + int(run_z[0]), w.z0 + int(run_z[-1]) + 1, w.y0, w.y1, w.x0, w.x1)
+            alone = map_microstructure(
+                segmentation,
+                WindowedSource(source, box),
+                Window(0, box.shape[0], 0, box.shape[1], 0, box.shape[2]),
+                settings,
+            )
+            context = map_microstructure(segmentation, source, box, settings)
+            inner = (slice(None), slice(margin, -margin), slice(margin, -margin))
+            for key, got, want in (
+                ("same_input", alone, expected),
+                ("with_context", context, expected),
+                ("with_context_interior", context[inner], expected[inner]),
+            ):
+                agree[key][0] += int((got == want).sum())
+                agree[key][1] += int(want.size)
+    src = f"labels/microstructure vs Task 2 test predictions of {run} (main-cube test slices)"
+    rows = [_row("task2_agreement", key, hits / n if n else float("nan"), src) for key, (hits, n) in agree.items()]
+    table = pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))
+    log.info("mapping: map vs Task 2 test predictions:\n%s", table.to_string(index=False))
+    return table
+
+
+def _runs(z: np.ndarray) -> list[np.ndarray]:
+    z = np.sort(z)
+    breaks = np.flatnonzero(np.diff(z) != 1) + 1
+    return [r for r in np.split(z, breaks) if r.size]
 
 
 # --- figure ------------------------------------------------------------------------------
