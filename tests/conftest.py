@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 PROJECT_PATH = Path(__file__).resolve().parents[1]
 #: Real prasad2020 samples shipped with the tests (CC BY 4.0, see the README beside them).
 SAMPLE_DIR = PROJECT_PATH / "tests" / "data" / "prasad2020"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The log file of every Kedro run of the suite (in-process sessions and ``kedro run``
+    subprocesses) goes to a temporary folder, never into the project's ``info.log``."""
+    from kedro.framework.project import LOGGING
+
+    logs = Path(tempfile.mkdtemp(prefix="mtneuro-test-logs-"))
+    logging_config = yaml.safe_load((PROJECT_PATH / "conf" / "logging.yml").read_text(encoding="utf-8"))
+    logging_config["handlers"]["info_file_handler"]["filename"] = str(logs / "info.log")
+    path = logs / "logging.yml"
+    path.write_text(yaml.safe_dump(logging_config), encoding="utf-8")
+    os.environ["KEDRO_LOGGING_CONFIG"] = str(path)  # subprocesses
+    LOGGING.configure(logging_config)  # this process
 
 
 @pytest.fixture(autouse=True)

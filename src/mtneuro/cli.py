@@ -152,7 +152,10 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
     try:
         check_pipeline_names(pipeline_names(kwargs.get("pipeline"), kwargs.get("pipelines")))
         check_parameters(kwargs.get("env"), kwargs.get("conf_source"), kwargs.get("params"))
-        log.debug("Configuration checked in %.1f s", time.perf_counter() - started)
+        log.info(
+            "Parameters checked in %.1f s; loading PyTorch, Lightning and MONAI to build the pipelines ...",
+            time.perf_counter() - started,
+        )
         return kedro_run.callback(**kwargs)  # type: ignore[misc]
     except Exception as error:
         _stop_console()

@@ -162,3 +162,12 @@ def test_a_training_with_its_epoch_bar_ends_well_in_a_terminal(tmp_path: Path) -
     assert re.search(r"training .*epoch \d+/2", shown), "the training's epochs were not a line of the run's bar"
     assert "Epoch 0/1" not in shown, "Lightning drew its own live display"
     assert (tmp_path / "08_reporting" / "task1_region_classification.csv").exists()
+
+
+def test_the_suite_logs_outside_the_project() -> None:
+    """Kedro runs of the tests (in this process and in subprocesses) never write the project's info.log."""
+    files = [Path(h.baseFilename) for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    assert files, "no log file handler: conf/logging.yml was not applied"
+    assert all(PROJECT not in f.parents for f in files), files
+    configured = Path(os.environ["KEDRO_LOGGING_CONFIG"])
+    assert PROJECT not in configured.parents and str(files[0]) in configured.read_text()

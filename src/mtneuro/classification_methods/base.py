@@ -73,6 +73,14 @@ class MethodSpec:
         return self.kind != "supervised"
 
 
+def fit_network(*args: Any, **kwargs: Any) -> Any:
+    """:func:`mtneuro.ssl.fit_network`, imported when a network trains: the registry is read to
+    check the parameters before a run starts, and importing Lightning takes seconds."""
+    from mtneuro import ssl
+
+    return ssl.fit_network(*args, **kwargs)
+
+
 _REGISTRY: dict[str, MethodSpec] = {}
 
 

@@ -7,8 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, PositiveInt
 
-from mtneuro import ssl
-from mtneuro.classification_methods.base import MethodSpec, register_method
+from mtneuro.classification_methods.base import MethodSpec, fit_network, register_method
 from mtneuro.config.classification import NetworkSettings
 
 
@@ -30,6 +29,6 @@ METHOD = register_method(
         order=30,
         inherits=("network_training", "byol"),
         settings=ByolSettings,
-        trainer=ssl.fit_network,
+        trainer=fit_network,
     )
 )

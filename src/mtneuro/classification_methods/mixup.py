@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import NonNegativeFloat
 
-from mtneuro import ssl
-from mtneuro.classification_methods.base import MethodSpec, register_method
+from mtneuro.classification_methods.base import MethodSpec, fit_network, register_method
 from mtneuro.classification_methods.supervised import SupervisedSettings
 
 
@@ -24,7 +23,7 @@ METHOD = register_method(
         order=20,
         inherits=("network_training", "supervised", "mixup"),
         settings=MixupSettings,
-        trainer=ssl.fit_network,
+        trainer=fit_network,
         mixup=True,
     )
 )

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pydantic import NonNegativeFloat, PositiveInt
 
-from mtneuro import ssl
-from mtneuro.classification_methods.base import MethodSpec, register_method
+from mtneuro.classification_methods.base import MethodSpec, fit_network, register_method
 from mtneuro.classification_methods.byol import ByolSettings
 from mtneuro.config.classification import EpochSpan
 
@@ -29,7 +28,7 @@ METHOD = register_method(
         order=40,
         inherits=("network_training", "byol", "myow"),
         settings=MyowSettings,
-        trainer=ssl.fit_network,
+        trainer=fit_network,
         mined_views="cascaded",
     )
 )

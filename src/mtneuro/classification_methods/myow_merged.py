@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mtneuro import ssl
-from mtneuro.classification_methods.base import MethodSpec, register_method
+from mtneuro.classification_methods.base import MethodSpec, fit_network, register_method
 from mtneuro.classification_methods.myow import MyowSettings
 
 METHOD = register_method(
@@ -14,7 +13,7 @@ METHOD = register_method(
         order=50,
         inherits=("network_training", "byol", "myow", "myow_merged"),
         settings=MyowSettings,
-        trainer=ssl.fit_network,
+        trainer=fit_network,
         mined_views="shared",
     )
 )

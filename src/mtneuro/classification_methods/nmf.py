@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import NonNegativeFloat, PositiveInt
-from sklearn.decomposition import NMF
-from sklearn.exceptions import ConvergenceWarning
 
 from mtneuro.classification_methods.base import MethodSpec, register_method
 from mtneuro.config.classification import DecompositionSettings
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import NMF
 
 
 class NmfSettings(DecompositionSettings):
@@ -29,6 +30,9 @@ def fit_nmf(
 ) -> tuple[NMF, list[dict[str, float]]]:
     """NMF of ``flat`` (N, pixels), ``max_iter`` iterations in ``history_chunks`` blocks; the curve
     is the reconstruction error (mean squared, per pixel) after each block."""
+    from sklearn.decomposition import NMF  # here: the registry is read before a run, scikit-learn takes seconds
+    from sklearn.exceptions import ConvergenceWarning
+
     chunks = max(1, int(settings.history_chunks))
     max_iter = int(settings.max_iter)
     per_chunk = max(1, max_iter // chunks)

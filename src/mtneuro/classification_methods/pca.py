@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from mtneuro.classification_methods.base import MethodSpec, register_method
 from mtneuro.config.classification import DecompositionSettings
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
 
 
 class PcaSettings(DecompositionSettings):
@@ -22,6 +24,8 @@ def fit_pca(
 ) -> tuple[PCA, list[dict[str, float]]]:
     """PCA of ``flat`` (N, pixels); the curve is the reconstruction error (mean squared, per
     pixel) as components are added (the "loss going down")."""
+    from sklearn.decomposition import PCA  # here: the registry is read before a run, scikit-learn takes seconds
+
     model = PCA(n_components=n_components, svd_solver=settings.svd_solver, random_state=int(seed)).fit(flat)
     centred_var = float(((flat - flat.mean(axis=0)) ** 2).sum(axis=1).mean())
     cum = np.cumsum(model.explained_variance_ratio_)

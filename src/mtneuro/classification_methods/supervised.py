@@ -6,8 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from mtneuro import ssl
-from mtneuro.classification_methods.base import MethodSpec, register_method
+from mtneuro.classification_methods.base import MethodSpec, fit_network, register_method
 from mtneuro.config.classification import NetworkSettings
 
 
@@ -25,6 +24,6 @@ METHOD = register_method(
         order=10,
         inherits=("network_training", "supervised"),
         settings=SupervisedSettings,
-        trainer=ssl.fit_network,
+        trainer=fit_network,
     )
 )

@@ -20,6 +20,8 @@ class TrainingParameters(StrictModel):
     """``training`` in ``conf/base/parameters.yml``; ``auto`` picks what suits the machine."""
 
     accelerator: Literal["auto", "cpu", "cuda", "gpu"]
+    #: Whether a run may train its networks on a CPU (the paper profile says no: days of work).
+    allow_cpu: bool
     precision: str
     progress_bar: bool
     deterministic: bool

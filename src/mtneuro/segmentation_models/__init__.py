@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
-from mtneuro.segmentation_models.padding import PadToMultiple
 from mtneuro.segmentation_models.registry import (
     LEGACY_SEGMENTATION_FACTORY,
     SEGMENTATION_FACTORY,
@@ -27,8 +27,20 @@ from mtneuro.segmentation_models.registry import (
     segmentation_model,
 )
 
+# Modules that register models; ``padding`` and private modules hold torch code the builders import.
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    if _module.name != "padding" and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+
+def __getattr__(name: str) -> Any:
+    """``PadToMultiple`` on first use: it needs torch, which checking the parameters does not."""
+    if name == "PadToMultiple":
+        from mtneuro.segmentation_models.padding import PadToMultiple
+
+        return PadToMultiple
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LEGACY_SEGMENTATION_FACTORY",

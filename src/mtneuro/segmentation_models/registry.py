@@ -19,15 +19,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from torch import nn
+
+if TYPE_CHECKING:  # torch is imported by the builders: the registry is read to check parameters
+    from torch import nn
 
 Dims = Literal["2D", "3D"]
 #: ``build(num_classes, **kwargs) -> nn.Module``: logits ``(B, num_classes, *spatial)`` for inputs
 #: ``(B, 1, *spatial)`` of any spatial size.
-ModelBuilder = Callable[..., nn.Module]
+ModelBuilder = Callable[..., "nn.Module"]
 
 #: Import path recorded in ``factory_spec`` of every network built here.
 SEGMENTATION_FACTORY = "mtneuro.segmentation_models:build_segmentation_model"

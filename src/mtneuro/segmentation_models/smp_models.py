@@ -9,12 +9,12 @@ class (e.g. ``encoder_depth``, ``decoder_channels``).
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from mtneuro.segmentation_models.padding import PadToMultiple
 from mtneuro.segmentation_models.registry import SegmentationModel, register
+
+if TYPE_CHECKING:  # torch is imported by the builders: the registry is read to check parameters
+    from torch import nn
 
 
 def build_smp_model(
@@ -33,6 +33,8 @@ def build_smp_model(
     map three more times: 8).
     """
     import segmentation_models_pytorch as smp
+
+    from mtneuro.segmentation_models.padding import PadToMultiple
 
     for key in ("decoder_channels", "upsampling_size"):
         if isinstance(kwargs.get(key), list):
@@ -55,6 +57,8 @@ def _drop_unused_encoder_stages(encoder: nn.Module, depth: int) -> None:
     """smp keeps every encoder stage even when ``encoder_depth`` < 5 never runs the deeper ones;
     replace those (where they are direct children, e.g. ResNet's ``layer3``/``layer4``) by
     ``nn.Identity`` so that they cost no optimizer time and no checkpoint space."""
+    from torch import nn
+
     stages = encoder.get_stages() if hasattr(encoder, "get_stages") else {}  # type: ignore[operator]  # smp method
     unused = [m for stride, modules in stages.items() if int(stride) > 2**depth for m in modules]
     for name, child in list(encoder.named_children()):

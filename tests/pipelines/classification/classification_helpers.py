@@ -18,6 +18,7 @@ from mtneuro.volumes import Window
 #: The shared ``training`` block of the tests: CPU, one thread, no progress bar.
 HARDWARE = TrainingParameters(
     accelerator="cpu",
+    allow_cpu=True,
     precision="auto",
     progress_bar=False,
     deterministic=True,
