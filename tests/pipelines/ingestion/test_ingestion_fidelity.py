@@ -70,6 +70,9 @@ def test_held_out_cubes_keep_the_margin_from_every_training_cube(tmp_path, param
     for row in table.itertuples():
         others = full_mains + trains if row.use == "test" else tests
         assert row.separation == min(_gap(box(row), o) for o in others) >= (margin if row.use == "test" else 0)
+        # every extra's distance to the full main boxes; train extras (training data) may be closer
+        assert row.main_separation == min(_gap(box(row), m) for m in full_mains)
+        assert row.main_separation >= (margin if row.use == "test" else 0)
 
 
 def test_region_defaults_are_the_authors_groupings_and_label_every_main_cube(parameters_with):

@@ -138,7 +138,11 @@ def choose_extra_cubes(
 
     The table records each cube's box, the margin enforced (``min_separation``) and its actual
     distance (``separation``): for a test cube to the nearest training cube (main box or train
-    extra), for a train extra to the nearest test extra.
+    extra), for a train extra to the nearest test extra; and for every extra its distance to the
+    nearest *full* main-cube box (``main_separation``). A train extra may lie closer than the
+    margin to a main cube (both are training data): only held-out cubes keep it. Distances from
+    the stored cube windows (``window_zyx``) of the main cubes are larger still, as those are
+    centre crops of the full boxes.
     """
     check_main_cubes(region_overview, volume, ingestion)
     extra = ingestion.extra_cubes
@@ -268,6 +272,7 @@ def choose_extra_cubes(
         training = mains + [b for b, u in placed if u == "train"]
         tested = [b for b, u in placed if u == "test"]
         r["separation"] = min(separation(box, o) for o in (training if use == "test" else tested))
+        r["main_separation"] = min(separation(box, m) for m in mains)
     ordered_rows, _ordered_placed = (
         zip(
             *sorted(
@@ -278,7 +283,14 @@ def choose_extra_cubes(
         if rows
         else ((), ())
     )
-    columns = ["cube_id", "region", "use", "pinned", "z0", "z1", "y0", "y1", "x0", "x1", "min_separation", "separation"]
+    columns = [
+        "cube_id",
+        "region",
+        "use",
+        "pinned",
+        *("z0", "z1", "y0", "y1", "x0", "x1"),
+        *("min_separation", "separation", "main_separation"),
+    ]
     table = pd.DataFrame(ordered_rows, columns=columns)
     log.info("Extra cubes:\n%s", table.to_string(index=False))
     return table
