@@ -21,6 +21,8 @@ from mtneuro import spec
 from mtneuro.volumes.phantom.layout import AREAS, memberships
 from mtneuro.volumes.phantom.params import (
     AREA_PARAMS,
+    BRIGHTNESS_WAVELENGTH,
+    BRIGHTNESS_WAVES,
     CAPILLARY_KZ,
     CAPILLARY_WAVELENGTH,
     CAPILLARY_WAVES,
@@ -128,6 +130,8 @@ class PhantomModel:
         )
         self.axon_density = iso_waves(self._rng("axon_density"), DENSITY_WAVES, DENSITY_WAVELENGTH, SLOW_KZ)
         self.streaks = fibre_waves(self._rng("streaks"), STREAK_DIRECTION, STREAK_PERP, STREAK_PAR)
+        self.brightness = iso_waves(self._rng("brightness"), BRIGHTNESS_WAVES, BRIGHTNESS_WAVELENGTH)
+        self.gain = iso_waves(self._rng("gain"), BRIGHTNESS_WAVES, BRIGHTNESS_WAVELENGTH)
 
     def _rng(self, stream: str) -> np.random.Generator:
         return stream_rng(self.seed, stream)

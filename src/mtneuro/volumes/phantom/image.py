@@ -1,7 +1,8 @@
 """The phantom's gray values: structures to a uint8 image.
 
 Tissue gray value and texture per area, brighter bundles, dark cells with bright rims, dark
-capillaries and large-vessel lumen, a brightness drift across the section (:func:`drift`),
+capillaries and large-vessel lumen, the brightness across the section (brighter near the tissue
+edges, a slow stationary field, :func:`slice_drift` per section),
 then a 3D blur, an in-plane phase-contrast halo and voxel noise. The blur runs on the padded
 window, so a window's voxels do not depend on the window.
 """
@@ -19,8 +20,6 @@ from mtneuro.volumes.phantom.params import (
     BLUR_SIGMA,
     CAPILLARY_LEVEL,
     CELL_DARKNESS,
-    DRIFT_Y_CENTRE,
-    DRIFT_Y_SLOPE,
     HALO,
     HALO_RADIUS,
     HALO_SIGMA,
@@ -29,26 +28,19 @@ from mtneuro.volumes.phantom.params import (
     OUTSIDE,
     PAD,
     POST_NOISE,
+    SLICE_GAIN,
+    SLICE_OFFSETS,
     WALL_GAIN,
 )
 from mtneuro.volumes.phantom.render import cached_structures, crop_pad
 from mtneuro.volumes.phantom.streams import hash3
 
 
-def drift(X: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gain and offset of the gray values: a gradient along y, slow along x, slice-wise along z."""
-    gain = (
-        1.0
-        + 0.07 * np.sin(2 * np.pi * X / 1700.0 + 0.9)
-        + 0.06 * np.sin(2 * np.pi * Y / 1300.0 + 2.0)
-        + 0.03 * np.sin(2 * np.pi * (Z / 97.0 + X / 2300.0) + 2.3)
-    )
-    offset = (
-        DRIFT_Y_SLOPE * (Y - DRIFT_Y_CENTRE)
-        + 4.5 * np.sin(2 * np.pi * X / 2300.0 + 0.4)
-        + 3.0 * np.sin(2 * np.pi * Y / 900.0 + 4.54)
-        + 2.0 * np.sin(2 * np.pi * (Z / 61.0 + X / 1900.0) + 1.1)
-        + 1.5 * np.sin(2 * np.pi * (Z / 149.0 - X / 2700.0) + 4.0)
+def slice_drift(Z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gain and offset of whole sections (source flicker), slowly varying along x; (nz, 1, nx)."""
+    gain = 1.0 + SLICE_GAIN * np.sin(2 * np.pi * (Z / 97.0 + X / 2300.0) + 2.3)
+    offset = SLICE_OFFSETS[0] * np.sin(2 * np.pi * (Z / 61.0 + X / 1900.0) + 1.1) + SLICE_OFFSETS[1] * np.sin(
+        2 * np.pi * (Z / 149.0 - X / 2700.0) + 4.0
     )
     return gain, offset
 
@@ -79,12 +71,12 @@ def render_image(seed: int, window: Window) -> np.ndarray:
     cap = st.vessel & ~st.lumen
     img[cap] -= _at(st.contrast, cap) * (img[cap] - np.float32(CAPILLARY_LEVEL))
     img[st.lumen] = np.float32(LUMEN_LEVEL)
-    gain, offset = drift(
-        xs[None, None, :].astype(np.float64), ys[None, :, None].astype(np.float64), zs[:, None, None].astype(np.float64)
-    )
+    slice_gain, slice_offset = slice_drift(zs[:, None, None].astype(np.float64), xs[None, None, :].astype(np.float64))
     img -= np.float32(MID)
-    img *= gain.astype(np.float32)
-    img += (offset + MID).astype(np.float32)
+    img *= st.gain
+    img *= slice_gain.astype(np.float32)
+    img += st.offset
+    img += (slice_offset + MID).astype(np.float32)
     img[st.area == 0] = np.float32(OUTSIDE)
     img = ndimage.gaussian_filter(img, BLUR_SIGMA, truncate=BLUR_RADIUS / BLUR_SIGMA, mode="nearest")
     pz, py, px = PAD

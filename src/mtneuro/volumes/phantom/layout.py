@@ -89,11 +89,24 @@ def borders(Z: np.ndarray, Y: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def tissue(Z: np.ndarray, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Boolean tissue mask; Z, Y, X broadcastable (X must not vary along Z/Y axes alone)."""
+def tissue_edges(Z: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top and bottom y of the tissue at (z, x) (broadcastable)."""
     xf = np.asarray(X, dtype=np.float64)
     top = np.interp(xf, TOP_XP, TOP_FP) + EDGE_WIGGLE * np.sin(2 * np.pi * Z / 700.0 + 0.3 + xf / 900.0)
     bot = np.interp(xf, BOT_XP, BOT_FP) + EDGE_WIGGLE * np.sin(2 * np.pi * Z / 800.0 + 1.7 + xf / 1300.0)
+    return top, bot
+
+
+def edge_distance(Z: np.ndarray, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Distance (voxels, along y) to the nearer of the tissue's top and bottom edges (negative outside)."""
+    top, bot = tissue_edges(Z, X)
+    return np.minimum(Y - top, bot - Y)
+
+
+def tissue(Z: np.ndarray, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Boolean tissue mask; Z, Y, X broadcastable (X must not vary along Z/Y axes alone)."""
+    xf = np.asarray(X, dtype=np.float64)
+    top, bot = tissue_edges(Z, xf)
     Ya = np.asarray(Y)
     if (
         Ya.size

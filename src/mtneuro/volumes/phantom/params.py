@@ -52,7 +52,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family="HYP",
         axon_threshold=1.28,
         axon_var=0.3,
-        base=126.0,
+        base=117.7,
         texture=12.0,
         grain=28.0,
         axon_gain=30.0,
@@ -70,7 +70,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family=None,
         axon_threshold=9.0,
         axon_var=0.0,
-        base=129.0,
+        base=113.3,
         texture=19.0,
         grain=46.0,
         axon_gain=30.0,
@@ -88,7 +88,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family="TRN",
         axon_threshold=0.52,
         axon_var=0.3,
-        base=125.0,
+        base=117.7,
         texture=13.0,
         grain=32.0,
         axon_gain=26.0,
@@ -106,7 +106,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family="VP",
         axon_threshold=-0.5,
         axon_var=0.6,
-        base=126.5,
+        base=110.3,
         texture=14.0,
         grain=31.0,
         axon_gain=26.0,
@@ -124,7 +124,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family="IC",
         axon_threshold=-0.84,
         axon_var=0.0,
-        base=125.0,
+        base=117.7,
         texture=10.0,
         grain=25.0,
         axon_gain=34.0,
@@ -142,9 +142,9 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family="STR",
         axon_threshold=1.0,
         axon_var=0.55,
-        base=121.0,
+        base=109.5,
         texture=13.1,
-        grain=22.0,
+        grain=19.0,
         axon_gain=34.0,
         contrast=1.0,
         rim=60.0,
@@ -160,7 +160,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family="CC",
         axon_threshold=-1.04,
         axon_var=0.0,
-        base=125.0,
+        base=117.7,
         texture=10.0,
         grain=25.0,
         axon_gain=34.0,
@@ -178,7 +178,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_family=None,
         axon_threshold=9.0,
         axon_var=0.0,
-        base=124.5,
+        base=109.5,
         texture=14.0,
         grain=23.0,
         axon_gain=34.0,
@@ -278,8 +278,25 @@ POST_NOISE = 5.0
 MID = 125.0
 
 
-#: Brightness drift across the section, measured on the real section z = 309 inside CTX (256 x 256
-#: tiles, docs/phantom-calibration.md): the mean falls by ~25 gray levels per 1000 voxels in y and
-#: hardly changes along x; the texture (local std) varies by ~6 %.
-DRIFT_Y_SLOPE = -0.008
-DRIFT_Y_CENTRE = 710.0
+#: Brightness across the section (measured on the real section z = 309, docs/phantom-calibration.md).
+#: The real tissue is brighter near its top and bottom edges in every area (by ~25-45 gray levels
+#: 50-150 px inside, fading over ~200 px; a stain-penetration / cupping profile) and its texture
+#: stronger there (local std +20-40 % in hypothalamus, ZI, VP, STR); it has no trend along x
+#: beyond the areas' own gray values. With p(d) = (1 - exp(-d / EDGE_RISE)) * exp(-d / EDGE_DECAY)
+#: at distance d (voxels, along y) from the nearer edge: offset EDGE_BRIGHTENING * p, gain
+#: 1 + EDGE_GAIN * p.
+EDGE_BRIGHTENING = 50.0
+EDGE_GAIN = 0.25
+EDGE_RISE = 30.0
+EDGE_DECAY = 200.0
+#: A stationary slow 3D field of gray offset (std, gray levels) and gain (std, relative) with the
+#: same statistics everywhere (tissue density / stain uptake): one cube's slices and the cubes of
+#: one region differ in brightness by about as much as the real section's tiles of one region do,
+#: and no place is brighter on average than another (no far-field drift).
+BRIGHTNESS_STD = 9.0
+GAIN_STD = 0.15
+BRIGHTNESS_WAVELENGTH = (100.0, 300.0)
+BRIGHTNESS_WAVES = 8
+#: Slice-wise fluctuation of the whole section (gray levels, relative gain): source flicker.
+SLICE_OFFSETS = (2.0, 1.5)
+SLICE_GAIN = 0.03

@@ -25,13 +25,19 @@ import numpy as np
 from mtneuro import spec
 from mtneuro.volumes.base import Window
 from mtneuro.volumes.phantom.fields import PhantomModel, interp, lattice, phantom_model, waves_on_grid
-from mtneuro.volumes.phantom.layout import area_index, blend, main_cube_mask
+from mtneuro.volumes.phantom.layout import area_index, blend, edge_distance, main_cube_mask
 from mtneuro.volumes.phantom.params import (
+    BRIGHTNESS_STD,
     CELL_DARKNESS,
     CELL_GRID,
     CELL_MARGIN,
     CELL_SLOTS,
     DENSITY_CLIP,
+    EDGE_BRIGHTENING,
+    EDGE_DECAY,
+    EDGE_GAIN,
+    EDGE_RISE,
+    GAIN_STD,
     NO_PAD,
     PAD,
     RIM_WIDTH,
@@ -69,6 +75,8 @@ class Structures:
     axon_gain: np.ndarray | np.float32  # float32 brightness of bundles
     contrast: np.ndarray | np.float32  # float32 darkness scale of cells and capillaries
     grain: np.ndarray | np.float32  # float32 amplitude of the voxel noise
+    gain: np.ndarray | np.float32  # float32 brightness gain (slow field), applied around MID
+    offset: np.ndarray | np.float32  # float32 brightness offset (tissue edges + slow field)
 
 
 def render_cells(model: PhantomModel, win: Window) -> np.ndarray:
@@ -253,6 +261,10 @@ def structures(seed: int, window: Window, pad: tuple[int, int, int] = PAD) -> St
         smooth = smooth + streaks
         del streaks
     contrast = interp(blend(area_values("contrast"), Z3, Y3, X3), lats, zs, ys, xs)
+    d = np.maximum(edge_distance(Z3, Y3, X3), 0.0)
+    edge = (1.0 - np.exp(-d / EDGE_RISE)) * np.exp(-d / EDGE_DECAY)
+    offset = interp(EDGE_BRIGHTENING * edge + BRIGHTNESS_STD * model.brightness(Z3, Y3, X3), lats, zs, ys, xs)
+    gain = interp(1.0 + EDGE_GAIN * edge + GAIN_STD * model.gain(Z3, Y3, X3), lats, zs, ys, xs)
     area = area_index(zs[:, None, None].astype(np.float64), ys[None, :, None].astype(np.float64), xs[None, None, :])
     lumen, wall = render_vessels(model, win)
     vessel |= lumen
@@ -270,6 +282,8 @@ def structures(seed: int, window: Window, pad: tuple[int, int, int] = PAD) -> St
         axon_gain=axon_gain,
         contrast=contrast,
         grain=grain,
+        gain=gain,
+        offset=offset,
     )
 
 

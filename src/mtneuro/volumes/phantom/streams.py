@@ -38,6 +38,8 @@ GLOBAL_STREAMS: dict[str, int] = {
     "vessel_density": 12,
     "axon_density": 13,
     "streaks": 14,
+    "brightness": 15,
+    "gain": 16,
 }
 
 #: Hashed stream name -> salt.
