@@ -31,6 +31,8 @@ class RunTimes:
     wall: float = 0.0
     #: Seconds from the run's start (``before_pipeline_run``) to its first node.
     to_first_node: float | None = None
+    #: ``time.perf_counter()`` when the first node started (start-up figures of benchmarks).
+    first_node_at: float | None = None
     failed: bool = False
 
     def stages(self) -> dict[str, tuple[int, float]]:
@@ -97,6 +99,7 @@ class RunTimesHook:
         now = time.perf_counter()
         if self._current.to_first_node is None:
             self._current.to_first_node = now - self._run_started
+            self._current.first_node_at = now
         self._node_started[node.name] = now
 
     def _node_done(self, node: Any) -> None:
