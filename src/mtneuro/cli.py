@@ -7,8 +7,8 @@ of Kedro's (the same click parameters, the same callback) and adds ``--verbose``
 builds the pipelines it checks the names given to ``--pipelines`` and the parameters, so that a
 typo is reported in a second, not after the imports of every pipeline. Known errors (the
 configuration, missing inputs, unknown names, an unreachable or unreadable volume source) print
-their message and exit 2; a SIGTERM prints one line and exits 143; anything else is a bug and
-keeps its traceback. ``info.log`` gets the traceback of every error.
+their message and exit 2; a SIGTERM (``mtneuro.stopping``) or Ctrl-C prints one line and exits
+143 or 130; anything else is a bug and keeps its traceback. ``info.log`` gets the traceback of every error.
 """
 
 from __future__ import annotations
@@ -157,6 +157,16 @@ def _run(verbose: bool, **kwargs: Any) -> Any:
             time.perf_counter() - started,
         )
         return kedro_run.callback(**kwargs)  # type: ignore[misc]
+    except KeyboardInterrupt as error:
+        _stop_console()
+        if verbose:
+            raise
+        _log_to_file("Interrupted (SIGINT)", error)
+        _fail(
+            "kedro run: interrupted; the outputs of finished nodes are kept. "
+            "Rerun the same command with --only-missing-outputs to resume.",
+            130,
+        )
     except Exception as error:
         _stop_console()
         terminated = is_run_terminated(error)
