@@ -224,3 +224,25 @@ def table2(dims: str, model: str, setting: str, metric: str, cls: str) -> PaperV
 def table3(train_config: str, method: str, feature: str) -> PaperValue | None:
     """The paper's Task 3 in-sample R^2, or None where it has none (it reports no CV R^2)."""
     return TABLE3_R2_IN_SAMPLE.get(train_config, {}).get(method, {}).get(feature)
+
+
+# --- the paper's settings (what a profile is compared with) ------------------------------------
+# The paper's protocol (shared/reference/benchmark-spec.md; the authors' task and network
+# configs): 256 x 256 sections of the four 360-slice main cubes, every slice, 5 seeds, 100 epochs
+# for Task 1 networks, 20 for Task 2, every test slice scored, Task 3 on the 128 x 128 quadrants
+# of every slice (4 x 360 x 4 = 5760 images). Keys name the setting; values are as the paper has them.
+
+PAPER_SETTINGS: dict[str, int | str] = {
+    "section size (pixels)": 256,
+    "Task 1 training slices: every k-th": 1,
+    "Task 1 test slices: every k-th (ROI-C1)": 1,
+    "Task 1 test slices: every k-th (ROI-C2)": 1,
+    "Task 1 test slices: every k-th (ROI-C3)": 1,
+    "Task 1 network epochs": 100,
+    "Task 1 seeds": 5,
+    "Task 2 epochs": 20,
+    "Task 2 training samples per epoch": "every slice / subvolume",
+    "Task 2 test slices scored per cube": 50,
+    "Task 2 seeds": 5,
+    "Task 3 images (probing)": "128x128 quadrants of 256x256 sections, 5760",
+}

@@ -151,6 +151,15 @@ class Readout(StrictModel):
     max_iter: PositiveInt
 
 
+class Bootstrap(StrictModel):
+    """Bootstrap interval of each run's test accuracy over its test images (resampled with
+    replacement, ``resamples`` times, with a fixed ``seed``): the percentile interval at ``level``."""
+
+    resamples: Annotated[int, Field(ge=10)]
+    level: Annotated[float, Field(gt=0, lt=1)]
+    seed: NonNegativeInt
+
+
 class ClassificationParameters(StrictModel):
     """``classification`` in ``conf/base/parameters_classification.yml``.
 
@@ -173,6 +182,8 @@ class ClassificationParameters(StrictModel):
     augmentation: Augmentation
     decomposition: DecompositionSettings
     readout: Readout
+    #: Per-run bootstrap interval of the test accuracy over test images.
+    bootstrap: Bootstrap
     #: Overrides of the shared ``training`` block for this task's nodes.
     hardware: TrainingOverrides
     #: Per-method overrides of any key of the method's settings (applied last).

@@ -64,6 +64,9 @@ class ProbingReadout(StrictModel):
     #: Clip held-out embedding values to the training range of their dimension before
     #: standardising (no extrapolation along a dimension that barely varied in training).
     clip_held_out: bool
+    #: Seed of the random Gaussian embedding (same dimension and image count as the encoder's)
+    #: whose in-sample R^2 is printed beside every in-sample R^2: the noise floor.
+    noise_floor_seed: NonNegativeInt
 
 
 class UmapEncoder(StrictModel):

@@ -15,6 +15,14 @@ distance never includes a cell's zero distance to itself (which halves the value
 without vessel pixels gives a vessel fraction of 0 instead of crashing, and every statistic is
 returned under its own name (no positional rows that can be swapped).
 
+Two cell definitions (:mod:`mtneuro.features.image`): this project's ``cell_count``,
+``mean_cell_area`` and ``mean_nn_distance`` take the cells of the image itself (4-connected 2D
+components); ``cell_count_authors``, ``mean_cell_area_authors`` and ``mean_nn_distance_authors``
+(:mod:`mtneuro.features.authors`) take the authors' cells, 3D components of the whole cube
+(6-connected) cut into images afterwards (MTNeuro ``annots/features.py``, lines 19-20). The
+paper's Table 3 numbers are compared with the latter; everything else about the features (no
+self-distance, NaN instead of a sentinel) stays this project's.
+
 The image unit. Features and embeddings are always computed on the same pixels: the probing
 pipeline cuts each slice into images with :func:`tiles` (parameter ``probing.images.tile_size``)
 and passes exactly those images to the frozen encoders. The authors' code probes the four
@@ -36,6 +44,7 @@ from mtneuro.features.image import (
     CELL_CONNECTIVITY,
     LabelImage,
     cell_components,
+    label_cells_3d,
     nearest_neighbour_distances,
     pixel_fraction,
 )
@@ -53,10 +62,14 @@ from mtneuro.features.tiles import tiles
 
 
 def image_features(
-    labels: np.ndarray, connectivity: int = CELL_CONNECTIVITY, names: Iterable[str] | None = None
+    labels: np.ndarray,
+    connectivity: int = CELL_CONNECTIVITY,
+    names: Iterable[str] | None = None,
+    cell_ids: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """The features ``names`` (default: every registered one, in order) of one label image."""
-    image = LabelImage(labels, connectivity)
+    """The features ``names`` (default: every registered one, in order) of one label image;
+    ``cell_ids``: its cut of the authors' 3D cell labelling (:func:`label_cells_3d`)."""
+    image = LabelImage(labels, connectivity, cell_ids)
     return {name: get_feature(name)(image) for name in (feature_names() if names is None else names)}
 
 
@@ -70,6 +83,7 @@ __all__ = [
     "feature_names",
     "get_feature",
     "image_features",
+    "label_cells_3d",
     "nearest_neighbour_distances",
     "pixel_fraction",
     "register",

@@ -2,6 +2,20 @@
 
 Features take a :class:`LabelImage`; what more than one feature needs (the connected cell
 components, the nearest-neighbour distances of their centroids) is computed once per image.
+
+Two definitions of a cell:
+
+* **this project's** (:attr:`LabelImage.cells`): a connected component of cell pixels *of the
+  image itself*, 4-connected (``probing.cell_connectivity``);
+* **the authors'** (:attr:`LabelImage.cells_authors`): a connected component of cell voxels of the
+  *whole stack* (all slices of the cube), 6-connected in 3D, labelled *before* the stack is cut
+  into images (MTNeuro ``annots/features.py``, lines 19-20: ``cc3d.connected_components(...,
+  connectivity=6)`` on the downloaded cube, then quadrants are cut, lines 25-36, and
+  ``skimage.measure.regionprops`` measures each label inside a quadrant). A cell of an image is
+  then every 3D label present in it; two pieces of one image joined through other slices are one
+  cell (area and centroid over both pieces). :func:`label_cells_3d` is that labelling
+  (``scipy.ndimage.label`` with the 6-connected 3D structure, which is what cc3d's
+  ``connectivity=6`` computes).
 """
 
 from __future__ import annotations
@@ -21,6 +35,36 @@ _STRUCTURES = {
     4: ndimage.generate_binary_structure(2, 1),
     8: ndimage.generate_binary_structure(2, 2),
 }
+#: The authors' 3D cell connectivity: 6 (face neighbours), cc3d ``connectivity=6``.
+AUTHORS_CELL_CONNECTIVITY_3D = 6
+_STRUCTURE_3D_6 = ndimage.generate_binary_structure(3, 1)
+
+
+def label_cells_3d(pixel_labels: np.ndarray) -> np.ndarray:
+    """The authors' cells of a stack ``(Z, H, W)``: 6-connected components of label 2 over all
+    slices, as int32 ids (0: no cell), to be cut into images afterwards."""
+    stack = np.asarray(pixel_labels)
+    if stack.ndim != 3:
+        raise ValueError(f"Expected a stack of label images (Z, H, W), got shape {stack.shape}")
+    ids, _ = ndimage.label(stack == spec.CELL, structure=_STRUCTURE_3D_6, output=np.int32)
+    return ids
+
+
+def labelled_cells(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Areas ``(n,)`` and centroids ``(n, 2)`` of the labelled cells of one image ``ids (H, W)``
+    (every distinct nonzero id is one cell, wherever its pixels lie in the image)."""
+    ids = np.asarray(ids)
+    present, inverse = np.unique(ids.ravel(), return_inverse=True)
+    keep = present != 0
+    n = int(keep.sum())
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.float64)
+    rows, cols = np.indices(ids.shape)
+    areas = np.bincount(inverse, minlength=len(present))
+    sum_r = np.bincount(inverse, weights=rows.ravel(), minlength=len(present))
+    sum_c = np.bincount(inverse, weights=cols.ravel(), minlength=len(present))
+    areas, sum_r, sum_c = areas[keep], sum_r[keep], sum_c[keep]
+    return areas.astype(np.int64), np.column_stack([sum_r / areas, sum_c / areas])
 
 
 def check_labels(labels: np.ndarray) -> np.ndarray:
@@ -72,13 +116,23 @@ def nearest_neighbour_distances(points: np.ndarray) -> np.ndarray:
 
 
 class LabelImage:
-    """The microstructure labels ``(H, W)`` of one image, with shared measurements cached."""
+    """The microstructure labels ``(H, W)`` of one image, with shared measurements cached.
 
-    def __init__(self, labels: np.ndarray, connectivity: int = CELL_CONNECTIVITY) -> None:
+    ``cell_ids``: the image's cut of the authors' 3D cell labelling of its stack
+    (:func:`label_cells_3d`); without it, the image is a stack of one slice, whose 6-connected 3D
+    components are its 4-connected 2D ones.
+    """
+
+    def __init__(
+        self, labels: np.ndarray, connectivity: int = CELL_CONNECTIVITY, cell_ids: np.ndarray | None = None
+    ) -> None:
         self.labels = check_labels(labels)
         if connectivity not in _STRUCTURES:
             raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
         self.connectivity = connectivity
+        if cell_ids is not None and np.shape(cell_ids) != self.labels.shape:
+            raise ValueError(f"cell_ids of shape {np.shape(cell_ids)} for a label image of shape {self.labels.shape}")
+        self.cell_ids = cell_ids
 
     def fraction(self, value: int) -> float:
         return pixel_fraction(self.labels, value)
@@ -92,3 +146,15 @@ class LabelImage:
     def cell_nn_distances(self) -> np.ndarray:
         """Distance from each cell centroid to the nearest other one."""
         return nearest_neighbour_distances(self.cells[1])
+
+    @cached_property
+    def cells_authors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Areas and centroids of the authors' cells (3D labels present in the image)."""
+        if self.cell_ids is None:
+            return cell_components(self.labels, 4)
+        return labelled_cells(self.cell_ids)
+
+    @cached_property
+    def cell_nn_distances_authors(self) -> np.ndarray:
+        """Distance from each of the authors' cell centroids to the nearest other one."""
+        return nearest_neighbour_distances(self.cells_authors[1])

@@ -176,6 +176,7 @@ def tiny_raw() -> dict[str, Any]:
         "intensity_baseline": {"input_size": 16, "n_components": 4, "percentiles": [10, 90]},
         "random_encoder": {},
         "readout": {"C": 1.0, "max_iter": 500},
+        "bootstrap": {"resamples": 200, "level": 0.95, "seed": 0},
         "hardware": {},
         "method_overrides": {},
     }

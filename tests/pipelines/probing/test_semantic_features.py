@@ -106,6 +106,9 @@ def test_feature_keys_and_bad_input():
         "cell_count",
         "mean_cell_area",
         "mean_nn_distance",
+        "cell_count_authors",  # features/authors.py: the authors' 3D labelling
+        "mean_cell_area_authors",
+        "mean_nn_distance_authors",
     )
     assert list(feat.image_features(np.zeros((4, 4), dtype=np.uint8), names=["cell_count"])) == ["cell_count"]
     with pytest.raises(ValueError, match="2-D"):

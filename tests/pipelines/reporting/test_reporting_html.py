@@ -114,7 +114,10 @@ def reporting_run(tmp_path_factory: pytest.TempPathFactory, project_path: Path) 
         catalog[name] = CSVDataset(filepath=str(reporting_dir / "further" / f"{name}.csv"))
         catalog.save(name, pd.DataFrame({"metric": ["region_accuracy"], "class": ["all"], "value": [0.87654]}))
     catalog["params:reporting"] = params
-    catalog["params:volume"] = load_parameters(project_path / "conf", "tiny").volume
+    tiny = load_parameters(project_path / "conf", "tiny")
+    catalog["params:volume"] = tiny.volume
+    for block in ("classification", "segmentation", "probing", "ingestion"):
+        catalog[f"params:{block}"] = getattr(tiny, block)
     SequentialRunner().run(build_pipeline(figure_names, table_names), catalog)
     return {"dir": reporting_dir, "params": params, "figures": figure_names, "tables": table_names}
 
@@ -137,7 +140,7 @@ def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 3 + len(reporting_run["figures"])
     # further tables: under their caption, floats at the report's decimals
-    assert set(reporting_run["tables"]) == {"phantom_vs_real", "mapping_validation"}
+    assert set(reporting_run["tables"]) == {"phantom_vs_real", "mapping_validation", "profile_departures"}
     further = page[page.index('<section id="further">') : page.index('<section id="figures">')]
     for name in reporting_run["tables"]:
         assert reporting_run["params"].tables[name].replace("'", "&#x27;") in further
@@ -149,32 +152,37 @@ def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
     assert (out / "phantom_vs_real.png").read_bytes().startswith(b"\x89PNG")
     assert "<code>mapping_validation</code>" in further
     assert '<td class="label">region_accuracy</td>' in further and ">0.877</td>" in further
+    # the settings in which the profile departs from the paper, from the active (tiny) parameters
+    assert md.startswith("# Settings: profile ") and "Task 1 training slices: every k-th" in md
+    assert "| Task 1 seeds" in md and "| yes " in md
+    assert "<code>profile_departures</code>" in further and "classification.data.train_slice_step" in further
 
 
 def test_create_pipeline_inlines_the_configured_figures(project_path: Path) -> None:
     parameters = load_parameters(project_path / "conf", "tiny")
     pipe = create_pipeline(parameters)
     assert set(parameters.reporting.figures) - {"phantom_vs_real_figure@png"} <= pipe.inputs()
+    settings = {"params:classification", "params:segmentation", "params:probing", "params:ingestion"}
     assert pipe.inputs() == {
         *TASK_TABLES,
         *parameters.reporting.figures,
         *parameters.reporting.tables,
         "params:reporting",
         "params:volume",
-    } - {"phantom_vs_real", "phantom_vs_real_figure@png"}
+        *settings,
+    } - {"phantom_vs_real", "phantom_vs_real_figure@png", "profile_departures"}
     assert {"report_html", "paper_tables_md", "task3_probing_chart"} <= pipe.all_outputs()
     assert all("reporting" in n.tags for n in pipe.nodes)
     # Kedro's parameter validation hands every node the typed block
-    assert TypeExtractor({"reporting": pipe}).extract_types_from_pipelines() == {
-        "reporting": ReportingParameters,
-        "volume": VolumeParameters,
-    }
+    types = TypeExtractor({"reporting": pipe}).extract_types_from_pipelines()
+    assert types["reporting"] is ReportingParameters and types["volume"] is VolumeParameters
+    assert set(types) == {"reporting", "volume", "classification", "segmentation", "probing", "ingestion"}
     none = create_pipeline(
         parameters.model_copy(
             update={"reporting": parameters.reporting.model_copy(update={"figures": {}, "tables": {}})}
         )
     )
-    assert none.inputs() == {*TASK_TABLES, "params:reporting", "params:volume"}
+    assert none.inputs() == {*TASK_TABLES, "params:reporting", "params:volume", *settings}
 
 
 def test_task_figures_are_declared_and_loadable(tmp_path: Path, project_path: Path) -> None:

@@ -29,7 +29,7 @@ def test_profiles_parse_into_the_typed_block(project_path: Path, env: str, profi
         "phantom_vs_real_figure@png",
         "mapping_overview@png",
     }
-    assert set(reporting.tables) == {"phantom_vs_real", "mapping_validation"}
+    assert set(reporting.tables) == {"phantom_vs_real", "mapping_validation", "profile_departures"}
 
 
 def _error(project_path: Path, reporting: dict) -> str:

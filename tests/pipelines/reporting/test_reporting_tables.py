@@ -99,7 +99,7 @@ def test_table1_missing_runs_are_missing_not_zero(task1_runs: pd.DataFrame) -> N
     assert "0.000" not in md
     # partial runs are flagged with their seed count
     byol_line = next(line for line in md.splitlines() if line.startswith("| BYOL"))
-    assert "0.850 ± 0.071 (n=2)" in byol_line
+    assert "0.850 (0.800–0.900; n=2)" in byol_line  # two seeds: their range, not a std
 
 
 def test_table1_states_source_profile_and_labels(task1_runs: pd.DataFrame) -> None:
@@ -296,10 +296,10 @@ def test_table2_shows_pooled_per_image_and_authors_iou_each_labelled(task2_runs:
     f1 = _md_cells(block, "| 2D U-Net ", f1_label)
     assert f1[3::2] == ["0.99", "0.76", "0.85", "0.87 ± 0.012"]  # the paper's (pooled) F1
     pooled = _md_cells(block, "| 2D U-Net ", pooled_label)
-    assert pooled[8] == "0.350 ± 0.071" and pooled[3::2] == [MISSING] * 4  # no paper value of this definition
+    assert pooled[8] == "0.350 (0.300–0.400)" and pooled[3::2] == [MISSING] * 4  # no paper value of this definition
     per_image = _md_cells(block, "| 2D U-Net ", per_image_label)
-    assert per_image[8] == "0.175 ± 0.035" and per_image[3::2] == [MISSING] * 4
-    assert per_image[2] == "0.237 ± 0.018"  # background: (0.9 + 1.0) / 2 / 4
+    assert per_image[8] == "0.175 (0.150–0.200)" and per_image[3::2] == [MISSING] * 4
+    assert per_image[2] == "0.237 (0.225–0.250)"  # background: (0.9 + 1.0) / 2 / 4
     authors = _md_cells(block, "| 2D U-Net ", authors_label)
     assert authors[3::2] == ["0.98", "0.64", "0.75", "0.79 ± 0.014"]
     # the caption says which is which and which one the paper's IoU is compared with
@@ -362,17 +362,19 @@ def task3_runs() -> pd.DataFrame:
                     "r2_cv": cv,
                 }
             )
-    rows.append(
-        {
-            "source": "bossdb",
-            "method": "pca",
-            "train_config": "ROI-C3",
-            "seed": 0,
-            "feature": "cell_count",
-            "r2_in_sample": 0.5,
-            "r2_cv": -0.2,
-        }
-    )
+    for feature, r2 in (("cell_count_authors", 0.5), ("cell_count", 0.4)):
+        rows.append(
+            {
+                "source": "bossdb",
+                "method": "pca",
+                "train_config": "ROI-C3",
+                "seed": 0,
+                "feature": feature,
+                "r2_in_sample": r2,
+                "r2_in_sample_noise": 0.18,
+                "r2_cv": -0.2,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -384,13 +386,30 @@ def test_table3_in_sample_and_cv(task3_runs: pd.DataFrame) -> None:
     assert (ins.paper_mean, ins.paper_std) == (0.87, 0.01)
     cv = _row(table, train_config="ROI-C1", method="myow_merged", feature="vessel_fraction", r2="cv")
     assert cv.ours_mean == pytest.approx(0.65) and math.isnan(cv.paper_mean)  # paper reports no CV R²
-    neg = _row(table, train_config="ROI-C3", method="pca", feature="cell_count", r2="cv")
+    neg = _row(table, train_config="ROI-C3", method="pca", feature="cell_count_authors", r2="cv")
     assert neg.ours_mean == pytest.approx(-0.2)  # negative R² kept as it is
-    assert _row(table, train_config="ROI-C3", method="pca", feature="cell_count", r2="in_sample").paper_mean == 0.53
+    # the paper's cell count sits beside the authors' 3D labelling, not beside this project's cells
+    authors = _row(table, train_config="ROI-C3", method="pca", feature="cell_count_authors", r2="in_sample")
+    assert authors.ours_mean == pytest.approx(0.5) and authors.paper_mean == 0.53
+    own = _row(table, train_config="ROI-C3", method="pca", feature="cell_count", r2="in_sample")
+    assert own.ours_mean == pytest.approx(0.4) and math.isnan(own.paper_mean)
+    floor = _row(table, train_config="ROI-C3", method="pca", feature="cell_count", r2="in_sample_noise")
+    assert floor.ours_mean == pytest.approx(0.18) and math.isnan(floor.paper_mean)
+    features = list(dict.fromkeys(table["feature"]))
+    assert features[:5] == [
+        "vessel_fraction",
+        "axon_fraction",
+        "cell_count_authors",
+        "mean_cell_area_authors",
+        "mean_nn_distance_authors",
+    ]
+    assert set(features[5:]) == {"cell_count", "mean_cell_area", "mean_nn_distance"}
     missing = _row(table, train_config="ROI-C3", method="byol", feature="axon_fraction", r2="in_sample")
     assert missing.n_seeds == 0 and math.isnan(missing.ours_mean) and missing.paper_mean == 0.96
     md = nodes.table3_markdown(table, PARAMS)
-    assert "Data source: bossdb" in md and "Vessels · ours (bossdb)" in md and "Dist (k=1) · paper (real data)" in md
+    assert "Data source: bossdb" in md and "Vessels · ours (bossdb)" in md
+    assert "Dist (k=1, 3D labels) · paper (real data)" in md and "| in-sample noise floor" in md
+    assert "annots/latents.py, lines 29-31" in md and "sentinel 64" in md
     assert "## Linear read-outs from encoders trained on ROI-C1" in md and "ROI-C3" in md
 
 
@@ -408,8 +427,14 @@ def test_table3_labels_come_from_the_feature_registry(task3_runs: pd.DataFrame) 
 def test_formatting() -> None:
     assert formatting.format_ours(float("nan"), float("nan"), 0, 5, 3) == MISSING
     assert formatting.format_ours(0.0, 0.0, 3, 3, 3) == "0.000 ± 0.000"  # a real zero stays a zero
+    assert formatting.format_ours(0.0, 0.0, 3, 3, 3, 0.0, 0.0) == "0.000 (3 seeds, identical)"
     assert formatting.format_ours(0.5, float("nan"), 1, 1, 3) == "0.500 (n=1)"
-    assert formatting.format_ours(0.81234, 0.02, 2, 3, 2) == "0.81 ± 0.02 (n=2)"
+    assert formatting.format_ours(0.81234, 0.02, 2, 3, 2) == "0.81 ± 0.02 (n=2)"  # an older table: no range
+    # up to three seeds: the range; identical seeds (deterministic methods): the value once, no ± 0.000
+    assert formatting.format_ours(0.7825, 0.08, 2, 2, 3, 0.725, 0.84) == "0.782 (0.725–0.840)"
+    assert formatting.format_ours(0.59, 0.0, 2, 2, 3, 0.59, 0.59) == "0.590 (2 seeds, identical)"
+    assert formatting.format_ours(0.8, 0.05, 5, 5, 2, 0.7, 0.9) == "0.80 ± 0.05"  # five seeds: the std
+    assert formatting.format_ours(0.8, 0.05, 2, 2, 3, 0.75, 0.85, 0.061) == "0.800 (0.750–0.850; CI ±0.061)"
     assert formatting.format_paper(0.85, 0.01) == "0.85 ± 0.01"
     assert formatting.format_paper(0.87, 0.012) == "0.87 ± 0.012"
     assert formatting.format_paper(0.07, float("nan")) == "0.07"
@@ -419,7 +444,7 @@ def test_formatting() -> None:
 def test_decimals_parameter_reaches_the_markdown(task1_runs: pd.DataFrame) -> None:
     table = nodes.build_table1(task1_runs, PARAMS)
     two = nodes.table1_markdown(table, PARAMS.model_copy(update={"decimals": 2}))
-    assert "0.85 ± 0.07 (n=2)" in two and "0.850 ± 0.071 (n=2)" in nodes.table1_markdown(table, PARAMS)
+    assert "0.85 (0.80–0.90; n=2)" in two and "0.850 (0.800–0.900; n=2)" in nodes.table1_markdown(table, PARAMS)
 
 
 def test_charts_and_html_from_tables(tmp_path, task1_runs, task2_runs, task3_runs) -> None:

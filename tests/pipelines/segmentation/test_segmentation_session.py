@@ -38,6 +38,9 @@ def test_session_writes_every_model_setting_seed_class_row(kedro_run, tiny_param
     assert table.loc[table["class"] == "mean", "iou"].notna().all()
     # per image: a class is left out only of the slices without it, so it is NaN exactly where pooled is
     assert table["iou_per_image"].isna().equals(table["iou"].isna())
+    # the authors' IoU (smp per test sample, absent classes scoring 1) is defined for every class
+    assert table.columns.get_loc("iou_authors") == table.columns.get_loc("iou_per_image") + 1
+    assert table["iou_authors"].between(0, 1).all()
 
     # versioned models and predictions, and the figure
     run = f"{models[0]}/{settings[0]}/seed{seeds[0]}"

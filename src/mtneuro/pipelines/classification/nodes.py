@@ -396,6 +396,21 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, f
     return scores
 
 
+def bootstrap_accuracy(
+    y_true: np.ndarray, y_pred: np.ndarray, resamples: int, level: float, seed: int
+) -> tuple[float, float]:
+    """Percentile interval at ``level`` of the accuracy over ``resamples`` bootstrap draws of the
+    test images (with replacement, numpy generator seeded with ``seed``)."""
+    correct = (np.asarray(y_true) == np.asarray(y_pred)).astype(np.float64)
+    if correct.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(int(seed))
+    draws = correct[rng.integers(0, correct.size, size=(int(resamples), correct.size))].mean(axis=1)
+    tail = 100 * (1 - float(level)) / 2
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def evaluate_run(
     frozen_encoder: models.FrozenEncoder,
     readout: Any,
@@ -410,7 +425,8 @@ def evaluate_run(
 ) -> tuple[list[dict[str, Any]], pd.DataFrame]:
     """Test a run on every configuration its training set serves (``evaluate_on``).
 
-    Returns one result row per test configuration and the confusion matrices (rows: test
+    Returns one result row per test configuration (with the bootstrap interval of the accuracy
+    over the test images, ``classification.bootstrap``) and the confusion matrices (rows: test
     configuration x true region, columns: predicted region counts).
     """
     evaluate_on = classification.evaluate_on[cast(TrainConfig, config)]
@@ -426,6 +442,8 @@ def evaluate_run(
             predicted = np.asarray(readout.predict(frozen_encoder.embed(images))).astype(np.int64)
         seconds = time.perf_counter() - start
         scores = classification_scores(labels, predicted)
+        boot = classification.bootstrap
+        ci_low, ci_high = bootstrap_accuracy(labels, predicted, boot.resamples, boot.level, boot.seed)
         rows.append(
             {
                 "method": method,
@@ -433,6 +451,9 @@ def evaluate_run(
                 "seed": int(seed),
                 "train_config": config_label(config),
                 **scores,
+                "accuracy_ci_low": ci_low,
+                "accuracy_ci_high": ci_high,
+                "ci_level": float(boot.level),
                 "n_train": int(training_history["n_train"]),
                 "n_test": len(labels),
                 "test_slice_step": step,

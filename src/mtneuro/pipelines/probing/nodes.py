@@ -42,6 +42,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "seed",
     "feature",
     "r2_in_sample",
+    "r2_in_sample_noise",
     "r2_cv",
     "n_images",
     "embedding_dim",
@@ -140,8 +141,11 @@ def build_probing_dataset(
             raise ProbingError(f"Probing needs the pixel labels of cube {cube_id!r}, which the cubes lack.")
         _, height, width = cube.pixel_labels.shape
         units = list(feat.tiles(height, width, tile))
+        # the authors' cells: 3D components of the whole cube (every slice), cut into images below
+        cell_ids = feat.label_cells_3d(cube.pixel_labels)
         for row in group.itertuples(index=False):
             labels, image = cube.pixel_labels[int(row.z)], cube.image[int(row.z)]
+            ids = cell_ids[int(row.z)]
             for y0, x0, h, w in units:
                 rows.append(
                     {
@@ -155,7 +159,9 @@ def build_probing_dataset(
                         "x0": x0,
                         "height": h,
                         "width": w,
-                        **feat.image_features(labels[y0 : y0 + h, x0 : x0 + w], connectivity, names),
+                        **feat.image_features(
+                            labels[y0 : y0 + h, x0 : x0 + w], connectivity, names, ids[y0 : y0 + h, x0 : x0 + w]
+                        ),
                     }
                 )
                 images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
@@ -425,10 +431,25 @@ def linear_r2(
     return in_sample, cv, n, used, alpha
 
 
+def noise_floor_r2(y: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """In-sample R^2 of the paper's read-out (:func:`_model`) from a random Gaussian embedding of
+    ``dim`` dimensions for the images of ``y (N, T)`` (images with a NaN value left out, as in
+    :func:`linear_r2`): what an in-sample R^2 reaches with no information, about
+    ``dim / (n - 1)``. NaN where :func:`linear_r2` gives none."""
+    Y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    noise = np.random.default_rng(int(seed)).standard_normal((len(Y), int(dim)))
+    valid = np.isfinite(Y).all(axis=1)
+    if valid.sum() < 2:
+        return np.full(Y.shape[1], np.nan)
+    X, target = noise[valid], Y[valid]
+    return _r2(target, _model().fit(X, target).predict(X).reshape(target.shape))
+
+
 def probe_embeddings(
     probing_features: pd.DataFrame, embeddings: np.ndarray, probing: ProbingParameters
 ) -> pd.DataFrame:
-    """One row per feature: in-sample and grouped cross-validated R^2 of the linear read-out.
+    """One row per feature: in-sample and grouped cross-validated R^2 of the linear read-out, and
+    the in-sample R^2 of a Gaussian noise embedding of the same size (:func:`noise_floor_r2`).
 
     Features defined on the same images (e.g. the pixel fractions and the cell count, defined
     everywhere) are fitted together, which gives the same numbers as one fit each, faster.
@@ -451,10 +472,14 @@ def probe_embeddings(
                 folds,
                 readout,
             )
+            floor = noise_floor_r2(
+                np.column_stack([values[g] for g in group]), embeddings.shape[1], readout.noise_floor_seed
+            )
         for i, name in enumerate(group):
             results[name] = {
                 "feature": name,
                 "r2_in_sample": float(r2_in[i]),
+                "r2_in_sample_noise": float(floor[i]) if np.isfinite(r2_in[i]) else float("nan"),
                 "r2_cv": float(r2_cv[i]),
                 "n_images": n,
                 "embedding_dim": int(embeddings.shape[1]),

@@ -94,7 +94,7 @@ def task1_chart(table: pd.DataFrame) -> Figure:
             (
                 config,
                 [_get(r, "ours_mean") for r in rows],
-                [_get(r, "ours_std") for r in rows],
+                [_get(r, "ours_spread" if "ours_spread" in table.columns else "ours_std") for r in rows],
                 [_get(r, "paper_mean") for r in rows],
             )
         )
@@ -122,7 +122,7 @@ def task2_chart(table: pd.DataFrame) -> Figure:
                 (
                     setting,
                     [_get(r, "ours_mean") for r in rows],
-                    [_get(r, "ours_std") for r in rows],
+                    [_get(r, "ours_spread" if "ours_spread" in table.columns else "ours_std") for r in rows],
                     [_get(r, "paper_mean") for r in rows],
                 )
             )
@@ -150,7 +150,7 @@ def task3_chart(table: pd.DataFrame) -> Figure:
                 (
                     label,
                     [_get(r, "ours_mean") for r in rows],
-                    [_get(r, "ours_std") for r in rows],
+                    [_get(r, "ours_spread" if "ours_spread" in table.columns else "ours_std") for r in rows],
                     [_get(r, "paper_mean") for r in rows],
                 )
             )

@@ -16,6 +16,7 @@ import pandas as pd
 from mtneuro import paper_results as paper
 
 from .labels import MISSING, PAPER_LABEL, R2_KINDS, SEG_METRIC_LABELS, SOURCE_DESCRIPTIONS, ours_label
+from .tables import RANGE_UP_TO_SEEDS
 
 
 def is_missing(x: Any) -> bool:
@@ -25,17 +26,60 @@ def is_missing(x: Any) -> bool:
         return True
 
 
-def format_ours(mean: Any, std: Any, n: Any, n_full: int, decimals: int) -> str:
-    """``0.812 ± 0.021``; ``(n=k)`` when fewer seeds than the table's most; ``—`` when missing."""
+def format_ours(
+    mean: Any,
+    std: Any,
+    n: Any,
+    n_full: int,
+    decimals: int,
+    low: Any = float("nan"),
+    high: Any = float("nan"),
+    ci_halfwidth: Any = float("nan"),
+) -> str:
+    """One cell of this project's numbers over seeds:
+
+    * one seed: ``0.500 (n=1)``;
+    * every seed the same value (deterministic methods: PCA, NMF, the intensity baseline):
+      ``0.590 (2 seeds, identical)`` -- no ``± 0.000``;
+    * up to :data:`~.tables.RANGE_UP_TO_SEEDS` seeds: the mean and the seeds' range,
+      ``0.783 (0.725–0.840)`` (two values say nothing about a standard deviation);
+    * more seeds: ``0.812 ± 0.021`` (sample std);
+
+    then ``(n=k)`` when fewer seeds than the table's most, and ``; CI ±0.061`` when the runs have a
+    bootstrap interval over test images (mean half-width over the seeds). ``—`` when missing.
+    Without ``low``/``high`` (an older table) the std is shown as before."""
     n = 0 if is_missing(n) else int(n)
     if n == 0 or is_missing(mean):
         return MISSING
     text = f"{float(mean):.{decimals}f}"
-    if not is_missing(std):
+    notes = []
+    has_range = not (is_missing(low) or is_missing(high))
+    if n >= 2 and has_range and float(low) == float(high):
+        notes.append(f"{n} seeds, identical")
+    elif n >= 2 and has_range and n <= RANGE_UP_TO_SEEDS:
+        notes.append(f"{float(low):.{decimals}f}–{float(high):.{decimals}f}")
+    elif not is_missing(std):
         text += f" ± {float(std):.{decimals}f}"
     if n < n_full or n == 1:
-        text += f" (n={n})"
-    return text
+        notes.append(f"n={n}")
+    if not is_missing(ci_halfwidth):
+        notes.append(f"CI ±{float(ci_halfwidth):.{decimals}f}")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def format_row(r: Any, n_full: int, decimals: int) -> str:
+    """:func:`format_ours` of one row of a numeric table (columns absent from an older table: NaN)."""
+    nan = float("nan")
+    return format_ours(
+        r.ours_mean,
+        r.ours_std,
+        r.n_seeds,
+        n_full,
+        decimals,
+        getattr(r, "ours_min", nan),
+        getattr(r, "ours_max", nan),
+        getattr(r, "run_ci_halfwidth", nan),
+    )
 
 
 def _paper_number(x: float) -> str:
@@ -70,7 +114,10 @@ def table_caption(table: pd.DataFrame, paper_table: str, what: str) -> list[str]
     return [
         f"Data source: {source} — {description}.",
         f"Profile: {profile}.",
-        f"{ours_label(source)}: {what}, mean ± sample std over seeds ({seeds} per cell unless marked n=k).",
+        f"{ours_label(source)}: {what}; the mean over seeds ({seeds} per cell unless marked n=k) with, for up to "
+        f"{RANGE_UP_TO_SEEDS} seeds, the smallest and largest seed value (a–b; two seeds say nothing about a "
+        "standard deviation), for more seeds ± the sample std; 'identical' where every seed gave the same "
+        "value (a deterministic method), shown once.",
         f"{PAPER_LABEL}: {paper.CITATION}, {paper_table}, obtained on the real prasad2020 volume.",
         f"{MISSING} = no run (ours) or not reported (paper); a missing value is never shown as 0.",
     ]
@@ -94,7 +141,7 @@ def table1_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.Data
                 row[f"{config} · {PAPER_LABEL}"] = MISSING
                 continue
             r = cell.iloc[0]
-            row[f"{config} · {ours_label(source)}"] = format_ours(r.ours_mean, r.ours_std, r.n_seeds, n_full, decimals)
+            row[f"{config} · {ours_label(source)}"] = format_row(r, n_full, decimals)
             row[f"{config} · {PAPER_LABEL}"] = format_paper(r.paper_mean, r.paper_std)
         rows.append(row)
     return [(f"Task 1 {metric.replace('_', ' ')}", pd.DataFrame(rows))]
@@ -134,9 +181,7 @@ def _ours_and_paper(
     for value, label in columns:
         cell = group[group[key] == value]
         r = cell.iloc[0] if not cell.empty else None
-        row[f"{label} · {ours_label(source)}"] = (
-            MISSING if r is None else format_ours(r.ours_mean, r.ours_std, r.n_seeds, n_full, decimals)
-        )
+        row[f"{label} · {ours_label(source)}"] = MISSING if r is None else format_row(r, n_full, decimals)
         row[f"{label} · {PAPER_LABEL}"] = MISSING if r is None else format_paper(r.paper_mean, r.paper_std)
     return row
 
@@ -158,20 +203,62 @@ def table3_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.Data
 
 @dataclass(frozen=True)
 class TableInfo:
-    """How one of the paper's tables is titled, captioned and cut into display blocks."""
+    """How one of the paper's tables is titled, captioned and cut into display blocks; ``notes``:
+    where the paper's rows (or this project's) are not what they seem."""
 
     title: str
     paper_table: str
     what: str
     blocks: Callable[[pd.DataFrame, int], list[tuple[str, pd.DataFrame]]]
+    notes: tuple[str, ...] = ()
+
+
+#: Table 1 notes (MTNeuro file:line references are to the authors' public repository).
+TABLE1_NOTES: tuple[str, ...] = (
+    "Control rows (this project's; the paper has none, shown —): '4 gray-level statistics (mean, std, p10, "
+    "p90) + logistic regression' (method intensity_baseline) shows how much of an accuracy first-order "
+    "intensity alone gives; 'Random encoder' (random_encoder) is the network untrained, frozen, read out "
+    "linearly. Nothing is trained for either.",
+    "CI ±: the half-width of each run's bootstrap interval of the accuracy over its test images "
+    "(classification.bootstrap, level in column ci_level), averaged over the seeds. ROI-C1's test set is one "
+    "contiguous block of slices per cube (z = 420-470 of each main cube): neighbouring slices share cells and "
+    "vessels, so neither that interval nor the seed range (a–b) is an error over independent images; the "
+    "seed scatter of ROI-C1 largely reflects where one run's errors fall on four correlated blocks.",
+)
+#: Table 3 notes.
+TABLE3_NOTES: tuple[str, ...] = (
+    "Noise floor: in-sample least squares reaches about D / (N - 1) from pure noise (D embedding "
+    "dimensions, N images); the row 'in-sample noise floor' is the in-sample R² of a random Gaussian "
+    "embedding of the same D and N (probing.readout.noise_floor_seed), to read every in-sample R² against.",
+    "Cells: 'Cell Count', 'Cell Size', 'Dist (k=1)' are this project's (4-connected components of each "
+    "image); the '(3D labels)' columns label cells as the authors do, 6-connected in 3D over the whole cube "
+    "before cutting images (MTNeuro annots/features.py, lines 19-20, cc3d connectivity=6), and carry the "
+    "paper's numbers.",
+    "The paper's 'Supervised' row probes a randomly initialised encoder: get_latents(..., ssl=0) builds "
+    "resnet_xray('resnet18') and loads a checkpoint only for ssl == 1 (MTNeuro annots/latents.py, lines "
+    "29-31); compare it with this project's random_encoder row.",
+    "The paper's PCA and NMF are fitted on the probe images themselves (get_unsup_latents fits PCA(256) / "
+    "NMF(256) on the probed cut-out, annots/latents.py, lines 48-65), this project's on Task 1 training "
+    "images (a frozen encoder like the others).",
+    "The paper's 'Dist (k=1)': an image with fewer than two cells gets the sentinel 64 and no cell size "
+    "(left 0), and every cell's zero distance to itself enters the mean, halving it (annots/features.py, "
+    "lines 51-53 and 60-64); with many such quadrants the sentinel dominates that feature's variance. This "
+    "project leaves those images out (NaN) and excludes the self-distance, in both labellings.",
+    "Images the authors' encoders see: each 256-px section is resized to 64 px and cut into four 32-px "
+    "quadrants (BrainRegionDatasetInfer, default tresize=64; annots/latents.py, line 23); PCA/NMF: 64-px "
+    "quadrants of 128-px sections (line 50). This project passes each probing image at the encoder's "
+    "input size (classification.encoder.input_size): the paper profile's 128-px tiles are upsampled to "
+    "256 px, which the authors do not do.",
+)
 
 
 TABLES: dict[str, TableInfo] = {
     "table1": TableInfo(
         title="Table 1 — Task 1: brain-region classification accuracy",
         paper_table="Table 1",
-        what="test accuracy of a linear read-out (SSL, PCA, NMF) or of the supervised network",
+        what="test accuracy of a linear read-out (SSL, PCA, NMF, controls) or of the supervised network",
         blocks=table1_blocks,
+        notes=TABLE1_NOTES,
     ),
     "table2": TableInfo(
         title="Table 2 — Task 2: microstructure segmentation (per-class and mean F1; IoU pooled, per slice and as the authors)",
@@ -203,6 +290,7 @@ TABLES: dict[str, TableInfo] = {
             "tiles of 256x256 slices, 5760 images)"
         ),
         blocks=table3_blocks,
+        notes=TABLE3_NOTES,
     ),
 }
 
@@ -212,6 +300,25 @@ def render_markdown(table: pd.DataFrame, which: str, decimals: int) -> str:
     info = TABLES[which]
     lines = [f"# {info.title}", ""]
     lines += [f"- {line}" for line in table_caption(table, info.paper_table, info.what)]
+    lines += [f"- Note: {note}" for note in info.notes]
     for title, block in info.blocks(table, decimals):
         lines += ["", f"## {title}", "", block.to_markdown(index=False, disable_numparse=True), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_departures(departures: pd.DataFrame) -> str:
+    """The settings in which the profile departs from the paper, as Markdown (from the parsed
+    parameters, :func:`.tables.profile_departures`)."""
+    profile = first_value(departures, "profile", "unspecified")
+    differ = departures[departures["departs"].astype(bool)] if len(departures) else departures
+    lines = [f"# Settings: profile {profile} against the paper", ""]
+    if differ.empty:
+        lines.append("Every compared setting is the paper's.")
+    else:
+        lines.append(f"{len(differ)} of {len(departures)} compared settings depart from the paper:")
+    lines.append("")
+    shown = departures.rename(
+        columns={"setting": "Setting", "paper": "Paper", "this_profile": "This profile", "parameter": "Parameter"}
+    ).assign(Departs=departures["departs"].map({True: "yes", False: "no"}))
+    lines.append(shown[["Setting", "Paper", "This profile", "Departs", "Parameter"]].to_markdown(index=False))
+    return "\n".join(lines) + "\n"

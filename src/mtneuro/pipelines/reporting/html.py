@@ -87,7 +87,7 @@ def table_section(which: str, table: pd.DataFrame, decimals: int) -> dict[str, A
     return {
         "id": which,
         "title": info.title,
-        "caption": table_caption(table, info.paper_table, info.what),
+        "caption": [*table_caption(table, info.paper_table, info.what), *(f"Note: {n}" for n in info.notes)],
         "tables": [
             display_table(block, f"{which}-{k + 1}", title)
             for k, (title, block) in enumerate(info.blocks(table, decimals))
@@ -152,7 +152,8 @@ def render_report(
     figure_list = [
         _figure(
             "chart-task1",
-            f"Task 1: accuracy per method and configuration (bars: ours, mean ± std; ◆: {PAPER_LABEL}).",
+            f"Task 1: accuracy per method and configuration (bars: ours, mean; whiskers: half the seed range for "
+            f"up to 3 seeds, else ± std; ◆: {PAPER_LABEL}).",
             image_data_uris(chart1),
         ),
         _figure(

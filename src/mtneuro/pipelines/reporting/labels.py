@@ -41,6 +41,7 @@ SEG_CLASS_LABELS: dict[str, dict[str, str]] = {
 #: Task 3 R^2 kinds: kind -> (column of the task table, label).
 R2_KINDS: dict[str, tuple[str, str]] = {
     "in_sample": ("r2_in_sample", "in-sample"),
+    "in_sample_noise": ("r2_in_sample_noise", "in-sample noise floor (Gaussian embedding, same D and N)"),
     "cv": ("r2_cv", "cross-validated"),
 }
 

@@ -26,12 +26,16 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mtneuro.config.classification import ClassificationParameters
+from mtneuro.config.ingestion import IngestionParameters
+from mtneuro.config.probing import ProbingParameters
 from mtneuro.config.reporting import ReportingParameters
+from mtneuro.config.segmentation import SegmentationParameters
 from mtneuro.config.volume import VolumeParameters
 
 from . import tables
 from .charts import task1_chart, task2_chart, task3_chart
-from .formatting import render_markdown
+from .formatting import render_departures, render_markdown
 from .html import render_report
 from .tables import ReportingError
 
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ReportingError",
     "build_html_report",
+    "build_profile_departures",
     "build_table1",
     "build_table2",
     "build_table3",
@@ -82,11 +87,30 @@ def table3_markdown(table: pd.DataFrame, reporting: ReportingParameters) -> str:
     return render_markdown(table, "table3", reporting.decimals)
 
 
+def build_profile_departures(
+    classification: ClassificationParameters,
+    segmentation: SegmentationParameters,
+    probing: ProbingParameters,
+    ingestion: IngestionParameters,
+    reporting: ReportingParameters,
+) -> pd.DataFrame:
+    """The active profile's settings beside the paper's, from the parsed parameters
+    (:func:`.tables.profile_departures`)."""
+    return tables.profile_departures(classification, segmentation, probing, ingestion, reporting.profile)
+
+
 def paper_tables_markdown(
-    table1: pd.DataFrame, table2: pd.DataFrame, table3: pd.DataFrame, reporting: ReportingParameters
+    table1: pd.DataFrame,
+    table2: pd.DataFrame,
+    table3: pd.DataFrame,
+    reporting: ReportingParameters,
+    departures: pd.DataFrame | None = None,
 ) -> str:
-    """Tables 1-3 beside the paper's, as one Markdown document (one file to paste or diff)."""
+    """Tables 1-3 beside the paper's, as one Markdown document (one file to paste or diff),
+    opened by the settings in which the profile departs from the paper (``departures``)."""
     parts = [table1_markdown(table1, reporting), table2_markdown(table2, reporting), table3_markdown(table3, reporting)]
+    if departures is not None:
+        parts.insert(0, render_departures(departures))
     return "\n\n".join(part.strip() for part in parts) + "\n"
 
 

@@ -49,8 +49,21 @@ def build_pipeline(figure_names: Iterable[str], table_names: Iterable[str] = ())
                 namespace="reporting",
             ),
             Node(
+                nodes.build_profile_departures,
+                [
+                    "params:classification",
+                    "params:segmentation",
+                    "params:probing",
+                    "params:ingestion",
+                    params,
+                ],
+                "profile_departures",
+                name="compare_profile_to_paper",
+                namespace="reporting",
+            ),
+            Node(
                 nodes.paper_tables_markdown,
-                ["table1_region_classification", "table2_segmentation", "table3_probing", params],
+                ["table1_region_classification", "table2_segmentation", "table3_probing", params, "profile_departures"],
                 "paper_tables_md",
                 name="render_paper_tables_markdown",
                 namespace="reporting",

@@ -3,8 +3,11 @@ paper's numbers (:mod:`mtneuro.paper_results`), one row per table cell.
 
 The task tables carry the registries' names (methods, models, features) and the configuration
 names ``ROI-C1``..``ROI-C3``; rows follow the paper's order, then any other name seen. A cell
-without any run (or a NaN metric in every seed) is missing -- NaN, never zero; std is the sample
-standard deviation over seeds (ddof = 1), none for one seed.
+without any run (or a NaN metric in every seed) is missing -- NaN, never zero. Each cell carries
+the mean over seeds, the sample standard deviation (ddof = 1, none for one seed), the smallest
+and largest seed value (``ours_min``/``ours_max``) and ``ours_spread``, what the renderings show
+as the seed scatter: the half range for up to :data:`RANGE_UP_TO_SEEDS` seeds (two seeds say
+nothing about a standard deviation), else the std.
 
 Table 2 has four metrics (:data:`TABLE2_METRICS`): F1 and IoU pooled over every test pixel of a
 run, IoU averaged per image over the images where a class is present (this project's), and the
@@ -18,11 +21,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from mtneuro import paper_results as paper
+from mtneuro.config.classification import ClassificationParameters
+from mtneuro.config.ingestion import IngestionParameters
+from mtneuro.config.probing import ProbingParameters
+from mtneuro.config.segmentation import SegmentationParameters
 
 from .labels import R2_KINDS, SEG_CLASS_LABELS, dims_label, feature_label, method_label, model_dims, model_label
 
@@ -38,6 +46,11 @@ TABLE1_COLUMNS = [
     "n_seeds",
     "ours_mean",
     "ours_std",
+    "ours_min",
+    "ours_max",
+    "ours_spread",
+    "run_ci_halfwidth",
+    "ci_level",
     "paper_mean",
     "paper_std",
 ]
@@ -54,6 +67,9 @@ TABLE2_COLUMNS = [
     "n_seeds",
     "ours_mean",
     "ours_std",
+    "ours_min",
+    "ours_max",
+    "ours_spread",
     "paper_mean",
     "paper_std",
 ]
@@ -69,6 +85,9 @@ TABLE3_COLUMNS = [
     "n_seeds",
     "ours_mean",
     "ours_std",
+    "ours_min",
+    "ours_max",
+    "ours_spread",
     "paper_mean",
     "paper_std",
 ]
@@ -79,6 +98,32 @@ TABLE2_METRICS: tuple[str, ...] = ("f1", "iou", "iou_per_image", "iou_authors")
 #: The authors' code (scripts/task2_main.py) pools F1 over all pixels (line 276) but averages smp's
 #: per-sample IoU, absent classes scoring 1 (lines 244-245, printed at line 280).
 TABLE2_PAPER_METRIC: dict[str, str | None] = {"f1": "f1", "iou": None, "iou_per_image": None, "iou_authors": "iou"}
+
+#: The paper's Table 3 column each feature is compared with (None: none). The authors label cells
+#: in 3D over the whole cube before cutting images (MTNeuro annots/features.py, lines 19-20), so
+#: the paper's cell columns sit beside the ``*_authors`` features; this project's per-image cells
+#: (``cell_count``, ...) have no paper value of their definition.
+TABLE3_PAPER_FEATURE: dict[str, str | None] = {
+    "vessel_fraction": "vessel_fraction",
+    "axon_fraction": "axon_fraction",
+    "cell_count": None,
+    "mean_cell_area": None,
+    "mean_nn_distance": None,
+    "cell_count_authors": "cell_count",
+    "mean_cell_area_authors": "mean_cell_area",
+    "mean_nn_distance_authors": "mean_nn_distance",
+}
+#: Table 3 rows in the paper's column order, each paper column next to the feature compared with it.
+TABLE3_FEATURE_ORDER: tuple[str, ...] = (
+    "vessel_fraction",
+    "axon_fraction",
+    "cell_count_authors",
+    "mean_cell_area_authors",
+    "mean_nn_distance_authors",
+    "cell_count",
+    "mean_cell_area",
+    "mean_nn_distance",
+)
 
 #: Training set of each Task 1 configuration: ROI-C2 tests the ROI-C1 models on the extra cubes.
 TABLE1_TRAIN_CONFIG: dict[str, str] = {"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1", "ROI-C3": "ROI-C3"}
@@ -108,22 +153,51 @@ def _seed_values(runs: pd.DataFrame, value_column: str, keys: Sequence[str]) -> 
     return frame
 
 
-def seed_stats(values: Iterable[float]) -> tuple[int, float, float]:
-    """(n, mean, sample std) over seeds, NaNs ignored; mean is NaN for no value, std for < 2."""
+#: Up to this many seeds a cell shows the seed values' range, not a standard deviation.
+RANGE_UP_TO_SEEDS = 3
+
+
+class SeedStats(NamedTuple):
+    """One cell over seeds: count, mean, sample std, smallest and largest value, spread."""
+
+    n: int
+    mean: float
+    std: float
+    low: float
+    high: float
+
+    @property
+    def spread(self) -> float:
+        """Half the range for up to :data:`RANGE_UP_TO_SEEDS` seeds, else the std; NaN for < 2."""
+        if self.n < 2:
+            return float("nan")
+        return (self.high - self.low) / 2 if self.n <= RANGE_UP_TO_SEEDS else self.std
+
+
+NO_STATS = SeedStats(0, float("nan"), float("nan"), float("nan"), float("nan"))
+
+
+def seed_stats(values: Iterable[float]) -> SeedStats:
+    """(n, mean, sample std, min, max) over seeds, NaNs ignored; mean is NaN for no value, std for < 2."""
     arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
     if arr.size == 0:
-        return 0, float("nan"), float("nan")
+        return NO_STATS
     std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
-    return int(arr.size), float(arr.mean()), std
+    return SeedStats(int(arr.size), float(arr.mean()), std, float(arr.min()), float(arr.max()))
 
 
-def _stats_lookup(frame: pd.DataFrame, keys: Sequence[str], value_column: str) -> dict[tuple, tuple[int, float, float]]:
+def _stats_lookup(frame: pd.DataFrame, keys: Sequence[str], value_column: str) -> dict[tuple, SeedStats]:
     if frame.empty:
         return {}
     return {
         (key if isinstance(key, tuple) else (key,)): seed_stats(group[value_column].to_numpy())
         for key, group in frame.groupby(list(keys), dropna=False, sort=False)
     }
+
+
+def _cells(st: SeedStats) -> list[float]:
+    """The table columns of one cell's statistics: n_seeds, ours_mean, ours_std, ours_min, ours_max, ours_spread."""
+    return [st.n, st.mean, st.std, st.low, st.high, st.spread]
 
 
 def _paper_pair(value: paper.PaperValue | None) -> tuple[float, float]:
@@ -168,6 +242,21 @@ def _paper_training_sets_only(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keep.to_numpy()]
 
 
+def _run_intervals(runs: pd.DataFrame, metric: str) -> tuple[dict[tuple, float], float]:
+    """Per (method, config): the mean over seeds of the half-width of each run's bootstrap
+    interval of ``metric`` over its test images (columns ``<metric>_ci_low``/``_ci_high`` of the
+    task table), and the intervals' level; empty and NaN where the table has none."""
+    low, high = f"{metric}_ci_low", f"{metric}_ci_high"
+    if runs.empty or low not in runs.columns or high not in runs.columns:
+        return {}, float("nan")
+    frame = _paper_training_sets_only(runs).copy()
+    frame["_half"] = (pd.to_numeric(frame[high], errors="coerce") - pd.to_numeric(frame[low], errors="coerce")) / 2
+    halves = _seed_values(frame, "_half", ["method", "config"])
+    table = halves.groupby(["method", "config"], sort=False)["_half"].mean()
+    level = float(pd.to_numeric(runs["ci_level"], errors="coerce").max()) if "ci_level" in runs else float("nan")
+    return {key: float(v) for key, v in table.items()}, level
+
+
 def table1(runs: pd.DataFrame | None, profile: str, metric: str) -> pd.DataFrame:
     """Task 1 ``metric``: one row per (method, configuration), ours (mean/std over seeds) and paper's."""
     runs = _as_frame(runs)
@@ -181,14 +270,17 @@ def table1(runs: pd.DataFrame | None, profile: str, metric: str) -> pd.DataFrame
         frame = _paper_training_sets_only(runs)
         frame = _seed_values(frame, metric, ["method", "config"])
     stats = _stats_lookup(frame, ["method", "config"], metric)
+    ci_halfwidth, ci_level = _run_intervals(runs, metric)
     methods = _ordered(paper.TABLE1_METHODS, frame["method"])
     configs = _ordered(paper.TABLE1_CONFIGS, frame["config"])
     rows = []
     for method in methods:
         for config in configs:
-            n, mean, std = stats.get((method, config), (0, float("nan"), float("nan")))
+            st = stats.get((method, config), NO_STATS)
             p_mean, p_std = _paper_pair(paper.table1(method, config)) if metric == "accuracy" else (float("nan"),) * 2
-            rows.append([source, profile, method, method_label(method), config, metric, n, mean, std, p_mean, p_std])
+            half = ci_halfwidth.get((method, config), float("nan"))
+            head = [source, profile, method, method_label(method), config, metric]
+            rows.append([*head, *_cells(st), half, ci_level, p_mean, p_std])
     return pd.DataFrame(rows, columns=TABLE1_COLUMNS)
 
 
@@ -230,7 +322,7 @@ def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
         frame = pd.DataFrame(columns=["dims", "model", "setting", "class"])
     else:
         frame = _with_dims(runs)
-    stats: dict[str, dict[tuple, tuple[int, float, float]]] = {}
+    stats: dict[str, dict[tuple, SeedStats]] = {}
     for metric in TABLE2_METRICS:
         if metric in frame.columns:
             values = _segmentation_seed_values(frame, metric)
@@ -252,7 +344,7 @@ def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
                 for metric in TABLE2_METRICS:
                     paper_metric = TABLE2_PAPER_METRIC[metric]
                     for cls in classes:
-                        n, mean, std = stats[metric].get((dims, model, setting, cls), (0, float("nan"), float("nan")))
+                        st = stats[metric].get((dims, model, setting, cls), NO_STATS)
                         p_mean, p_std = _paper_pair(
                             None if paper_metric is None else paper.table2(dims, model, setting, paper_metric, cls)
                         )
@@ -267,9 +359,7 @@ def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
                                 metric,
                                 cls,
                                 labels.get(cls, cls),
-                                n,
-                                mean,
-                                std,
+                                *_cells(st),
                                 p_mean,
                                 p_std,
                             ]
@@ -281,7 +371,9 @@ def table2(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
 
 
 def table3(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
-    """Task 3: one row per (encoder training configuration, method, feature, R^2 kind)."""
+    """Task 3: one row per (encoder training configuration, method, feature, R^2 kind: in-sample,
+    its noise floor, cross-validated); the paper's in-sample R^2 beside the feature of the same
+    definition (:data:`TABLE3_PAPER_FEATURE`)."""
     runs = _as_frame(runs)
     _require(runs, ["method", "train_config", "feature"], "Table 3")
     source = describe_source(runs)
@@ -297,14 +389,21 @@ def table3(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
             stats[kind] = {}
     configs = _ordered(paper.TABLE3_CONFIGS, frame["train_config"])
     methods = _ordered(paper.TABLE3_METHODS, frame["method"])
-    features = _ordered(paper.TABLE3_FEATURES, frame["feature"])
+    seen = set(frame["feature"])  # the paper's columns always; this project's own where probed
+    preferred = [f for f in TABLE3_FEATURE_ORDER if f in seen or TABLE3_PAPER_FEATURE[f] is not None]
+    features = _ordered(preferred, frame["feature"])
     rows = []
     for config in configs:
         for method in methods:
             for feature in features:
                 for kind in R2_KINDS:
-                    n, mean, std = stats[kind].get((config, method, feature), (0, float("nan"), float("nan")))
-                    p = paper.table3(config, method, feature) if kind == "in_sample" else None
+                    st = stats[kind].get((config, method, feature), NO_STATS)
+                    paper_feature = TABLE3_PAPER_FEATURE.get(feature, feature)
+                    p = (
+                        paper.table3(config, method, paper_feature)
+                        if kind == "in_sample" and paper_feature is not None
+                        else None
+                    )
                     p_mean, p_std = _paper_pair(p)
                     rows.append(
                         [
@@ -316,11 +415,85 @@ def table3(runs: pd.DataFrame | None, profile: str) -> pd.DataFrame:
                             feature,
                             feature_label(feature),
                             kind,
-                            n,
-                            mean,
-                            std,
+                            *_cells(st),
                             p_mean,
                             p_std,
                         ]
                     )
     return pd.DataFrame(rows, columns=TABLE3_COLUMNS)
+
+
+# --- the profile against the paper's settings ----------------------------------------------------
+
+DEPARTURE_COLUMNS = ["profile", "setting", "paper", "this_profile", "departs", "parameter"]
+
+
+def _values(values: Iterable[object]) -> str:
+    """One value, or the distinct values of several runs (``8 / 24 / 40``), as text."""
+    distinct = list(dict.fromkeys(str(v) for v in values))
+    return " / ".join(distinct)
+
+
+def profile_departures(
+    classification: ClassificationParameters,
+    segmentation: SegmentationParameters,
+    probing: ProbingParameters,
+    ingestion: IngestionParameters,
+    profile: str,
+) -> pd.DataFrame:
+    """Every setting of :data:`mtneuro.paper_results.PAPER_SETTINGS` beside the active profile's
+    value, read from the parsed parameters (so the table says what ran, not what a text claims),
+    with ``departs`` where they differ and the parameter(s) that set it."""
+    from mtneuro.classification_methods import get_method
+
+    data = classification.data
+    trained = [m for m in classification.methods if get_method(m).is_network and m != "random_encoder"]
+    epochs = [getattr(classification.method_settings(m), "epochs", None) for m in trained]
+    seg_runs = [segmentation.run_settings(m) for m in segmentation.models]
+    seg_samples = [r.train.samples_per_epoch for r in seg_runs]
+    size = int(ingestion.cube_size_yx)
+    tile = probing.images.tile_size
+    per_slice = 1 if tile is None else (size // int(tile)) ** 2
+    tile_px = size if tile is None else int(tile)
+    n_slices = len(range(0, 360, int(probing.images.slice_step)))
+    probe_images = 4 * n_slices * per_slice
+    unit = (
+        f"whole {size}x{size} sections" if tile is None else f"{tile_px}x{tile_px} quadrants of {size}x{size} sections"
+    )
+    max_slices = segmentation.evaluation.max_slices_per_cube
+    test_steps = {str(k): v for k, v in data.test_slice_step.items()}
+    ours: dict[str, tuple[object, str]] = {
+        "section size (pixels)": (size, "ingestion.cube_size_yx"),
+        "Task 1 training slices: every k-th": (data.train_slice_step, "classification.data.train_slice_step"),
+        **{
+            f"Task 1 test slices: every k-th ({spec_label})": (
+                test_steps.get(config, 1),
+                f"classification.data.test_slice_step.{config}",
+            )
+            for config, spec_label in (("roi_c1", "ROI-C1"), ("roi_c2", "ROI-C2"), ("roi_c3", "ROI-C3"))
+        },
+        "Task 1 network epochs": (
+            _values(e for e in epochs if e is not None) or "—",
+            "classification.network_training.epochs and the method blocks' epochs",
+        ),
+        "Task 1 seeds": (len(classification.seeds), "classification.seeds"),
+        "Task 2 epochs": (_values(r.train.epochs for r in seg_runs), "segmentation.train.epochs (+ model_settings)"),
+        "Task 2 training samples per epoch": (
+            _values("every slice / subvolume" if s is None else s for s in seg_samples),
+            "segmentation.train.samples_per_epoch (+ model_settings)",
+        ),
+        "Task 2 test slices scored per cube": (
+            50 if max_slices is None else min(50, int(max_slices)),
+            "segmentation.evaluation.max_slices_per_cube",
+        ),
+        "Task 2 seeds": (len(segmentation.seeds), "segmentation.seeds"),
+        "Task 3 images (probing)": (
+            f"{unit}, {probe_images}",
+            "ingestion.cube_size_yx, probing.images.tile_size, probing.images.slice_step",
+        ),
+    }
+    rows = []
+    for setting, paper_value in paper.PAPER_SETTINGS.items():
+        value, parameter = ours[setting]
+        rows.append([profile, setting, str(paper_value), str(value), str(value) != str(paper_value), parameter])
+    return pd.DataFrame(rows, columns=DEPARTURE_COLUMNS)
