@@ -65,6 +65,9 @@ class TrackingSettings(StrictModel):
     """``conf/base/mlflow.yml`` (every default lives in the YAML)."""
 
     enabled: bool
+    #: An unreachable tracking store stops the run before its first node (true), or is one
+    #: warning and the run goes on untracked (false). Probed by :mod:`mtneuro.preflight`.
+    required: bool
     #: null: ``sqlite:///<project>/mlflow.db``; any MLflow tracking URI (http://host:5000, ...).
     tracking_uri: str | None
     experiment_name: str
@@ -100,6 +103,80 @@ def resolve_uri(setting: str | None, project_path: Path) -> str:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = f"sqlite:///{(project_path / uri[len('sqlite:///') :]).resolve()}"
     return uri
+
+
+#: ``uri -> problem`` ("" reachable) of the store probes of :func:`check_store` in this process,
+#: taken by the tracking hook of the same run (so a store is probed once per run).
+_STORE_VERDICTS: dict[str, str] = {}
+
+
+def _writable_folder_problem(path: Path) -> str:
+    """Why a local store at ``path`` cannot be written (its nearest existing folder), ``""`` if it can."""
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                return f"{folder} is not a folder"
+            return "" if os.access(folder, os.W_OK | os.X_OK) else f"the folder {folder} is not writable"
+    return f"no folder of {path} exists"
+
+
+def store_problem(uri: str, probe: Any) -> str:
+    """Why the tracking store at ``uri`` cannot be used (``""``: it can), within the probe's bounds.
+
+    Local stores (``sqlite:///``, ``file:``, plain paths) must be writable; an ``http(s)`` server
+    must answer ``GET /health`` below 500; a database server must accept a TCP connection.
+    """
+    from urllib.parse import urlsplit
+
+    from mtneuro.preflight import probe_http, probe_tcp
+
+    if uri.startswith("sqlite:///"):
+        return _writable_folder_problem(Path(uri[len("sqlite:///") :]))
+    if uri.startswith("file:"):
+        return _writable_folder_problem(Path(urlsplit(uri).path) / "x")
+    if "://" not in uri:
+        return _writable_folder_problem(Path(uri) / "x")
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        return probe_http(uri.rstrip("/") + "/health", probe, server_errors_fail=True)
+    if parts.hostname and parts.port:
+        return probe_tcp(f"tcp://{parts.hostname}:{parts.port}", probe)
+    return ""  # databricks, a plug-in store...: left to MLflow
+
+
+def check_store(settings: TrackingSettings, project_path: Path, probe: Any) -> bool:
+    """Pre-flight: is the tracking store usable? True if so (or tracking is off).
+
+    Unreachable: :class:`mtneuro.preflight.ServiceUnreachableError` when ``required``, else one
+    warning and False; the verdict is kept for this run's tracking hook, which then tracks nothing.
+    """
+    if not settings.enabled:
+        return True
+    from mtneuro.preflight import unreachable
+
+    uri = resolve_uri(settings.tracking_uri, project_path)
+    problem = store_problem(uri, probe)
+    _STORE_VERDICTS[uri] = problem
+    if not problem:
+        return True
+    setting = "tracking_uri in conf/<env>/mlflow.yml or the environment variable MLFLOW_TRACKING_URI"
+    if settings.required:
+        raise unreachable(
+            "The MLflow tracking store",
+            uri,
+            problem,
+            f"{setting}; or set required: false there to run without tracking, or enabled: false",
+            probe,
+        )
+    log.warning(
+        "MLflow tracking is off for this run: the tracking store at %s is not reachable (%s; gave up after at "
+        "most %g s). Set %s to a reachable store to track runs.",
+        uri,
+        problem,
+        probe.total_s,
+        setting,
+    )
+    return False
 
 
 def artifact_location(uri: str) -> str | None:
@@ -337,6 +414,9 @@ class MlflowTrackingHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
         """Driver: open the parent run and export it to the node processes."""
         if self.settings is None or not self.settings.enabled:
+            return
+        uri = resolve_uri(self.settings.tracking_uri, self.project_path)
+        if _STORE_VERDICTS.pop(uri, ""):  # the pre-flight found it unreachable (and warned)
             return
         _safely("opening the parent run", self._open_parent, run_params, pipeline)
 

@@ -27,6 +27,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 SEEDS = (0, 1)
 SETTINGS = tracking.TrackingSettings(
     enabled=True,
+    required=True,
     tracking_uri=None,
     experiment_name="test",
     tasks=["segmentation"],
