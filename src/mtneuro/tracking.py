@@ -300,8 +300,11 @@ def profile_name(env: str | None) -> str:
 
 
 def runner_name(runner: Any) -> str:
-    """The runner's class name from Kedro's ``run_params["runner"]`` (a class name or an object repr)."""
-    text = str(runner or "SequentialRunner")
+    """The runner's class name from Kedro's ``run_params["runner"]`` (a class name, an object repr, or
+    ``"None"`` when the session runs its default)."""
+    text = str(runner or "None")
+    if text == "None":  # no --runner: the session runs Kedro's default
+        return "SequentialRunner"
     match = re.match(r"<([\w.]+) object at", text)
     return (match.group(1) if match else text).rsplit(".", 1)[-1]
 

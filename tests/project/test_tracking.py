@@ -280,7 +280,7 @@ def test_a_cell_logs_its_own_settings_only() -> None:
 def test_profile_and_runner_names() -> None:
     assert [tracking.profile_name(env) for env in (None, "local", "tiny", "paper")] == ["base", "base", "tiny", "paper"]
     assert tracking.runner_name("<mtneuro.runners.DaskRunner object at 0x7f3b>") == "DaskRunner"
-    assert tracking.runner_name("SequentialRunner") == "SequentialRunner"
+    assert tracking.runner_name("SequentialRunner") == tracking.runner_name("None") == "SequentialRunner"
 
 
 @pytest.mark.slow
