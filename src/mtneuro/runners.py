@@ -161,8 +161,34 @@ def local_gpu_worker_specs(n_gpus: int, slots: int, memory_limit: str, env: Mapp
     }
 
 
-def start_cluster(settings: DaskSettings) -> tuple[Client, Any]:
-    """A client and the cluster it owns (None for a running scheduler) from the settings."""
+def connect_scheduler(address: str, probe: Any) -> Client:
+    """A client of the running scheduler at ``address``; a dead or silent one is an error within
+    the probe's bounds (``conf/base/preflight.yml``), naming the address and the setting."""
+    from distributed import Client
+
+    from mtneuro.preflight import probe_tcp, unreachable
+
+    setting = "dask.address in conf/<env>/dask.yml, or --runner-params=cluster=address,address=tcp://host:8786"
+    scheme = address.partition("://")[0] if "://" in address else "tcp"
+    # tcp: the scheduler greets first (its handshake); tls: the client speaks first; others: not probed
+    reason = probe_tcp(address, probe, greeting=scheme == "tcp") if scheme in ("tcp", "tls") else ""
+    if reason:
+        raise unreachable("The Dask scheduler", address, reason, setting, probe)
+    try:
+        return Client(address, timeout=probe.total_s)
+    except (OSError, TimeoutError) as exc:
+        raise unreachable(
+            "The Dask scheduler",
+            address,
+            f"connected, but no Dask handshake within {probe.total_s:g} s ({type(exc).__name__})",
+            setting,
+            probe,
+        ) from None
+
+
+def start_cluster(settings: DaskSettings, probe: Any = None) -> tuple[Client, Any]:
+    """A client and the cluster it owns (None for a running scheduler) from the settings;
+    ``probe`` (:class:`mtneuro.preflight.ProbeSettings`) bounds the wait for a running scheduler."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -178,7 +204,9 @@ def start_cluster(settings: DaskSettings) -> tuple[Client, Any]:
                 raise ConfigurationError(
                     "dask.address: set the scheduler address (tcp://host:8786) for cluster: address"
                 )
-            return Client(settings.address), None
+            if probe is None:
+                return Client(settings.address), None
+            return connect_scheduler(settings.address, probe), None
         if settings.cluster == "slurm":
             from dask_jobqueue import SLURMCluster
 
@@ -320,7 +348,12 @@ class DaskRunner(AbstractRunner):
         from kedro.framework.project import LOGGING, PACKAGE_NAME
 
         self.settings = settings = _read_config(self._options)
-        client, cluster = (self._client, None) if self._client is not None else start_cluster(settings)
+        if self._client is not None:
+            client, cluster = self._client, None
+        else:
+            from mtneuro.preflight import read_settings
+
+            client, cluster = start_cluster(settings, read_settings(_session_loader()).probe)
         exchange_root = self._exchange_root(settings)
         exchange = exchange_root / (run_id or f"run-{time.time_ns()}").replace(":", "-")
         swapped = self._swap_memory_datasets(pipeline, catalog, exchange)

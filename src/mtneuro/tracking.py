@@ -65,6 +65,9 @@ class TrackingSettings(StrictModel):
     """``conf/base/mlflow.yml`` (every default lives in the YAML)."""
 
     enabled: bool
+    #: An unreachable tracking store stops the run before its first node (true), or is one
+    #: warning and the run goes on untracked (false). Probed by :mod:`mtneuro.preflight`.
+    required: bool
     #: null: ``sqlite:///<project>/mlflow.db``; any MLflow tracking URI (http://host:5000, ...).
     tracking_uri: str | None
     experiment_name: str
@@ -76,6 +79,10 @@ class TrackingSettings(StrictModel):
     history_datasets: list[str]
     #: Cell outputs whose saved file or folder is logged as an artifact (the trained weights).
     artifact_datasets: list[str]
+    #: Tables of the whole run whose numbers are the parent run's summary metrics (when the run writes them).
+    summary_datasets: list[str]
+    #: Files of the whole run logged as the parent run's artifacts (the report).
+    report_datasets: list[str]
 
 
 def read_settings(loader: Any) -> TrackingSettings:
@@ -102,6 +109,80 @@ def resolve_uri(setting: str | None, project_path: Path) -> str:
     return uri
 
 
+#: ``uri -> problem`` ("" reachable) of the store probes of :func:`check_store` in this process,
+#: taken by the tracking hook of the same run (so a store is probed once per run).
+_STORE_VERDICTS: dict[str, str] = {}
+
+
+def _writable_folder_problem(path: Path) -> str:
+    """Why a local store at ``path`` cannot be written (its nearest existing folder), ``""`` if it can."""
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                return f"{folder} is not a folder"
+            return "" if os.access(folder, os.W_OK | os.X_OK) else f"the folder {folder} is not writable"
+    return f"no folder of {path} exists"
+
+
+def store_problem(uri: str, probe: Any) -> str:
+    """Why the tracking store at ``uri`` cannot be used (``""``: it can), within the probe's bounds.
+
+    Local stores (``sqlite:///``, ``file:``, plain paths) must be writable; an ``http(s)`` server
+    must answer ``GET /health`` below 500; a database server must accept a TCP connection.
+    """
+    from urllib.parse import urlsplit
+
+    from mtneuro.preflight import probe_http, probe_tcp
+
+    if uri.startswith("sqlite:///"):
+        return _writable_folder_problem(Path(uri[len("sqlite:///") :]))
+    if uri.startswith("file:"):
+        return _writable_folder_problem(Path(urlsplit(uri).path) / "x")
+    if "://" not in uri:
+        return _writable_folder_problem(Path(uri) / "x")
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        return probe_http(uri.rstrip("/") + "/health", probe, server_errors_fail=True)
+    if parts.hostname and parts.port:
+        return probe_tcp(f"tcp://{parts.hostname}:{parts.port}", probe)
+    return ""  # databricks, a plug-in store...: left to MLflow
+
+
+def check_store(settings: TrackingSettings, project_path: Path, probe: Any) -> bool:
+    """Pre-flight: is the tracking store usable? True if so (or tracking is off).
+
+    Unreachable: :class:`mtneuro.preflight.ServiceUnreachableError` when ``required``, else one
+    warning and False; the verdict is kept for this run's tracking hook, which then tracks nothing.
+    """
+    if not settings.enabled:
+        return True
+    from mtneuro.preflight import unreachable
+
+    uri = resolve_uri(settings.tracking_uri, project_path)
+    problem = store_problem(uri, probe)
+    _STORE_VERDICTS[uri] = problem
+    if not problem:
+        return True
+    setting = "tracking_uri in conf/<env>/mlflow.yml or the environment variable MLFLOW_TRACKING_URI"
+    if settings.required:
+        raise unreachable(
+            "The MLflow tracking store",
+            uri,
+            problem,
+            f"{setting}; or set required: false there to run without tracking, or enabled: false",
+            probe,
+        )
+    log.warning(
+        "MLflow tracking is off for this run: the tracking store at %s is not reachable (%s; gave up after at "
+        "most %g s). Set %s to a reachable store to track runs.",
+        uri,
+        problem,
+        probe.total_s,
+        setting,
+    )
+    return False
+
+
 def artifact_location(uri: str) -> str | None:
     """Artifacts of a SQLite store go beside the database (``mlartifacts/``); servers choose their own."""
     if uri.startswith("sqlite:///"):
@@ -120,28 +201,60 @@ def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def numbers(value: Any, prefix: str = "") -> dict[str, float]:
-    """Every finite number in a metrics output: a dict (nested) or a table.
+#: Columns of a metrics output that identify or describe a run rather than measure it.
+NOT_METRICS = frozenset(
+    {
+        "seed",
+        "epochs",
+        "train_samples",
+        "test_slices",
+        "class_index",
+        "support_pixels",
+        "n_train",
+        "n_test",
+        "n_images",
+        "test_slice_step",
+        "input_size",
+        "embedding_dim",
+        "cv_folds",
+    }
+)
+#: Preferred row labels of a metrics table when no text column varies.
+_ROW_LABELS = ("class", "test_config", "config", "feature")
 
-    A table's rows are named by their first text column (e.g. the class of a Task 2 row):
-    ``<row>.<column>``; identifying columns of the cell (seed, epochs, ...) are skipped.
+
+def is_metric_name(name: str) -> bool:
+    """Numbers that measure a run: not identifiers, counts of the setup, or durations (seconds)."""
+    last = name.rsplit(".", 1)[-1]
+    return last not in NOT_METRICS and "second" not in last
+
+
+def numbers(value: Any, prefix: str = "") -> dict[str, float]:
+    """Every finite number in a metrics output: a dict (nested), a list of rows or a table.
+
+    A table's rows are named by its text columns that vary (the test configuration of a Task 1
+    row, the class of a Task 2 row, method and configuration in a summary): ``<row>.<column>``;
+    identifiers, set-up counts and durations (:func:`is_metric_name`) are skipped.
     """
     import math
 
     import pandas as pd
 
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        value = pd.DataFrame(list(value))
     out: dict[str, float] = {}
     if isinstance(value, pd.DataFrame):
-        text = [c for c in value.columns if value[c].dtype == object]
-        label = next((c for c in ("class", "test_config", *text) if c in value.columns), None)
+        text = [c for c in value.columns if value[c].dtype == object and c != "source"]
+        labels = [c for c in text if value[c].nunique(dropna=False) > 1]
+        if not labels:
+            labels = [c for c in _ROW_LABELS if c in value.columns][:1]
         for index, row in value.reset_index(drop=True).iterrows():
-            name = str(row[label]) if label else str(index)
+            name = ".".join(str(row[c]) for c in labels) if labels else str(index)
             for column in value.select_dtypes("number").columns:
-                if column in ("seed", "epochs", "train_samples", "test_slices"):
-                    continue
-                out[f"{prefix}{name}.{column}"] = row[column]
+                if is_metric_name(str(column)):
+                    out[f"{prefix}{name}.{column}"] = row[column]
     else:
-        out = {f"{prefix}{k}": v for k, v in flatten(value)}
+        out = {f"{prefix}{k}": v for k, v in flatten(value) if is_metric_name(k)}
     clean = {}
     for key, item in out.items():
         if isinstance(item, (bool, str)) or item is None:
@@ -152,8 +265,48 @@ def numbers(value: Any, prefix: str = "") -> dict[str, float]:
             except (TypeError, ValueError):
                 continue
         if math.isfinite(float(item)):
-            clean[re.sub(r"[^\w./ -]", "_", key)] = float(item)
+            clean[re.sub(r"[^\w./ -]", "_", key)[:250]] = float(item)
     return clean
+
+
+def run_parameters(params: Mapping[str, Any], cell: Mapping[str, str]) -> dict[str, Any]:
+    """The parameters of one grid cell: its own method's (or model's) settings, not the other grid
+    members', no grid lists (methods, configs, seeds) and no unset (None) values."""
+    grid_lists = {"methods", "models", "configs", "settings", "seeds"}
+    others: set[str] = set()
+    own = {cell.get("method", ""), cell.get("config", "")}
+    try:  # the settings blocks a Task 1 method reads besides its own (myow_merged reads myow's)
+        from mtneuro.classification_methods import get_method
+
+        own.update(get_method(cell.get("method", "")).inherits)
+    except Exception:  # not a Task 1 method
+        pass
+    for key, item in params.items():
+        if key.rsplit(".", 1)[-1] in ("methods", "models", "configs", "settings") and isinstance(item, list):
+            others.update(str(v) for v in item)
+    others -= own
+    kept = {}
+    for key, item in params.items():
+        parts = key.split(".")
+        if item is None or parts[-1] in grid_lists or others.intersection(parts[1:]):
+            continue
+        kept[key] = item
+    return kept
+
+
+def profile_name(env: str | None) -> str:
+    """The profile a Kedro environment runs: ``base`` for the default run environment (``local``)."""
+    return "base" if not env or env == "local" else str(env)
+
+
+def runner_name(runner: Any) -> str:
+    """The runner's class name from Kedro's ``run_params["runner"]`` (a class name, an object repr, or
+    ``"None"`` when the session runs its default)."""
+    text = str(runner or "None")
+    if text == "None":  # no --runner: the session runs Kedro's default
+        return "SequentialRunner"
+    match = re.match(r"<([\w.]+) object at", text)
+    return (match.group(1) if match else text).rsplit(".", 1)[-1]
 
 
 # --- per process state ------------------------------------------------------------------------
@@ -177,7 +330,9 @@ class _Tracker:
     def cell_run(self, namespace: str, cell: Mapping[str, str], params: Mapping[str, Any]) -> str:
         """The cell's run under the parent: found by tag (another worker may have opened it) or created."""
         if namespace in self.cells:
-            return self.cells[namespace]
+            run_id = self.cells[namespace]
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
         found = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}' and tags.`{CELL_TAG}` = '{namespace}'",
@@ -185,6 +340,8 @@ class _Tracker:
         )
         if found:
             run_id = found[0].info.run_id
+            if found[0].info.status != "RUNNING":  # closed by the cell's previous node: open again
+                self.client.update_run(run_id, status="RUNNING")
         else:
             from mlflow.entities import Param
 
@@ -195,7 +352,7 @@ class _Tracker:
                 **{f"mtneuro.{k}": str(v) for k, v in cell.items()},
             }
             run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=namespace).info.run_id
-            items = [Param(k, str(v)[:6000]) for k, v in {**cell, **params}.items()]
+            items = [Param(k, str(v)[:6000]) for k, v in {**cell, **run_parameters(params, cell)}.items()]
             for start in range(0, len(items), _MAX_BATCH):
                 self.client.log_batch(run_id, params=items[start : start + _MAX_BATCH])
         self.cells[namespace] = run_id
@@ -331,12 +488,15 @@ class MlflowTrackingHook:
         self.project_path = Path(context.project_path)
         volume = (context.params or {}).get("volume") or {}
         source = volume.get("source", "") if isinstance(volume, Mapping) else getattr(volume, "source", "")
-        self.tags = {"mtneuro.profile": str(context.env or "local"), "mtneuro.source": str(source)}
+        self.tags = {"mtneuro.profile": profile_name(context.env), "mtneuro.source": str(source)}
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
         """Driver: open the parent run and export it to the node processes."""
         if self.settings is None or not self.settings.enabled:
+            return
+        uri = resolve_uri(self.settings.tracking_uri, self.project_path)
+        if _STORE_VERDICTS.pop(uri, ""):  # the pre-flight found it unreachable (and warned)
             return
         _safely("opening the parent run", self._open_parent, run_params, pipeline)
 
@@ -356,7 +516,7 @@ class MlflowTrackingHook:
             **self.tags,
             "mtneuro.kedro_run_id": str(run_params.get("run_id")),
             "mtneuro.pipelines": ",".join(run_params.get("pipeline_names") or ["__default__"]),
-            "mtneuro.runner": str(run_params.get("runner")),
+            "mtneuro.runner": runner_name(run_params.get("runner")),
         }
         parent = client.create_run(experiment_id, tags=tags, run_name=f"kedro run {run_params.get('run_id')}")
         environ = {
@@ -410,6 +570,9 @@ class MlflowTrackingHook:
                 for record in value.get("epochs") or []:
                     epoch = int(record.get("epoch", 0)) if isinstance(record, Mapping) else 0
                     _safely("logging the history", tracker.log_metrics, run_id, numbers(record), epoch)
+        # The run is open while one of its nodes runs: its duration is the cell's, not the kedro run's
+        # (the artifacts were logged by after_dataset_saved, before this hook).
+        _safely("closing the cell run", tracker.client.set_terminated, run_id, "FINISHED")
 
     @hook_impl
     def on_node_error(self, node: Any) -> None:
@@ -451,8 +614,24 @@ class MlflowTrackingHook:
             tracker.client.log_artifact(run_id, str(path), artifact_path=name)
 
     @hook_impl
-    def after_pipeline_run(self) -> None:
+    def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        tracker = _tracker(closing=True) if self._exported else None
+        if tracker is not None:
+            _safely("logging the run's summary", self._log_summary, tracker, pipeline, catalog)
         self._close("FINISHED")
+
+    @staticmethod
+    def _log_summary(tracker: _Tracker, pipeline: Any, catalog: Any) -> None:
+        """The parent run: the summary tables' numbers as metrics, the report as an artifact."""
+        outputs = {name.split("@")[0] for name in pipeline.all_outputs()}
+        for name in tracker.settings.summary_datasets:
+            if name in outputs and catalog.exists(name):
+                tracker.log_metrics(tracker.parent_id, numbers(catalog.load(name), f"{name}."))
+        for name in tracker.settings.report_datasets:
+            if name in outputs and catalog.exists(name):
+                path = Path(str(getattr(catalog.get(name), "_filepath", "")))
+                if path.is_file():
+                    tracker.client.log_artifact(tracker.parent_id, str(path))
 
     @hook_impl
     def on_pipeline_error(self) -> None:

@@ -155,3 +155,29 @@ def test_a_trained_model_with_flipped_bits_is_refused_and_counts_as_missing(tmp_
     (path / VERSION / "model.pt").unlink()
     with pytest.raises(MissingArtifactError, match=r"weights file .*model\.pt is missing"):
         dataset.load()
+
+
+@pytest.mark.slow
+def test_only_missing_outputs_rebuilds_a_damaged_encoder_and_its_index(kedro_run, tmp_path: Path) -> None:
+    """A real tiny run (PCA, ROI-C1): bits flipped in its encoder; the rebuild command the error
+    names trains that encoder again and rewrites the index, and nothing else."""
+    grid = {"classification": {"methods": ["pca"], "configs": ["roi_c1"]}}
+    kedro_run(["classification"], tmp_path, extra_params=grid)
+    root = tmp_path / "06_models" / "classification" / "pca" / "roi_c1" / "seed0" / "frozen_encoder"
+    (first,) = sorted(p.name for p in root.iterdir())
+    cubes = {p: p.stat().st_mtime_ns for p in (tmp_path / "02_intermediate").rglob("*") if p.is_file()}
+    _flip_bits(root / first / "frozen_encoder" / "decomposition.joblib")
+    index = RunIndexDataset(
+        str(tmp_path / "06_models" / "classification" / "frozen_encoders.json"),
+        {"frozen_encoder": {"type": "mtneuro.datasets.frozen_encoder.FrozenEncoderDataset"}},
+    )
+    with pytest.raises(DamagedArtifactError, match="--pipelines=classification --only-missing-outputs"):
+        index.load()["pca.roi_c1.seed0"]["frozen_encoder"]
+
+    kedro_run(["classification"], tmp_path, extra_params=grid, only_missing_outputs=True)
+    versions = sorted(p.name for p in root.iterdir())
+    assert len(versions) == 2 and versions[0] == first  # trained again, as a new version
+    encoder = index.load()["pca.roi_c1.seed0"]["frozen_encoder"]  # the index points to the new one
+    assert encoder.metadata["method"] == "pca"
+    assert index.load()["pca.roi_c1.seed0"].reference("frozen_encoder").version == versions[1]
+    assert {p: p.stat().st_mtime_ns for p in cubes} == cubes  # ingestion did not run again

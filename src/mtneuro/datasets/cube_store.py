@@ -15,6 +15,10 @@ What makes a cube on disk *valid* (checked when a save starts and again on every
   checksum (stored when the cube was written) matches -- a deleted, truncated or edited chunk
   file is caught instead of reading back as zeros or crashing later.
 
+A full disk while a cube is written raises :class:`mtneuro.faults.DiskFullError` naming the cube's
+path and its uncompressed size; the temporary folder is removed and the cube already in place,
+if any, is untouched.
+
 An invalid cube is logged with its id and the reason, and fetched again (on load too, from the
 request the manifest records). The manifest is removed when a save starts and written when it
 ends, so an interrupted save never leaves a manifest that mixes cubes of two requests; folders
@@ -38,6 +42,7 @@ import zarr
 from kedro.io import AbstractDataset, DatasetError
 
 from mtneuro.cubes import Cube, CubeSpec
+from mtneuro.faults import DiskFullError, disk_space_guard
 from mtneuro.volumes import VolumeSource, Window, open_volume
 
 log = logging.getLogger(__name__)
@@ -190,8 +195,13 @@ def _atomic_replace_dir(tmp: Path, final: Path) -> None:
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    tmp.replace(path)
+    text = json.dumps(payload, indent=2, sort_keys=True)
+    try:
+        with disk_space_guard(path, len(text.encode())):
+            tmp.write_text(text)
+            tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_leftovers(folder: Path, patterns: tuple[str, ...] = _LEFTOVERS) -> list[str]:
@@ -265,30 +275,34 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
         final = self._group_path(spec.cube_id)
         tmp = self._path / f".{spec.cube_id}.zarr.tmp-{uuid.uuid4().hex[:8]}"
         request = self.request(spec)
+        sources = {channel: self._open_channel(uri, spec.options) for channel, uri in spec.uris.items()}
+        voxels = int(np.prod(spec.window.shape))
+        needed = sum(voxels * np.dtype(source.dtype).itemsize for source in sources.values())  # uncompressed
         try:
-            group = zarr.open_group(str(tmp), mode="w")
-            dtypes, checksums = {}, {}
-            for channel, uri in spec.uris.items():
-                source = self._open_channel(uri, spec.options)
-                data = source.read(spec.window)
-                chunks = tuple(min(c, s) for c, s in zip(self._chunks, data.shape))
-                array = group.create_array(channel, shape=data.shape, dtype=data.dtype, chunks=chunks)
-                array[...] = data
-                array.attrs.update({"source_uri": uri, "dimension_names": ["z", "y", "x"]})
-                dtypes[channel] = str(data.dtype)
-                checksums[channel] = checksum(data)
-            record = {"request": request, "dtypes": dtypes, "checksums": checksums}
-            group.attrs.update(
-                {
-                    **record,
-                    "window_zyx": spec.window.to_list(),
-                    "axes": ["z", "y", "x"],
-                    "voxel_size_um": list(source.voxel_size),
-                    "format_version": FORMAT_VERSION,
-                    "complete": True,
-                }
-            )
-            _atomic_replace_dir(tmp, final)
+            with disk_space_guard(final, needed):
+                group = zarr.open_group(str(tmp), mode="w")
+                dtypes, checksums = {}, {}
+                for channel, uri in spec.uris.items():
+                    source = sources[channel]
+                    data = source.read(spec.window)
+                    chunks = tuple(min(c, s) for c, s in zip(self._chunks, data.shape))
+                    array = group.create_array(channel, shape=data.shape, dtype=data.dtype, chunks=chunks)
+                    array[...] = data
+                    array.attrs.update({"source_uri": uri, "dimension_names": ["z", "y", "x"]})
+                    dtypes[channel] = str(data.dtype)
+                    checksums[channel] = checksum(data)
+                record = {"request": request, "dtypes": dtypes, "checksums": checksums}
+                group.attrs.update(
+                    {
+                        **record,
+                        "window_zyx": spec.window.to_list(),
+                        "axes": ["z", "y", "x"],
+                        "voxel_size_um": list(source.voxel_size),
+                        "format_version": FORMAT_VERSION,
+                        "complete": True,
+                    }
+                )
+                _atomic_replace_dir(tmp, final)
             return record
         finally:
             if tmp.exists():
@@ -372,6 +386,8 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
                 log.warning("Cube %s at %s is invalid (%s); fetching it again", cube_id, path, reason)
                 try:
                     entries[cube_id] = self._fetch(spec)
+                except DiskFullError:
+                    raise
                 except Exception as exc:
                     raise DatasetError(
                         f"Cube {cube_id} at {path} is invalid ({reason}) and fetching it again failed: {exc}\n"

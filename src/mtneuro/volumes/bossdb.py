@@ -304,6 +304,30 @@ class BossDBVolume(VolumeSource):
             stopped=self._stop_requested,
         )
 
+    def give_up_seconds(self) -> float:
+        """The longest one request can take before it fails for good: every attempt waiting its full
+        connect + read timeout, plus urllib3's backoff sleeps (with their 25 % jitter)."""
+        if self.timeout is None:
+            return math.inf
+        per_attempt = sum(self.timeout) if isinstance(self.timeout, tuple) else 2 * self.timeout
+        sleeps = sum(
+            min(self.backoff_max, self.backoff * 2 ** (k - 1)) + 0.25 * self.backoff for k in range(2, self.retries + 1)
+        )
+        return (self.retries + 1) * per_attempt + sleeps
+
+    def budget_text(self) -> str:
+        """How long a request is tried, and the options that bound it (for error messages)."""
+        if isinstance(self.timeout, tuple):
+            timeout = f"connect {self.timeout[0]:g} s + read {self.timeout[1]:g} s"
+        else:
+            timeout = "none" if self.timeout is None else f"{self.timeout:g} s"
+        total = self.give_up_seconds()
+        gives_up = "never gives up" if math.isinf(total) else f"gives up after at most {total:.0f} s"
+        return (
+            f"each request {gives_up} ({self.retries + 1} attempts, timeout {timeout}; the options "
+            f"volume.options.bossdb.retries / timeout)"
+        )
+
     def _stop_requested(self) -> bool:
         """True in a worker thread whose download has already failed elsewhere (no more retries)."""
         failed = getattr(self._local, "failed", None)
@@ -343,7 +367,7 @@ class BossDBVolume(VolumeSource):
         if kind == "unreachable":
             return SourceUnreachableError(
                 f"Cannot reach BossDB at {self.url_prefix} to read {self.uri} ({what}: {short_error(exc)}; "
-                f"{tries}). Without network access, set the parameter '{SOURCE_PARAMETER}' to "
+                f"{tries}; {self.budget_text()}). Without network access, set the parameter '{SOURCE_PARAMETER}' to "
                 f"'{PHANTOM_SOURCE}' to run on the built-in synthetic volume, or set the BossDB host in "
                 f"{credentials_hint()}."
             )
@@ -370,8 +394,8 @@ class BossDBVolume(VolumeSource):
             )
         if kind == "transient":
             return VolumeSourceError(
-                f"Reading {self.uri} from BossDB at {self.url_prefix} failed {tries} ({what}: {short_error(exc)}). "
-                "Try again later, or raise the options 'retries' / 'timeout'."
+                f"Reading {self.uri} from BossDB at {self.url_prefix} failed {tries} ({what}: {short_error(exc)}; "
+                f"{self.budget_text()}). Try again later, or raise the options 'retries' / 'timeout'."
             )
         return VolumeSourceError(
             f"Reading {self.uri} from BossDB at {self.url_prefix} failed ({what}: {short_error(exc)})."

@@ -8,6 +8,7 @@ is never used).
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -390,3 +391,49 @@ def test_credential_errors_name_the_active_environment(tmp_path, arrays, project
         assert "wrong-token" not in message and "right-token" not in message
     assert "no Kedro session is active" in str(outside.value)
     assert "the active environment is 'paper'" in str(inside.value)
+
+
+# -- a full disk --------------------------------------------------------------------------------
+
+
+def test_a_full_disk_while_writing_a_cube_names_it_and_leaves_nothing_half_written(
+    tmp_path, server, arrays, monkeypatch
+):
+    """ENOSPC injected in Zarr's writer once the cube's first chunks are on disk."""
+    import errno
+
+    import zarr.storage
+
+    from mtneuro.faults import DiskFullError
+
+    path = tmp_path / "cubes"
+    specs = _specs()
+    store = _store(path, server)
+    store.save(specs)
+    shutil.rmtree(path / "main_CTX.zarr")  # to be fetched again, onto a full disk
+    original_set = zarr.storage.LocalStore.set
+    written = {"chunks": 0}
+
+    async def set_until_full(self, key, value):
+        if key.split("/")[-2:-1] == ["c"] or "/c/" in key:
+            written["chunks"] += 1
+            if written["chunks"] > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return await original_set(self, key, value)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "set", set_until_full)
+    with pytest.raises(DiskFullError) as caught:
+        _store(path, server).save(specs)
+    message = str(caught.value)
+    voxels = int(np.prod(specs["main_CTX"].window.shape))
+    needed = voxels * (1 + 8 + 8)  # uint8 image, uint64 labels (uncompressed)
+    assert str(path / "main_CTX.zarr") in message and "No space left" in message
+    assert caught.value.bytes_needed == needed and "--only-missing-outputs" in message
+    assert not list(path.glob(".*tmp-*")) and not (path / "main_CTX.zarr").exists()
+    assert not (path / MANIFEST).exists()  # the set is incomplete: nothing trusts it
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "set", original_set)  # space freed: the rerun resumes
+    store = _store(path, server)
+    store.save(specs)
+    assert store.fetched_cubes == ["main_CTX"]
+    _assert_cubes_equal(store.load(), specs, arrays)
