@@ -13,7 +13,11 @@ as Markdown tables:
 3. the phantom far from the cubes against the main cubes: dense-truth class fractions and gray
    values per brain area;
 4. the microstructure IoU of the map in the store on the far boxes: all voxels, tissue voxels
-   only, per brain area (``--all-boxes``: the boxes as chosen before the tissue criterion).
+   only, per brain area (``--all-boxes``: the boxes as chosen before the tissue criterion);
+5. (``--by-distance``) the map's IoU on every tissue box of the slab (8 middle slices) by brain
+   area and distance from the nearest main cube (0: inside a cube's footprint, i.e. its
+   training slices), beside the Task 2 test IoU of each main cube: what distance costs within
+   one area, and what another area costs.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=PROJECT / "data")
     parser.add_argument("--figure", type=Path, default=PROJECT / "docs" / "brain-maps-inputs.png")
     parser.add_argument("--all-boxes", action="store_true", help="far boxes without the tissue criterion")
+    parser.add_argument("--by-distance", action="store_true", help="IoU by area and distance from the cubes")
     args = parser.parse_args()
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     catalog, params = _catalog(args.data)
@@ -190,6 +195,9 @@ def main() -> None:
     print("\n## 4. Microstructure IoU of the stored map on the far boxes\n")
     print(_md(pd.DataFrame(rows)))
 
+    if args.by_distance:
+        by_distance(brain_map, window, ingestion, roi, dense, predictions, cube_windows, seg)
+
     # --- figure -----------------------------------------------------------------------------
     import matplotlib
 
@@ -210,6 +218,49 @@ def main() -> None:
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.figure, dpi=90)
     print(f"\nfigure: {args.figure}")
+
+
+def by_distance(brain_map, window, ingestion, roi, dense, predictions, cube_windows, seg) -> None:
+    rows = []
+    for cube_id in sorted(predictions):
+        w = cube_windows[cube_id]
+        z = np.asarray(predictions[cube_id]["z"])
+        box = Window(w.z0 + int(z.min()), w.z0 + int(z.max()) + 1, w.y0, w.y1, w.x0, w.x1)
+        truth = dense.read(box).astype(np.uint8)
+        pred = seg.class_values[np.asarray(predictions[cube_id]["prediction"]).astype(np.intp)]
+        rows.append(
+            {"area": cube_id.split("_")[1], "distance": "Task 2 test slices", "boxes": 1, **nodes._ious(truth, pred)}
+        )
+    training = nodes._training_boxes(ingestion)
+    zc = (window.z0 + window.z1) // 2
+    z0, z1 = max(window.z0, zc - 4), min(window.z1, zc + 4)
+    groups: dict[tuple[str, str], tuple[list, list]] = {}
+    for y0 in range(window.y0, window.y1 - 255, 256):
+        for x0 in range(window.x0, window.x1 - 255, 256):
+            box = Window(z0, z1, y0, y0 + 256, x0, x0 + 256)
+            values = roi.read(Window(zc, zc + 1, y0, y0 + 256, x0, x0 + 256))[0][::8, ::8]
+            if (values != 0).mean() < 0.9:
+                continue
+            area = AREA_NAMES[int(np.bincount(values[values != 0].astype(np.int64)).argmax())]
+            d = min(nodes.box_distance(box, t) for t in training)
+            band = "0 (cube footprint)" if d == 0 else "1-250" if d <= 250 else "251-500" if d <= 500 else ">500"
+            truth = dense.read(box).astype(np.uint8).ravel()
+            pred = np.asarray(
+                brain_map.layers["microstructure"][0][
+                    z0 - window.z0 : z1 - window.z0,
+                    y0 - window.y0 : y0 + 256 - window.y0,
+                    x0 - window.x0 : x0 + 256 - window.x0,
+                ].compute()
+            ).ravel()
+            g = groups.setdefault((area, band), ([], []))
+            g[0].append(truth)
+            g[1].append(pred)
+    for (area, band), (t, p) in sorted(groups.items()):
+        rows.append(
+            {"area": area, "distance": band, "boxes": len(t), **nodes._ious(np.concatenate(t), np.concatenate(p))}
+        )
+    print("\n## 5. Microstructure IoU by brain area and distance from the nearest main cube (tissue boxes)\n")
+    print(_md(pd.DataFrame(rows)))
 
 
 if __name__ == "__main__":

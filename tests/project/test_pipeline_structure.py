@@ -76,5 +76,5 @@ def test_cross_stage_datasets_follow_the_paper_order(default_pipeline: Pipeline)
     assert reads["ingestion"] == set()
     assert reads["classification"] == reads["segmentation"] == {"ingestion"}
     assert reads["probing"] == {"ingestion", "classification"}
-    assert reads["mapping"] == {"classification", "segmentation"}
+    assert reads["mapping"] == {"ingestion", "classification", "segmentation"}  # cubes: region-model validation
     assert reads["reporting"] <= {"classification", "segmentation", "probing", "mapping"}

@@ -171,6 +171,8 @@ def test_validation_table_uses_dense_truth_far_from_training_cubes(written):
         "region_recall_unsmoothed",
         "region_tile_disagreement_unsmoothed",
         "region_voxels",
+        "region_recall_by_area",
+        "region_accuracy_main_areas",
         "non_tissue_labelled_fraction",
         "non_tissue_voxels",
         "tissue_mask_iou",

@@ -142,14 +142,14 @@ def choose_region_model(
                 cubes, validation_slices(split_index, config, classification), r.validation_slice_step
             )
         images, labels, _ = per_config[config]
-        encoder, readout = frozen_encoders[run]["frozen_encoder"], frozen_encoders[run]["readout"]
+        if len(labels) or r.model != "best":  # a candidate without validation slices is never loaded
+            encoder, readout = frozen_encoders[run]["frozen_encoder"], frozen_encoders[run]["readout"]
+            artefacts[run] = (encoder, readout)
         if len(labels):
             predicted = RegionModel(encoder, readout, run).predict(images, r.batch_size)
             accuracy[run] = float(np.mean(predicted == labels))
         else:
             accuracy[run] = float("nan")
-        if r.model != "best":
-            artefacts[run] = (encoder, readout)
         log.info("mapping: region model %s, validation accuracy %.3f (%d slices)", run, accuracy[run], len(labels))
     if r.model == "best":
         scored = {run: acc for run, acc in accuracy.items() if not np.isnan(acc)}
@@ -160,12 +160,11 @@ def choose_region_model(
                 f"{runs[0]!r}, or leave 'val' out of classification.data.train_splits."
             )
         chosen = max(scored, key=lambda run: (scored[run], -runs.index(run)))
-        encoder, readout = frozen_encoders[chosen]["frozen_encoder"], frozen_encoders[chosen]["readout"]
         rule = "best validation accuracy among mapping.regions.candidates"
     else:
         chosen = r.model
-        encoder, readout = artefacts[chosen]
         rule = "named in mapping.regions.model"
+    encoder, readout = artefacts[chosen]
     _, labels, used = per_config[_run_config(chosen)]
     selection = {
         "run": chosen,

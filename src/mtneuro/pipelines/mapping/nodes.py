@@ -497,31 +497,44 @@ def _region_rows(
     outside_labelled = {"microstructure": 0, "regions": 0}
     tissue_tp = tissue_fp = tissue_fn = 0
     has_tissue = "tissue" in brain_map.layers
+    # each layer read once, subsampled (a per-slice read would decompress every chunk row again)
+    sampled = {
+        name: np.asarray(brain_map.layers[name][0][:, ::step, ::step].compute())
+        for name in {*outside_labelled, *variants.values(), *(["tissue"] if has_tissue else [])}
+    }
+    centres = {
+        name: np.asarray(brain_map.layers[name][0][:, stride // 2 :: stride, stride // 2 :: stride].compute())
+        for name in variants.values()
+    }
+    area_total: dict[int, int] = {}
+    area_correct: dict[int, int] = {}
     for z in range(window.z0, window.z1):
         k = z - window.z0
         truth_raw = roi.read(Window(z, z + 1, window.y0, window.y1, window.x0, window.x1))[0][::step, ::step]
+        for value, label in lut.items():
+            m = truth_raw == value
+            area_total[value] = area_total.get(value, 0) + int(m.sum())
+            area_correct[value] = area_correct.get(value, 0) + int((sampled[variants[""]][k][m] == label).sum())
         truth = np.zeros(truth_raw.shape, np.int64)
         for value, label in lut.items():
             truth[truth_raw == value] = label
         non_tissue = np.isin(truth_raw, sorted(ignored))
         outside += int(non_tissue.sum())
         for layer in outside_labelled:
-            pred = np.asarray(brain_map.layers[layer][0][k, ::step, ::step].compute())
-            outside_labelled[layer] += int(np.count_nonzero(pred[non_tissue]))
+            outside_labelled[layer] += int(np.count_nonzero(sampled[layer][k][non_tissue]))
         if has_tissue:
-            mask = np.asarray(brain_map.layers["tissue"][0][k, ::step, ::step].compute()) > 0
+            mask = sampled["tissue"][k] > 0
             tissue_tp += int((mask & ~non_tissue).sum())
             tissue_fp += int((mask & non_tissue).sum())
             tissue_fn += int((~mask & ~non_tissue).sum())
         for label in range(1, n):
             total[label] += int((truth == label).sum())
         for suffix, layer in variants.items():
-            pred = np.asarray(brain_map.layers[layer][0][k, ::step, ::step].compute())
+            pred = sampled[layer][k]
             for label in range(1, n):
                 m = truth == label
                 correct[suffix][label] += int((pred[m] == label).sum())
-            cells = np.asarray(brain_map.layers[layer][0][k, stride // 2 :: stride, stride // 2 :: stride].compute())
-            d, c = tile_disagreement(cells)
+            d, c = tile_disagreement(centres[layer][k])
             differing[suffix] += d
             counted[suffix] += c
     rows = []
@@ -543,6 +556,31 @@ def _region_rows(
             )
         )
     rows.append(_row("region_voxels", "all", all_total * step * step, source_name))
+    # Per brain area (the source's raw values): areas of the main cubes vs areas that Task 1 never
+    # saw but whose group it must name (e.g. TRN -> VP, hypothalamus -> ZI).
+    names = {v: k for k, v in spec.BRAIN_AREA_VALUES.items()}
+    main_values = {spec.BRAIN_AREA_VALUES[r] for r in spec.REGIONS if r in spec.BRAIN_AREA_VALUES}
+    for value in sorted(area_total):
+        if area_total[value]:
+            rows.append(
+                _row(
+                    "region_recall_by_area",
+                    names.get(value, str(value)),
+                    area_correct[value] / area_total[value],
+                    f"{source_name} (as mapped): {names.get(value, value)} counts as "
+                    f"{engine.REGION_LABELS[lut[value]]}; {area_total[value] * step * step} voxels",
+                )
+            )
+    main_total = sum(area_total.get(v, 0) for v in main_values)
+    if main_total:
+        rows.append(
+            _row(
+                "region_accuracy_main_areas",
+                "all",
+                sum(area_correct.get(v, 0) for v in main_values) / main_total,
+                f"{source_name} (as mapped): only the four areas of the main cubes (values {sorted(main_values)})",
+            )
+        )
     outside_src = f"{source_name}: voxels outside the tissue (region truth {sorted(ignored)})"
     for layer, count in outside_labelled.items():
         rows.append(
