@@ -33,7 +33,7 @@ USER_ERROR_EXIT = 2
 #: by qualified class name, so that checking an error imports nothing heavy.
 KNOWN_ERRORS = (
     "mtneuro.config.base.ConfigurationError",
-    "mtneuro.preflight.MissingInputsError",
+    "mtneuro.faults.FaultError",  # missing inputs, damaged artifacts, unreachable services, busy data root, full disk
     "mtneuro.volumes.base.VolumeSourceError",
     "mtneuro.classification_methods.base.UnknownMethodError",
     "mtneuro.segmentation_models.registry.UnknownModelError",
