@@ -54,16 +54,12 @@ def labelled_cells(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Areas ``(n,)`` and centroids ``(n, 2)`` of the labelled cells of one image ``ids (H, W)``
     (every distinct nonzero id is one cell, wherever its pixels lie in the image)."""
     ids = np.asarray(ids)
-    present, inverse = np.unique(ids.ravel(), return_inverse=True)
-    keep = present != 0
-    n = int(keep.sum())
-    if n == 0:
+    rows, cols = np.nonzero(ids)
+    if len(rows) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, 2), dtype=np.float64)
-    rows, cols = np.indices(ids.shape)
-    areas = np.bincount(inverse, minlength=len(present))
-    sum_r = np.bincount(inverse, weights=rows.ravel(), minlength=len(present))
-    sum_c = np.bincount(inverse, weights=cols.ravel(), minlength=len(present))
-    areas, sum_r, sum_c = areas[keep], sum_r[keep], sum_c[keep]
+    _, inverse, areas = np.unique(ids[rows, cols], return_inverse=True, return_counts=True)
+    sum_r = np.bincount(inverse, weights=rows, minlength=len(areas))
+    sum_c = np.bincount(inverse, weights=cols, minlength=len(areas))
     return areas.astype(np.int64), np.column_stack([sum_r / areas, sum_c / areas])
 
 
