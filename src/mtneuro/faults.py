@@ -39,6 +39,9 @@ class DiskFullError(FaultError, DatasetError):
             "again with `--only-missing-outputs`; finished outputs are kept."
         )
 
+    def __reduce__(self) -> tuple[type, tuple[str, int | None, int | None]]:  # picklable (Dask workers)
+        return type(self), (self.path, self.bytes_needed, self.free_bytes)
+
 
 #: ``errno`` values that mean the disk (or the user's quota) is full.
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT})

@@ -44,6 +44,7 @@ from kedro.runner.task import Task
 from pydantic import NonNegativeInt, PositiveInt, ValidationError
 
 from mtneuro.config.base import ConfigurationError, StrictModel, format_validation_error
+from mtneuro.faults import FaultError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -462,6 +463,9 @@ class DaskRunner(AbstractRunner):
                 node = running.pop(future)
                 try:
                     future.result()
+                except FaultError:  # its message stands alone (damaged model, full disk...): passed on as is
+                    self._suggest_resume_scenario(pipeline, done, catalog)
+                    raise
                 except Exception as exc:
                     self._suggest_resume_scenario(pipeline, done, catalog)
                     raise RuntimeError(self._failure_message(node, exc)) from exc

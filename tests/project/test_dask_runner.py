@@ -172,6 +172,22 @@ def test_bad_settings_name_the_key(tmp_path: Path, client) -> None:
         DaskRunner(client=client, gpu_slots_per_device=0).run(toy_pipeline(), toy_catalog(tmp_path, tmp_path / "logs"))
 
 
+def fill_disk(base: np.ndarray) -> np.ndarray:
+    from mtneuro.faults import DiskFullError
+
+    raise DiskFullError("/data/06_models/x/model.pt", 4_000_000, 1_000)
+
+
+def test_a_fault_error_on_a_worker_reaches_the_driver_unwrapped(tmp_path: Path, client) -> None:
+    """Its message stands alone (the console prints it as one paragraph), not inside a RuntimeError."""
+    from mtneuro.faults import DiskFullError
+
+    pipeline = Pipeline([Node(make_base, "params:size", "base", name="make_base"), Node(fill_disk, "base", "out")])
+    catalog = DataCatalog({"params:size": MemoryDataset(4)})
+    with pytest.raises(DiskFullError, match=r"model\.pt \(4\.0 MB needed, 1\.0 kB free there\)"):
+        DaskRunner(client=client).run(pipeline, catalog)
+
+
 def test_killed_worker_node_runs_again_on_another_worker(tmp_path: Path) -> None:
     (tmp_path / "logs").mkdir()
     marker = tmp_path / "killed"
