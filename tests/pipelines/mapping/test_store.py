@@ -144,7 +144,7 @@ def test_neuroglancer_state_names_the_store_labels(written):
         assert info["@type"] == "neuroglancer_segment_properties"
         assert dict(zip(info["inline"]["ids"], info["inline"]["properties"][0]["values"], strict=True)) == names
         assert layer["source"][1].endswith(f"brain_map.neuroglancer/segment_properties/{name}")
-    assert link_path.read_text().startswith("http://localhost:8080/#!%7B")
+    assert link_path.read_text().startswith("https://neuroglancer-demo.appspot.com/#!%7B")
 
 
 def test_validation_table_uses_dense_truth_far_from_training_cubes(written):

@@ -704,7 +704,10 @@ def _selection_rows(selection: Mapping[str, Any] | None) -> list[dict[str, Any]]
         f"Task 1 validation slices ({selection.get('validation_slices', 0)} slices of "
         f"{', '.join(selection.get('validation_cubes', [])) or 'no cube'}; never test)"
     )
-    rows = [_row("region_model_validation_accuracy", run, acc, src) for run, acc in accuracy.items()]
+    # candidates without validation slices (e.g. ROI-C3 runs) have no row
+    rows = [
+        _row("region_model_validation_accuracy", run, acc, src) for run, acc in accuracy.items() if np.isfinite(acc)
+    ]
     run = str(selection["run"])
     rows.append(_row("region_model_chosen", run, accuracy.get(run, float("nan")), str(selection.get("rule", ""))))
     return rows
