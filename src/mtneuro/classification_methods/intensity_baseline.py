@@ -10,14 +10,16 @@ no such row (the report prints "—" for it).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from pydantic import Field, model_validator
-from sklearn.preprocessing import FunctionTransformer
 
 from mtneuro.classification_methods.base import MethodSpec, register_method
 from mtneuro.config.classification import DecompositionSettings
+
+if TYPE_CHECKING:  # scikit-learn is imported when the run fits, not when the parameters are checked
+    from sklearn.preprocessing import FunctionTransformer
 
 
 class IntensitySettings(DecompositionSettings):
@@ -47,6 +49,8 @@ def fit_intensity_statistics(
 ) -> tuple[FunctionTransformer, list[dict[str, float]]]:
     """The statistics as a scikit-learn transformer (nothing to fit; ``seed`` unused); the curve
     records the number of statistics."""
+    from sklearn.preprocessing import FunctionTransformer
+
     del seed
     transformer = FunctionTransformer(
         gray_level_statistics, kw_args={"percentiles": list(settings.percentiles)}, validate=False

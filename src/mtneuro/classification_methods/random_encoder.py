@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from mtneuro import models, training
 from mtneuro.classification_methods.base import MethodSpec, register_method
 from mtneuro.config.base import StrictModel
 from mtneuro.config.classification import Augmentation
 from mtneuro.config.training import TrainingParameters
+
+if TYPE_CHECKING:  # torch is imported when the run trains, not when the parameters are checked
+    import torch
+    from torch import nn
 
 
 class RandomEncoderSettings(StrictModel):
@@ -51,6 +51,8 @@ def random_network(
     n_classes: int,
 ) -> tuple[UntrainedNetwork, dict[str, Any]]:
     """The encoder of ``architecture`` as initialised with ``seed`` (images and labels unused)."""
+    from mtneuro import models, training
+
     del y, settings, hardware, n_classes
     training.seed_everything(seed)
     encoder = models.build_task1_encoder(dict(architecture)).eval()
