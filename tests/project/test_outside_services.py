@@ -89,6 +89,8 @@ def _settings(**update) -> tracking.TrackingSettings:
         "metric_datasets": ["metrics"],
         "history_datasets": [],
         "artifact_datasets": [],
+        "summary_datasets": [],
+        "report_datasets": [],
     }
     return tracking.TrackingSettings(**{**base, **update})
 
