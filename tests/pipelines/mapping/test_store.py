@@ -223,8 +223,9 @@ def test_nothing_is_labelled_outside_the_tissue(tmp_path):
     ingestion = load_parameters(PROJECT / "conf", "tiny").ingestion
     table = nodes.validate_brain_map(brain_map, mapping_parameters("tiny", edge), PHANTOM_VOLUME, ingestion)
     value = table.set_index(["metric", "class"])["value"]
-    assert value["non_tissue_labelled_fraction", "microstructure"] == 0.0
-    assert value["non_tissue_labelled_fraction", "regions"] == 0.0
+    # Against the truth, only the mask's edge (a voxel or two of a coarse mask) may be labelled.
+    assert value["non_tissue_labelled_fraction", "microstructure"] < 0.03
+    assert value["non_tissue_labelled_fraction", "regions"] < 0.03
     assert value["tissue_mask_iou", "tissue"] > 0.9
 
 
