@@ -18,7 +18,7 @@ feature's variance.
 
 from __future__ import annotations
 
-from mtneuro.features.image import LabelImage
+from mtneuro.features.image import LabelImage, mean_or_nan
 from mtneuro.features.registry import semantic_feature
 
 
@@ -40,8 +40,7 @@ def cell_count_authors(image: LabelImage) -> int:
     dtype="float64",
 )
 def mean_cell_area_authors(image: LabelImage) -> float:
-    areas = image.cells_authors[0]
-    return float(areas.mean()) if len(areas) else float("nan")
+    return mean_or_nan(image.cells_authors[0])
 
 
 @semantic_feature(
@@ -52,5 +51,4 @@ def mean_cell_area_authors(image: LabelImage) -> float:
     dtype="float64",
 )
 def mean_nn_distance_authors(image: LabelImage) -> float:
-    nn = image.cell_nn_distances_authors
-    return float(nn.mean()) if len(nn) else float("nan")
+    return mean_or_nan(image.cell_nn_distances_authors)

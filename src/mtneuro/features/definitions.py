@@ -30,7 +30,7 @@ in ``probing.features``. This module is imported first, so the paper's five keep
 from __future__ import annotations
 
 from mtneuro import spec
-from mtneuro.features.image import LabelImage
+from mtneuro.features.image import LabelImage, mean_or_nan
 from mtneuro.features.registry import semantic_feature
 
 
@@ -57,8 +57,7 @@ def cell_count(image: LabelImage) -> int:
     "mean_cell_area", label="Cell Size", description="mean cell area (pixels); NaN without cells", dtype="float64"
 )
 def mean_cell_area(image: LabelImage) -> float:
-    areas = image.cells[0]
-    return float(areas.mean()) if len(areas) else float("nan")
+    return mean_or_nan(image.cells[0])
 
 
 @semantic_feature(
@@ -69,5 +68,4 @@ def mean_cell_area(image: LabelImage) -> float:
     dtype="float64",
 )
 def mean_nn_distance(image: LabelImage) -> float:
-    nn = image.cell_nn_distances
-    return float(nn.mean()) if len(nn) else float("nan")
+    return mean_or_nan(image.cell_nn_distances)

@@ -154,3 +154,8 @@ class LabelImage:
     def cell_nn_distances_authors(self) -> np.ndarray:
         """Distance from each of the authors' cell centroids to the nearest other one."""
         return nearest_neighbour_distances(self.cells_authors[1])
+
+
+def mean_or_nan(values: np.ndarray) -> float:
+    """The mean of a per-cell measurement; NaN where the image has none (no cells, one cell)."""
+    return float(values.mean()) if len(values) else float("nan")
