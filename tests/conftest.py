@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,9 +21,31 @@ PROJECT_PATH = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = PROJECT_PATH / "tests" / "data" / "prasad2020"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core, at most 4 (each holds torch and its
+    own Kedro runs; more workers mostly wait on the end-to-end runs)."""
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4))
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist, each worker (and the ``kedro run`` processes it starts) gets its share
+    of the cores as torch/OpenMP threads: workers with all cores each would oversubscribe them
+    several times over. ``MTNEURO_TEST_THREADS`` sets the count (run the suite with 1 and 2)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = os.environ.get("MTNEURO_TEST_THREADS") or (str(max(1, cores // workers)) if workers > 1 else None)
+    if threads is None:
+        return
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[name] = threads
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """The log file of every Kedro run of the suite (in-process sessions and ``kedro run``
+    """Threads per worker (``_share_the_cores``); the log file of every Kedro run of the suite (in-process sessions and ``kedro run``
     subprocesses) goes to a temporary folder, never into the project's ``info.log``."""
+    _share_the_cores()
     from kedro.framework.project import LOGGING
 
     logs = Path(tempfile.mkdtemp(prefix="mtneuro-test-logs-"))
@@ -66,3 +92,52 @@ def kedro_run(project_path: Path) -> Callable[..., None]:
 def sample_dir() -> Path:
     """The real prasad2020 samples shipped in ``tests/data/prasad2020``."""
     return SAMPLE_DIR
+
+
+@dataclass(frozen=True)
+class KedroCommandRun:
+    """A finished ``kedro run`` subprocess: its data root, exit status and console output."""
+
+    data_root: Path
+    returncode: int
+    output: str
+
+    def copy_to(self, destination: Path, folders: tuple[str, ...] | None = None) -> Path:
+        """A private copy of the data root (or of some of its folders) for a test that changes it."""
+        for folder in folders or tuple(p.name for p in self.data_root.iterdir()):
+            if (self.data_root / folder).exists():
+                shutil.copytree(self.data_root / folder, destination / folder, symlinks=True)
+        return destination
+
+
+def kedro_run_command(data_root: Path, *args: str, timeout: float = 1200) -> KedroCommandRun:
+    """``kedro run <args> --params data_root=...`` as a user types it, in a child process (its
+    MLflow store, if the profile tracks, beside the data root)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{data_root.parent / 'mlflow.db'}"
+    command = [sys.executable, "-m", "kedro", "run", *args, "--params", f"data_root={data_root}"]
+    run = subprocess.run(command, cwd=PROJECT_PATH, capture_output=True, text=True, env=env, timeout=timeout)
+    return KedroCommandRun(data_root, run.returncode, run.stdout + run.stderr)
+
+
+@pytest.fixture(scope="session")
+def tiny_default_run(tmp_path_factory: pytest.TempPathFactory) -> KedroCommandRun:
+    """The whole benchmark (``kedro run --env=tiny``) once per test session, shared by the tests
+    that check its outputs; they only read it (``copy_to`` gives a test its own copy to change).
+
+    Tests using it carry ``pytest.mark.xdist_group("tiny_default_run")`` so that one pytest-xdist
+    worker runs them all and the run happens once."""
+    root = tmp_path_factory.mktemp("tiny-default-run")
+    run = kedro_run_command(root / "data", "--env=tiny")
+    assert run.returncode == 0, run.output[-4000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_ingested_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny profile's ingestion outputs (16 phantom cubes, split index), made once per worker;
+    ``shutil.copytree`` it into a test's data root to skip generating the phantom again."""
+    root = tmp_path_factory.mktemp("tiny-ingested") / "data"
+    run = kedro_run_command(root, "--env=tiny", "--pipelines=ingestion")
+    assert run.returncode == 0, run.output[-4000:]
+    return root

@@ -1,4 +1,4 @@
-"""The whole benchmark on the tiny profile through a real KedroSession, then the notebook."""
+"""The whole benchmark on the tiny profile (``kedro run --env=tiny``, shared by the session), then the notebook."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ PROJECT_PATH = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_default_pipeline_on_tiny_profile_then_notebook(kedro_run, tmp_path, capsys):
-    kedro_run(["__default__"], tmp_path)
-    reporting = tmp_path / "08_reporting"
+@pytest.mark.xdist_group("tiny_default_run")
+def test_default_pipeline_on_tiny_profile_then_notebook(tiny_default_run):
+    data_root = tiny_default_run.data_root
+    reporting = data_root / "08_reporting"
     for name in (
         "task1_region_classification",
         "task2_segmentation",
@@ -32,10 +33,10 @@ def test_default_pipeline_on_tiny_profile_then_notebook(kedro_run, tmp_path, cap
     assert text.count("Data source: phantom") == 3 and "paper" in text.lower()
     html = (reporting / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5
-    assert str((reporting / "report.html").resolve()) in capsys.readouterr().out
+    assert str((reporting / "report.html").resolve()) in tiny_default_run.output
 
     notebook = nbformat.read(PROJECT_PATH / "notebooks" / "getting_started.ipynb", as_version=4)
-    env = {"MTNEURO_ENV": "tiny", "MTNEURO_DATA_ROOT": str(tmp_path), "MTNEURO_PROJECT": str(PROJECT_PATH)}
+    env = {"MTNEURO_ENV": "tiny", "MTNEURO_DATA_ROOT": str(data_root), "MTNEURO_PROJECT": str(PROJECT_PATH)}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

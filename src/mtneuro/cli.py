@@ -147,11 +147,32 @@ def check_parameters(env: str | None, conf_source: str | None, params: dict[str,
     load_parameters(source, env or default_environment(), params or {})
 
 
+def choose_runner(env: str | None, conf_source: str | None) -> str | None:
+    """The runner of a ``kedro run`` without ``--runner`` (``default_runner`` of ``dask.yml``):
+    with 2 or more cores the Dask runner, so that a run keeps every core busy."""
+    from pathlib import Path
+
+    from mtneuro.config.loading import config_loader, default_conf_source, default_environment
+    from mtneuro.runners import default_runner
+
+    source = Path(conf_source) if conf_source else default_conf_source()
+    if source.exists() and not source.is_dir():
+        return None  # an archive: Kedro's own default
+    return default_runner(config_loader(source, env or default_environment()))
+
+
 def _run(verbose: bool, **kwargs: Any) -> Any:
     started = time.perf_counter()
     try:
         check_pipeline_names(pipeline_names(kwargs.get("pipeline"), kwargs.get("pipelines")))
         check_parameters(kwargs.get("env"), kwargs.get("conf_source"), kwargs.get("params"))
+        if not kwargs.get("runner"):
+            kwargs["runner"] = choose_runner(kwargs.get("env"), kwargs.get("conf_source"))
+            if kwargs["runner"]:
+                log.info(
+                    "Runner: %s on a local cluster (dask.yml default_runner; --runner=SequentialRunner runs in one process)",
+                    kwargs["runner"].rsplit(".", 1)[-1],
+                )
         log.info(
             "Parameters checked in %.1f s; loading PyTorch, Lightning and MONAI to build the pipelines ...",
             time.perf_counter() - started,

@@ -67,6 +67,10 @@ class DaskSettings(StrictModel):
 
     #: local: a cluster on this machine; address: a running scheduler; slurm: dask_jobqueue.
     cluster: Literal["local", "address", "slurm"]
+    #: The runner of ``kedro run`` without ``--runner``: ``dask`` (this runner), ``sequential``
+    #: (Kedro's SequentialRunner) or ``auto`` (this runner with a local cluster when the machine
+    #: has 2 or more cores or a GPU, so that independent trainings run side by side).
+    default_runner: Literal["auto", "dask", "sequential"]
     #: ``tcp://host:8786`` of the running scheduler (``cluster: address``).
     address: str | None
     #: Local CPU worker processes (auto: one per core); with GPUs: one per GPU slot.
@@ -94,11 +98,11 @@ class DaskSettings(StrictModel):
     slurm_jobs: PositiveInt
 
 
-def _read_config(overrides: Mapping[str, Any]) -> DaskSettings:
-    """``dask.yml`` of the session's environment with runner parameters applied."""
+def _read_config(overrides: Mapping[str, Any], loader: Any = None) -> DaskSettings:
+    """``dask.yml`` of the session's environment (or of ``loader``) with runner parameters applied."""
     from kedro.config import MissingConfigException
 
-    loader = _session_loader()
+    loader = loader if loader is not None else _session_loader()
     try:
         try:
             raw = dict(loader[CONFIG_KEY])
@@ -129,6 +133,25 @@ def _session_loader() -> Any:
 
     loader = getattr(CONFIGURATION_HOOK, "loader", None)
     return loader if loader is not None else config_loader(default_conf_source(), default_environment())
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, e.g. under taskset or a SLURM allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_runner(loader: Any) -> str | None:
+    """The ``--runner`` that ``kedro run`` uses when none is given (``default_runner`` of
+    ``conf/<env>/dask.yml``): this module's DaskRunner, or None for Kedro's SequentialRunner.
+
+    ``auto`` takes the Dask runner on a machine with 2 or more usable cores (or a GPU, which a
+    local cluster then uses one worker per GPU slot); reading the setting imports nothing heavy.
+    """
+    choice = _read_config({}, loader).default_runner
+    if choice == "auto":
+        gpus = bool(os.environ.get("CUDA_VISIBLE_DEVICES", "").strip(" -1")) or Path("/dev/nvidia0").exists()
+        choice = "dask" if usable_cores() >= 2 or gpus else "sequential"
+    return f"{__name__}.DaskRunner" if choice == "dask" else None
 
 
 def local_gpu_count(setting: str | bool) -> int:
@@ -234,7 +257,7 @@ def start_cluster(settings: DaskSettings, probe: Any = None) -> tuple[Client, An
                 scheduler={"cls": Scheduler, "options": {"dashboard_address": settings.dashboard_address}},
             )
             return Client(cluster), cluster
-        n_workers = (os.cpu_count() or 1) if settings.n_workers == "auto" else settings.n_workers
+        n_workers = usable_cores() if settings.n_workers == "auto" else settings.n_workers
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=settings.threads_per_worker, processes=True, **common
         )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -71,27 +69,10 @@ def test_credentials_are_masked_in_every_handler(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_a_tiny_run_prints_one_line_per_node_and_no_repeated_warning(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kedro",
-            "run",
-            "--env=tiny",
-            "--pipelines=classification",
-            "--params",
-            f"data_root={tmp_path}",
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    lines = (run.stdout + run.stderr).splitlines()
+@pytest.mark.xdist_group("tiny_default_run")
+def test_a_tiny_run_prints_one_line_per_node_and_no_repeated_warning(tiny_default_run):
+    """The whole tiny benchmark as ``kedro run`` prints it when its output is not a terminal."""
+    lines = tiny_default_run.output.splitlines()
     finished = [line for line in lines if "Completed node:" in line]
     n_nodes = int(finished[-1].split("(")[1].split("/")[1].split(")")[0])
     assert len(finished) == n_nodes

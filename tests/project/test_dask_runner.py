@@ -222,19 +222,21 @@ def test_killed_worker_fails_naming_the_node_then_only_missing_outputs_resumes(t
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_default_run")
 def test_tiny_task2_tables_same_as_sequential_runner(
-    kedro_run, tmp_path: Path, client, monkeypatch: pytest.MonkeyPatch
+    tiny_default_run, kedro_run, tmp_path: Path, client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The tiny-profile Task 2 grid through real KedroSessions: same table with both runners."""
+    """The tiny-profile Task 2 grid through a real KedroSession with the Dask runner (on a copy of
+    the shared tiny run's cubes): the same table as the sequential ``kedro run``."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    kedro_run(["segmentation"], tmp_path / "sequential", env="tiny")
-    kedro_run(["segmentation"], tmp_path / "dask", env="tiny", runner=DaskRunner(client=client))
+    dask_root = tiny_default_run.copy_to(tmp_path / "dask", ("01_raw", "02_intermediate", "03_primary"))
+    kedro_run(["segmentation"], dask_root, env="tiny", runner=DaskRunner(client=client))
 
     table = Path("08_reporting") / "task2_segmentation.csv"
-    sequential = pd.read_csv(tmp_path / "sequential" / table).drop(columns="train_seconds")
-    dask = pd.read_csv(tmp_path / "dask" / table).drop(columns="train_seconds")
+    sequential = pd.read_csv(tiny_default_run.data_root / table).drop(columns="train_seconds")
+    dask = pd.read_csv(dask_root / table).drop(columns="train_seconds")
     assert len(sequential) > 0
     pd.testing.assert_frame_equal(sequential, dask)
     # Every grid cell saved its versioned model once, under the session's save version.
-    models = sorted((tmp_path / "dask" / "06_models" / "segmentation").glob("*/*/seed*/model.pt"))
+    models = sorted((dask_root / "06_models" / "segmentation").glob("*/*/seed*/model.pt"))
     assert models and all(len(list(m.iterdir())) == 1 for m in models)

@@ -1,4 +1,4 @@
-"""Task 1 end to end: a real KedroSession runs ingestion + classification on the tiny profile."""
+"""Task 1's outputs of the tiny benchmark run (``kedro run --env=tiny``, shared by the session)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from mtneuro.datasets.frozen_encoder import FrozenEncoderDataset
 
 
 @pytest.mark.slow
-def test_classification_session_writes_one_row_per_run(kedro_run, project_path: Path, tmp_path: Path):
+@pytest.mark.xdist_group("tiny_default_run")
+def test_classification_session_writes_one_row_per_run(tiny_default_run, project_path: Path):
     params = load_parameters(project_path / "conf", "tiny").classification
-    kedro_run(["ingestion", "classification"], tmp_path)
+    tmp_path = tiny_default_run.data_root
 
     table = pd.read_csv(tmp_path / "08_reporting" / "task1_region_classification.csv")
     tests = sorted({t for c in params.configs for t in params.evaluate_on[c]})

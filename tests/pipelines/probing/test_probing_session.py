@@ -1,7 +1,6 @@
-"""Task 3 end to end: ``kedro run --pipeline=probing`` on the tiny profile, from nothing.
-
-The run includes ingestion and the Task 1 encoders (the registry's upstream of ``probing``);
-a second run with ``--only-missing-outputs`` reuses them.
+"""Task 3 end to end: its outputs of the tiny benchmark run (``kedro run --env=tiny``, shared by
+the session); then, on a copy, ``kedro run --pipeline=probing --only-missing-outputs`` rebuilds
+the table from the stored cubes and encoders.
 """
 
 from __future__ import annotations
@@ -21,8 +20,9 @@ def _files(folder: Path) -> dict[str, float]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
-def test_probing_run_from_nothing_writes_every_row_and_reuses_upstream(kedro_run, project_path, tmp_path):
-    kedro_run(["probing"], tmp_path)
+@pytest.mark.xdist_group("tiny_default_run")
+def test_probing_run_writes_every_row_and_reuses_upstream(tiny_default_run, kedro_run, project_path, tmp_path):
+    tmp_path = tiny_default_run.copy_to(tmp_path)
 
     parameters = load_parameters(project_path / "conf", "tiny")
     classification, probing = parameters.classification, parameters.probing

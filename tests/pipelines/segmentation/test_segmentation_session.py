@@ -1,4 +1,4 @@
-"""A real KedroSession run of the segmentation pipeline (with its ingestion upstream) on the tiny profile."""
+"""Task 2's outputs of the tiny benchmark run (``kedro run --env=tiny``, shared by the session)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from mtneuro.pipelines.segmentation.nodes import SETTINGS
 
 
 @pytest.mark.slow
-def test_session_writes_every_model_setting_seed_class_row(kedro_run, tiny_parameters, tmp_path):
-    kedro_run(["segmentation"], tmp_path)
+@pytest.mark.xdist_group("tiny_default_run")
+def test_session_writes_every_model_setting_seed_class_row(tiny_default_run, tiny_parameters):
+    tmp_path = tiny_default_run.data_root
 
     segmentation = tiny_parameters.segmentation
     models, settings, seeds = segmentation.models, segmentation.settings, segmentation.seeds
