@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -241,6 +242,23 @@ def announce_report(path: str | Path) -> None:
 
 #: The progress view of the running ``kedro run`` (None when the console is not a terminal).
 _RUN_PROGRESS: Progress | None = None
+#: The console hook of this process (the one that draws the run's bar).
+_RUN_HOOK: ConsoleHook | None = None
+
+
+def node_finished_elsewhere(name: str) -> None:
+    """A node that ran in another process (a Dask worker, whose hooks are not this process's)
+    finished: the run's n/N bar advances as for a node run here."""
+    hook = _RUN_HOOK
+    if hook is not None and hook._progress is not None:
+        hook._progress.update(hook._task, description=name)
+        hook._progress.advance(hook._task)
+
+
+def may_draw_progress() -> bool:
+    """Whether this process may draw a progress bar: its stderr is a terminal, and it is not a
+    Dask worker (whose output is the driver's terminal, where the run's own bar is drawn)."""
+    return sys.stderr.isatty() and not os.environ.get("MTNEURO_ON_DASK_WORKER")
 
 
 def run_progress_active() -> bool:
@@ -290,6 +308,8 @@ class ConsoleHook:
         self._progress: Progress | None = None
         self._task: Any = None
         self._report: Path | None = None
+        global _RUN_HOOK
+        _RUN_HOOK = self
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:

@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 
 #: Environment variables with this prefix travel from the driver to the worker of every node.
 ENV_PREFIX = "MTNEURO_"
+#: Set on a worker while it runs a node: its output is the driver's terminal, whose one live
+#: display (the run's n/N bar) belongs to the driver, so nodes there draw no bars of their own.
+ON_WORKER_ENV = "MTNEURO_ON_DASK_WORKER"
 #: The configuration key (``conf/<env>/dask*.yml``) and its file patterns.
 CONFIG_KEY = "dask"
 CONFIG_PATTERNS = ["dask*", "dask*/**"]
@@ -210,17 +213,45 @@ def connect_scheduler(address: str, probe: Any) -> Client:
         ) from None
 
 
-def start_cluster(settings: DaskSettings, probe: Any = None) -> tuple[Client, Any]:
+def worker_logging(driver_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The driver's logging configuration without its console handlers, for the workers.
+
+    A local worker's output is the driver's terminal, where the driver alone shows the run (one
+    line per node, the run's n/N bar, warnings once): the workers' records go to the log file
+    only, and Dask's own start-up messages (worker banners) are kept below WARNING."""
+    import copy
+
+    config: dict[str, Any] = copy.deepcopy(dict(driver_config))
+    handlers = config.get("handlers", {})
+    console = {
+        name
+        for name, handler in handlers.items()
+        if str(handler.get("class", "")).rsplit(".", 1)[-1] in ("RichHandler", "StreamHandler")
+    }
+    for name in console:
+        handlers.pop(name)
+    for section in [config.get("root", {}), *config.get("loggers", {}).values()]:
+        if isinstance(section, dict) and "handlers" in section:
+            section["handlers"] = [h for h in section["handlers"] if h not in console]
+    config.setdefault("loggers", {})["distributed"] = {"level": "WARNING"}
+    return config
+
+
+def start_cluster(
+    settings: DaskSettings, probe: Any = None, worker_environ: Mapping[str, str] | None = None
+) -> tuple[Client, Any]:
     """A client and the cluster it owns (None for a running scheduler) from the settings;
-    ``probe`` (:class:`mtneuro.preflight.ProbeSettings`) bounds the wait for a running scheduler."""
+    ``probe`` (:class:`mtneuro.preflight.ProbeSettings`) bounds the wait for a running scheduler;
+    ``worker_environ`` is set in local workers before they start (e.g. their logging)."""
     import dask
     from distributed import Client, LocalCluster
 
     dask_config: dict[str, Any] = {"distributed.scheduler.allowed-failures": settings.allowed_failures}
-    if settings.worker_env:
+    extra_environ = {**(worker_environ or {}), **{k: str(v) for k, v in settings.worker_env.items()}}
+    if extra_environ:
         dask_config["distributed.nanny.pre-spawn-environ"] = {
             **dask.config.get("distributed.nanny.pre-spawn-environ"),
-            **{k: str(v) for k, v in settings.worker_env.items()},
+            **extra_environ,
         }
     with dask.config.set(dask_config):
         if settings.cluster == "address":
@@ -306,14 +337,18 @@ def run_node_on_worker(
     is_async: bool,
     run_id: str | None,
     extra_hooks: tuple[Any, ...] = (),
-) -> str:
-    """One node on a Dask worker, with the project's hooks; returns the node's name."""
+) -> tuple[str, float]:
+    """One node on a Dask worker, with the project's hooks; returns the node's name and its
+    seconds (from the first load of its inputs to the last save of its outputs)."""
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX) and k not in environ]:
         del os.environ[key]
     os.environ.update(environ)
+    os.environ[ON_WORKER_ENV] = "1"
+    logging.captureWarnings(True)  # to the log file: the driver's console shows each warning once
     hook_manager = _worker_hook_manager(package_name, logging_config, extra_hooks)
+    started = time.perf_counter()
     Task(node=node, catalog=catalog, hook_manager=hook_manager, is_async=is_async, run_id=run_id).execute()
-    return node.name
+    return node.name, time.perf_counter() - started
 
 
 # --- the runner ------------------------------------------------------------------------------
@@ -372,21 +407,35 @@ class DaskRunner(AbstractRunner):
         from kedro.framework.project import LOGGING, PACKAGE_NAME
 
         self.settings = settings = _read_config(self._options)
-        if self._client is not None:
-            client, cluster = self._client, None
-        else:
-            from mtneuro.preflight import read_settings
+        logging_config = worker_logging(getattr(LOGGING, "data", {}) or {})
+        # Local workers import Kedro (which configures logging) before their first node: they
+        # read the console-free configuration from this file from the start.
+        logging_file = Path(tempfile.mkstemp(prefix="mtneuro-worker-logging-", suffix=".yml")[1])
+        import yaml
 
-            client, cluster = start_cluster(settings, read_settings(_session_loader()).probe)
+        logging_file.write_text(yaml.safe_dump(logging_config), encoding="utf-8")
+        try:
+            if self._client is not None:
+                client, cluster = self._client, None
+            else:
+                from mtneuro.preflight import read_settings
+
+                client, cluster = start_cluster(
+                    settings,
+                    read_settings(_session_loader()).probe,
+                    {"KEDRO_LOGGING_CONFIG": str(logging_file), ON_WORKER_ENV: "1"},
+                )
+        except BaseException:
+            logging_file.unlink(missing_ok=True)
+            raise
         exchange_root = self._exchange_root(settings)
         exchange = exchange_root / (run_id or f"run-{time.time_ns()}").replace(":", "-")
         swapped = self._swap_memory_datasets(pipeline, catalog, exchange)
         try:
-            self._submit_and_wait(
-                client, pipeline, catalog, run_id, PACKAGE_NAME, dict(getattr(LOGGING, "data", {}) or {}), settings
-            )
+            self._submit_and_wait(client, pipeline, catalog, run_id, PACKAGE_NAME, logging_config, settings)
             self._restore_memory_datasets(pipeline, catalog, swapped)
         finally:
+            logging_file.unlink(missing_ok=True)
             shutil.rmtree(exchange, ignore_errors=True)
             if exchange_root.name.startswith("mtneuro-dask-"):
                 shutil.rmtree(exchange_root, ignore_errors=True)
@@ -448,6 +497,9 @@ class DaskRunner(AbstractRunner):
     ) -> None:
         from distributed import as_completed
 
+        from mtneuro.console import node_finished_elsewhere
+        from mtneuro.timing import RUN_TIMES_HOOK
+
         environ = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
         use_gpus = self._gpu_requests(client)
         node_dependencies = pipeline.node_dependencies
@@ -485,7 +537,7 @@ class DaskRunner(AbstractRunner):
             for future in pending:
                 node = running.pop(future)
                 try:
-                    future.result()
+                    _, seconds = future.result()
                 except FaultError:  # its message stands alone (damaged model, full disk...): passed on as is
                     self._suggest_resume_scenario(pipeline, done, catalog)
                     raise
@@ -494,8 +546,18 @@ class DaskRunner(AbstractRunner):
                     raise RuntimeError(self._failure_message(node, exc)) from exc
                 future.release()
                 done.add(node)
-                self._logger.info("Completed node: %s", node.name)
-                self._logger.info("Completed %d out of %d tasks", len(done), len(pipeline.nodes))
+                # The workers run the project's hooks; this process's console and run times
+                # hear of the node here (one line, the n/N bar, the time table).
+                RUN_TIMES_HOOK.record(node.name, seconds)
+                node_finished_elsewhere(node.name)
+                self._logger.info(
+                    "Completed node: %s (%d/%d) in %.1f s",
+                    node.name,
+                    len(done),
+                    len(pipeline.nodes),
+                    seconds,
+                    extra={"console": True},
+                )
                 submit_ready()
         finally:
             if running:

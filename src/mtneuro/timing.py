@@ -112,6 +112,14 @@ class RunTimesHook:
         else:
             span[1] = now
 
+    def record(self, name: str, seconds: float) -> None:
+        """A node timed in another process (a Dask worker runs its own hooks): it ends now."""
+        now = time.perf_counter()
+        self._spans[name] = [now - seconds, now]
+        if self._current.first_node_at is None or now - seconds < self._current.first_node_at:
+            self._current.first_node_at = now - seconds
+            self._current.to_first_node = max(0.0, now - seconds - self._run_started)
+
     @hook_impl
     def before_dataset_loaded(self, node: Any) -> None:
         self._mark(node)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -106,7 +105,9 @@ def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: An
         # Per-epoch bars only on a terminal: in CI logs and files they would print a line per run.
         # Inside `kedro run` the epochs are a line of the run's own progress view (one live
         # display per console: Lightning's RichProgressBar would tear down the run's bar).
-        "enable_progress_bar": settings.progress_bar and sys.stderr.isatty() and not console.run_progress_active(),
+        "enable_progress_bar": settings.progress_bar
+        and console.may_draw_progress()
+        and not console.run_progress_active(),
         "deterministic": deterministic,
         "num_sanity_val_steps": 0,
     }

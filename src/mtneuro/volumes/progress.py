@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -93,7 +94,10 @@ class Progress:
 
 
 def is_terminal() -> bool:
-    """True when rich's console (shared with Kedro's rich logging) can draw a live bar."""
+    """True when rich's console (shared with Kedro's rich logging) can draw a live bar; never on
+    a Dask worker (``mtneuro.runners.ON_WORKER_ENV``), whose terminal is the driver's."""
+    if os.environ.get("MTNEURO_ON_DASK_WORKER"):
+        return False
     try:
         from rich import get_console
 
