@@ -48,6 +48,9 @@ START_LINE_AFTER_S = 3.0
 _NODE_FAILED = "Node %s failed with error: \n%s"
 _NOT_RUN = re.compile(r"There are \d+ nodes that have not run")
 _STOPPED = "Stopped by SIG"
+#: Library warnings that are about the library, not the run, kept to the log file: kedro-viz's
+#: experimental workflow tracking does not follow non-sequential runners (the default Dask runner).
+_FILE_ONLY_WARNINGS = (("kedro_viz", "Workflow tracking is disabled for non-sequential runners"),)
 
 
 def _first_arg(record: logging.LogRecord) -> str:
@@ -106,7 +109,9 @@ class ConsoleFilter(logging.Filter):
         if record.name.startswith("kedro.runner") and _NOT_RUN.match(str(record.msg)):
             return not self._failure.startswith(_STOPPED)  # a stop says how to resume itself
         if record.levelno >= logging.WARNING:
-            return True
+            return not any(
+                record.name.startswith(name) and str(record.msg).startswith(text) for name, text in _FILE_ONLY_WARNINGS
+            )
         if record.name == "kedro.pipeline.node" and record.msg == "Running node: %s":
             return False  # announced by node_started, after START_LINE_AFTER_S, if still running
         if record.name.startswith("kedro.runner"):

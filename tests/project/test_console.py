@@ -28,6 +28,18 @@ def test_each_distinct_warning_reaches_the_console_once():
     assert first.getMessage() == "/x/a.py:21: DeprecationWarning: old API"  # one line
 
 
+def test_kedro_vizs_note_on_non_sequential_runners_stays_in_the_log_file():
+    """The default Dask runner would print kedro-viz's workflow-tracking warning on every run."""
+    console = ConsoleFilter()
+    viz = _record(
+        "kedro_viz.integrations.kedro.run_hooks",
+        "Workflow tracking is disabled for non-sequential runners. `.viz/kedro_pipeline_events.json` ...",
+        level=logging.WARNING,
+    )
+    other = _record("kedro_viz.integrations.kedro.run_hooks", "Something else is wrong", level=logging.WARNING)
+    assert [console.filter(viz), console.filter(other)] == [False, True]
+
+
 def test_a_node_gets_one_finish_line_with_its_position_and_time():
     console = ConsoleFilter()
     console.node_started("classification.byol.roi_c1.seed0.train")

@@ -158,6 +158,26 @@ def test_gpu_tag_asks_for_a_gpu_only_when_workers_have_one(tmp_path: Path, clien
     assert specs["gpu1-0"]["options"]["resources"] == {"GPU": 1}
 
 
+def test_workers_log_to_the_file_only() -> None:
+    """The workers' output is the driver's terminal: no console handler, Dask's banners quiet."""
+    from mtneuro.runners import worker_logging
+
+    driver = {
+        "version": 1,
+        "handlers": {
+            "rich": {"class": "kedro.logging.RichHandler"},
+            "info_file_handler": {"class": "logging.handlers.RotatingFileHandler", "filename": "info.log"},
+        },
+        "loggers": {"kedro": {"level": "INFO", "handlers": ["rich"]}},
+        "root": {"level": "INFO", "handlers": ["info_file_handler", "rich"]},
+    }
+    worker = worker_logging(driver)
+    assert set(worker["handlers"]) == {"info_file_handler"}
+    assert worker["root"]["handlers"] == ["info_file_handler"] and worker["loggers"]["kedro"]["handlers"] == []
+    assert worker["loggers"]["distributed"] == {"level": "WARNING"}
+    assert "rich" in driver["handlers"]  # the driver's own configuration is untouched
+
+
 def _base_settings() -> dict:
     from omegaconf import OmegaConf
 
@@ -231,6 +251,13 @@ def test_tiny_task2_tables_same_as_sequential_runner(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     dask_root = tiny_default_run.copy_to(tmp_path / "dask", ("01_raw", "02_intermediate", "03_primary"))
     kedro_run(["segmentation"], dask_root, env="tiny", runner=DaskRunner(client=client))
+    from mtneuro.timing import RUN_TIMES_HOOK
+
+    # the workers ran the nodes and their hooks; the driver's time table still has every node
+    times = RUN_TIMES_HOOK.last
+    assert times is not None and not times.failed
+    assert {n for n in times.nodes if n.startswith("segmentation.")} >= {"segmentation.prepare_data"}
+    assert all(seconds >= 0 for seconds in times.nodes.values()) and times.to_first_node is not None
 
     table = Path("08_reporting") / "task2_segmentation.csv"
     sequential = pd.read_csv(tiny_default_run.data_root / table).drop(columns="train_seconds")
@@ -240,3 +267,19 @@ def test_tiny_task2_tables_same_as_sequential_runner(
     # Every grid cell saved its versioned model once, under the session's save version.
     models = sorted((dask_root / "06_models" / "segmentation").glob("*/*/seed*/model.pt"))
     assert models and all(len(list(m.iterdir())) == 1 for m in models)
+
+
+def test_kedro_run_without_runner_uses_every_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``default_runner: auto`` (conf/base/dask.yml): the Dask runner from 2 usable cores on; the
+    tiny profile, whose nodes last less than a worker's start-up, runs sequentially."""
+    from mtneuro import runners
+    from mtneuro.cli import choose_runner
+
+    monkeypatch.setattr(runners, "usable_cores", lambda: 2)
+    assert choose_runner(None, None) == "mtneuro.runners.DaskRunner"
+    assert choose_runner("paper", None) == "mtneuro.runners.DaskRunner"
+    assert choose_runner("tiny", None) is None
+    monkeypatch.setattr(runners, "usable_cores", lambda: 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    if not Path("/dev/nvidia0").exists():
+        assert choose_runner(None, None) is None  # one core and no GPU: nothing to run side by side
