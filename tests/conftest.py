@@ -131,13 +131,3 @@ def tiny_default_run(tmp_path_factory: pytest.TempPathFactory) -> KedroCommandRu
     run = kedro_run_command(root / "data", "--env=tiny")
     assert run.returncode == 0, run.output[-4000:]
     return run
-
-
-@pytest.fixture(scope="session")
-def tiny_ingested_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny profile's ingestion outputs (16 phantom cubes, split index), made once per worker;
-    ``shutil.copytree`` it into a test's data root to skip generating the phantom again."""
-    root = tmp_path_factory.mktemp("tiny-ingested") / "data"
-    run = kedro_run_command(root, "--env=tiny", "--pipelines=ingestion")
-    assert run.returncode == 0, run.output[-4000:]
-    return root
