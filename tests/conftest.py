@@ -24,15 +24,19 @@ SAMPLE_DIR = PROJECT_PATH / "tests" / "data" / "prasad2020"
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (pyproject's addopts): one worker per core, at most 4 (each holds torch and its
     own Kedro runs; more workers mostly wait on the end-to-end runs)."""
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4))
+    from mtneuro.runners import usable_cores
+
+    return max(1, min(usable_cores(), 4))
 
 
 def _share_the_cores() -> None:
     """Under pytest-xdist, each worker (and the ``kedro run`` processes it starts) gets its share
     of the cores as torch/OpenMP threads: workers with all cores each would oversubscribe them
     several times over. ``MTNEURO_TEST_THREADS`` sets the count (run the suite with 1 and 2)."""
+    from mtneuro.runners import usable_cores
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     threads = os.environ.get("MTNEURO_TEST_THREADS") or (str(max(1, cores // workers)) if workers > 1 else None)
     if threads is None:
         return
