@@ -88,7 +88,12 @@ def test_a_tiny_run_prints_one_line_per_node_and_no_repeated_warning(tiny_defaul
     finished = [line for line in lines if "Completed node:" in line]
     n_nodes = int(finished[-1].split("(")[1].split("/")[1].split(")")[0])
     assert len(finished) == n_nodes
-    assert len(lines) <= n_nodes + 40, "\n".join(lines[:80])
+    # A node still running after START_LINE_AFTER_S says so once: how many do depends on the
+    # machine's speed and load, so those lines have their own budget (at most one per node).
+    announced = [line for line in lines if "Running node:" in line]
+    assert len({line.split("Running node:")[1].strip() for line in announced}) == len(announced) <= n_nodes
+    others = [line for line in lines if "Running node:" not in line]
+    assert len(others) <= n_nodes + 40, "\n".join(others[:80])
     warnings = Counter(line.split("WARNING", 1)[1].strip() for line in lines if "WARNING" in line)
     assert all(count == 1 for count in warnings.values()), warnings
     assert not [line for line in lines if "Loading data from" in line or "GPU available" in line]
