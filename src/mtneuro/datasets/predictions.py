@@ -201,8 +201,8 @@ class PredictionsDataset(FileSystemVersionedDataset[Predictions, Predictions]):
         if problem:
             raise damaged(path, problem)
         try:
-            root = zarr.open_group(path, mode="r")
-            attrs = dict(root.attrs.get(ATTRS_KEY) or {})
+            root: Any = zarr.open_group(path, mode="r")
+            attrs: dict[str, Any] = dict(root.attrs.get(ATTRS_KEY) or {})
         except Exception as exc:
             raise damaged(path, f"it cannot be read as a Zarr group ({exc})") from None
         if attrs.get("format_version") != FORMAT_VERSION:
