@@ -28,6 +28,7 @@ import difflib
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -342,12 +343,20 @@ def predict_volume(
             labels = map_microstructure(segmentation, volume, block, settings)
         return {"": np.asarray(volume.read(block)), LABELS: np.ascontiguousarray(labels, dtype=np.uint8)}
 
-    with thread_limit(threads):  # before the store is created: a failed check leaves nothing behind
-        try:
-            radius = engine.check_halo(segmentation, settings.halo_yx)
-        except engine.MappingError as exc:
-            raise PredictError(f"--model {model}: {exc} (`--params mapping.microstructure.halo_yx=<n>`).") from None
-    log.info("predict: receptive-field radius of %s is %d voxels (halo %d)", name, radius, settings.halo_yx)
+    if tuple(blocks_zyx[1:]) == tuple(shape[1:]):
+        # every block is the whole plane: no in-plane seams whatever the receptive field (networks
+        # with global pooling or attention, 3D networks whose field exceeds any halo, map too)
+        log.info("predict: each block spans the whole %d x %d plane; no halo needed in-plane", *shape[1:])
+    else:
+        with thread_limit(threads):  # before the store is created: a failed check leaves nothing behind
+            try:
+                radius = engine.check_halo(segmentation, settings.halo_yx)
+            except engine.MappingError as exc:
+                raise PredictError(
+                    f"--model {model}: {exc} (`--params mapping.microstructure.halo_yx=<n>`, or blocks spanning "
+                    "the plane: `--params mapping.blocks.shape_zyx=[z,y,x]` in a profile's parameters_mapping.yml)."
+                ) from None
+        log.info("predict: receptive-field radius of %s is %d voxels (halo %d)", name, radius, settings.halo_yx)
     request = MapRequest(
         layers=layers,
         blocks={key: {"": region, LABELS: region} for key, region in regions.items()},
@@ -390,7 +399,9 @@ def predict_volume(
     start = time.perf_counter()
     output.parent.mkdir(parents=True, exist_ok=True)
     nbytes = int(np.prod(shape))
-    with Progress("kedro predict", len(windows), nbytes) as progress:
+    with Progress("kedro predict", len(windows), nbytes) as progress, warnings.catch_warnings():
+        # the writer's block markers (.mapping/) live inside the store until it is complete
+        warnings.filterwarnings("ignore", message=r"Object at \.mapping is not recognized")
         stats = write_map(request, output, progress=progress.advance)
     result = Prediction(
         output, shape, accelerator, name, len(windows), time.perf_counter() - start, bool(stats["complete_before"])
