@@ -19,6 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,6 +40,7 @@ KNOWN_ERRORS = (
     "mtneuro.segmentation_models.registry.UnknownModelError",
     "mtneuro.features.registry.UnknownFeatureError",
     "mtneuro.cli.UnknownPipelineError",
+    "mtneuro.predict.PredictError",
     "kedro.framework.cli.utils.KedroCliError",
 )
 
@@ -220,3 +222,60 @@ def cli() -> None:
 
 
 cli.add_command(run)
+
+
+def _option(name: str) -> click.Parameter:
+    return next(p for p in kedro_run.params if p.name == name)
+
+
+@cli.command(name="predict")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="TIFF stack, folder of TIFF slices or Zarr / OME-Zarr array (z, y, x).",
+)
+@click.option(
+    "--model",
+    required=True,
+    help="A run of the segmentation run index (e.g. unet.seg_4class.seed0) or a model.pt file.",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The OME-Zarr store to write (e.g. my_volume.ome.zarr).",
+)
+@click.option("--data-root", default="data", show_default=True, help="Data root whose run index names --model.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--intensity-range",
+    "intensity",
+    type=float,
+    nargs=2,
+    default=None,
+    help="LOW HIGH mapped to 0-255 (default: none for uint8, else the 0.5-99.5 percentiles).",
+)
+@click.option(
+    "--voxel-size", type=float, nargs=3, default=None, help="Z Y X in micrometres (default: the input's, else 1)."
+)
+@click.option("--overwrite", is_flag=True, default=False, help="Replace an output of other settings.")
+@click.option("--verbose", is_flag=True, default=False, help="Show the traceback of every error.")
+def predict(verbose: bool, **options: Any) -> None:
+    """Segment your own volume with a trained Task 2 model into an OME-Zarr labels image."""
+    from mtneuro.predict import predict_volume
+
+    try:
+        predict_volume(**options, echo=click.echo)
+    except KeyboardInterrupt:
+        _fail("kedro predict: interrupted; run the same command again to resume (finished blocks are kept).", 130)
+    except Exception as error:
+        known = known_error(error)
+        if known is None or verbose:
+            raise
+        _fail(f"Error: {_message(known)}", USER_ERROR_EXIT)
+
+
+for _name in ("env", "conf_source", "params"):
+    predict.params.append(_option(_name))

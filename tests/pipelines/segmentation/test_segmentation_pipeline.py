@@ -47,7 +47,8 @@ def test_pipeline_has_one_node_per_run_and_catalog_patterns_resolve(project_path
     assert type(model_ds).__name__ == "TorchModelDataset"
     assert "06_models/segmentation/unet/seg_3class/seed3/model.pt" in str(model_ds._describe()["filepath"])
     preds_ds = catalog.get("segmentation.vnet.seg_4class.seed0.test_predictions@model")
-    assert type(preds_ds).__name__ == "PickleDataset" and preds_ds._version is not None
+    assert type(preds_ds).__name__ == "PredictionsDataset" and preds_ds._version is not None
+    assert preds_ds._describe()["setting"] == "seg_4class"
     reference = catalog.get("segmentation.vnet.seg_4class.seed0.test_predictions@reference")
     assert type(reference).__name__ == "ArtifactReferenceDataset"
     assert reference._describe()["filepath"] == preds_ds._describe()["filepath"].as_posix()

@@ -47,7 +47,9 @@ def test_session_writes_every_model_setting_seed_class_row(tiny_default_run, tin
     run = f"{models[0]}/{settings[0]}/seed{seeds[0]}"
     assert list((tmp_path / "06_models" / "segmentation" / run / "model.pt").glob("*/model.json"))
     assert list(
-        (tmp_path / "07_model_output" / "segmentation" / run / "test_predictions.pkl").glob("*/test_predictions.pkl")
+        (tmp_path / "07_model_output" / "segmentation" / run / "test_predictions.zarr").glob(
+            "*/test_predictions.zarr/SHA256SUMS"
+        )
     )
     png = tmp_path / "08_reporting" / "task2_segmentation_overlays.png"
     assert png.read_bytes().startswith(b"\x89PNG")

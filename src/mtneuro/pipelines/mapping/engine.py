@@ -583,3 +583,36 @@ def check_halo(model: SegmentationModel, halo_yx: int, key: str = "mapping.micro
 
 
 ComputeFn = Callable[[str], dict[str, np.ndarray]]
+
+
+# --- device ----------------------------------------------------------------------------------
+
+
+class _OnDevice(torch.nn.Module):
+    """A network on ``device`` behind a CPU interface: CPU tensors in, CPU float32 logits out
+    (what :func:`segment` hands it and expects), autocast to ``bf16`` on a GPU where asked."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device, precision: str) -> None:
+        super().__init__()
+        self.net = net.to(device)
+        self.device = device
+        self.precision = precision
+        multiple = getattr(net, "multiple", None)
+        if multiple is not None:
+            self.multiple = multiple  # network_multiple reads it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with inference_context(self.precision, self.device.type):
+            return self.net(x.to(self.device)).to(device=x.device, dtype=torch.float32)
+
+
+def on_device(model: SegmentationModel, device: torch.device | str, precision: str = "fp32") -> SegmentationModel:
+    """``model`` computing on ``device`` (e.g. a GPU from :func:`mtneuro.training.resolve_accelerator`):
+    :func:`segment`, :func:`check_halo` and the block functions use it unchanged. A CPU device
+    returns ``model`` itself."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return model
+    return SegmentationModel(
+        _OnDevice(model.net, device, precision), model.name, model.dims, model.mean, model.std, model.class_values
+    )
