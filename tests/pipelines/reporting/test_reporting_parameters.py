@@ -24,12 +24,16 @@ def test_profiles_parse_into_the_typed_block(project_path: Path, env: str, profi
     assert reporting.profile == profile and reporting.task1_metric == "accuracy" and reporting.decimals == 3
     assert reporting.report_path == "/tmp/x/08_reporting/report.html"
     assert set(reporting.figures) == {
+        "task1_confusion_matrices_figure@png",
+        "task1_training_curves@png",
         "task2_segmentation_overlays@png",
         "task3_umap@png",
         "phantom_vs_real_figure@png",
         "mapping_overview@png",
     }
     assert set(reporting.tables) == {"phantom_vs_real", "mapping_validation", "profile_departures"}
+    assert (reporting.table2_metric, reporting.table3_r2, reporting.fold_rows) == ("f1", "in_sample", 20)
+    assert reporting.legends == {"mapping_overview@png": ["regions", "microstructure"]}
 
 
 def _error(project_path: Path, reporting: dict) -> str:
@@ -54,6 +58,9 @@ def test_misspelt_key(project_path: Path) -> None:
         ({"decimals": -1}, "reporting.decimals"),
         ({"profile": ""}, "reporting.profile"),
         ({"figures": {"task3_umap@png": ""}}, "reporting.figures.task3_umap@png"),
+        ({"table2_metric": "accuracy"}, "reporting.table2_metric"),
+        ({"fold_rows": 0}, "reporting.fold_rows"),
+        ({"legends": {"mapping_overview@png": ["tissue"]}}, "reporting.legends.mapping_overview@png.0"),
     ],
 )
 def test_bad_values_name_their_key(project_path: Path, reporting: dict, key: str) -> None:

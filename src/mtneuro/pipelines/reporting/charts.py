@@ -184,7 +184,8 @@ def confusion_matrices_figure(matrices: pd.DataFrame, columns: int, profile: str
     """A panel per (method, test configuration): the test set's confusion matrix summed over
     seeds, each row (true region) as shares of that row (%), the accuracy in the title. Only the
     training set the paper pairs with each test configuration (:data:`~.tables.TABLE1_TRAIN_CONFIG`);
-    methods run ``columns`` to a row, each with a row of panels per test configuration."""
+    methods run ``columns`` to a row, each with a row of panels per test configuration. Laid out
+    by hand (a fixed grid; constrained layout costs seconds for this many panels)."""
     if matrices.empty:
         return _no_data(Figure(figsize=(6, 1)), "confusion matrices")
     frame = matrices
@@ -197,11 +198,22 @@ def confusion_matrices_figure(matrices: pd.DataFrame, columns: int, profile: str
     n_cols = min(columns, len(methods))
     groups = -(-len(methods) // n_cols)
     n_rows = groups * len(configs)
-    fig = Figure(figsize=(1.45 * n_cols + 0.6, 1.5 * n_rows + 0.5), layout="constrained")
+    panel, head, foot = 1.45, 0.55, 0.35
+    fig = Figure(figsize=(panel * n_cols + 1.2, panel * n_rows + head + foot))
+    height = fig.get_figheight()
+    fig.subplots_adjust(
+        left=0.5 / fig.get_figwidth(),
+        right=1 - 0.9 / fig.get_figwidth(),
+        top=1 - head / height,
+        bottom=foot / height,
+        wspace=0.35,
+        hspace=0.55,
+    )
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     image = None
+    ticks = range(len(regions))
     for m, method in enumerate(methods):
         for c, config in enumerate(configs):
             ax = axes[(m // n_cols) * len(configs) + c, m % n_cols]
@@ -216,30 +228,19 @@ def confusion_matrices_figure(matrices: pd.DataFrame, columns: int, profile: str
             accuracy = np.trace(counts) / counts.sum() if counts.sum() else float("nan")
             ax.set_axis_on()
             image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-            for i in range(len(regions)):
-                for j in range(len(regions)):
-                    ax.text(
-                        j,
-                        i,
-                        f"{100 * shares[i, j]:.0f}",
-                        ha="center",
-                        va="center",
-                        fontsize=6,
-                        color="white" if shares[i, j] > 0.6 else "black",
-                    )
-            ax.set_xticks(range(len(regions)), regions, fontsize=6)
-            ax.set_yticks(range(len(regions)), regions, fontsize=6)
+            for (i, j), share in np.ndenumerate(shares):
+                colour = "white" if share > 0.6 else "black"
+                ax.text(j, i, f"{100 * share:.0f}", ha="center", va="center", fontsize=6, color=colour)
+            ax.set_xticks(ticks, regions if c == len(configs) - 1 else [], fontsize=6)
+            ax.set_yticks(ticks, regions if m % n_cols == 0 else [], fontsize=6)
             ax.tick_params(length=0, pad=1)
             title = f"{config}: acc {accuracy:.2f}"
-            if c == 0:
-                title = f"{short_method_label(method)}\n{title}"
-            ax.set_title(title, fontsize=7)
-            if m % n_cols == 0:
-                ax.set_ylabel("true", fontsize=6, labelpad=1)
-            if c == len(configs) - 1:
-                ax.set_xlabel("predicted", fontsize=6, labelpad=1)
+            ax.set_title(f"{short_method_label(method)}\n{title}" if c == 0 else title, fontsize=7)
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.5, label="share of the true region's test images", aspect=30)
+        bar = fig.add_axes((1 - 0.65 / fig.get_figwidth(), 0.25, 0.12 / fig.get_figwidth(), 0.5))
+        fig.colorbar(image, cax=bar)
+        bar.tick_params(labelsize=6)
+        bar.set_ylabel("share of the true region's test images (rows: true, columns: predicted)", fontsize=6)
     source = first_value(frame, "source", "unknown")
     fig.suptitle(f"Task 1 confusion matrices — {ours_label(source)}, profile {profile}", fontsize=9)
     return fig
