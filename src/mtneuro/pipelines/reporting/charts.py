@@ -4,7 +4,7 @@ and Task 1's confusion matrices and training curves, small multiples, one panel 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -248,7 +248,7 @@ def confusion_matrices_figure(matrices: pd.DataFrame, columns: int, profile: str
 
 #: Colours of the training sets and line styles of the seeds in the training curves.
 _CONFIG_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
-_SEED_STYLES = ("-", "--", ":", "-.")
+_SEED_STYLES: tuple[Literal["-", "--", ":", "-."], ...] = ("-", "--", ":", "-.")
 
 
 #: x-axis label and loss label of each ``step_kind`` of ``task1_training_histories``.
