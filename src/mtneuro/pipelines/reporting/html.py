@@ -142,13 +142,11 @@ def table_section(which: str, table: pd.DataFrame, decimals: int, primary: str |
     }
 
 
-def further_table(
-    name: str, table: pd.DataFrame, caption: str, decimals: int, fold_rows: int | None = None
-) -> dict[str, Any]:
+def further_table(name: str, table: pd.DataFrame, caption: str, decimals: int, folded: bool = False) -> dict[str, Any]:
     """A table other than Tables 1-3 (e.g. the brain map's validation), shown as it is, with
     numbers as :func:`.formatting.format_number` prints them (a column of whole numbers, and
     counts, as integers), display names for internal ones (:func:`.labels.display_text`) and
-    the catalog name it came from; ``folded`` when longer than ``fold_rows``."""
+    the catalog name it came from; ``folded`` away (a details element) when asked."""
     shown = table.copy()
     for column in shown.columns:
         values = shown[column]
@@ -167,7 +165,7 @@ def further_table(
         "title": caption,
         "name": name,
         "rows": len(table),
-        "folded": fold_rows is not None and len(table) > fold_rows,
+        "folded": folded,
         "table": display_table(shown, table_id, caption),
     }
 
@@ -270,7 +268,7 @@ def render_report(
     table_captions: Mapping[str, str] | None = None,
     *,
     primary_rows: Mapping[str, str] | None = None,
-    fold_rows: int | None = None,
+    folded_tables: Sequence[str] = (),
     legends: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The report page, in the order a reader looks: the summary, the three ``charts`` and the
@@ -278,7 +276,7 @@ def render_report(
     with the brain-map ``legends`` under the figures they name), then the three tables (one row
     per model of the metric ``primary_rows[table]``, the others behind a toggle) and the
     ``further_tables`` (catalog name -> table, captioned by ``table_captions``; longer than
-    ``fold_rows``: folded away)."""
+    ``folded_tables``: folded away)."""
     sources = sorted({first_value(t, "source", "unknown") for t in (table1, table2, table3)})
     profiles = sorted({first_value(t, "profile", "unspecified") for t in (table1, table2, table3)})
     primary = dict(primary_rows or {})
@@ -330,7 +328,9 @@ def render_report(
                 for which, table in (("table1", table1), ("table2", table2), ("table3", table3))
             ],
             further=[
-                further_table(name, table, str((table_captions or {}).get(name) or name), decimals, fold_rows)
+                further_table(
+                    name, table, str((table_captions or {}).get(name) or name), decimals, name in folded_tables
+                )
                 for name, table in (further_tables or {}).items()
             ],
             figures=figure_list,

@@ -186,7 +186,7 @@ def build_html_report(
         further_tables=dict(zip(table_names, further, strict=True)),
         table_captions=reporting.tables,
         primary_rows={"table2": reporting.table2_metric, "table3": reporting.table3_r2},
-        fold_rows=reporting.fold_rows,
+        folded_tables=reporting.folded_tables,
         legends=reporting.legends,
     )
 
