@@ -58,3 +58,9 @@ def test_default_pipeline_on_tiny_profile_then_notebook(tiny_default_run):
     assert (
         "source: phantom" in text and "main_CTX" in text and ".roi_c1.seed0" in text
     )  # a run key of the encoder index
+    # pictures, not only listings: the cubes, the brain map and the report's figures (3 charts + reporting.figures)
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 2 + 3 + 6, len(images)
+    assert "window z0,z1,y0,y1,x0,x1:" in text and "task1_training_curves@png" in text
+    html_logs = "\n".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "TqdmWarning" not in text + html_logs  # ipywidgets installed: tqdm draws notebook bars

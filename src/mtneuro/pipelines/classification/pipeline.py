@@ -12,7 +12,8 @@ Per run ``classification.<method>.<config>.seed<k>``:
 
 Shared: ``prepare_classification_images`` before the runs; after them
 ``collect_classification_results`` (-> ``task1_region_classification``),
-``collect_confusion_matrices`` (-> ``task1_confusion_matrices``) and ``index_frozen_encoders``
+``collect_confusion_matrices`` (-> ``task1_confusion_matrices``), ``collect_training_histories``
+(-> ``task1_training_histories``, every run's loss and learning rate per epoch) and ``index_frozen_encoders``
 (-> ``frozen_encoders``, the run index other tasks read instead of per-run datasets).
 Inputs from upstream: ``cubes``, ``split_index``.
 """
@@ -107,6 +108,13 @@ def build_pipeline(classification: ClassificationParameters) -> Pipeline:
                     ["classification_data_summary", *[f"{run.namespace}.confusion_matrix" for run in runs]],
                     "task1_confusion_matrices",
                     name="collect_confusion_matrices",
+                    namespace=NAMESPACE,
+                ),
+                Node(
+                    run_grid.bind(nodes.collect_training_histories, runs=runs),
+                    ["classification_data_summary", *[f"{run.namespace}.training_history" for run in runs]],
+                    "task1_training_histories",
+                    name="collect_training_histories",
                     namespace=NAMESPACE,
                 ),
                 Node(

@@ -6,7 +6,7 @@ Every rendering states the data source and the profile; this project's columns a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,16 @@ import pandas as pd
 
 from mtneuro import paper_results as paper
 
-from .labels import MISSING, PAPER_LABEL, R2_KINDS, SEG_METRIC_LABELS, SOURCE_DESCRIPTIONS, ours_label
+from .labels import (
+    MISSING,
+    PAPER_LABEL,
+    R2_KINDS,
+    R2_SHORT_LABELS,
+    SEG_METRIC_LABELS,
+    SEG_METRIC_SHORT_LABELS,
+    SOURCE_DESCRIPTIONS,
+    ours_label,
+)
 from .tables import RANGE_UP_TO_SEEDS
 
 
@@ -82,6 +91,20 @@ def format_row(r: Any, n_full: int, decimals: int) -> str:
     )
 
 
+def format_number(value: Any, decimals: int, integer: bool = False) -> str:
+    """A number of a further table: ``—`` when missing; an integer (``187611136``) when
+    ``integer`` (a column of whole numbers) or when it is a whole number of 1000 or more (a
+    count among fractions); else ``decimals`` decimals. Text is returned as it is."""
+    if isinstance(value, str):
+        return value
+    if is_missing(value):
+        return MISSING
+    x = float(value)
+    if x.is_integer() and (integer or abs(x) >= 1000):
+        return str(int(x))
+    return f"{x:.{decimals}f}"
+
+
 def _paper_number(x: float) -> str:
     return f"{x:.2f}" if round(x, 2) == round(x, 6) else f"{x:.3f}"
 
@@ -126,8 +149,9 @@ def table_caption(table: pd.DataFrame, paper_table: str, what: str) -> list[str]
 # --- display blocks: the tables as printed (groups of ours/paper columns) ------------------------
 
 
-def table1_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.DataFrame]]:
-    """Table 1 as display blocks: methods x (configuration, ours/paper)."""
+def table1_blocks(table: pd.DataFrame, decimals: int, compact: bool = False) -> list[tuple[str, pd.DataFrame]]:
+    """Table 1 as display blocks: methods x (configuration, ours/paper) (``compact``: the same)."""
+    del compact  # one metric, three configurations: as narrow as it gets
     source, n_full = first_value(table, "source", "unknown"), _n_full(table)
     metric = first_value(table, "metric", "accuracy")
     configs = list(dict.fromkeys(table["config"]))
@@ -147,13 +171,15 @@ def table1_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.Data
     return [(f"Task 1 {metric.replace('_', ' ')}", pd.DataFrame(rows))]
 
 
-def table2_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.DataFrame]]:
+def table2_blocks(table: pd.DataFrame, decimals: int, compact: bool = False) -> list[tuple[str, pd.DataFrame]]:
     """Table 2 as display blocks, one per (dims, setting): (model, metric) x (class, ours/paper).
 
     Every model has a row per metric of :data:`SEG_METRIC_LABELS` (pooled F1, pooled IoU, IoU per
     slice of present classes, the authors' per-sample IoU), in that order, all ``—`` where the table has none (an older table); the paper's
-    cells are those of the table (its IoU on the authors' row)."""
+    cells are those of the table (its IoU on the authors' row). ``compact`` (report.html): the
+    metrics' short labels (:data:`SEG_METRIC_SHORT_LABELS`)."""
     source, n_full = first_value(table, "source", "unknown"), _n_full(table)
+    metric_labels = SEG_METRIC_SHORT_LABELS if compact else SEG_METRIC_LABELS
     blocks = []
     for (dims, setting), part in table.groupby(["dims", "setting"], sort=False):
         classes = list(dict.fromkeys(zip(part["class"], part["class_label"], strict=True)))
@@ -161,7 +187,7 @@ def table2_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.Data
         rows = []
         for _, by_model in part.groupby("model", sort=False):
             for metric in metrics:
-                row = {"Model": str(by_model["model_label"].iloc[0]), "Metric": SEG_METRIC_LABELS.get(metric, metric)}
+                row = {"Model": str(by_model["model_label"].iloc[0]), "Metric": metric_labels.get(metric, metric)}
                 group = by_model[by_model["metric"] == metric]
                 rows.append(_ours_and_paper(row, group, "class", classes, source, n_full, decimals))
         blocks.append((f"{dims} segmentation, {setting}", pd.DataFrame(rows)))
@@ -186,18 +212,37 @@ def _ours_and_paper(
     return row
 
 
-def table3_blocks(table: pd.DataFrame, decimals: int) -> list[tuple[str, pd.DataFrame]]:
-    """Table 3 as display blocks, one per encoder training set: (method, R^2 kind) x (feature, ours/paper)."""
+def table3_blocks(table: pd.DataFrame, decimals: int, compact: bool = False) -> list[tuple[str, pd.DataFrame]]:
+    """Table 3 as display blocks, one per encoder training set: (method, R^2 kind) x (feature, ours/paper).
+
+    ``compact`` (report.html): the R² kinds' short labels (:data:`R2_SHORT_LABELS`), and the
+    features without any paper number (this project's per-image cells) in a block of their own
+    with this project's columns only, so that no block is wider than a page."""
     source, n_full = first_value(table, "source", "unknown"), _n_full(table)
-    kind_labels = {kind: label for kind, (_, label) in R2_KINDS.items()}
+    kind_labels = R2_SHORT_LABELS if compact else {kind: label for kind, (_, label) in R2_KINDS.items()}
     blocks = []
     for config, part in table.groupby("train_config", sort=False):
         features = list(dict.fromkeys(zip(part["feature"], part["feature_label"], strict=True)))
-        rows = []
-        for (_, kind), group in part.groupby(["method", "r2"], sort=False):
-            row = {"Method": str(group["method_label"].iloc[0]), "R²": kind_labels.get(kind, kind)}
-            rows.append(_ours_and_paper(row, group, "feature", features, source, n_full, decimals))
-        blocks.append((f"Linear read-outs from encoders trained on {config}", pd.DataFrame(rows)))
+        has_paper = set(part.loc[part["paper_mean"].notna(), "feature"])
+        groups = [(features, f"Linear read-outs from encoders trained on {config}")]
+        if compact and has_paper and len(has_paper) < len(features):
+            groups = [
+                ([f for f in features if f[0] in has_paper], f"Linear read-outs from encoders trained on {config}"),
+                (
+                    [f for f in features if f[0] not in has_paper],
+                    f"Linear read-outs from encoders trained on {config}: this project's features (no paper number "
+                    "of their definition)",
+                ),
+            ]
+        for shown, title in groups:
+            rows = []
+            for (_, kind), group in part.groupby(["method", "r2"], sort=False):
+                row = {"Method": str(group["method_label"].iloc[0]), "R²": kind_labels.get(kind, kind)}
+                row = _ours_and_paper(row, group, "feature", shown, source, n_full, decimals)
+                if compact and not any(f in has_paper for f, _ in shown):
+                    row = {k: v for k, v in row.items() if not k.endswith(f" · {PAPER_LABEL}")}
+                rows.append(row)
+            blocks.append((title, pd.DataFrame(rows)))
     return blocks
 
 
@@ -209,8 +254,12 @@ class TableInfo:
     title: str
     paper_table: str
     what: str
-    blocks: Callable[[pd.DataFrame, int], list[tuple[str, pd.DataFrame]]]
+    blocks: Callable[..., list[tuple[str, pd.DataFrame]]]
     notes: tuple[str, ...] = ()
+    #: The block column saying which metric a row holds (report.html shows one row per model,
+    #: the others behind a toggle), and the short label of each metric it may hold.
+    row_kind: str | None = None
+    row_kind_labels: Mapping[str, str] | None = None
 
 
 #: Table 1 notes (MTNeuro file:line references are to the authors' public repository).
@@ -279,6 +328,8 @@ TABLES: dict[str, TableInfo] = {
             "zero_division=1.0), averaged over the samples"
         ),
         blocks=table2_blocks,
+        row_kind="Metric",
+        row_kind_labels=SEG_METRIC_SHORT_LABELS,
     ),
     "table3": TableInfo(
         title="Table 3 — Task 3: R² of linear read-outs of semantic features from frozen Task 1 encoders",
@@ -291,6 +342,8 @@ TABLES: dict[str, TableInfo] = {
         ),
         blocks=table3_blocks,
         notes=TABLE3_NOTES,
+        row_kind="R²",
+        row_kind_labels=R2_SHORT_LABELS,
     ),
 }
 

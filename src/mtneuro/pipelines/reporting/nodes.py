@@ -34,7 +34,7 @@ from mtneuro.config.segmentation import SegmentationParameters
 from mtneuro.config.volume import VolumeParameters
 
 from . import tables
-from .charts import task1_chart, task2_chart, task3_chart
+from .charts import confusion_matrices_figure, task1_chart, task2_chart, task3_chart, training_curves_figure
 from .formatting import render_departures, render_markdown
 from .html import render_report
 from .tables import ReportingError
@@ -49,6 +49,8 @@ __all__ = [
     "build_table2",
     "build_table3",
     "compare_phantom_to_real",
+    "draw_confusion_matrices",
+    "draw_training_curves",
     "make_report_builder",
     "paper_tables_markdown",
     "table1_markdown",
@@ -138,6 +140,18 @@ def compare_phantom_to_real(volume: VolumeParameters) -> tuple[pd.DataFrame, Fig
     return table, calibration.plot_phantom_vs_real(phantom, real, table, reference.palette)
 
 
+def draw_confusion_matrices(matrices: pd.DataFrame, reporting: ReportingParameters) -> Figure:
+    """Task 1's confusion matrices (``task1_confusion_matrices``), a panel per method and test
+    configuration (:func:`.charts.confusion_matrices_figure`)."""
+    return confusion_matrices_figure(matrices, reporting.confusion_columns, reporting.profile)
+
+
+def draw_training_curves(histories: pd.DataFrame, reporting: ReportingParameters) -> Figure:
+    """Every Task 1 run's loss and learning rate per epoch (``task1_training_histories``;
+    :func:`.charts.training_curves_figure`)."""
+    return training_curves_figure(histories, reporting.curve_columns, reporting.profile)
+
+
 def build_html_report(
     table1: pd.DataFrame,
     table2: pd.DataFrame,
@@ -171,6 +185,9 @@ def build_html_report(
         reporting.decimals,
         further_tables=dict(zip(table_names, further, strict=True)),
         table_captions=reporting.tables,
+        primary_rows={"table2": reporting.table2_metric, "table3": reporting.table3_r2},
+        folded_tables=reporting.folded_tables,
+        legends=reporting.legends,
     )
 
 

@@ -547,7 +547,10 @@ def plot_segmentation_overlays(
             p = preds[m]
             hit = np.flatnonzero(np.asarray(p["z"]) == z) if p is not None else np.array([])
             panels.append(
-                (m, overlay(image, p["prediction"][int(hit[0])], label.classes) if p is not None and hit.size else None)
+                (
+                    get_model(m).label,
+                    overlay(image, p["prediction"][int(hit[0])], label.classes) if p is not None and hit.size else None,
+                )
             )
         for c, (title, data) in enumerate(panels):
             ax = axes[r, c]
