@@ -58,6 +58,7 @@ from mtneuro.features.registry import (
     registered_features,
     semantic_feature,
 )
+from mtneuro.features.stack import LabelStack, StackImage
 from mtneuro.features.tiles import tiles
 
 
@@ -69,18 +70,26 @@ def image_features(
 ) -> dict[str, float]:
     """The features ``names`` (default: every registered one, in order) of one label image;
     ``cell_ids``: its cut of the authors' 3D cell labelling (:func:`label_cells_3d`)."""
-    image = LabelImage(labels, connectivity, cell_ids)
+    return feature_values(LabelImage(labels, connectivity, cell_ids), names)
+
+
+def feature_values(image: LabelImage, names: Iterable[str] | None = None) -> dict[str, float]:
+    """The features ``names`` (default: every registered one) of one image, alone or a
+    :class:`LabelStack` image."""
     return {name: get_feature(name)(image) for name in (feature_names() if names is None else names)}
 
 
 __all__ = [
     "CELL_CONNECTIVITY",
     "LabelImage",
+    "LabelStack",
     "SemanticFeature",
+    "StackImage",
     "UnknownFeatureError",
     "cell_components",
     "discover",
     "feature_names",
+    "feature_values",
     "get_feature",
     "image_features",
     "label_cells_3d",
