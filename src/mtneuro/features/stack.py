@@ -1,17 +1,15 @@
 """Every image of a stack measured at once: the batched path of :class:`~mtneuro.features.image.LabelImage`.
 
-Why: labelling and measuring one 128 x 128 image at a time costs about a millisecond in call
-overheads, and Task 3 has 5760 of them. Here the cell pixels of a whole cube become horizontal
-runs (a few per cell row), both cell definitions are connected components of a graph of runs
-(runs of adjacent rows or slices that overlap), and areas, centroids and nearest-neighbour
-distances of every image come out of a few array operations. :class:`StackImage` is a
-:class:`LabelImage` reading its measurements from the stack, so every registered feature works
-unchanged on either path; the values are those of the per-image path (``tests/pipelines/
-probing/test_stack_features.py`` checks this on the real masks).
+Why: per image, labelling and measuring costs about a millisecond of call overheads, and Task 3
+has 5760 images. Here a cube's cell pixels become horizontal runs, each cell definition is the
+connected components of one graph of overlapping runs, and every image's areas, centroids and
+nearest-neighbour distances come from a few array operations. :class:`StackImage` is a
+:class:`LabelImage` that reads them, so registered features run unchanged on either path, with
+the same values (``tests/pipelines/probing/test_stack_features.py``).
 
-Runs never cross an image's left or right edge: each row is cut into segments one image wide,
-and each segment is followed by one padding position, so a run's position ``segment * (width +
-1) + x`` orders runs by slice, row, image column and x, the raster order of ``scipy.ndimage.label``.
+Rows are cut into segments one image wide, each followed by one padding position: runs never
+cross an image's side, and a run's position ``segment * (width + 1) + x`` sorts runs in the
+raster order of ``scipy.ndimage.label``.
 """
 
 from __future__ import annotations
@@ -317,18 +315,18 @@ class StackImage(LabelImage):
         return float(self.stack.count(value)[self.index]) / self.labels.size
 
     # plain properties: each is read once or twice per image, a cache would cost more
-    @property  # type: ignore[override]
+    @property
     def cells(self) -> tuple[np.ndarray, np.ndarray]:
         return self.stack.cells.cells_of(self.index)
 
-    @property  # type: ignore[override]
+    @property
     def cell_nn_distances(self) -> np.ndarray:
         return self.stack.cells.nn_distances_of(self.index)
 
-    @property  # type: ignore[override]
+    @property
     def cells_authors(self) -> tuple[np.ndarray, np.ndarray]:
         return self.stack.cells_authors.cells_of(self.index)
 
-    @property  # type: ignore[override]
+    @property
     def cell_nn_distances_authors(self) -> np.ndarray:
         return self.stack.cells_authors.nn_distances_of(self.index)
