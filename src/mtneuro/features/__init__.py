@@ -32,6 +32,11 @@ those quadrants, and is one image (``tile_size: null``, 1440 images), so the fea
 on the scale of the authors' and of the real-mask statistics of ``prasad2020-sample``. The
 features of an image depend only on its own pixels. The Task 3 table states the unit (column
 ``image_unit``).
+
+Two paths, same values: :func:`image_features` measures one image; :class:`LabelStack` measures
+every image of a cube at once (the probing pipeline's path: 5760 quadrants in under a second,
+``benchmarks/bench_task3_features.py``) and hands out :class:`StackImage` views to the same
+feature functions.
 """
 
 from __future__ import annotations
