@@ -32,6 +32,11 @@ those quadrants, and is one image (``tile_size: null``, 1440 images), so the fea
 on the scale of the authors' and of the real-mask statistics of ``prasad2020-sample``. The
 features of an image depend only on its own pixels. The Task 3 table states the unit (column
 ``image_unit``).
+
+Two paths, same values: :func:`image_features` measures one image; :class:`LabelStack` measures
+every image of a cube at once (the probing pipeline's path: 5760 quadrants in under a second,
+``benchmarks/bench_task3_features.py``) and hands out :class:`StackImage` views to the same
+feature functions.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from mtneuro.features.registry import (
     registered_features,
     semantic_feature,
 )
+from mtneuro.features.stack import LabelStack, StackImage
 from mtneuro.features.tiles import tiles
 
 
@@ -69,18 +75,26 @@ def image_features(
 ) -> dict[str, float]:
     """The features ``names`` (default: every registered one, in order) of one label image;
     ``cell_ids``: its cut of the authors' 3D cell labelling (:func:`label_cells_3d`)."""
-    image = LabelImage(labels, connectivity, cell_ids)
+    return feature_values(LabelImage(labels, connectivity, cell_ids), names)
+
+
+def feature_values(image: LabelImage, names: Iterable[str] | None = None) -> dict[str, float]:
+    """The features ``names`` (default: every registered one) of one image, alone or a
+    :class:`LabelStack` image."""
     return {name: get_feature(name)(image) for name in (feature_names() if names is None else names)}
 
 
 __all__ = [
     "CELL_CONNECTIVITY",
     "LabelImage",
+    "LabelStack",
     "SemanticFeature",
+    "StackImage",
     "UnknownFeatureError",
     "cell_components",
     "discover",
     "feature_names",
+    "feature_values",
     "get_feature",
     "image_features",
     "label_cells_3d",

@@ -5,9 +5,10 @@ Same definitions as ``cell_count``, ``mean_cell_area`` and ``mean_nn_distance``
 6-connected 3D component of the whole cube's cell voxels, labelled before the cube is cut into
 images, as the MTNeuro code labels cells (``annots/features.py``, lines 19-20, cc3d with
 ``connectivity=6``; quadrants cut afterwards, lines 25-36). A cell whose section falls into an
-image in two pieces (joined through other slices) is one cell there. The probing pipeline passes
-each image its cut of the cube's labelling (:func:`mtneuro.features.label_cells_3d`); an image
-given alone is a one-slice stack (its 4-connected components).
+image in two pieces (joined through other slices) is one cell there. The probing pipeline measures
+each cube's images together (:class:`mtneuro.features.LabelStack`, the labelling of
+:func:`mtneuro.features.label_cells_3d`); an image given alone with its cut of that labelling
+gives the same values, and without it is a one-slice stack (its 4-connected components).
 
 What is *not* copied from the authors' code (the report's Table 3 notes say so): their
 nearest-neighbour mean includes each cell's zero distance to itself (``KDTree.query(k=2)``

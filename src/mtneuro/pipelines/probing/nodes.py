@@ -139,14 +139,11 @@ def build_probing_dataset(
         cube = cubes.get(cube_id)
         if cube is None or cube.pixel_labels is None:
             raise ProbingError(f"Probing needs the pixel labels of cube {cube_id!r}, which the cubes lack.")
-        _, height, width = cube.pixel_labels.shape
-        units = list(feat.tiles(height, width, tile))
-        # the authors' cells: 3D components of the whole cube (every slice), cut into images below
-        cell_ids = feat.label_cells_3d(cube.pixel_labels)
+        # every image of the cube measured at once; the authors' cells span the whole cube
+        stack = feat.LabelStack(cube.pixel_labels, tile, connectivity)
         for row in group.itertuples(index=False):
-            labels, image = cube.pixel_labels[int(row.z)], cube.image[int(row.z)]
-            ids = cell_ids[int(row.z)]
-            for y0, x0, h, w in units:
+            image = cube.image[int(row.z)]
+            for k, (y0, x0, h, w) in enumerate(stack.units):
                 rows.append(
                     {
                         "source": source,
@@ -159,9 +156,7 @@ def build_probing_dataset(
                         "x0": x0,
                         "height": h,
                         "width": w,
-                        **feat.image_features(
-                            labels[y0 : y0 + h, x0 : x0 + w], connectivity, names, ids[y0 : y0 + h, x0 : x0 + w]
-                        ),
+                        **feat.feature_values(stack.image(int(row.z), k), names),
                     }
                 )
                 images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
