@@ -296,18 +296,9 @@ def predict_volume(
         segmentation = engine.on_device(engine.SegmentationModel.from_trained(network, name), accelerator, precision)
     except engine.MappingError as exc:
         raise PredictError(f"--model {model}: {exc}") from None
-    settings = engine.BlockSettings(
-        halo_yx=mapping.microstructure.halo_yx,
-        halo_z=mapping.microstructure.halo_z,
-        slices_per_batch=mapping.microstructure.slices_per_batch,
-        workers=mapping.compute.workers,
-        patch_size=1,
-        stride=1,
-        region_batch_size=1,
-        tile_size=1,
-        connectivity=4,
-        feature_names=(),
-        precision=precision,
+    m = mapping.microstructure
+    settings = engine.BlockSettings.microstructure_only(
+        m.halo_yx, m.halo_z, m.slices_per_batch, mapping.compute.workers, precision
     )
     shape = volume.shape
     window = Window(0, shape[0], 0, shape[1], 0, shape[2])

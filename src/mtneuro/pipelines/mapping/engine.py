@@ -307,6 +307,26 @@ class BlockSettings:
     tissue_threshold: float = 0.0
     tissue_window: int = 0
 
+    @classmethod
+    def microstructure_only(
+        cls, halo_yx: int, halo_z: int, slices_per_batch: int, workers: int, precision: str
+    ) -> BlockSettings:
+        """The settings of a map of the microstructure alone (no region cells, no features):
+        the Task 2 agreement check and ``kedro predict``."""
+        return cls(
+            halo_yx=halo_yx,
+            halo_z=halo_z,
+            slices_per_batch=slices_per_batch,
+            workers=workers,
+            patch_size=1,
+            stride=1,
+            region_batch_size=1,
+            tile_size=1,
+            connectivity=4,
+            feature_names=(),
+            precision=precision,
+        )
+
 
 def _pad_end(data: np.ndarray, pads: Sequence[int]) -> np.ndarray:
     if not any(pads):

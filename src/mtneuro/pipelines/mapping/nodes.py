@@ -829,18 +829,12 @@ def compare_with_task2(
     )
     windows = {f"main_{r}": w for r, w in main_cube_windows(typed).items()}
     source = open_channel(volume, "image")
-    settings = engine.BlockSettings(
-        halo_yx=mapping.microstructure.halo_yx,
-        halo_z=0,
-        slices_per_batch=mapping.microstructure.slices_per_batch,
-        workers=1,
-        patch_size=1,
-        stride=1,
-        region_batch_size=1,
-        tile_size=1,
-        connectivity=4,
-        feature_names=(),
-        precision=engine.resolve_precision(mapping.compute.precision),
+    settings = engine.BlockSettings.microstructure_only(
+        mapping.microstructure.halo_yx,
+        0,
+        mapping.microstructure.slices_per_batch,
+        1,
+        engine.resolve_precision(mapping.compute.precision),
     )
     agree = {"same_input": [0, 0], "with_context": [0, 0], "with_context_interior": [0, 0]}
     margin = 32
