@@ -725,6 +725,9 @@ class OmeZarrMapDataset(AbstractDataset[MapRequest, BrainMap]):
           path: data/07_model_output/brain_map.ome.zarr
     """
 
+    #: Saves are atomic or resumable on their own: a killed save is never removed (mtneuro.stopping).
+    SAVE_IS_SAFE = True
+
     def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
         if not str(path).endswith(".ome.zarr"):
             raise DatasetError(f"OmeZarrMapDataset: the store name must end with .ome.zarr, got {path!r}")
