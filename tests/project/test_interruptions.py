@@ -137,7 +137,9 @@ def test_sigkill_during_the_brain_map_then_only_missing_outputs_finishes_it(tiny
 
 
 def _same_ingestion_outputs(root: Path, reference: Path) -> None:
-    _same_file(root / "02_intermediate" / "cubes" / "manifest.json", reference / "02_intermediate" / "cubes" / "manifest.json")
+    _same_file(
+        root / "02_intermediate" / "cubes" / "manifest.json", reference / "02_intermediate" / "cubes" / "manifest.json"
+    )
     for name in ("03_primary/split_index.parquet", "01_raw/extra_cube_coordinates.csv"):
         _same_file(_latest(root / name), _latest(reference / name))
 
@@ -147,12 +149,30 @@ def _cubes_written(root: Path, at_least: int) -> Callable[[], bool]:
     return lambda: _saving(root, "cubes") is not None and len(list(cubes.glob("*.zarr"))) >= at_least
 
 
-def test_a_dask_worker_killed_while_writing_cubes_fails_naming_the_node_then_the_rerun_finishes(
+def test_sigterm_to_a_dask_run_then_a_killed_worker_then_only_missing_outputs_finishes(
     tiny_default_run, tmp_path: Path
 ) -> None:
+    """One data root, three runs of ``kedro run --pipelines=ingestion`` on the Dask runner (2
+    workers, no retries): SIGTERM to the job's processes, then a resume whose worker is killed
+    with SIGKILL while it writes the cubes, then the resume that finishes."""
     root = tmp_path / "data"
+    cubes = root / "02_intermediate" / "cubes"
+    # 1. SIGTERM, as SLURM sends it at the time limit: to the driver and every worker
     run, log = _start(root, "--env=tiny", "--pipelines=ingestion", *DASK)
     _wait_until(_cubes_written(root, 2), run, log)
+    _stop_group(run, signal.SIGTERM)
+    output = log.read_text()
+    assert run.returncode == 128 + signal.SIGTERM, output[-3000:]
+    last = [line for line in output.splitlines() if line.strip()][-1]
+    assert last.startswith("kedro run: Stopped by SIGTERM") and "--only-missing-outputs" in last, output[-3000:]
+    assert "Traceback" not in output
+    assert not (cubes / "manifest.json").exists()  # no cube set is trusted
+    assert not (root / "03_primary").exists()  # nothing after the cubes was written
+    kept = len(list(cubes.glob("*.zarr")))
+
+    # 2. the resume; the worker writing the cubes is killed (SIGKILL) half-way through the rest
+    run, log = _start(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
+    _wait_until(_cubes_written(root, kept + 1), run, log)
     worker = _saving(root, "cubes")
     assert worker is not None and worker != run.pid  # a worker process writes them
     os.kill(worker, signal.SIGKILL)
@@ -163,26 +183,13 @@ def test_a_dask_worker_killed_while_writing_cubes_fails_naming_the_node_then_the
     message = " ".join(output.split())
     assert "Node 'ingestion.fetch_cubes' failed on the Dask cluster: its worker died" in message, output[-3000:]
     assert "--only-missing-outputs" in message
-    assert not (root / "02_intermediate" / "cubes" / "manifest.json").exists()  # no cube set is trusted
+    assert not (cubes / "manifest.json").exists()
 
+    # 3. the same command finishes, with the bytes of an uninterrupted run
     code, output = _run(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
     assert code == 0, output[-3000:]
-    _same_ingestion_outputs(root, tiny_default_run.data_root)
-
-
-def test_sigterm_to_a_dask_run_stops_it_cleanly_and_the_rerun_resumes(tiny_default_run, tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    run, log = _start(root, "--env=tiny", "--pipelines=ingestion", *DASK)
-    _wait_until(_cubes_written(root, 2), run, log)
-    _stop_group(run, signal.SIGTERM)  # as SLURM does: the driver and every worker
-    output = log.read_text()
-    assert run.returncode == 128 + signal.SIGTERM, output[-3000:]
-    last = [line for line in output.splitlines() if line.strip()][-1]
-    assert last.startswith("kedro run: Stopped by SIGTERM") and "--only-missing-outputs" in last, output[-3000:]
-    assert "Traceback" not in output
-    assert not (root / "02_intermediate" / "cubes" / "manifest.json").exists()
-    assert not (root / "03_primary").exists()  # nothing after the cubes was written
-
-    code, output = _run(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
-    assert code == 0, output[-3000:]
-    _same_ingestion_outputs(root, tiny_default_run.data_root)
+    reference = tiny_default_run.data_root
+    _same_file(cubes / "manifest.json", reference / "02_intermediate" / "cubes" / "manifest.json")
+    for name in ("03_primary/split_index.parquet", "01_raw/extra_cube_coordinates.csv"):
+        _same_file(_latest(root / name), _latest(reference / name))
+    assert not (root / JOURNAL_DIR).exists()
