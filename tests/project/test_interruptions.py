@@ -16,17 +16,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from kedro_process import run_kedro, start_kedro_run
 
 from mtneuro.datasets.ome_zarr_store import MARKERS, OmeZarrMapDataset
 from mtneuro.stopping import JOURNAL_DIR
 
-PROJECT = Path(__file__).resolve().parents[2]
 MAP = Path("07_model_output") / "brain_map.ome.zarr"
 MAP_TABLES = (Path("08_reporting") / "mapping_validation.csv", Path("08_reporting") / "mapping_overview.png")
 DASK = ("--runner=mtneuro.runners.DaskRunner", "--runner-params=n_workers=2,allowed_failures=0")
@@ -36,38 +35,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_default_run")]
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _environment(data_root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{data_root.parent / 'mlflow.db'}"
-    return env
-
-
-def _start(data_root: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    """``kedro run <args>`` in its own process group (a job's processes), output to a file."""
-    log = data_root.parent / f"kedro-{time.monotonic_ns()}.log"
-    command = [sys.executable, "-m", "kedro", "run", *args, "--params", f"data_root={data_root}"]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=PROJECT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_environment(data_root),
-            start_new_session=True,
-        )
-    return process, log
-
-
-def _run(data_root: Path, *args: str) -> tuple[int, str]:
-    process, log = _start(data_root, *args)
-    try:
-        process.wait(timeout=1200)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    return process.returncode, log.read_text()
 
 
 def _saving(data_root: Path, dataset: str) -> int | None:
@@ -119,7 +86,7 @@ def test_sigkill_during_the_brain_map_then_only_missing_outputs_finishes_it(tiny
         (root / table).unlink()
     markers = root / MAP / MARKERS / "blocks"
 
-    run, log = _start(root, "--env=tiny", "--pipelines=mapping", "--to-outputs=brain_map")
+    run, log = start_kedro_run(root, "--env=tiny", "--pipelines=mapping", "--to-outputs=brain_map")
     _wait_until(lambda: markers.is_dir() and any(markers.iterdir()), run, log)
     _stop_group(run, signal.SIGKILL)
     assert run.returncode == -signal.SIGKILL
@@ -128,7 +95,7 @@ def test_sigkill_during_the_brain_map_then_only_missing_outputs_finishes_it(tiny
     assert not OmeZarrMapDataset(path=str(root / MAP))._exists()  # an unfinished map is missing
     assert _saving(root, "brain_map") is not None  # the journal knows the save never ended
 
-    code, output = _run(root, "--env=tiny", "--pipelines=mapping", "--only-missing-outputs")
+    code, output = run_kedro(root, "--env=tiny", "--pipelines=mapping", "--only-missing-outputs")
     assert code == 0, output[-3000:]
     assert _files(root / MAP) == _files(tiny_default_run.data_root / MAP)  # chunks and checksums
     for table in MAP_TABLES:
@@ -158,7 +125,7 @@ def test_sigterm_to_a_dask_run_then_a_killed_worker_then_only_missing_outputs_fi
     root = tmp_path / "data"
     cubes = root / "02_intermediate" / "cubes"
     # 1. SIGTERM, as SLURM sends it at the time limit: to the driver and every worker
-    run, log = _start(root, "--env=tiny", "--pipelines=ingestion", *DASK)
+    run, log = start_kedro_run(root, "--env=tiny", "--pipelines=ingestion", *DASK)
     _wait_until(_cubes_written(root, 2), run, log)
     _stop_group(run, signal.SIGTERM)
     output = log.read_text()
@@ -171,7 +138,7 @@ def test_sigterm_to_a_dask_run_then_a_killed_worker_then_only_missing_outputs_fi
     kept = len(list(cubes.glob("*.zarr")))
 
     # 2. the resume; the worker writing the cubes is killed (SIGKILL) half-way through the rest
-    run, log = _start(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
+    run, log = start_kedro_run(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
     _wait_until(_cubes_written(root, kept + 1), run, log)
     worker = _saving(root, "cubes")
     assert worker is not None and worker != run.pid  # a worker process writes them
@@ -186,7 +153,7 @@ def test_sigterm_to_a_dask_run_then_a_killed_worker_then_only_missing_outputs_fi
     assert not (cubes / "manifest.json").exists()
 
     # 3. the same command finishes, with the bytes of an uninterrupted run
-    code, output = _run(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
+    code, output = run_kedro(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
     assert code == 0, output[-3000:]
     reference = tiny_default_run.data_root
     _same_file(cubes / "manifest.json", reference / "02_intermediate" / "cubes" / "manifest.json")
