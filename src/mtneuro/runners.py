@@ -65,6 +65,11 @@ CONFIG_KEY = "dask"
 CONFIG_PATTERNS = ["dask*", "dask*/**"]
 
 
+class WorkerDiedError(FaultError):
+    """A Dask worker died while running a node (killed, out of memory, its machine lost) as often
+    as ``allowed_failures`` allows: a fault outside the code, reported in one paragraph."""
+
+
 class DaskSettings(StrictModel):
     """``conf/base/dask.yml``: which cluster runs the nodes (every default lives in the YAML)."""
 
@@ -543,7 +548,7 @@ class DaskRunner(AbstractRunner):
                     raise
                 except Exception as exc:
                     self._suggest_resume_scenario(pipeline, done, catalog)
-                    raise RuntimeError(self._failure_message(node, exc)) from exc
+                    raise self._failure(node, exc) from exc
                 future.release()
                 done.add(node)
                 # The workers run the project's hooks; this process's console and run times
@@ -565,14 +570,17 @@ class DaskRunner(AbstractRunner):
         if todo:
             raise RuntimeError(f"Unable to schedule nodes: {', '.join(sorted(n.name for n in todo))}")
 
-    def _failure_message(self, node: Node, exc: BaseException) -> str:
+    def _failure(self, node: Node, exc: BaseException) -> Exception:
         from distributed.scheduler import KilledWorker
 
         if isinstance(exc, KilledWorker):
-            allowed = self.settings.allowed_failures if self.settings else "?"
-            return (
-                f"Node '{node.name}' failed on the Dask cluster: its worker died while running it "
-                f"(tried {int(allowed) + 1 if allowed != '?' else 'several'} times). Outputs saved so far are kept; "
-                "rerun the same command with --only-missing-outputs to finish the run."
+            allowed = self.settings.allowed_failures if self.settings else None
+            tries = "" if allowed is None else " (tried once)" if allowed == 0 else f" (tried {allowed + 1} times)"
+            return WorkerDiedError(
+                f"Node '{node.name}' failed on the Dask cluster: its worker died while running it{tries}, "
+                "killed or out of memory. Outputs saved so far are kept, and what the worker left half "
+                "written is removed when the next run starts; rerun the same command with "
+                "--only-missing-outputs to finish the run (allow retries on another worker with "
+                "--runner-params=allowed_failures=<n>)."
             )
-        return f"Node '{node.name}' failed on the Dask cluster: {type(exc).__name__}: {exc}"
+        return RuntimeError(f"Node '{node.name}' failed on the Dask cluster: {type(exc).__name__}: {exc}")

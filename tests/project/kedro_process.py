@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -55,3 +56,38 @@ def run_in_terminal(command: list[str], timeout: float, columns: int = 120) -> t
         return process.wait(timeout=30), plain_text(b"".join(chunks))
     finally:
         os.close(primary)
+
+
+def _environment(data_root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{data_root.parent / 'mlflow.db'}"
+    return env
+
+
+def start_kedro_run(data_root: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """``kedro run <args> --params data_root=...`` in its own process group (as the processes of
+    a job are), its output to a log file beside the data root; the process and the log."""
+    data_root.parent.mkdir(parents=True, exist_ok=True)
+    log = data_root.parent / f"kedro-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*kedro_command("run", *args), "--params", f"data_root={data_root}"],
+            cwd=PROJECT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_environment(data_root),
+            start_new_session=True,
+        )
+    return process, log
+
+
+def run_kedro(data_root: Path, *args: str, timeout: float = 1200) -> tuple[int, str]:
+    """``kedro run <args>`` to its end: exit status and output."""
+    process, log = start_kedro_run(data_root, *args)
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode, log.read_text()

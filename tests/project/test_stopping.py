@@ -21,17 +21,17 @@ PROJECT = Path(__file__).resolve().parents[2]
 def test_sigterm_raises_in_the_main_thread_and_waits_for_a_save_in_progress() -> None:
     hook = StopOnSigtermHook()
     before = signal.getsignal(signal.SIGTERM)
-    hook.before_pipeline_run()
+    hook.before_pipeline_run({}, None)
     try:
         with pytest.raises(RunTerminated, match="--only-missing-outputs"):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises before this ends
-        hook.before_pipeline_run()  # a new run: nothing pending
-        hook.before_dataset_saved()
+        hook.before_pipeline_run({}, None)  # a new run: nothing pending
+        hook.before_dataset_saved("x")
         os.kill(os.getpid(), signal.SIGTERM)  # during a save: noted, not raised
         time.sleep(0.05)
         with pytest.raises(RunTerminated) as stopped:
-            hook.after_dataset_saved()  # the save has finished: now the run stops
+            hook.after_dataset_saved("x")  # the save has finished: now the run stops
         assert stopped.value.exit_code == 128 + signal.SIGTERM
     finally:
         hook.on_pipeline_error()

@@ -234,6 +234,9 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
     Credentials (``bossdb: {host, protocol, token}``) are passed to BossDB sources.
     """
 
+    #: Saves are atomic or resumable on their own: a killed save is never removed (mtneuro.stopping).
+    SAVE_IS_SAFE = True
+
     def __init__(
         self,
         path: str,
@@ -430,6 +433,9 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
     ``volume_shape``. The cache records the server (never the token); a cache from another
     server, or one that cannot be read, is read again.
     """
+
+    #: Saves are atomic or resumable on their own: a killed save is never removed (mtneuro.stopping).
+    SAVE_IS_SAFE = True
 
     def __init__(
         self, filepath: str, credentials: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None

@@ -6,15 +6,24 @@ fulfils it (as :class:`~mtneuro.datasets.cube_store.CubeStoreDataset` fulfils cu
 
 1. The store is created with every full-resolution array (fixed chunks) and the request's
    fingerprint; a store with another fingerprint is replaced, a complete one is left as it is.
-2. Each block writes whole chunks of every layer, then drops an empty marker file
-   (``.mapping/blocks/<key>``). A re-run skips marked blocks; a block killed half-way is
-   recomputed and its chunks rewritten, so the final bytes equal an uninterrupted run's.
+2. Each block writes whole chunks of every layer, then a marker file (``.mapping/blocks/<key>``,
+   temporary file renamed into place) with the SHA-256 of each chunk file it wrote. A re-run
+   skips marked blocks whose chunk files still match their marker; a block killed half-way (no
+   marker) or whose chunks changed since is recomputed and its chunks rewritten, so the final
+   bytes equal an uninterrupted run's.
 3. Pyramids (``levels`` resolutions, halving y and x; z too if asked) are built from the
    finished full-resolution arrays, chunk by chunk.
 4. The NGFF metadata (``multiscales``, ``labels``, ``image-label`` with colours and names,
    ``omero`` channel names and display windows fitted to the values) is written with
-   ome-zarr-py; the markers are removed and the store is marked complete. Nothing
-   time-dependent is stored, so re-runs are byte-identical.
+   ome-zarr-py. Last, the store is marked complete, in the same write of its root attributes
+   as the SHA-256 of every chunk file of every layer and level (``mtneuro_mapping.chunk_sha256``:
+   a file beside the chunks would be an unknown object that Zarr warns of), and the markers are
+   removed. Nothing time-dependent is stored, so re-runs are byte-identical.
+   Loading checks every chunk file against those checksums: a changed, truncated or deleted chunk
+   raises :class:`~mtneuro.datasets.versioned.DamagedArtifactError` naming it; the store then
+   counts as missing (``_exists``), and saving it again (``kedro run --pipelines=mapping
+   --only-missing-outputs``) recomputes only the blocks whose full-resolution chunks are damaged,
+   and rebuilds the pyramids.
 5. With ``viewer`` set, a Neuroglancer state is written beside the store
    (``<name>.neuroglancer.json``, and a link to open it in ``<name>.neuroglancer.url.txt``), with
    the segment names as Neuroglancer segment properties beside it too
@@ -44,9 +53,14 @@ from kedro.io import AbstractDataset, DatasetError
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ATTRS_KEY = "mtneuro_mapping"
 MARKERS = ".mapping"
+#: The chunk checksums of a complete store (chunk file relative to the store -> SHA-256), in
+#: the ``mtneuro_mapping`` attributes of its root group.
+SUMS_KEY = "chunk_sha256"
+#: Zarr's own metadata files (rewritten as the store is finished; not chunk data).
+_METADATA_FILES = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
 
 LayerKind = Literal["image", "label", "features"]
 
@@ -308,20 +322,153 @@ def _root_attrs(root: Any) -> dict[str, Any]:
     return dict(root.attrs.get(ATTRS_KEY, {}) or {})
 
 
-def _touch_atomic(path: Path) -> None:
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(b"")
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --- chunk checksums ------------------------------------------------------------------------
+
+
+def _file_sha256(path: Path, *, cached: bool = False) -> str | None:
+    """SHA-256 of a chunk file, ``None`` when there is none (a chunk of fill values is not written)."""
+    if not path.is_file():
+        return None
+    import fsspec
+
+    from mtneuro.datasets.versioned import file_sha256
+
+    return file_sha256(fsspec.filesystem("file"), str(path), cached=cached)
+
+
+def _array_prefix(layer: MapLayer, level: int) -> str:
+    return f"{layer.path}/{level}" if layer.path else str(level)
+
+
+def _region_chunk_files(array: Any, prefix: str, region: tuple[slice, ...]) -> list[str]:
+    """The chunk files (relative to the store) that a region of ``array`` writes."""
+    import itertools
+
+    ranges = []
+    for sl, size, chunk in zip(region, array.shape, array.chunks, strict=True):
+        lo = 0 if sl.start is None else sl.start
+        hi = size if sl.stop is None else min(sl.stop, size)
+        ranges.append(range(lo // chunk, -(-hi // chunk)))
+    return [f"{prefix}/{array.metadata.encode_chunk_key(c)}" for c in itertools.product(*ranges)]
+
+
+def _block_chunk_files(request: MapRequest, arrays: dict[str, Any], key: str) -> list[str]:
+    layers = {layer.path: layer for layer in request.layers}
+    files: list[str] = []
+    for layer_path, region in request.blocks[key].items():
+        files += _region_chunk_files(arrays[layer_path], _array_prefix(layers[layer_path], 0), region)
+    return files
+
+
+def _chunk_sums(path: Path, names: Sequence[str]) -> dict[str, str | None]:
+    return {name: _file_sha256(path / name) for name in names}
+
+
+def _all_chunk_files(path: Path) -> list[str]:
+    """Every data file of the store (chunks of all layers and levels): not Zarr's metadata,
+    nothing of an unfinished run (``.mapping``)."""
+    out = []
+    for file in path.rglob("*"):
+        relative = file.relative_to(path)
+        if (
+            file.is_file()
+            and relative.parts[0] != MARKERS
+            and file.name not in _METADATA_FILES
+            and ".tmp-" not in file.name
+        ):
+            out.append(relative.as_posix())
+    return sorted(out)
+
+
+def _recorded_sums(attrs: dict[str, Any]) -> dict[str, str] | None:
+    """The chunk checksums written with a complete store (``None``: none recorded)."""
+    sums = attrs.get(SUMS_KEY)
+    return dict(sums) if isinstance(sums, dict) else None
+
+
+def damaged_chunks(path: str | Path, attrs: dict[str, Any] | None = None, *, cached: bool = False) -> list[str]:
+    """What does not match the checksums written with a complete store (``[]``: all matches):
+    ``"<chunk file> changed (...)"`` or ``"<chunk file> missing"``."""
+    path = Path(path)
+    if attrs is None:
+        import zarr
+
+        attrs = _root_attrs(zarr.open_group(str(path), mode="r"))
+    recorded = _recorded_sums(attrs)
+    if recorded is None:
+        return [f"(all): no chunk checksums recorded in the attributes ({ATTRS_KEY}.{SUMS_KEY})"]
+    problems = []
+    for name, digest in recorded.items():
+        actual = _file_sha256(path / name, cached=cached)
+        if actual is None:
+            problems.append(f"{name} missing")
+        elif actual != digest:
+            problems.append(f"{name} changed (SHA-256 {actual[:12]}..., {digest[:12]}... was written with it)")
+    return problems
+
+
+def damaged_map_error(path: Path, problems: Sequence[str]) -> Exception:
+    from mtneuro.datasets.versioned import DamagedArtifactError
+
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return DamagedArtifactError(
+        f"The brain map {path} is damaged: chunk file {'; '.join(problems[:3])}{more}. It is not used. "
+        "Rewrite the damaged blocks with `kedro run --pipelines=mapping --only-missing-outputs` (with the same "
+        "--env and --params as before: a damaged map counts as missing, and only the blocks holding damaged "
+        "chunks are computed again), then run your command again."
+    )
+
+
+def _done_blocks(path: Path, request: MapRequest, arrays: dict[str, Any], markers: Path) -> set[str]:
+    """Marked blocks whose chunk files still match their marker; other markers are removed."""
+    done = set()
+    for marker in sorted(markers.iterdir()):
+        if marker.name.startswith(".") or marker.name not in request.blocks:
+            continue
+        try:
+            recorded = json.loads(marker.read_text() or "null")
+        except (OSError, ValueError):
+            recorded = None
+        files = _block_chunk_files(request, arrays, marker.name)
+        if not isinstance(recorded, dict) or sorted(recorded) != sorted(files) or _chunk_sums(path, files) != recorded:
+            log.warning(
+                "brain map %s: the chunks of block %s changed since it was written: computing it again",
+                path,
+                marker.name,
+            )
+            marker.unlink(missing_ok=True)
+            continue
+        done.add(marker.name)
+    return done
+
+
+def _mark_intact_blocks(request: MapRequest, arrays: dict[str, Any], recorded: dict[str, str], markers: Path) -> None:
+    """Markers for the blocks of a complete store from its recorded chunk checksums (a repair: the blocks
+    whose chunks do not match are then computed again)."""
+    for key in request.blocks:
+        files = _block_chunk_files(request, arrays, key)
+        _write_bytes_atomic(markers / key, json.dumps({f: recorded.get(f) for f in files}, sort_keys=True).encode())
 
 
 def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Write (or finish) the store at ``path``; returns what was done (blocks computed, skipped, seconds)."""
+    """Write (or finish, or repair) the store at ``path``; returns what was done (blocks computed,
+    skipped, damaged chunks found, seconds)."""
     import zarr
 
     path = Path(path)
     digest = request.digest()
-    stats: dict[str, Any] = {"computed": 0, "skipped": 0, "seconds": 0.0, "complete_before": False}
+    stats: dict[str, Any] = {"computed": 0, "skipped": 0, "seconds": 0.0, "complete_before": False, "damaged": []}
     root: Any = None  # a zarr Group; zarr types its items as ``Array | Group``
+    repair: dict[str, str] | None = None
     if path.exists():
         try:
             root = zarr.open_group(str(path), mode="r+")
@@ -333,10 +480,20 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
             shutil.rmtree(path)
             root = None
         elif attrs.get("complete"):
-            stats["complete_before"] = True
-            if request.viewer:
-                write_neuroglancer_state(request, path, root)
-            return stats
+            stats["damaged"] = damaged_chunks(path, attrs)
+            if not stats["damaged"]:
+                stats["complete_before"] = True
+                shutil.rmtree(path / MARKERS, ignore_errors=True)  # left by a run killed as it ended
+                if request.viewer:
+                    write_neuroglancer_state(request, path, root)
+                return stats
+            log.warning(
+                "brain map %s is damaged (%s): computing the blocks of the damaged chunks again",
+                path,
+                "; ".join(stats["damaged"][:3]),
+            )
+            repair = _recorded_sums(attrs) or {}
+            root.attrs.update({ATTRS_KEY: {**attrs, "complete": False}})
     if root is None:
         root = zarr.open_group(str(path), mode="w", zarr_format=_zarr_format(request.ngff_version))
         for layer in request.layers:
@@ -345,10 +502,12 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
         root.attrs.update({ATTRS_KEY: {"digest": digest, "complete": False, **request.attributes}})
     markers = path / MARKERS / "blocks"
     markers.mkdir(parents=True, exist_ok=True)
-    done = {p.name for p in markers.iterdir() if not p.name.startswith(".")}
-    if request.prepare is not None:
-        request.prepare()
     arrays = {layer.path: (root[layer.path] if layer.path else root)["0"] for layer in request.layers}
+    if repair is not None:
+        _mark_intact_blocks(request, arrays, repair, markers)
+    done = _done_blocks(path, request, arrays, markers)
+    if request.prepare is not None and len(done) < len(request.blocks):
+        request.prepare()
     start = time.perf_counter()
     for i, (key, regions) in enumerate(request.blocks.items()):
         if key in done:
@@ -358,7 +517,8 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
         results = request.compute_block(key)
         for layer_path, region in regions.items():
             arrays[layer_path][region] = results[layer_path]
-        _touch_atomic(markers / key)
+        sums = _chunk_sums(path, _block_chunk_files(request, arrays, key))
+        _write_bytes_atomic(markers / key, json.dumps(sums, sort_keys=True).encode())
         stats["computed"] += 1
         message = f"block {key} ({i + 1}/{len(request.blocks)}) in {time.perf_counter() - t0:.1f} s"
         log.info("brain map: %s", message)
@@ -387,7 +547,8 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
             ]
             _build_level(group[str(level - 1)], target, factors, layer.kind)
     _write_metadata(root, request)
-    root.attrs.update({ATTRS_KEY: {"digest": digest, "complete": True, **request.attributes}})
+    sums = {n: d for n, d in _chunk_sums(path, _all_chunk_files(path)).items() if d is not None}
+    root.attrs.update({ATTRS_KEY: {"digest": digest, "complete": True, **request.attributes, SUMS_KEY: sums}})
     shutil.rmtree(path / MARKERS, ignore_errors=True)
     if request.viewer:
         write_neuroglancer_state(request, path, root)
@@ -534,8 +695,12 @@ def read_map(path: str | Path) -> BrainMap:
     attrs = _root_attrs(root)
     if not attrs.get("complete"):
         raise DatasetError(
-            f"The brain map {path} is incomplete (its run was interrupted): run the mapping pipeline again"
+            f"The brain map {path} is incomplete (its run was interrupted): resume it with "
+            "`kedro run --pipelines=mapping --only-missing-outputs` (the blocks written so far are kept)"
         )
+    problems = damaged_chunks(path, attrs)
+    if problems:
+        raise damaged_map_error(Path(path), problems)
     groups: dict[str, Any] = {"image": root}
     labels = _ome(dict(root["labels"].attrs)).get("labels", []) if "labels" in root else []
     groups.update({name: root["labels"][name] for name in labels})
@@ -560,6 +725,9 @@ class OmeZarrMapDataset(AbstractDataset[MapRequest, BrainMap]):
           path: data/07_model_output/brain_map.ome.zarr
     """
 
+    #: Saves are atomic or resumable on their own: a killed save is never removed (mtneuro.stopping).
+    SAVE_IS_SAFE = True
+
     def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
         if not str(path).endswith(".ome.zarr"):
             raise DatasetError(f"OmeZarrMapDataset: the store name must end with .ome.zarr, got {path!r}")
@@ -583,6 +751,8 @@ class OmeZarrMapDataset(AbstractDataset[MapRequest, BrainMap]):
         try:
             import zarr
 
-            return bool(_root_attrs(zarr.open_group(str(self._path), mode="r")).get("complete"))
+            attrs = _root_attrs(zarr.open_group(str(self._path), mode="r"))
         except Exception:
             return False
+        # a damaged map counts as missing: --only-missing-outputs rewrites its damaged blocks
+        return bool(attrs.get("complete")) and not damaged_chunks(self._path, attrs, cached=True)

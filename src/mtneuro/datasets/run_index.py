@@ -204,6 +204,9 @@ class RunIndex(Mapping[str, RunArtifacts]):
 class RunIndexDataset(AbstractDataset[Mapping[str, Mapping[str, ArtifactReference]], RunIndex]):
     """JSON index of a task's per-run artefacts; loads a lazy :class:`RunIndex`."""
 
+    #: Saves are atomic or resumable on their own: a killed save is never removed (mtneuro.stopping).
+    SAVE_IS_SAFE = True
+
     def __init__(
         self, filepath: str, members: dict[str, dict[str, Any]], metadata: dict[str, Any] | None = None
     ) -> None:

@@ -128,6 +128,16 @@ def first_value(table: pd.DataFrame, column: str, default: str) -> str:
     return str(table[column].dropna().iloc[0])
 
 
+#: Which numbers repeat where (docs/CONTRACTS.md, determinism; tests/project/test_determinism.py).
+REPRODUCIBILITY = (
+    "Reproducibility: the same seeds give these numbers again, digit for digit, on the same machine with the "
+    "same thread counts (only the timing columns of the task tables change). On another CPU or with other "
+    "thread counts the learned numbers may differ in their last digits: floating-point sums run in another "
+    "order (vector width, threads); Task 2 with 2 torch threads instead of 1 moved 9 of its 81 tiny-profile "
+    "rows, each by less than 0.001 (a few pixels). The volume data, the phantom, the cubes and the splits do not differ."
+)
+
+
 def table_caption(table: pd.DataFrame, paper_table: str, what: str) -> list[str]:
     """Lines stating the source, profile, statistics and the paper's provenance of one table."""
     source, profile = first_value(table, "source", "unknown"), first_value(table, "profile", "unspecified")
@@ -143,6 +153,7 @@ def table_caption(table: pd.DataFrame, paper_table: str, what: str) -> list[str]
         "value (a deterministic method), shown once.",
         f"{PAPER_LABEL}: {paper.CITATION}, {paper_table}, obtained on the real prasad2020 volume.",
         f"{MISSING} = no run (ours) or not reported (paper); a missing value is never shown as 0.",
+        REPRODUCIBILITY,
     ]
 
 
