@@ -79,6 +79,9 @@ def measure(name: str) -> dict[str, object]:
         started = time.perf_counter()
         run = subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True)
         seconds = time.perf_counter() - started
+    log = Path(tempfile.gettempdir()) / f"readme_figures-{name}.log"
+    log.write_text(run.stdout + run.stderr)
+    print(f"  output: {log}", flush=True)
     figure: dict[str, object] = {
         "seconds": round(seconds, 1),
         "exit": run.returncode,
