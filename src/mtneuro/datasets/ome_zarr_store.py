@@ -51,6 +51,8 @@ from typing import Any, Literal
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
+from mtneuro.faults import disk_space_guard
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
@@ -515,10 +517,13 @@ def write_map(request: MapRequest, path: str | Path, progress: Callable[[str], N
             continue
         t0 = time.perf_counter()
         results = request.compute_block(key)
-        for layer_path, region in regions.items():
-            arrays[layer_path][region] = results[layer_path]
-        sums = _chunk_sums(path, _block_chunk_files(request, arrays, key))
-        _write_bytes_atomic(markers / key, json.dumps(sums, sort_keys=True).encode())
+        # A full disk mid-block leaves this block without its marker: the rerun computes it again.
+        block_bytes = sum(int(np.asarray(results[layer_path]).nbytes) for layer_path in regions)
+        with disk_space_guard(f"{path} (block {key})", block_bytes):
+            for layer_path, region in regions.items():
+                arrays[layer_path][region] = results[layer_path]
+            sums = _chunk_sums(path, _block_chunk_files(request, arrays, key))
+            _write_bytes_atomic(markers / key, json.dumps(sums, sort_keys=True).encode())
         stats["computed"] += 1
         message = f"block {key} ({i + 1}/{len(request.blocks)}) in {time.perf_counter() - t0:.1f} s"
         log.info("brain map: %s", message)
