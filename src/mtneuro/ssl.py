@@ -34,7 +34,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -248,7 +247,7 @@ def ramp_weight(progress_epochs: float, weight: float, ramp_epochs: float) -> fl
 # --------------------------------------------------------------------------------------------
 
 
-class RepresentationLearner(L.LightningModule):
+class RepresentationLearner(training.EpochHistoryModule):
     """Trains the Task 1 encoder with one network method of the registry.
 
     ``method`` is the method's spec (:func:`mtneuro.classification_methods.get_method`): its kind
@@ -300,8 +299,6 @@ class RepresentationLearner(L.LightningModule):
             for module in targets:
                 deactivate_requires_grad(module)
             self.tau = float(s.momentum_base)
-        self.history: list[dict[str, float]] = []
-        self._epoch_loss: list[torch.Tensor] = []
         self._epoch_mined: list[torch.Tensor] = []
         self._epoch_weight: list[float] = []
 
@@ -331,7 +328,7 @@ class RepresentationLearner(L.LightningModule):
             loss, mined = self.supervised_loss(x, y), None
         else:
             loss, mined = self.ssl_loss(torch.cat([self._augment(x), self._augment(x)]))
-        self._epoch_loss.append(loss.detach())  # kept on the device: no synchronisation per step
+        self.record_loss(loss)
         if mined is not None:
             self._epoch_mined.append(mined.detach())
         return loss
@@ -380,16 +377,9 @@ class RepresentationLearner(L.LightningModule):
             for online, target in self._momentum_pairs():
                 momentum_update(online, target, self.tau)
 
-    def on_train_epoch_start(self) -> None:
-        self._epoch_start = time.perf_counter()
-
-    def on_train_epoch_end(self) -> None:
-        record = {
-            "epoch": int(self.current_epoch),
-            "loss": float(torch.stack(self._epoch_loss).float().mean()) if self._epoch_loss else float("nan"),
-            "seconds": time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()),
-            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]) if self.trainer.optimizers else float("nan"),
-        }
+    def epoch_extras(self) -> dict[str, float]:
+        """The epoch record's SSL values: target momentum; MYOW: mined loss and weight."""
+        record: dict[str, float] = {}
         if self.spec.kind == "ssl":
             assert self.tau is not None  # set in __init__ for every SSL method
             record["target_momentum"] = float(self.tau)
@@ -398,8 +388,8 @@ class RepresentationLearner(L.LightningModule):
                 float(torch.stack(self._epoch_mined).float().mean()) if self._epoch_mined else float("nan")
             )
             record["mined_weight"] = float(np.mean(self._epoch_weight)) if self._epoch_weight else float("nan")
-        self.history.append(record)
-        self._epoch_loss, self._epoch_mined, self._epoch_weight = [], [], []
+        self._epoch_mined, self._epoch_weight = [], []
+        return record
 
     def configure_optimizers(self) -> Any:
         s = self.settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -165,6 +166,44 @@ def _epoch_progress_class() -> type:
 
         _EPOCH_PROGRESS = EpochProgress
     return _EPOCH_PROGRESS
+
+
+class EpochHistoryModule(L.LightningModule):
+    """A Lightning module that keeps its training curve: :attr:`history`, one record per epoch
+    ``{"epoch", "loss", "seconds", "lr", ...}`` -- the mean of the losses passed to
+    :meth:`record_loss` during the epoch, its wall time, the optimizer's learning rate at the
+    epoch's end and whatever :meth:`epoch_extras` adds. Every training node's
+    ``training_history`` (``{"epochs": history, ...}``) is made of these records (Task 1's
+    networks, Task 2's segmentation models)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: list[dict[str, float]] = []
+        self._epoch_loss: list[torch.Tensor] = []
+
+    def record_loss(self, loss: torch.Tensor) -> None:
+        """Count a training step's loss in the epoch's mean (kept on the device: no
+        synchronisation per step)."""
+        self._epoch_loss.append(loss.detach())
+
+    def epoch_extras(self) -> dict[str, float]:
+        """Further values of the epoch's record (a subclass's; none here)."""
+        return {}
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        optimizers = self.trainer.optimizers
+        record = {
+            "epoch": int(self.current_epoch),
+            "loss": float(torch.stack(self._epoch_loss).float().mean()) if self._epoch_loss else float("nan"),
+            "seconds": time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()),
+            "lr": float(optimizers[0].param_groups[0]["lr"]) if optimizers else float("nan"),
+        }
+        record.update(self.epoch_extras())
+        self.history.append(record)
+        self._epoch_loss = []
 
 
 def resolve_device(settings: TrainingParameters) -> torch.device:

@@ -26,8 +26,15 @@ from mtneuro.pipelines.reporting.html import image_data_uris
 from mtneuro.pipelines.reporting.pipeline import build_pipeline
 
 TASK_TABLES = ("task1_region_classification", "task2_segmentation", "task3_probing")
-#: Task 1's per-run outputs collected into one table each (read by the report's figures).
-TASK1_RUN_TABLES = ("task1_confusion_matrices", "task1_training_histories")
+#: Task 1's and Task 2's per-run outputs collected into one table each (read by the report's figures).
+TASK1_RUN_TABLES = ("task1_confusion_matrices", "task1_training_histories", "task2_training_histories")
+#: The figures the reporting pipeline draws itself.
+DRAWN_HERE = {
+    "phantom_vs_real_figure@png",
+    "task1_confusion_matrices_figure@png",
+    "task1_training_curves@png",
+    "task2_training_curves@png",
+}
 REGIONS = ("CTX", "STR", "VP", "ZI")
 
 
@@ -117,12 +124,30 @@ def _task_tables() -> dict[str, pd.DataFrame]:
         for c in ("ROI-C1", "ROI-C3")
         for k in (1, 2, 4, 8)
     ]
+    task2_histories = [
+        {
+            "source": "phantom",
+            "method": model,
+            "train_config": setting,
+            "seed": s,
+            "step_kind": "epoch",
+            "step": e,
+            "loss": 1.5 / (1 + e) + 0.05 * s,
+            "seconds": 0.5,
+            "lr": 0.003 * (1 - e / 3),
+        }
+        for model in ("unet", "unet3d")
+        for setting in ("3-class", "4-class")
+        for s in range(2)
+        for e in range(3)
+    ]
     return {
         "task1_region_classification": pd.DataFrame(t1),
         "task2_segmentation": pd.DataFrame(t2),
         "task3_probing": pd.DataFrame(t3),
         "task1_confusion_matrices": pd.DataFrame(confusion),
         "task1_training_histories": pd.DataFrame(histories),
+        "task2_training_histories": pd.DataFrame(task2_histories),
     }
 
 
@@ -216,8 +241,7 @@ def test_pipeline_writes_tables_charts_and_report(reporting_run: dict) -> None:
 def test_create_pipeline_inlines_the_configured_figures(project_path: Path) -> None:
     parameters = load_parameters(project_path / "conf", "tiny")
     pipe = create_pipeline(parameters)
-    drawn_here = {"phantom_vs_real_figure@png", "task1_confusion_matrices_figure@png", "task1_training_curves@png"}
-    assert set(parameters.reporting.figures) - drawn_here <= pipe.inputs()
+    assert set(parameters.reporting.figures) - DRAWN_HERE <= pipe.inputs()
     settings = {"params:classification", "params:segmentation", "params:probing", "params:ingestion"}
     assert pipe.inputs() == {
         *TASK_TABLES,
@@ -227,13 +251,7 @@ def test_create_pipeline_inlines_the_configured_figures(project_path: Path) -> N
         "params:reporting",
         "params:volume",
         *settings,
-    } - {
-        "phantom_vs_real",
-        "phantom_vs_real_figure@png",
-        "profile_departures",
-        "task1_confusion_matrices_figure@png",
-        "task1_training_curves@png",
-    }
+    } - {"phantom_vs_real", "profile_departures", *DRAWN_HERE}
     assert {"report_html", "paper_tables_md", "task3_probing_chart"} <= pipe.all_outputs()
     assert all("reporting" in n.tags for n in pipe.nodes)
     # Kedro's parameter validation hands every node the typed block
@@ -350,11 +368,16 @@ def test_report_layout_at_1400_px(report_page) -> None:
     width = driver.execute_script("return document.documentElement.clientWidth")
     assert 1300 <= width <= 1400
     # the pictures a reader expects, loaded and drawn from data (the "no data" stub is 110 px tall)
-    for figure_id in ("figure-task1_training_curves-png", "figure-task1_confusion_matrices_figure-png"):
+    curves = ("figure-task1_training_curves-png", "figure-task2_training_curves-png")
+    for figure_id in (*curves, "figure-task1_confusion_matrices_figure-png"):
         image = driver.find_element(By.CSS_SELECTOR, f"#{figure_id} img")
+        loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", image)
         size = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight];", image)
-        assert size[0] > 300 and size[1] > 300, (figure_id, size)
+        assert loaded and size[0] > 300 and size[1] > 300, (figure_id, size)
         assert image.rect["x"] + image.rect["width"] <= width
+    # Task 2's curves right after Task 1's, in the same figures section
+    ids = [f.get_attribute("id") for f in driver.find_elements(By.CSS_SELECTOR, "#figures figure")]
+    assert ids.index(curves[1]) == ids.index(curves[0]) + 1, ids
     legend = driver.find_element(By.ID, "figure-mapping_overview-png-legend-regions")
     assert "CTX (cortex)" in legend.text and "ZI (zona incerta)" in legend.text
     assert len(legend.find_elements(By.CSS_SELECTOR, ".swatch")) == 4

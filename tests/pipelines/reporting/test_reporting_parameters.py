@@ -26,6 +26,7 @@ def test_profiles_parse_into_the_typed_block(project_path: Path, env: str, profi
     assert set(reporting.figures) == {
         "task1_confusion_matrices_figure@png",
         "task1_training_curves@png",
+        "task2_training_curves@png",
         "task2_segmentation_overlays@png",
         "task3_umap@png",
         "phantom_vs_real_figure@png",

@@ -74,7 +74,7 @@ def test_augmentation_moves_image_and_labels_together():
 def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, training, model, setting):
     segmentation = tiny_parameters.segmentation
     data = nodes.prepare_segmentation_data(cubes, split_index, segmentation)
-    net, predictions, rows = nodes.train_and_evaluate(
+    net, predictions, rows, history = nodes.train_and_evaluate(
         data, segmentation, training, model=model, setting=setting, seed=0
     )
     label = nodes.SETTINGS[setting]
@@ -95,11 +95,51 @@ def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, trainin
     assert net.metadata["classes"] == list(label.classes) and net.factory_spec["kwargs"]["name"] == model
     assert net.metadata["train"] == segmentation.run_settings(model).train.model_dump()
     assert net.metadata["subvolume_depth"] == (1 if model == "pspnet" else 8)
+    # the training curve, in the format of Task 1's training_history
+    assert (history["model"], history["setting"], history["seed"], history["source"]) == (
+        model,
+        label.label,
+        0,
+        "phantom",
+    )
+    assert [r["epoch"] for r in history["epochs"]] == list(range(segmentation.run_settings(model).train.epochs))
+    assert all(np.isfinite(r["loss"]) and np.isfinite(r["lr"]) for r in history["epochs"])
     # same seed, same result
-    _, again, rows2 = nodes.train_and_evaluate(data, segmentation, training, model=model, setting=setting, seed=0)
+    _, again, rows2, _ = nodes.train_and_evaluate(data, segmentation, training, model=model, setting=setting, seed=0)
     pd.testing.assert_frame_equal(rows.drop(columns="train_seconds"), rows2.drop(columns="train_seconds"))
     for cube_id, p in predictions.items():
         np.testing.assert_array_equal(again[cube_id]["prediction"], p["prediction"])
+
+
+def test_training_history_has_a_record_per_epoch_with_the_optimizers_lr(cubes, split_index, tiny_parameters, training):
+    """Three epochs of two steps: one record per epoch, a finite mean loss and the learning rate
+    the one-cycle schedule gave the optimizer after the epoch's last step."""
+    import torch
+
+    segmentation = tiny_parameters.segmentation
+    data = nodes.prepare_segmentation_data(cubes, split_index, segmentation)
+    run = segmentation.run_settings("pspnet")
+    train = run.train.model_copy(update={"epochs": 3})
+    assert train.scheduler == "onecycle"
+    blocks = nodes._blocks(data, "seg_3class", list(train.splits))
+    _, info = nodes.train_segmentation_model(
+        blocks, "pspnet", 3, run.kwargs, train, training.merged(segmentation.training), seed=0
+    )
+    history = info["history"]
+    assert [r["epoch"] for r in history] == [0, 1, 2] and info["steps"] == 3 * 2  # 8 patches, batches of 4
+    assert all(np.isfinite(r["loss"]) and r["loss"] > 0 and r["seconds"] >= 0 for r in history)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=train.lr, total_steps=info["steps"], pct_start=train.pct_start
+    )
+    expected = []
+    for _ in range(3):
+        for _ in range(2):
+            optimizer.step()
+            schedule.step()
+        expected.append(optimizer.param_groups[0]["lr"])
+    assert [r["lr"] for r in history] == pytest.approx(expected)
+    assert len(set(expected)) == 3  # the schedule moves: not a constant that any lr would match
 
 
 def test_score_predictions_adds_iou_per_slice_and_keeps_pooled_scores():

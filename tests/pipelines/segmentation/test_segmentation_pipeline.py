@@ -24,17 +24,23 @@ def test_pipeline_has_one_node_per_run_and_catalog_patterns_resolve(project_path
     assert {n.name for n in pipeline.nodes} - {n.name for n in runs} == {
         "segmentation.prepare_data",
         "segmentation.collect_results",
+        "segmentation.collect_training_histories",
         "segmentation.index_runs",
         "segmentation.plot_overlays",
     }
     assert pipeline.inputs() == {"cubes", "split_index", "params:segmentation", "params:training"}
-    assert {"task2_segmentation", "task2_segmentation_overlays@matplotlib"} <= pipeline.outputs()
+    assert {"task2_segmentation", "task2_training_histories", "task2_segmentation_overlays@matplotlib"} <= (
+        pipeline.outputs()
+    )
     assert "segmentation_runs" in pipeline.all_outputs()
     run = next(n for n in runs if n.name == "segmentation.unet.seg_4class.seed3.train_and_evaluate")
     assert run.inputs == ["segmentation_data", "params:segmentation", "params:training"]
     assert run.outputs == [
-        f"segmentation.unet.seg_4class.seed3.{o}" for o in ("trained_model@model", "test_predictions@model", "metrics")
+        f"segmentation.unet.seg_4class.seed3.{o}"
+        for o in ("trained_model@model", "test_predictions@model", "metrics", "training_history")
     ]
+    histories = next(n for n in pipeline.nodes if n.name == "segmentation.collect_training_histories")
+    assert len(histories.inputs) == 8 and all(i.endswith(".training_history") for i in histories.inputs)
     # the figure reads its runs' predictions from the run index, which references every run
     figure = next(n for n in pipeline.nodes if n.name == "segmentation.plot_overlays")
     assert figure.inputs == ["segmentation_data", "params:segmentation", "segmentation_runs"]
@@ -48,6 +54,12 @@ def test_pipeline_has_one_node_per_run_and_catalog_patterns_resolve(project_path
     assert "06_models/segmentation/unet/seg_3class/seed3/model.pt" in str(model_ds._describe()["filepath"])
     preds_ds = catalog.get("segmentation.vnet.seg_4class.seed0.test_predictions@model")
     assert type(preds_ds).__name__ == "PredictionsDataset" and preds_ds._version is not None
+    history_ds = catalog.get("segmentation.unet.seg_4class.seed0.training_history")
+    assert type(history_ds).__name__ == "JSONDataset"
+    assert "07_model_output/segmentation/unet/seg_4class/seed0/training_history.json" in str(
+        history_ds._describe()["filepath"]
+    )
+    assert "08_reporting/task2_training_histories.csv" in str(catalog.get("task2_training_histories")._filepath)
     assert preds_ds._describe()["setting"] == "seg_4class"
     reference = catalog.get("segmentation.vnet.seg_4class.seed0.test_predictions@reference")
     assert type(reference).__name__ == "ArtifactReferenceDataset"

@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mtneuro import models, spec, ssl
+from mtneuro import histories, models, spec, ssl
 from mtneuro.classification_methods import MethodSpec, get_method, method_names
 from mtneuro.config import TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, TrainConfig
@@ -530,35 +530,19 @@ def collect_confusion_matrices(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-#: Columns of ``task1_training_histories`` before the per-step values.
-HISTORY_KEYS: tuple[str, ...] = ("source", "method", "train_config", "seed", "step_kind", "step")
+#: Columns of ``task1_training_histories`` before the per-step values (shared by every task).
+HISTORY_KEYS: tuple[str, ...] = histories.HISTORY_KEYS
 #: What counts a training history's steps: networks per epoch, PCA per number of components,
 #: NMF per solver iterations.
-HISTORY_STEPS: tuple[str, ...] = ("epoch", "components", "iterations")
+HISTORY_STEPS: tuple[str, ...] = histories.HISTORY_STEPS
 
 
 def collect_training_histories(
-    classification_data_summary: dict[str, Any], *histories: Mapping[str, Any], runs: list[Any]
+    classification_data_summary: dict[str, Any], *run_histories: Mapping[str, Any], runs: list[Any]
 ) -> pd.DataFrame:
-    """Every run's training curve in one long table: source, method, train_config, seed,
-    ``step_kind`` (``epoch`` for networks; ``components`` for PCA and ``iterations`` for NMF,
-    whose curves are the reconstruction error), ``step`` and the values each step
-    records (``loss``, ``lr``, ``seconds``, ...; absent ones NaN). Runs without a curve (the
-    controls) have no rows."""
-    rows = []
-    for run, history in zip(runs, histories, strict=True):
-        for k, record in enumerate(history.get("epochs") or []):
-            kind = next((key for key in HISTORY_STEPS if key in record), "step")
-            values = {key: v for key, v in record.items() if key not in (*HISTORY_STEPS, "step")}
-            rows.append(
-                {
-                    "source": classification_data_summary["source"],
-                    "method": run.method,
-                    "train_config": config_label(run.config),
-                    "seed": int(run.seed),
-                    "step_kind": kind,
-                    "step": int(record.get(kind, k)),
-                    **values,
-                }
-            )
-    return pd.DataFrame(rows, columns=None if rows else list(HISTORY_KEYS))
+    """Every run's training curve in one long table (:func:`mtneuro.histories.collect_histories`):
+    source, method, train_config, seed, ``step_kind`` (``epoch`` for networks; ``components`` for
+    PCA and ``iterations`` for NMF, whose curves are the reconstruction error), ``step`` and the
+    values each step records (``loss``, ``lr``, ``seconds``, ...; absent ones NaN). Runs without a
+    curve (the controls) have no rows."""
+    return histories.collect_histories(runs, run_histories, classification_data_summary["source"], config_label)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from mtneuro import spec
 
 from .formatting import first_value, is_missing
-from .labels import PAPER_LABEL, SEG_METRIC_SHORT_LABELS, ours_label, short_method_label
+from .labels import PAPER_LABEL, SEG_METRIC_SHORT_LABELS, model_label, ours_label, short_method_label
 from .tables import TABLE1_TRAIN_CONFIG
 
 _BAR_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
@@ -167,8 +167,8 @@ def task3_chart(table: pd.DataFrame) -> Figure:
 # --- Task 1: confusion matrices and training curves ------------------------------------------------
 
 
-def _no_data(fig: Figure, what: str) -> Figure:
-    fig.text(0.5, 0.5, f"no {what} (no Task 1 run)", ha="center", va="center", color="0.4")
+def _no_data(fig: Figure, what: str, task: int = 1) -> Figure:
+    fig.text(0.5, 0.5, f"no {what} (no Task {task} run)", ha="center", va="center", color="0.4")
     return fig
 
 
@@ -251,7 +251,14 @@ _CONFIG_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52")
 _SEED_STYLES: tuple[Literal["-", "--", ":", "-."], ...] = ("-", "--", ":", "-.")
 
 
-#: x-axis label and loss label of each ``step_kind`` of ``task1_training_histories``.
+#: Per task, the panel title of a method (Task 2: a model) and the legend entry of a training
+#: set (Task 2: a label setting) in its training curves.
+_CURVE_LABELS: dict[int, tuple[Any, str]] = {
+    1: (short_method_label, "trained on {}"),
+    2: (model_label, "{} labels"),
+}
+
+#: x-axis label and loss label of each ``step_kind`` of a training-history table.
 _STEP_AXES: dict[str, tuple[str, str]] = {
     "epoch": ("epoch", "training loss"),
     "components": ("components", "reconstruction error"),
@@ -259,14 +266,16 @@ _STEP_AXES: dict[str, tuple[str, str]] = {
 }
 
 
-def training_curves_figure(histories: pd.DataFrame, columns: int, profile: str) -> Figure:
-    """Per method a loss panel above a learning-rate panel, a line per (training set, seed):
-    colour the training set, line style the seed. PCA and NMF (``step_kind`` components,
+def training_curves_figure(histories: pd.DataFrame, columns: int, profile: str, task: int = 1) -> Figure:
+    """Task ``task``'s training curves (``task1_training_histories``, ``task2_training_histories``:
+    the same columns). Per method (Task 2: model) a loss panel above a learning-rate panel, a line
+    per (training set -- Task 2: label setting --, seed): colour the training set, line style the seed. PCA and NMF (``step_kind`` components,
     iterations): the reconstruction error, no learning rate. A method without any run of two
     or more steps (nothing trained: the controls) is named below the panels, not drawn.
     Methods run ``columns`` to a row."""
     if histories.empty or "loss" not in histories.columns:
-        return _no_data(Figure(figsize=(6, 1)), "training curves")
+        return _no_data(Figure(figsize=(6, 1)), "training curves", task)
+    panel_label, config_legend = _CURVE_LABELS.get(task, (str, "{}"))
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -278,7 +287,7 @@ def training_curves_figure(histories: pd.DataFrame, columns: int, profile: str) 
     untrained = [m for m in _methods(frame) if m not in set(frame.loc[steps > 1, "method"])]
     frame = frame[(steps > 1).to_numpy()]
     if frame.empty:
-        return _no_data(Figure(figsize=(6, 1)), "training curves")
+        return _no_data(Figure(figsize=(6, 1)), "training curves", task)
     methods = _methods(frame)
     configs = list(dict.fromkeys(frame["train_config"]))
     seeds = sorted(dict.fromkeys(frame["seed"]))
@@ -309,7 +318,7 @@ def training_curves_figure(histories: pd.DataFrame, columns: int, profile: str) 
             if np.isfinite(lr).any():
                 has_lr = True
                 lr_ax.plot(x, lr, **line)
-        loss_ax.set_title(short_method_label(method), fontsize=9)
+        loss_ax.set_title(panel_label(method), fontsize=9)
         loss_ax.set_ylabel(loss_label, fontsize=7)
         if kind == "components":
             loss_ax.set_xscale("log", base=2)
@@ -333,13 +342,13 @@ def training_curves_figure(histories: pd.DataFrame, columns: int, profile: str) 
             lr_ax.text(
                 0.5, 0.5, "no learning rate\n(fitted, not trained)", ha="center", va="center", fontsize=7, color="0.4"
             )
-    handles = [Line2D([], [], color=colour[c], label=f"trained on {c}") for c in configs]
+    handles = [Line2D([], [], color=colour[c], label=config_legend.format(c)) for c in configs]
     handles += [Line2D([], [], color="0.3", linestyle=style[s], label=f"seed {s}") for s in seeds]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     source = first_value(frame, "source", "unknown")
-    title = f"Task 1 training curves — {ours_label(source)}, profile {profile}"
+    title = f"Task {task} training curves — {ours_label(source)}, profile {profile}"
     if untrained:
-        title += f"\nno curve (nothing trained): {', '.join(short_method_label(m) for m in untrained)}"
+        title += f"\nno curve (nothing trained): {', '.join(panel_label(m) for m in untrained)}"
     fig.suptitle(title, fontsize=9)
     return fig
 

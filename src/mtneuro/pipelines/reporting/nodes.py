@@ -50,6 +50,7 @@ __all__ = [
     "build_table3",
     "compare_phantom_to_real",
     "draw_confusion_matrices",
+    "draw_task2_training_curves",
     "draw_training_curves",
     "make_report_builder",
     "paper_tables_markdown",
@@ -149,7 +150,14 @@ def draw_confusion_matrices(matrices: pd.DataFrame, reporting: ReportingParamete
 def draw_training_curves(histories: pd.DataFrame, reporting: ReportingParameters) -> Figure:
     """Every Task 1 run's loss and learning rate per epoch (``task1_training_histories``;
     :func:`.charts.training_curves_figure`)."""
-    return training_curves_figure(histories, reporting.curve_columns, reporting.profile)
+    return training_curves_figure(histories, reporting.curve_columns, reporting.profile, task=1)
+
+
+def draw_task2_training_curves(histories: pd.DataFrame, reporting: ReportingParameters) -> Figure:
+    """Every Task 2 run's loss and learning rate per epoch (``task2_training_histories``), drawn
+    as Task 1's (:func:`.charts.training_curves_figure`): a panel pair per model, a line per
+    label setting and seed."""
+    return training_curves_figure(histories, reporting.curve_columns, reporting.profile, task=2)
 
 
 def build_html_report(

@@ -1,11 +1,12 @@
 """Reporting pipeline wiring.
 
 Inputs: the task tables ``task1_region_classification``, ``task2_segmentation``,
-``task3_probing``, Task 1's ``task1_confusion_matrices`` and ``task1_training_histories`` and the task figures named in ``reporting.figures`` (catalog name -> caption;
+``task3_probing``, Task 1's ``task1_confusion_matrices`` and ``task1_training_histories``, Task 2's
+``task2_training_histories`` and the task figures named in ``reporting.figures`` (catalog name -> caption;
 each must load to PNG bytes, a Figure or an image, e.g. ``mtneuro.datasets.html_report.FigureDataset``).
 Outputs (``08_reporting``): ``table{1,2,3}_*`` (CSV), ``paper_tables_md`` (Tables 1-3 in Markdown),
 ``task{1,2,3}_*_chart`` (PNG bar charts), ``task1_confusion_matrices_figure`` and
-``task1_training_curves`` (PNG), ``phantom_vs_real`` (CSV and PNG: the phantom
+``task{1,2}_training_curves`` (PNG, one chart function for both), ``phantom_vs_real`` (CSV and PNG: the phantom
 beside the real section it is calibrated on) and ``report_html``, all in namespace ``reporting``.
 The console hook (:mod:`mtneuro.console`) prints where the report is at the end of the run.
 """
@@ -103,6 +104,13 @@ def build_pipeline(figure_names: Iterable[str], table_names: Iterable[str] = ())
                 ["task1_training_histories", params],
                 "task1_training_curves@matplotlib",
                 name="draw_task1_training_curves",
+                namespace="reporting",
+            ),
+            Node(
+                nodes.draw_task2_training_curves,
+                ["task2_training_histories", params],
+                "task2_training_curves@matplotlib",
+                name="draw_task2_training_curves",
                 namespace="reporting",
             ),
             Node(

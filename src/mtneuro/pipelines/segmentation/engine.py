@@ -6,7 +6,8 @@
   rotations applied identically to image and labels (MONAI dictionary transforms, the random
   choices drawn from torch's generator);
 * :class:`SegmentationModule` -- the Lightning module: Dice + cross-entropy loss (MONAI
-  ``DiceCELoss``), AdamW, one-cycle / cosine / constant learning rate;
+  ``DiceCELoss``), AdamW, one-cycle / cosine / constant learning rate; its training curve (loss
+  and learning rate per epoch) is kept as Task 1's is (:class:`mtneuro.training.EpochHistoryModule`);
 * :func:`predict_block` -- whole-block inference with MONAI's sliding-window inferer (2D: each
   slice in windows of ``roi_yx``; 3D: windows of ``depth`` slices x ``roi_yx``), so that a
   cube of any size is segmented.
@@ -18,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import lightning as L
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
@@ -26,6 +26,8 @@ from monai.losses import DiceCELoss
 from monai.transforms import Compose, Flipd, Rotate90d
 from torch import nn
 from torch.utils.data import Dataset
+
+from mtneuro.training import EpochHistoryModule
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,9 @@ class PatchDataset(Dataset):
         return x, y
 
 
-class SegmentationModule(L.LightningModule):
-    """Trains a segmentation network on ``(x, y)`` batches with Dice + cross-entropy."""
+class SegmentationModule(EpochHistoryModule):
+    """Trains a segmentation network on ``(x, y)`` batches with Dice + cross-entropy; per epoch
+    the mean loss and the learning rate in :attr:`history`."""
 
     def __init__(
         self,
@@ -225,6 +228,7 @@ class SegmentationModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: ARG002
         x, y = batch
         loss = self.loss(self.net(x), y)
+        self.record_loss(loss)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=x.shape[0])
         return loss
 

@@ -3,7 +3,8 @@
 One node per run (model, label setting, seed) -- :func:`train_and_evaluate` -- trains a network
 from :func:`mtneuro.segmentation_models.build_segmentation_model` on the setting's training slices and
 segments its test slices; :func:`collect_segmentation_results` stacks the runs into the task
-table and :func:`plot_segmentation_overlays` draws the paper's Figure 3.
+table, :func:`collect_training_histories` their training curves (loss and learning rate per
+epoch) and :func:`plot_segmentation_overlays` draws the paper's Figure 3.
 
 Label settings (``segmentation.settings``; the split-index configurations of ingestion):
 
@@ -37,7 +38,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
-from mtneuro import spec
+from mtneuro import histories, spec
 from mtneuro.config import TrainingParameters
 from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
 from mtneuro.cubes import Cube, describe_source
@@ -230,7 +231,8 @@ def train_segmentation_model(
     seed: int,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Builds and trains one network (a registered ``model``); returns it (eval mode) and what
-    describes its training."""
+    describes its training (``history``: the per-epoch records of
+    :class:`mtneuro.training.EpochHistoryModule`)."""
     seed_everything(seed)
     dims = get_model(model).spatial_dims
     mean, std = intensity_stats(blocks)
@@ -280,6 +282,10 @@ def train_segmentation_model(
         "train_samples": epochs * (samples // batch_size) * batch_size,
         "train_seconds": seconds,
         "batch_size": batch_size,
+        "history": module.history,
+        "steps": int(module.global_step),
+        "accelerator": accelerator,
+        "precision": str(trainer.precision),
     }
     return net, info
 
@@ -349,10 +355,11 @@ def train_and_evaluate(
     model: str,
     setting: str,
     seed: int,
-) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame]:
+) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame, dict[str, Any]]:
     """One run of the grid: train ``model`` in label ``setting`` with ``seed``, segment the test
-    slices and score them. Returns the trained network (with ``metadata``), the test predictions
-    and the run's rows of the task table.
+    slices and score them. Returns the trained network (with ``metadata``), the test predictions,
+    the run's rows of the task table and its training history (``{"epochs": [{"epoch", "loss",
+    "seconds", "lr"}, ...], ...}``, the record format of Task 1's ``training_history``).
 
     ``segmentation.training`` overrides keys of the shared ``training`` block for this task
     (e.g. ``torch_threads``); the process's torch thread count is restored afterwards."""
@@ -368,7 +375,7 @@ def _train_and_evaluate(
     model: str,
     setting: str,
     seed: int,
-) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame]:
+) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame, dict[str, Any]]:
     run = segmentation.run_settings(model)
     label = label_setting(setting)
     train, evaluation = run.train, run.evaluation
@@ -432,7 +439,20 @@ def _train_and_evaluate(
         "metrics_averaging_authors": AUTHORS_AVERAGING,
         "authors_iou_sample_depth": sample_depth,
     }
-    return net, predictions, rows
+    history = {
+        "source": segmentation_data["source"],
+        "model": model,
+        "setting": label.label,
+        "seed": int(seed),
+        "epochs": info["history"],
+        "train_samples": info["train_samples"],
+        "batch_size": info["batch_size"],
+        "steps": info["steps"],
+        "train_seconds": info["train_seconds"],
+        "accelerator": info["accelerator"],
+        "precision": info["precision"],
+    }
+    return net, predictions, rows, history
 
 
 def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
@@ -456,6 +476,14 @@ def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
     )
     log.info("Task 2 (mean over classes, mean and std over seeds):\n%s", summary.round(3).to_string())
     return table
+
+
+def collect_training_histories(*run_histories: Mapping[str, Any], runs: list[Any]) -> pd.DataFrame:
+    """Every run's training curve in one long table, as Task 1's
+    (:func:`mtneuro.histories.collect_histories`): source, ``method`` (the model),
+    ``train_config`` (the label setting, ``3-class``/``4-class``), seed, ``step_kind`` ``epoch``,
+    ``step`` and the epoch's ``loss``, ``lr`` and ``seconds``."""
+    return histories.collect_histories(runs, run_histories, config_label=lambda name: label_setting(name).label)
 
 
 # --- Figure 3 ---------------------------------------------------------------------------------

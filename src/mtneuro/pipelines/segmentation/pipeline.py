@@ -5,8 +5,10 @@ setting, seed), then the table, the run index and the figure.
 slices of every setting and split, in memory). Per run ``segmentation.<model>.<setting>.seed<k>``
 (namespaced, see :mod:`mtneuro.run_grid`) ``train_and_evaluate`` reads it with
 ``params:segmentation`` and ``params:training`` and writes ``trained_model`` (versioned
-TorchModelDataset), ``test_predictions`` (versioned) and ``metrics`` (the run's table rows).
-``collect_results`` -> ``task2_segmentation`` (CSV); ``index_runs`` -> ``segmentation_runs``
+TorchModelDataset), ``test_predictions`` (versioned), ``metrics`` (the run's table rows) and
+``training_history`` (loss and learning rate per epoch, JSON, as Task 1's runs).
+``collect_results`` -> ``task2_segmentation`` (CSV); ``collect_training_histories`` ->
+``task2_training_histories`` (CSV, every run's curve; the report draws it); ``index_runs`` -> ``segmentation_runs``
 (every run's model and predictions, loaded on demand: the brain maps read their models from
 it); ``plot_overlays`` -> ``task2_segmentation_overlays@matplotlib`` (PNG; read back as
 ``task2_segmentation_overlays@png``).
@@ -28,6 +30,7 @@ RUN_INDEX = "segmentation_runs"
 INDEX_MEMBERS = ("trained_model", "test_predictions")
 PARAMETERS = ("params:segmentation", "params:training")
 TABLE = "task2_segmentation"
+HISTORIES = "task2_training_histories"
 FIGURE = "task2_segmentation_overlays@matplotlib"
 
 
@@ -37,7 +40,7 @@ def _run_pipeline(run: run_grid.RunSpec) -> Pipeline:
             Node(
                 run_grid.bind(nodes.train_and_evaluate, model=run.method, setting=run.config, seed=run.seed),
                 inputs=[DATA, *PARAMETERS],
-                outputs=["trained_model@model", "test_predictions@model", "metrics"],
+                outputs=["trained_model@model", "test_predictions@model", "metrics", "training_history"],
                 name="train_and_evaluate",
             )
         ]
@@ -65,6 +68,13 @@ def create_pipeline(parameters: ProjectParameters) -> Pipeline:
                 inputs=[f"{run.namespace}.metrics" for run in runs],
                 outputs=TABLE,
                 name="collect_results",
+                namespace=NAMESPACE,
+            ),
+            Node(
+                run_grid.bind(nodes.collect_training_histories, runs=runs),
+                inputs=[f"{run.namespace}.training_history" for run in runs],
+                outputs=HISTORIES,
+                name="collect_training_histories",
                 namespace=NAMESPACE,
             ),
             Node(
