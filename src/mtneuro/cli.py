@@ -36,9 +36,7 @@ KNOWN_ERRORS = (
     "mtneuro.config.base.ConfigurationError",
     "mtneuro.faults.FaultError",  # missing inputs, damaged artifacts, unreachable services, busy data root, full disk
     "mtneuro.volumes.base.VolumeSourceError",
-    "mtneuro.classification_methods.base.UnknownMethodError",
-    "mtneuro.segmentation_models.registry.UnknownModelError",
-    "mtneuro.features.registry.UnknownFeatureError",
+    "mtneuro.plugins.UnknownPluginError",  # an unknown method, model, feature or volume source
     "mtneuro.cli.UnknownPipelineError",
     "mtneuro.predict.PredictError",
     "kedro.framework.cli.utils.KedroCliError",

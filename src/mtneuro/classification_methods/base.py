@@ -5,7 +5,7 @@ parameters, namespaces and tables (``classification.methods``, ``classification.
 the label reports print (the paper's Table 1 row), its kind (which training node the pipeline
 wires and whether a linear read-out is fitted on its frozen representation), the parameter
 blocks its settings inherit, the model of its resolved settings, and the function that trains
-it. Adding a method is one module here (discovered automatically) plus its name in
+it. Adding a method is one module here (discovered by :data:`METHODS`) plus its name in
 ``classification.methods`` (and its settings block, if it has settings of its own).
 """
 
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
+
+from mtneuro.plugins import Registry, UnknownPluginError
 
 #: supervised: the network's own linear head classifies; ssl and decomposition: frozen
 #: representations read out by a linear classifier (``classification.readout``).
@@ -81,44 +83,38 @@ def fit_network(*args: Any, **kwargs: Any) -> Any:
     return ssl.fit_network(*args, **kwargs)
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-
-
-class UnknownMethodError(KeyError):
-    """A name that no registered Task 1 method has."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; this one is a sentence
-        return str(self.args[0])
+#: Every Task 1 method, discovered from the modules of this package.
+METHODS: Registry[MethodSpec] = Registry(
+    "Task 1 method",
+    "mtneuro.classification_methods",
+    plural="methods",
+    skip=frozenset({"base"}),
+    order=lambda name, spec: (spec.order, name),
+)
+#: The error of an unknown method name (the one registry error, under its former name).
+UnknownMethodError = UnknownPluginError
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
     """Add a method to the registry; a name can be registered once."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"Task 1 method {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return METHODS.register(spec.name, spec)
 
 
 def unregister_method(name: str) -> None:
     """Remove a method (for tests that register a temporary one)."""
-    _REGISTRY.pop(name, None)
+    METHODS.unregister(name)
 
 
 def registered_methods() -> tuple[MethodSpec, ...]:
     """Every registered method, in table order."""
-    return tuple(sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name)))
+    return METHODS.values()
 
 
 def method_names() -> tuple[str, ...]:
     """Registered method names, in table order (the paper's)."""
-    return tuple(s.name for s in registered_methods())
+    return METHODS.names()
 
 
 def get_method(name: str) -> MethodSpec:
-    """The registered method ``name``; :class:`UnknownMethodError` lists the registered ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownMethodError(
-            f"Unknown Task 1 method {name!r}; registered methods: {', '.join(method_names())}"
-        ) from None
+    """The registered method ``name``; :class:`UnknownPluginError` lists the registered ones."""
+    return METHODS.get(name)

@@ -10,72 +10,62 @@ outside the package (tests, plugins) may register more schemes with the same dec
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import threading
 from collections.abc import Callable
 
+from mtneuro.plugins import Registry, UnknownPluginError
 from mtneuro.volumes.base import SOURCE_PARAMETER, URIS_PARAMETER, VolumeSource, VolumeSourceError, check_dtype
 
 #: Modules of the package that hold no source.
 _NOT_SOURCES = frozenset({"base", "registry", "progress"})
 
-#: scheme -> opener(uri, **options). Filled by ``@register_scheme`` in each source module.
-_OPENERS: dict[str, Callable[..., VolumeSource]] = {}
-_DISCOVERED = False
-_LOCK = threading.Lock()
+Opener = Callable[..., VolumeSource]
+#: scheme -> opener(uri, **options), discovered from the modules of this package.
+SOURCES: Registry[Opener] = Registry("volume source", __package__, plural="schemes", skip=_NOT_SOURCES)
 
 
-def register_scheme(scheme: str) -> Callable[[Callable[..., VolumeSource]], Callable[..., VolumeSource]]:
+class UnknownSchemeError(UnknownPluginError, VolumeSourceError):
+    """A URI whose scheme no registered volume source reads."""
+
+    def __init__(self, uri: str, known: tuple[str, ...]) -> None:
+        super().__init__("volume source", uri, known, "schemes")
+        self.args = (
+            f"Unknown volume URI {uri!r}: expected one of {', '.join(s + '://' for s in known)}. Set the parameter "
+            f"'{SOURCE_PARAMETER}' (or the channel URIs under '{URIS_PARAMETER}') in conf/base/parameters.yml.",
+        )
+
+
+def register_scheme(scheme: str) -> Callable[[Opener], Opener]:
     """Decorator: ``opener(uri, **options)`` opens the URIs ``<scheme>://...``."""
 
-    def decorator(opener: Callable[..., VolumeSource]) -> Callable[..., VolumeSource]:
-        _OPENERS[scheme] = opener
-        return opener
+    def decorator(opener: Opener) -> Opener:
+        SOURCES.unregister(scheme)  # a test or plugin may replace a scheme
+        return SOURCES.register(scheme, opener)
 
     return decorator
 
 
 def source_modules() -> list[str]:
     """The modules of this package that define sources (every public module but the core)."""
-    package = importlib.import_module(__package__)
-    return sorted(
-        f"{__package__}.{m.name}"
-        for m in pkgutil.iter_modules(package.__path__)
-        if not m.name.startswith("_") and m.name not in _NOT_SOURCES
-    )
+    return list(SOURCES.modules())
 
 
 def discover_sources() -> None:
     """Import every source module once, so that its ``@register_scheme`` runs."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    with _LOCK:
-        if not _DISCOVERED:
-            for name in source_modules():
-                importlib.import_module(name)
-            _DISCOVERED = True
+    SOURCES.discover()
 
 
 def schemes() -> list[str]:
     """Every scheme :func:`open_volume` knows."""
-    discover_sources()
-    return sorted(_OPENERS)
+    return sorted(SOURCES.names())
 
 
 def open_volume(uri: str, **options: object) -> VolumeSource:
     """Open one channel by URI (see :mod:`mtneuro.volumes` for the schemes and options)."""
-    discover_sources()
     expected_dtype = options.pop("expected_dtype", None)
     scheme, sep, _ = str(uri).partition("://")
-    if not sep or scheme not in _OPENERS:
-        raise VolumeSourceError(
-            f"Unknown volume URI {uri!r}: expected one of "
-            f"{', '.join(s + '://' for s in sorted(_OPENERS))}. Set the parameter "
-            f"'{SOURCE_PARAMETER}' (or the channel URIs under '{URIS_PARAMETER}') in conf/base/parameters.yml."
-        )
-    source = _OPENERS[scheme](uri, **options)
+    if not sep or scheme not in SOURCES:
+        raise UnknownSchemeError(str(uri), tuple(schemes()))
+    source = SOURCES.get(scheme)(uri, **options)
     if expected_dtype is not None:
         check_dtype(source, expected_dtype)
     return source
