@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
 from mtneuro.errors import MtneuroError
 
 T = TypeVar("T")
@@ -130,3 +132,13 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def unknown_name_error(loc: tuple[str | int, ...], name: str, registry: Registry[Any]) -> InitErrorDetails:
+    """A parameter error at ``loc`` for a name ``registry`` does not have (as the configuration
+    report prints it: ``classification.methods.1: unknown Task 1 method 'x'; registered ...``)."""
+    listed = ", ".join(registry.names())
+    message = f"unknown {registry.kind} {name!r}; registered {registry.plural or registry.kind + 's'}: {listed}"
+    return InitErrorDetails(
+        type=PydanticCustomError("value_error", message.replace("{", "(").replace("}", ")")), loc=loc, input=name
+    )

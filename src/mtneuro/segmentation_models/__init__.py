@@ -23,6 +23,8 @@ from mtneuro.segmentation_models.registry import (
     model_names,
     register,
     registered_models,
+    run_settings,
+    segmentation_errors,
     segmentation_model,
 )
 
@@ -49,5 +51,7 @@ __all__ = [
     "model_names",
     "register",
     "registered_models",
+    "run_settings",
+    "segmentation_errors",
     "segmentation_model",
 ]

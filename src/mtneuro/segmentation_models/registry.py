@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic_core import InitErrorDetails
 
-from mtneuro.plugins import Registry, UnknownPluginError
+from mtneuro.config.segmentation import RunSettings, SegmentationParameters
+from mtneuro.plugins import Registry, UnknownPluginError, unknown_name_error
 
 if TYPE_CHECKING:  # torch is imported by the builders: the registry is read to check parameters
     from torch import nn
@@ -104,6 +106,22 @@ def registered_models() -> tuple[SegmentationModel, ...]:
 def get_model(name: str) -> SegmentationModel:
     """The registered model ``name``; :class:`UnknownPluginError` lists the registered ones."""
     return MODELS.get(name)
+
+
+def run_settings(segmentation: SegmentationParameters, model: str) -> RunSettings:
+    """Everything one run of ``model`` needs (:meth:`SegmentationParameters.run_settings` with the
+    registered model's dimensionality and encoder)."""
+    entry = get_model(model)
+    return segmentation.run_settings(model, dims=entry.dims, takes_encoder=entry.takes_encoder)
+
+
+def segmentation_errors(segmentation: SegmentationParameters) -> list[InitErrorDetails]:
+    """Model names of ``segmentation`` that no registered model has (locations inside the block)."""
+    places: list[tuple[tuple[str | int, ...], str]] = [
+        (("models", i), name) for i, name in enumerate(segmentation.models)
+    ]
+    places += [(("model_settings", name), name) for name in segmentation.model_settings]
+    return [unknown_name_error(loc, name, MODELS) for loc, name in places if name not in MODELS]
 
 
 def build_segmentation_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:

@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
+from kedro.framework.hooks import hook_impl
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
@@ -130,20 +131,28 @@ def endpoint(host: str | None = None, protocol: str | None = None) -> str:
     return f"{protocol_text.lower()}://{host_text.lower()}"
 
 
+class BossDBSessionHook:
+    """Keeps the Kedro environment of the running session, which error messages name (the
+    source reads no configuration itself: credentials and options are handed to it)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.env: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self.active = True
+        self.env = getattr(context, "env", None) or getattr(context.config_loader, "env", None)
+
+
+#: The instance registered in ``settings.HOOKS``.
+BOSSDB_SESSION_HOOK = BossDBSessionHook()
+
+
 def credentials_hint() -> str:
     """Where the BossDB host and token are set, naming the active Kedro environment."""
-    env = None
-    active = False
-    try:
-        from mtneuro.config.active import CONFIGURATION_HOOK
-
-        loader = CONFIGURATION_HOOK.loader
-        if loader is not None:
-            active = True
-            env = getattr(loader, "env", None)
-    except Exception:  # outside the project's package context: no environment to name
-        pass
-    where = f"the active environment is '{env or 'local'}'" if active else "no Kedro session is active"
+    session = BOSSDB_SESSION_HOOK
+    where = f"the active environment is '{session.env or 'local'}'" if session.active else "no Kedro session is active"
     return (
         "conf/local/credentials.yml (key 'bossdb': host, protocol, token; it applies in every "
         f"environment, --env=tiny and --env=paper included; {where})"

@@ -7,6 +7,7 @@ import pytest
 from mtneuro.config import ConfigurationError, parse_block
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.volume import VolumeParameters
+from mtneuro.plugin_parameters import check_plugin_parameters
 
 
 @pytest.mark.parametrize("env", ["local", "tiny", "paper"])
@@ -57,7 +58,7 @@ def test_every_profile_gives_typed_blocks(parameters_with, env):
 )
 def test_bad_parameters_name_the_full_key(parameters_with, override, key):
     with pytest.raises(ConfigurationError) as error:
-        parameters_with("tiny", **override)
+        check_plugin_parameters(parameters_with("tiny", **override))  # URI schemes: against the registry
     assert f"  - {key}:" in str(error.value)
 
 
