@@ -2,7 +2,7 @@
 
 :mod:`mtneuro.config` types and checks the parameter blocks without importing any plugin; the
 names they hold (Task 1 methods and their settings blocks, segmentation models, semantic
-features, volume URI schemes) are checked here, against :mod:`mtneuro.plugins` registries, by
+features, volume sources with their options and URI schemes) are checked here, against :mod:`mtneuro.plugins` registries, by
 ``register_pipelines`` and by ``mtneuro run`` before Kedro starts. Errors name the full key,
 in the format of every configuration error.
 """
@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import InitErrorDetails
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mtneuro.classification_methods import METHODS, classification_errors
 from mtneuro.config.base import ConfigurationError, format_validation_error
 from mtneuro.config.loading import load_parameters
 from mtneuro.config.project import ProjectParameters
+from mtneuro.config.volume import VolumeParameters
 from mtneuro.features.registry import FEATURES
 from mtneuro.plugins import unknown_name_error
 from mtneuro.segmentation_models import segmentation_errors
-from mtneuro.volumes.registry import SOURCES
+from mtneuro.volumes.registry import SOURCE_OPTIONS, SOURCES
 
 
 def _within(block: str, errors: Iterable[InitErrorDetails]) -> list[InitErrorDetails]:
@@ -48,12 +49,38 @@ def plugin_errors(parameters: ProjectParameters) -> list[InitErrorDetails]:
         for i, name in enumerate(probing.features)
         if name not in FEATURES
     ]
-    uris: Mapping[str, Any] = parameters.volume.uris.model_dump()
-    for source, channels in uris.items():
-        for channel, uri in channels.items():
+    return errors + volume_errors(parameters.volume)
+
+
+def volume_errors(volume: VolumeParameters) -> list[InitErrorDetails]:
+    """Unknown sources and schemes of ``volume``, and options their source's model refuses."""
+    errors: list[InitErrorDetails] = []
+    if volume.source not in SOURCE_OPTIONS:
+        errors.append(unknown_name_error(("volume", "source"), volume.source, SOURCE_OPTIONS))
+    for source, channels in volume.uris.items():
+        for channel, uri in channels.model_dump().items():
             scheme = str(uri).partition("://")[0]
             if scheme not in SOURCES:
                 errors.append(unknown_name_error(("volume", "uris", source, channel), scheme, SOURCES))
+    for source, options in volume.options.items():
+        if source not in SOURCE_OPTIONS:
+            errors.append(unknown_name_error(("volume", "options", source), source, SOURCE_OPTIONS))
+            continue
+        model = SOURCE_OPTIONS.get(source)
+        try:
+            model.model_validate(options or {})
+        except ValidationError as exc:
+            for item in exc.errors(include_url=False):
+                kind, message = item["type"], item["msg"]
+                if kind == "extra_forbidden":  # the source's own keys (the report cannot see its model)
+                    kind, message = "unknown_key", f"unknown key; allowed keys here: {', '.join(model.model_fields)}"
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(kind, message.replace("{", "(").replace("}", ")")),
+                        loc=("volume", "options", source, *item["loc"]),
+                        input=item.get("input"),
+                    )
+                )
     return errors
 
 

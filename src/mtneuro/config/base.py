@@ -83,7 +83,8 @@ def format_validation_error(
             message = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
         elif item["type"] == "missing":
             message = "missing (every default lives in conf/base; add the key there or in your environment)"
-        elif "input" in item and item["type"] not in ("model_type", "dict_type"):
+        elif "input" in item and item["type"] not in ("model_type", "dict_type", "unknown_key"):
+            # an unknown key's value is never echoed: it may be a secret put in the wrong place
             got[key] = f" (got {item['input']!r})"
         if message not in problems.setdefault(key, []):
             problems[key].append(message)

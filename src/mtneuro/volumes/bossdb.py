@@ -18,10 +18,11 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from kedro.framework.hooks import hook_impl
+from pydantic import Field, NonNegativeInt, PositiveInt
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
@@ -31,6 +32,9 @@ from mtneuro.volumes.base import (
     UNIT_TO_UM,
     URIS_PARAMETER,
     ChannelNotFoundError,
+    NonNegativeNumber,
+    PositiveNumber,
+    SourceOptions,
     SourceUnreachableError,
     VolumeSource,
     VolumeSourceError,
@@ -39,7 +43,7 @@ from mtneuro.volumes.base import (
     short_error,
 )
 from mtneuro.volumes.progress import Progress
-from mtneuro.volumes.registry import register_scheme
+from mtneuro.volumes.registry import register_scheme, source_options
 
 log = logging.getLogger(__name__)
 
@@ -608,7 +612,37 @@ def _runs(values: list[int], max_len: int) -> list[tuple[int, int]]:
     return runs
 
 
-@register_scheme("bossdb")
+@source_options("bossdb")
+class BossDBOptions(SourceOptions):
+    """``volume.options.bossdb``: overrides for BossDB reads; an unset (or null) key keeps the
+    credentials' or the reader's value.
+
+    Host and protocol normally come from the ``bossdb`` credentials; the reader's defaults are
+    documented in :mod:`mtneuro.volumes`. The token is a secret and only ever comes from the
+    credentials (``conf/local/credentials.yml``): parameters are logged, recorded with every
+    cube and tracked, so there is no ``token`` key here.
+    """
+
+    host: Annotated[str, Field(min_length=1)] | None = None
+    protocol: Literal["http", "https"] | None = None
+    #: (z, y, x) voxels per cutout request.
+    chunk_size: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] | None = None
+    retries: NonNegativeInt | None = None
+    backoff: NonNegativeNumber | None = None
+    backoff_max: NonNegativeNumber | None = None
+    #: Seconds, or [connect, read].
+    timeout: PositiveNumber | Annotated[list[PositiveNumber], Field(min_length=2, max_length=2)] | None = None
+    workers: PositiveInt | None = None
+    #: ``off`` unquoted in YAML reads as false (true means auto).
+    progress: Literal["auto", "bar", "log", "off", True, False] | None = None
+    log_interval: NonNegativeNumber | None = None
+
+
+def _endpoint_of(options: Any) -> str:
+    return endpoint(options.get("host"), options.get("protocol"))
+
+
+@register_scheme("bossdb", credentials="bossdb", endpoint=_endpoint_of)
 def open_bossdb(uri: str, **options: Any) -> BossDBVolume:
     """Open ``bossdb://collection/experiment/channel`` (options: see :mod:`mtneuro.volumes`)."""
     ignored = sorted(set(options) - set(OPTIONS))

@@ -86,7 +86,7 @@ def test_the_margin_is_one_full_cube_width_in_every_profile(parameters_with):
 def test_a_token_is_never_a_parameter(parameters_with):
     """Parameters are logged, recorded with every cube and tracked: the token lives in the credentials."""
     with pytest.raises(ConfigurationError) as error:
-        parameters_with("tiny", **{"volume.options.bossdb.token": "FAKE-SECRET-TOKEN-42"})
+        check_plugin_parameters(parameters_with("tiny", **{"volume.options.bossdb.token": "FAKE-SECRET-TOKEN-42"}))
     message = str(error.value)
     assert "  - volume.options.bossdb.token: unknown key" in message
     assert "FAKE-SECRET-TOKEN-42" not in message
