@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from mtneuro.config.base import StrictModel, unique_items
+from mtneuro.config.base import StrictModel, deep_merge, unique_items
 from mtneuro.config.training import TrainingOverrides
 
 #: Task 2 label settings (split-index configurations of ingestion; see
@@ -187,12 +187,7 @@ def _merged(base: StrictModel, overrides: StrictModel | None) -> dict[str, Any]:
     data = base.model_dump()
     if overrides is None:
         return data
-    for key, value in overrides.model_dump(exclude_unset=True).items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
+    return deep_merge(data, overrides.model_dump(exclude_unset=True))
 
 
 class SegmentationParameters(StrictModel):
