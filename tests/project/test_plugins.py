@@ -55,3 +55,13 @@ def test_a_registry_registers_once_and_forgets_on_request():
     registry.unregister("one")
     with pytest.raises(UnknownPluginError, match=r"^Unknown toy 'one'; registered toys: none$"):
         registry.get("one")
+
+
+def test_the_command_line_prints_an_unknown_plugin_as_a_user_error():
+    from mtneuro.cli import known_error
+
+    with pytest.raises(UnknownPluginError) as caught:
+        MODELS.get("segformer")
+    wrapped = RuntimeError("a node failed")
+    wrapped.__cause__ = caught.value
+    assert known_error(wrapped) is caught.value  # one paragraph, exit 2
