@@ -45,7 +45,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
 from mtneuro import models, spec, ssl, training
-from mtneuro.classification_methods import MethodSpec, get_method, method_names
+from mtneuro.classification_methods import MethodSpec, get_method, method_names, method_settings
 from mtneuro.config import ProjectParameters, TrainingOverrides, TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, NetworkSettings
 from mtneuro.pipelines.classification import nodes
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     hardware = nodes.hardware_settings(cls, params.training).merged(TrainingOverrides(progress_bar=False))
     method = get_method(args.method)
     overrides = {"epochs": args.epochs, **({"batch_size": args.batch_size} if args.batch_size else {})}
-    settings: Any = cls.method_settings(args.method).model_copy(update=overrides)
+    settings: Any = method_settings(cls, args.method).model_copy(update=overrides)
     architecture = cls.encoder.architecture()
     size = int(cls.encoder.input_size)
     device = training.resolve_accelerator(hardware.accelerator)

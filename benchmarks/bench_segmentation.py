@@ -46,7 +46,7 @@ from mtneuro.pipelines.segmentation.engine import (
     predict_block,
 )
 from mtneuro.pipelines.segmentation.nodes import SETTINGS
-from mtneuro.segmentation_models import build_segmentation_model
+from mtneuro.segmentation_models import build_segmentation_model, run_settings
 from mtneuro.training import (
     build_trainer,
     dataloader_kwargs,
@@ -96,7 +96,7 @@ def bench_model(
     warmup: int,
     setting: str,
 ) -> dict:
-    run = segmentation.run_settings(model)
+    run = run_settings(segmentation, model)
     train, evaluation = run.train, run.evaluation
     label = SETTINGS[setting]
     dims = run.spatial_dims

@@ -36,9 +36,7 @@ KNOWN_ERRORS = (
     "mtneuro.config.base.ConfigurationError",
     "mtneuro.faults.FaultError",  # missing inputs, damaged artifacts, unreachable services, busy data root, full disk
     "mtneuro.volumes.base.VolumeSourceError",
-    "mtneuro.classification_methods.base.UnknownMethodError",
-    "mtneuro.segmentation_models.registry.UnknownModelError",
-    "mtneuro.features.registry.UnknownFeatureError",
+    "mtneuro.plugins.UnknownPluginError",  # an unknown method, model, feature or volume source
     "mtneuro.cli.UnknownPipelineError",
     "mtneuro.predict.PredictError",
     "kedro.framework.cli.utils.KedroCliError",
@@ -138,15 +136,17 @@ def check_pipeline_names(names: Iterable[str]) -> None:
 
 
 def check_parameters(env: str | None, conf_source: str | None, params: dict[str, Any] | None) -> None:
-    """Parse the run's parameters as ``register_pipelines`` will (raises ``ConfigurationError``)."""
+    """Parse the run's parameters and check their plugin names as ``register_pipelines`` will
+    (raises ``ConfigurationError``)."""
     from pathlib import Path
 
-    from mtneuro.config.loading import default_conf_source, default_environment, load_parameters
+    from mtneuro.config.loading import default_conf_source, default_environment
+    from mtneuro.plugin_parameters import load_checked_parameters
 
     source = Path(conf_source) if conf_source else default_conf_source()
     if source.exists() and not source.is_dir():
         return  # an archive: Kedro reads it itself
-    load_parameters(source, env or default_environment(), params or {})
+    load_checked_parameters(source, env or default_environment(), params or {})
 
 
 def choose_runner(env: str | None, conf_source: str | None) -> str | None:

@@ -13,7 +13,9 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from mtneuro.classification_methods import method_settings
 from mtneuro.config.base import ConfigurationError
+from mtneuro.segmentation_models import run_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,10 @@ def _epochs(node_name: str, parameters: Any) -> int | None:
     parts = node_name.split(".")
     try:
         if parts[0] == "classification":
-            return int(parameters.classification.method_settings(parts[1]).epochs)
+            settings: Any = method_settings(parameters.classification, parts[1])  # a network method's
+            return int(settings.epochs)
         if parts[0] == "segmentation":
-            return int(parameters.segmentation.run_settings(parts[1]).train.epochs)
+            return int(run_settings(parameters.segmentation, parts[1]).train.epochs)
     except Exception:  # an estimate only: a node outside the grid layout is left out
         return None
     return None

@@ -13,6 +13,7 @@ from kedro.pipeline import Pipeline
 
 from mtneuro.config import ProjectParameters
 from mtneuro.config.active import active_parameters
+from mtneuro.plugin_parameters import check_plugin_parameters
 
 #: Each stage and what it needs upstream, so that every ``kedro run --pipelines=<name>`` works
 #: on a fresh clone; add ``--only-missing-outputs`` to reuse outputs an earlier run left on disk.
@@ -44,4 +45,4 @@ def register_pipelines() -> dict[str, Pipeline]:
     Stages are imported explicitly rather than with ``find_pipelines``, whose selective loading
     would drop the upstream stages of ``--pipelines=probing``.
     """
-    return build_pipelines(active_parameters())
+    return build_pipelines(check_plugin_parameters(active_parameters()))

@@ -56,44 +56,6 @@ class PredictError(ValueError):
 # --- input -------------------------------------------------------------------------------------
 
 
-class TiffStackVolume(VolumeSource):
-    """A multi-page TIFF (or one 2D image: one slice), memory-mapped when it is uncompressed."""
-
-    def __init__(self, path: Path, voxel_size: tuple[float, float, float] | None = None) -> None:
-        import tifffile
-
-        self.uri = str(path)
-        data: np.ndarray
-        try:
-            with tifffile.TiffFile(path) as tf:
-                series = tf.series[0]
-                axes, shape = str(series.axes), tuple(int(s) for s in series.shape)
-            try:
-                data = tifffile.memmap(path, mode="r")
-            except ValueError:  # compressed or not contiguous: decode it
-                data = tifffile.imread(path)
-        except Exception as exc:
-            raise PredictError(f"--input {path}: cannot read it as a TIFF file ({exc}).") from exc
-        data = np.asarray(data).reshape(shape)
-        kept = [i for i, (a, s) in enumerate(zip(axes, shape, strict=True)) if s != 1 or a in "YX"]
-        extra = [f"{axes[i]}={shape[i]}" for i in kept if axes[i] not in "ZQIYX"]
-        data = data.reshape([shape[i] for i in kept])
-        if extra or data.ndim not in (2, 3):
-            raise PredictError(
-                f"--input {path}: the TIFF holds an image of shape {shape} (axes {axes}); expected one "
-                "channel of (z, y, x) slices or a single (y, x) image"
-                + (f", not {', '.join(extra)} (save one channel per file)" if extra else "")
-                + "."
-            )
-        self._data = data[None] if data.ndim == 2 else data
-        self._shape = tuple(int(s) for s in self._data.shape)  # type: ignore[assignment]
-        self._dtype = np.dtype(self._data.dtype)
-        self._voxel_size = voxel_size or (1.0, 1.0, 1.0)
-
-    def _read(self, window: Window) -> np.ndarray:
-        return np.array(self._data[window.as_slices()])
-
-
 class RescaledVolume(VolumeSource):
     """Another source's values mapped linearly from ``[low, high]`` to uint8 0-255 (clipped)."""
 
@@ -123,8 +85,9 @@ def open_input(path: Path, voxel_size: Sequence[float] | None = None) -> VolumeS
     if path.is_file():
         if path.suffix.lower() not in TIFF_SUFFIXES:
             raise PredictError(f"--input {path}: a file must be a TIFF stack (.tif, .tiff); for Zarr give its folder.")
-        return TiffStackVolume(path, size)  # type: ignore[arg-type]
-    scheme = "tiff" if any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir()) else "zarr"
+        scheme = "tiff"  # a stack: mtneuro.volumes.tiff.TiffStackVolume
+    else:
+        scheme = "tiff" if any(p.suffix.lower() in TIFF_SUFFIXES for p in path.iterdir()) else "zarr"
     try:
         return open_volume(f"{scheme}://{path.resolve()}", **({"voxel_size": list(size)} if size else {}))
     except VolumeSourceError as exc:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import lightning as L
 import torch
 
-from mtneuro import console, tracking
+from mtneuro import console
 
 if TYPE_CHECKING:
     from mtneuro.config.training import DataLoaderParameters, TrainingParameters
@@ -112,7 +112,9 @@ def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: An
         "deterministic": deterministic,
         "num_sanity_val_steps": 0,
     }
-    kwargs["callbacks"] = tracking.callbacks()  # per-epoch MLflow metrics inside a tracked grid cell; [] otherwise
+    # Lightning adds mtneuro.tracking's per-epoch MLflow metrics inside a tracked grid cell (the
+    # entry point ``lightning.pytorch.callbacks_factory`` of pyproject.toml).
+    kwargs["callbacks"] = []
     if settings.progress_bar and console.run_progress_active():
         kwargs["callbacks"].append(_epoch_progress_class()())
     kwargs.update(overrides)

@@ -22,7 +22,7 @@ from mtneuro.datasets.run_index import ArtifactReferenceDataset, RunIndexDataset
 from mtneuro.datasets.torch_model import TorchModelDataset
 from mtneuro.datasets.versioned import DamagedArtifactError, MissingArtifactError
 from mtneuro.faults import FaultError
-from mtneuro.segmentation_models import build_segmentation_model
+from mtneuro.segmentation_models import build_segmentation_model, run_settings
 
 VERSION = "2026-01-01T00.00.00.000Z"
 ARCHITECTURE = {"name": "resnet18", "in_channels": 1, "representation_dim": 8, "width": 4, "stem": "small"}
@@ -139,9 +139,9 @@ def test_a_trained_model_with_flipped_bits_is_refused_and_counts_as_missing(tmp_
     path = tmp_path / "data" / "06_models" / "segmentation" / "unet" / "seg_3class" / "seed0" / "model.pt"
     from mtneuro.config import load_parameters
 
-    kwargs = (
-        load_parameters(Path(__file__).resolve().parents[2] / "conf", "tiny").segmentation.run_settings("unet").kwargs
-    )
+    kwargs = run_settings(
+        load_parameters(Path(__file__).resolve().parents[2] / "conf", "tiny").segmentation, "unet"
+    ).kwargs
     net = build_segmentation_model("unet", 3, **kwargs)
     TorchModelDataset(filepath=str(path), version=Version(None, VERSION)).save(net)
     dataset = TorchModelDataset(filepath=str(path), version=Version(VERSION, None))

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from kedro.pipeline import Node, Pipeline
 
+from mtneuro.classification_methods import method_settings
 from mtneuro.config import ConfigurationError, load_parameters
 from mtneuro.device_check import check_training_device, training_summary
+from mtneuro.segmentation_models import run_settings
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -36,9 +38,9 @@ def test_the_paper_profile_refuses_a_cpu_and_says_how_to_go_on() -> None:
     paper = load_parameters(PROJECT / "conf", "paper")
     trainings, epochs = training_summary(_grid(), paper)
     expected = (
-        paper.classification.method_settings("byol").epochs
-        + paper.classification.method_settings("supervised").epochs
-        + paper.segmentation.run_settings("unet").train.epochs
+        method_settings(paper.classification, "byol").epochs
+        + method_settings(paper.classification, "supervised").epochs
+        + run_settings(paper.segmentation, "unet").train.epochs
     )
     assert (trainings, epochs) == (3, expected)
     with pytest.raises(ConfigurationError) as refused:

@@ -13,7 +13,7 @@ from kedro.io import Version
 from mtneuro.datasets.frozen_encoder import FrozenEncoderDataset
 from mtneuro.datasets.torch_model import TorchModelDataset
 from mtneuro.faults import DiskFullError, format_bytes
-from mtneuro.segmentation_models import build_segmentation_model
+from mtneuro.segmentation_models import build_segmentation_model, run_settings
 
 VERSION = "2026-01-01T00.00.00.000Z"
 
@@ -33,9 +33,9 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
 def _net():
     from mtneuro.config import load_parameters
 
-    kwargs = (
-        load_parameters(Path(__file__).resolve().parents[2] / "conf", "tiny").segmentation.run_settings("unet").kwargs
-    )
+    kwargs = run_settings(
+        load_parameters(Path(__file__).resolve().parents[2] / "conf", "tiny").segmentation, "unet"
+    ).kwargs
     return build_segmentation_model("unet", 3, **kwargs)
 
 

@@ -14,6 +14,7 @@ from mtneuro.classification_methods import get_method, register_method
 from mtneuro.classification_methods.base import unregister_method
 from mtneuro.config import load_parameters
 from mtneuro.pipelines.reporting import nodes as reporting_nodes
+from mtneuro.plugin_parameters import load_checked_parameters
 
 PROJECT = Path(__file__).resolve().parents[2]
 TOY = "toy_pca"
@@ -41,8 +42,9 @@ def test_an_unregistered_method_is_refused_with_the_registry(project_path: Path)
     from mtneuro.config import ConfigurationError
 
     with pytest.raises(ConfigurationError) as error:
-        load_parameters(project_path / "conf", "tiny", _grid(TOY))
+        load_checked_parameters(project_path / "conf", "tiny", _grid(TOY))
     assert "classification.methods" in str(error.value) and "pca" in str(error.value)
+    assert "probing.umap.encoder.method" in str(error.value)
 
 
 @pytest.mark.slow

@@ -69,8 +69,7 @@ def train(base: np.ndarray, toy: dict, seed: int) -> tuple[object, pd.DataFrame,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        accelerator="cpu",
-        callbacks=tracking.callbacks(),
+        accelerator="cpu",  # Lightning adds tracking.callbacks() (an entry point of pyproject.toml)
     )
     trainer.fit(module, data)
     weight = float(module.net.weight.detach()[0, 0])

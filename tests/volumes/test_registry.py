@@ -14,7 +14,7 @@ from mtneuro.volumes.registry import source_modules
 
 
 def test_every_source_module_registers_its_scheme() -> None:
-    assert source_modules() == [f"mtneuro.volumes.{m}" for m in ("bossdb", "phantom", "tiff", "zarr")]
+    assert source_modules() == [f"mtneuro.volumes.{m}" for m in ("bossdb", "local", "phantom", "tiff", "zarr")]
     assert {"bossdb", "phantom", "tiff", "zarr"} <= set(volumes.schemes())  # tests may register more
 
 

@@ -5,17 +5,22 @@ parameters, namespaces and tables (``classification.methods``, ``classification.
 the label reports print (the paper's Table 1 row), its kind (which training node the pipeline
 wires and whether a linear read-out is fitted on its frozen representation), the parameter
 blocks its settings inherit, the model of its resolved settings, and the function that trains
-it. Adding a method is one module here (discovered automatically) plus its name in
+it. Adding a method is one module here (discovered by :data:`METHODS`) plus its name in
 ``classification.methods`` (and its settings block, if it has settings of its own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from mtneuro.config.base import ConfigurationError, deep_merge, format_validation_error
+from mtneuro.config.classification import ClassificationParameters
+from mtneuro.plugins import Registry, UnknownPluginError, unknown_name_error
 
 #: supervised: the network's own linear head classifies; ssl and decomposition: frozen
 #: representations read out by a linear classifier (``classification.readout``).
@@ -81,44 +86,154 @@ def fit_network(*args: Any, **kwargs: Any) -> Any:
     return ssl.fit_network(*args, **kwargs)
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-
-
-class UnknownMethodError(KeyError):
-    """A name that no registered Task 1 method has."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; this one is a sentence
-        return str(self.args[0])
+#: Every Task 1 method, discovered from the modules of this package.
+METHODS: Registry[MethodSpec] = Registry(
+    "Task 1 method",
+    "mtneuro.classification_methods",
+    plural="methods",
+    skip=frozenset({"base"}),
+    order=lambda name, spec: (spec.order, name),
+)
+#: The error of an unknown method name (the one registry error, under its former name).
+UnknownMethodError = UnknownPluginError
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
     """Add a method to the registry; a name can be registered once."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"Task 1 method {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return METHODS.register(spec.name, spec)
 
 
 def unregister_method(name: str) -> None:
     """Remove a method (for tests that register a temporary one)."""
-    _REGISTRY.pop(name, None)
+    METHODS.unregister(name)
 
 
 def registered_methods() -> tuple[MethodSpec, ...]:
     """Every registered method, in table order."""
-    return tuple(sorted(_REGISTRY.values(), key=lambda s: (s.order, s.name)))
+    return METHODS.values()
 
 
 def method_names() -> tuple[str, ...]:
     """Registered method names, in table order (the paper's)."""
-    return tuple(s.name for s in registered_methods())
+    return METHODS.names()
 
 
 def get_method(name: str) -> MethodSpec:
-    """The registered method ``name``; :class:`UnknownMethodError` lists the registered ones."""
+    """The registered method ``name``; :class:`UnknownPluginError` lists the registered ones."""
+    return METHODS.get(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings: a method's blocks of ``classification`` merged, checked against its model
+# --------------------------------------------------------------------------------------------
+
+_MISSING = "missing (every default lives in conf/base; add the key there or in your environment)"
+
+
+def method_settings(classification: ClassificationParameters, method: str) -> BaseModel:
+    """The typed settings of ``method``: its blocks merged (most general first), then
+    ``method_overrides.<method>``; the model is the method's :attr:`MethodSpec.settings`."""
+    spec = get_method(method)
+    raw, _ = _resolve(classification, spec)
     try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownMethodError(
-            f"Unknown Task 1 method {name!r}; registered methods: {', '.join(method_names())}"
-        ) from None
+        return spec.settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigurationError(f"Invalid settings of Task 1 method {method!r}:\n{exc}") from None
+
+
+def _resolve(
+    classification: ClassificationParameters, spec: MethodSpec
+) -> tuple[dict[str, Any], dict[tuple[str, ...], tuple[str, ...]]]:
+    """Merged raw settings of a method and, per key, the block location that set it."""
+    settings: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], tuple[str, ...]] = {}
+    if spec.is_network:
+        deep_merge(settings, {"augmentation": classification.augmentation.model_dump()}, (), origin)
+    for block in spec.inherits:
+        deep_merge(settings, classification.method_block(block), (block,), origin)
+    deep_merge(settings, classification.method_overrides.get(spec.name, {}), ("method_overrides", spec.name), origin)
+    return settings, origin
+
+
+def classification_errors(classification: ClassificationParameters) -> list[InitErrorDetails]:
+    """What is wrong in ``classification`` against the registry (locations inside the block):
+    unknown method names, keys that are no method's block, method settings that do not validate
+    (reported at the block that set the value)."""
+    errors: list[InitErrorDetails] = []
+    seen: set[tuple[str, ...]] = set()
+
+    def add(loc: tuple[str | int, ...], kind: str, message: str, value: Any, **context: Any) -> None:
+        key = tuple(str(p) for p in loc)
+        if key not in seen:
+            seen.add(key)
+            errors.append(InitErrorDetails(type=PydanticCustomError(kind, message, context), loc=loc, input=value))
+
+    places: list[tuple[tuple[str | int, ...], str]] = [
+        (("methods", i), name) for i, name in enumerate(classification.methods)
+    ]
+    places += [(("method_overrides", name), name) for name in classification.method_overrides]
+    errors += [unknown_name_error(loc, name, METHODS) for loc, name in places if name not in METHODS]
+    specs = registered_methods()
+    fields = set(type(classification).model_fields)
+    method_blocks = sorted({b for s in specs for b in s.inherits} - fields)
+    extra = classification.model_extra or {}
+    for key, value in extra.items():
+        if key not in method_blocks:
+            allowed = ", ".join(sorted(fields | set(method_blocks)))
+            add((key,), "unknown_key", "unknown key; allowed keys here: {allowed}", value, allowed=allowed)
+        elif not isinstance(value, Mapping):
+            add((key,), "dict_type", "Input should be a mapping of settings", value)
+    for spec in specs:
+        missing = [b for b in spec.inherits if b not in fields and b not in extra]
+        if missing:
+            if spec.name in classification.methods:
+                for block in missing:
+                    add((block,), "missing", _MISSING, None)
+            continue
+        if any(not isinstance(extra[b], Mapping) for b in spec.inherits if b in extra):
+            continue
+        raw, origin = _resolve(classification, spec)
+        try:
+            spec.settings.model_validate(raw)
+        except ValidationError as exc:
+            for item in exc.errors(include_url=False):
+                loc = _origin_of(item["loc"], origin, spec)
+                if item["type"] == "extra_forbidden":
+                    allowed = ", ".join(spec.settings.model_fields)
+                    add(
+                        loc,
+                        "unknown_key",
+                        "unknown key; settings of " + spec.name + ": {allowed}",
+                        item.get("input"),
+                        allowed=allowed,
+                    )
+                elif item["type"] == "missing":
+                    add(loc, "missing", _MISSING, None)
+                else:
+                    add(loc, item["type"], item["msg"].replace("{", "(").replace("}", ")"), item.get("input"))
+    return errors
+
+
+def check_classification(classification: ClassificationParameters) -> ClassificationParameters:
+    """``classification``, once :func:`classification_errors` finds nothing; else a
+    :class:`ConfigurationError` naming each bad key (``classification.byol.epochs``)."""
+    errors = classification_errors(classification)
+    if errors:
+        error = ValidationError.from_exception_data(ClassificationParameters.__name__, errors)
+        raise ConfigurationError(
+            "Invalid parameters in 'classification':\n"
+            + format_validation_error(error, ("classification",), ClassificationParameters)
+        )
+    return classification
+
+
+def _origin_of(
+    loc: tuple[Any, ...], origin: dict[tuple[str, ...], tuple[str, ...]], spec: MethodSpec
+) -> tuple[str | int, ...]:
+    """The block location a settings error belongs to: the block that set the value (or its
+    nearest set parent); a key nobody set belongs to the method's own block."""
+    parts = tuple(str(p) for p in loc)
+    for n in range(len(parts), 0, -1):
+        if parts[:n] in origin:
+            return (*origin[parts[:n]], *loc[n:])
+    return (spec.block, *loc)

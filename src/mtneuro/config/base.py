@@ -83,7 +83,8 @@ def format_validation_error(
             message = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
         elif item["type"] == "missing":
             message = "missing (every default lives in conf/base; add the key there or in your environment)"
-        elif "input" in item and item["type"] not in ("model_type", "dict_type"):
+        elif "input" in item and item["type"] not in ("model_type", "dict_type", "unknown_key"):
+            # an unknown key's value is never echoed: it may be a secret put in the wrong place
             got[key] = f" (got {item['input']!r})"
         if message not in problems.setdefault(key, []):
             problems[key].append(message)
@@ -104,3 +105,23 @@ def block_value(block: Any, key: str) -> Any:
     """A key of a parameter block, which Kedro hands over typed (after its parameter validation)
     or as a plain mapping (placeholders, hooks reading the catalog)."""
     return block[key] if isinstance(block, Mapping) else getattr(block, key)
+
+
+def deep_merge(
+    target: dict[str, Any],
+    source: Mapping[str, Any],
+    block: tuple[str, ...] = (),
+    origin: dict[tuple[str, ...], tuple[str, ...]] | None = None,
+    path: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """``target`` with ``source``'s keys replaced, nested mappings merged key by key; ``origin``
+    records, per key path, the location (``block`` + key path) that set it. Returns ``target``."""
+    for key, value in source.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), Mapping):
+            target[key] = dict(target[key])
+            deep_merge(target[key], value, (*block, key), origin, (*path, key))
+        else:
+            target[key] = value
+            if origin is not None:
+                origin[(*path, key)] = (*block, key)
+    return target

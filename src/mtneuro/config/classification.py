@@ -3,17 +3,17 @@
 Shared blocks (``data``, ``encoder``, ``network_training``, ``augmentation``, ``decomposition``,
 ``readout``) are typed here. Each Task 1 method has its own block (``supervised``, ``byol``, ...)
 whose keys refine the blocks it inherits; which blocks a method inherits and the model of its
-resolved settings come from the method registry (:mod:`mtneuro.classification_methods`), so that
-adding a method does not touch this module. :meth:`ClassificationParameters.method_settings`
-merges a method's blocks (most general first, then ``method_overrides``) and returns its typed
-settings; every method block is checked this way when the parameters are parsed, and errors name
-the block that set the bad value (``classification.byol.epochs``).
+resolved settings belong to the method (:mod:`mtneuro.classification_methods`), so that adding a
+method does not touch this module, and this module imports no method: method names and method
+blocks are checked against the registry when the pipelines are built
+(:func:`mtneuro.classification_methods.check_classification`), and errors name the block that set
+the bad value (``classification.byol.epochs``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -32,9 +32,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from mtneuro.config.base import StrictModel, unique_items
 from mtneuro.config.training import TrainingOverrides
 
-if TYPE_CHECKING:
-    from mtneuro.classification_methods import MethodSpec
-
 #: Task 1 training sets (ROI-C2 is a test configuration of the roi_c1 models).
 TrainConfig = Literal["roi_c1", "roi_c3"]
 #: Split-index configurations Task 1 reads (training and test).
@@ -45,21 +42,14 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 EpochSpan = NonNegativeInt | NonNegativeFloat
 
 
-def _registered_method(name: str) -> str:
-    from mtneuro.classification_methods import method_names
-
-    if name not in method_names():
-        raise ValueError(f"unknown Task 1 method {name!r}; registered methods: {', '.join(method_names())}")
-    return name
-
-
 def _ordered_pair(values: list[float]) -> list[float]:
     if values[0] > values[1]:
         raise ValueError(f"[min, max] with min <= max expected, got {values}")
     return values
 
 
-MethodName = Annotated[str, AfterValidator(_registered_method)]
+#: A Task 1 method's name, checked against the registry when the pipelines are built.
+MethodName = Annotated[str, Field(min_length=1)]
 Pair = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator(_ordered_pair)]
 
 
@@ -164,11 +154,12 @@ class ClassificationParameters(StrictModel):
     """``classification`` in ``conf/base/parameters_classification.yml``.
 
     Besides the fields below, the block holds one settings block per Task 1 method (named by the
-    registry: ``supervised``, ``mixup``, ``byol``, ...); they are checked by
-    :meth:`_check_method_blocks` and read through :meth:`method_settings`.
+    registry: ``supervised``, ``mixup``, ``byol``, ...); they are checked and read by
+    :func:`mtneuro.classification_methods.check_classification` and
+    :func:`mtneuro.classification_methods.method_settings`.
     """
 
-    #: The method blocks are the only extra keys allowed (checked against the registry below).
+    #: The method blocks are the only extra keys allowed (checked against the registry).
     model_config = ConfigDict(extra="allow")
 
     methods: Annotated[list[MethodName], Field(min_length=1), AfterValidator(unique_items)]
@@ -200,140 +191,33 @@ class ClassificationParameters(StrictModel):
             raise KeyError(f"classification.{block} is missing")
         return extra[block]
 
-    def method_settings(self, method: str) -> BaseModel:
-        """The typed settings of ``method``: its blocks merged (most general first), then
-        ``method_overrides.<method>``; the model is the registry's ``settings`` of the method."""
-        from mtneuro.classification_methods import get_method
-
-        spec = get_method(method)
-        raw, _ = self._resolve(spec)
-        try:
-            return spec.settings.model_validate(raw)
-        except ValidationError as exc:  # only reachable after the block was changed by assignment
-            raise ValueError(f"invalid settings of Task 1 method {method!r}:\n{exc}") from None
-
-    def _resolve(self, spec: MethodSpec) -> tuple[dict[str, Any], dict[tuple[str, ...], tuple[str, ...]]]:
-        """Merged raw settings of a method and, per key, the block location that set it."""
-        settings: dict[str, Any] = {}
-        origin: dict[tuple[str, ...], tuple[str, ...]] = {}
-        if spec.is_network:
-            _merge(settings, {"augmentation": self.augmentation.model_dump()}, (), origin)
-        for block in spec.inherits:
-            _merge(settings, self.method_block(block), (block,), origin)
-        _merge(settings, self.method_overrides.get(spec.name, {}), ("method_overrides", spec.name), origin)
-        return settings, origin
-
     # -- cross-field checks ---------------------------------------------------------------
     @model_validator(mode="after")
-    def _check_method_blocks(self) -> ClassificationParameters:
-        """Every extra key is a registered method's block; every method's settings validate;
-        ``evaluate_on`` and ``data.test_slice_step`` cover the grid."""
-        from mtneuro.classification_methods import registered_methods
-
+    def _check_grid(self) -> ClassificationParameters:
+        """``evaluate_on`` and ``data.test_slice_step`` cover the grid (method blocks are checked
+        against the registry when the pipelines are built)."""
         errors: list[InitErrorDetails] = []
-        seen: set[tuple[str, ...]] = set()
-
-        def add(loc: tuple[str | int, ...], kind: str, message: str, value: Any, **context: Any) -> None:
-            key = tuple(str(p) for p in loc)
-            if key not in seen:
-                seen.add(key)
-                errors.append(InitErrorDetails(type=PydanticCustomError(kind, message, context), loc=loc, input=value))
-
-        specs = registered_methods()
-        fields = set(type(self).model_fields)
-        method_blocks = sorted({b for s in specs for b in s.inherits} - fields)
-        extra = self.model_extra or {}
-        for key, value in extra.items():
-            if key not in method_blocks:
-                allowed = ", ".join(sorted(fields | set(method_blocks)))
-                add((key,), "unknown_key", "unknown key; allowed keys here: {allowed}", value, allowed=allowed)
-            elif not isinstance(value, Mapping):
-                add((key,), "dict_type", "Input should be a mapping of settings", value)
-        for spec in specs:
-            missing = [b for b in spec.inherits if b not in fields and b not in extra]
-            if missing:
-                if spec.name in self.methods:
-                    for block in missing:
-                        add(
-                            (block,),
-                            "missing",
-                            "missing (every default lives in conf/base; add the key there or in your environment)",
-                            None,
-                        )
-                continue
-            if any(not isinstance(extra[b], Mapping) for b in spec.inherits if b in extra):
-                continue
-            raw, origin = self._resolve(spec)
-            try:
-                spec.settings.model_validate(raw)
-            except ValidationError as exc:
-                for item in exc.errors(include_url=False):
-                    loc = _origin_of(item["loc"], origin, spec)
-                    if item["type"] == "extra_forbidden":
-                        allowed = ", ".join(spec.settings.model_fields)
-                        add(
-                            loc,
-                            "unknown_key",
-                            "unknown key; settings of " + spec.name + ": {allowed}",
-                            item.get("input"),
-                            allowed=allowed,
-                        )
-                    elif item["type"] == "missing":
-                        add(
-                            loc,
-                            "missing",
-                            "missing (every default lives in conf/base; add the key there or in your environment)",
-                            None,
-                        )
-                    else:
-                        add(loc, item["type"], item["msg"].replace("{", "(").replace("}", ")"), item.get("input"))
         for config in self.configs:
             if config not in self.evaluate_on:
-                add(
-                    ("evaluate_on", config),
-                    "missing",
-                    "missing: every training set of `configs` needs its test configurations",
-                    None,
+                errors.append(
+                    _missing(
+                        ("evaluate_on", config),
+                        "missing: every training set of `configs` needs its test configurations",
+                    )
                 )
                 continue
             for test in self.evaluate_on[config]:
                 if test not in self.data.test_slice_step:
-                    add(
-                        ("data", "test_slice_step", test),
-                        "missing",
-                        "missing: every test configuration of `evaluate_on` needs a slice step",
-                        None,
+                    errors.append(
+                        _missing(
+                            ("data", "test_slice_step", test),
+                            "missing: every test configuration of `evaluate_on` needs a slice step",
+                        )
                     )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
 
-def _merge(
-    target: dict[str, Any],
-    source: Mapping[str, Any],
-    block: tuple[str, ...],
-    origin: dict[tuple[str, ...], tuple[str, ...]],
-    path: tuple[str, ...] = (),
-) -> None:
-    """``target`` with ``source``'s keys replaced, nested mappings merged key by key (as
-    a deep merge), recording which block location set each key."""
-    for key, value in source.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), Mapping):
-            target[key] = dict(target[key])
-            _merge(target[key], value, (*block, key), origin, (*path, key))
-        else:
-            target[key] = value
-            origin[(*path, key)] = (*block, key)
-
-
-def _origin_of(
-    loc: tuple[Any, ...], origin: dict[tuple[str, ...], tuple[str, ...]], spec: MethodSpec
-) -> tuple[str | int, ...]:
-    """The block location a settings error belongs to: the block that set the value (or its
-    nearest set parent); a key nobody set belongs to the method's own block."""
-    parts = tuple(str(p) for p in loc)
-    for n in range(len(parts), 0, -1):
-        if parts[:n] in origin:
-            return (*origin[parts[:n]], *loc[n:])
-    return (spec.block, *loc)
+def _missing(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("missing", message, {}), loc=loc, input=None)

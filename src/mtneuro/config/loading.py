@@ -44,6 +44,17 @@ class ProjectConfigLoader(OmegaConfigLoader):
         return dict(OmegaConf.to_container(merged, resolve=True))  # type: ignore[arg-type]
 
 
+#: The arguments of the project's config loader (``CONFIG_LOADER_ARGS`` of ``mtneuro/settings.py``).
+CONFIG_LOADER_ARGS: dict[str, Any] = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Environments (conf/paper, conf/tiny, conf/local) override single keys of conf/base, not whole blocks.
+    # conf/<env>/dask.yml: the cluster of mtneuro.runners.DaskRunner; mlflow.yml: experiment tracking.
+    "config_patterns": {"dask": ["dask*", "dask*/**"], "mlflow": ["mlflow*", "mlflow*/**"]},
+    "merge_strategy": {"parameters": "soft", "catalog": "soft", "credentials": "soft"},
+}
+
+
 def available_environments(conf_source: str | Path) -> list[str]:
     root = Path(conf_source)
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
@@ -64,17 +75,11 @@ def check_environment(conf_source: str | Path, env: str | None) -> None:
 def config_loader(
     conf_source: str | Path, env: str | None = None, runtime_params: Mapping[str, Any] | None = None
 ) -> AbstractConfigLoader:
-    """The project's config loader (the class and arguments of ``mtneuro/settings.py``).
-
-    Read from the project's settings module itself, so that it behaves the same whether or not
-    Kedro has configured the project in this process.
-    """
-    from mtneuro import settings
-
+    """The project's config loader (the class and arguments ``mtneuro/settings.py`` hands Kedro),
+    the same whether or not Kedro has configured the project in this process."""
     check_environment(conf_source, env)
-    loader_args: Mapping[str, Any] = settings.CONFIG_LOADER_ARGS
-    return settings.CONFIG_LOADER_CLASS(
-        conf_source=str(conf_source), env=env, runtime_params=dict(runtime_params or {}), **loader_args
+    return ProjectConfigLoader(
+        conf_source=str(conf_source), env=env, runtime_params=dict(runtime_params or {}), **CONFIG_LOADER_ARGS
     )
 
 
@@ -106,6 +111,4 @@ def default_conf_source() -> Path:
 
 
 def default_environment() -> str | None:
-    from mtneuro import settings
-
-    return os.environ.get("KEDRO_ENV") or str(settings.CONFIG_LOADER_ARGS["default_run_env"])
+    return os.environ.get("KEDRO_ENV") or str(CONFIG_LOADER_ARGS["default_run_env"])

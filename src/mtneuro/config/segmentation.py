@@ -2,7 +2,8 @@
 
 ``train`` and ``evaluation`` hold the settings of every model; ``model_settings.<model>.train``
 and ``.evaluation`` override single keys of them for one model (unset keys keep the task's
-value). :meth:`SegmentationParameters.run_settings` resolves what one model's runs use.
+value). :func:`mtneuro.segmentation_models.run_settings` resolves what one model's runs use;
+model names are checked against the registry when the pipelines are built.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from mtneuro.config.base import StrictModel, unique_items
+from mtneuro.config.base import StrictModel, deep_merge, unique_items
 from mtneuro.config.training import TrainingOverrides
 
 #: Task 2 label settings (split-index configurations of ingestion; see
@@ -30,14 +31,6 @@ LabelSettingName = Literal["seg_3class", "seg_4class"]
 Split = Literal["train", "val", "test"]
 #: Seeds are handed to Lightning's ``seed_everything``, which takes unsigned 32-bit values only.
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
-
-
-def _registered_model(name: str) -> str:
-    from mtneuro.segmentation_models import model_names
-
-    if name not in model_names():
-        raise ValueError(f"unknown segmentation model {name!r}; registered models: {', '.join(model_names())}")
-    return name
 
 
 def _seed_list(value: Any) -> Any:
@@ -51,7 +44,8 @@ def _seed_list(value: Any) -> Any:
     return value
 
 
-ModelName = Annotated[str, AfterValidator(_registered_model)]
+#: A segmentation model's name, checked against the registry when the pipelines are built.
+ModelName = Annotated[str, Field(min_length=1)]
 Splits = Annotated[list[Split], Field(min_length=1), AfterValidator(unique_items)]
 
 
@@ -193,12 +187,7 @@ def _merged(base: StrictModel, overrides: StrictModel | None) -> dict[str, Any]:
     data = base.model_dump()
     if overrides is None:
         return data
-    for key, value in overrides.model_dump(exclude_unset=True).items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
+    return deep_merge(data, overrides.model_dump(exclude_unset=True))
 
 
 class SegmentationParameters(StrictModel):
@@ -260,24 +249,24 @@ class SegmentationParameters(StrictModel):
         model_class = TrainSettings if part == "train" else EvaluationSettings
         return model_class.model_validate(_merged(getattr(self, part), getattr(entry, part)))
 
-    def run_settings(self, model: str) -> RunSettings:
+    def run_settings(self, model: str, *, dims: Literal["2D", "3D"], takes_encoder: bool) -> RunSettings:
         """Everything one run of ``model`` needs: its builder kwargs (null values dropped; the
         shared encoder for models that take one) and ``train``/``evaluation`` with the model's
-        overrides applied key by key (an override's nested ``loss``/``augment`` keys too)."""
-        from mtneuro.segmentation_models import get_model
+        overrides applied key by key (an override's nested ``loss``/``augment`` keys too).
 
+        ``dims`` and ``takes_encoder`` are the registered model's
+        (:func:`mtneuro.segmentation_models.run_settings` reads them from the registry)."""
         if model not in self.model_settings:
             raise KeyError(f"segmentation.model_settings has no entry for model {model!r}")
         entry = self.model_settings[model]
-        registered = get_model(model)
         kwargs = {k: v for k, v in entry.kwargs.items() if v is not None}
-        if registered.takes_encoder:
+        if takes_encoder:
             kwargs = {"encoder_name": self.encoder.name, "encoder_weights": self.encoder.weights, **kwargs}
         return RunSettings(
             model=model,
-            dims=registered.dims,
+            dims=dims,
             kwargs=kwargs,
-            encoder_name=str(kwargs["encoder_name"]) if registered.takes_encoder else None,
+            encoder_name=str(kwargs["encoder_name"]) if takes_encoder else None,
             train=self._resolved("train", entry),
             evaluation=self._resolved("evaluation", entry),
         )

@@ -44,6 +44,7 @@ from kedro.io import AbstractDataset, DatasetError
 from mtneuro.cubes import Cube, CubeSpec
 from mtneuro.faults import DiskFullError, disk_space_guard
 from mtneuro.volumes import VolumeSource, Window, open_volume
+from mtneuro.volumes.registry import effective_options, source_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +62,8 @@ def redact(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _source_options(uri: str, options: dict[str, Any], credentials: dict[str, Any]) -> dict[str, Any]:
-    """Credentials (host, protocol, token) for BossDB, overridden by the run's source options."""
-    opts: dict[str, Any] = {}
-    if uri.startswith("bossdb://"):
-        opts.update(credentials.get("bossdb", credentials))
-    opts.update(options)
-    return opts
-
-
-def source_endpoint(uri: str, options: dict[str, Any]) -> str:
-    """The server a channel is read from: ``protocol://host`` for BossDB, the scheme otherwise.
-
-    ``options`` are the effective options (credentials merged, see :func:`_source_options`).
-    Local sources (phantom, Zarr, TIFF) are identified by their URI alone.
-    """
-    scheme = uri.partition("://")[0]
-    if scheme == "bossdb":
-        from mtneuro.volumes.bossdb import endpoint
-
-        return endpoint(options.get("host"), options.get("protocol"))
-    return scheme
+    """The scheme's credentials (BossDB: host, protocol, token), overridden by the run's source options."""
+    return effective_options(uri, options, credentials)
 
 
 def _plain(value: Any) -> Any:

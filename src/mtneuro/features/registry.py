@@ -7,18 +7,18 @@ its column, and the function computing it from one label image.
 
 Adding a feature is one new module of the :mod:`mtneuro.features` package holding a decorated
 function (:func:`semantic_feature`), plus its name in ``probing.features``: on first access the
-registry imports every module of the package (:func:`discover`), so no import has to be added
+registry (:data:`FEATURES`) imports every module of the package, so no import has to be added
 anywhere. The paper's five features (``definitions``) are imported first and keep their order;
 the other modules follow in alphabetical order.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from mtneuro.plugins import Registry, UnknownPluginError
 
 if TYPE_CHECKING:
     from mtneuro.features.image import LabelImage
@@ -43,44 +43,27 @@ class SemanticFeature:
         return self.compute(image)
 
 
-_REGISTRY: dict[str, SemanticFeature] = {}
 #: The package whose modules define features, and the module imported first (table order).
 PACKAGE = "mtneuro.features"
 FIRST_MODULE = "definitions"
-_discovered = False
+#: Every semantic feature, discovered from the modules of :data:`PACKAGE`, in registration order.
+FEATURES: Registry[SemanticFeature] = Registry("semantic feature", PACKAGE, plural="features", first=(FIRST_MODULE,))
+#: The error of an unknown feature name (the one registry error, under its former name).
+UnknownFeatureError = UnknownPluginError
 
 
-def discover() -> tuple[str, ...]:
+def discover() -> None:
     """Import every module of :data:`PACKAGE` (once), which registers the features they define.
 
-    Returns the modules imported, in order. Called by every read access of the registry, so a
-    feature module only has to exist in the package.
+    Called by every read access of the registry, so a feature module only has to exist in the
+    package.
     """
-    global _discovered
-    if _discovered:
-        return ()
-    _discovered = True  # first: a feature module reading the registry while imported must not recurse
-    package = importlib.import_module(PACKAGE)
-    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__) if not info.name.startswith("_"))
-    names.sort(key=lambda name: name != FIRST_MODULE)
-    for name in names:
-        importlib.import_module(f"{PACKAGE}.{name}")
-    return tuple(names)
-
-
-class UnknownFeatureError(KeyError):
-    """A name that no registered feature has."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; this one is a sentence
-        return str(self.args[0])
+    FEATURES.discover()
 
 
 def register(feature: SemanticFeature) -> SemanticFeature:
     """Add a feature to the registry; a name can be registered once."""
-    if feature.name in _REGISTRY:
-        raise ValueError(f"Semantic feature {feature.name!r} is already registered")
-    _REGISTRY[feature.name] = feature
-    return feature
+    return FEATURES.register(feature.name, feature)
 
 
 def semantic_feature(
@@ -97,22 +80,14 @@ def semantic_feature(
 
 def feature_names() -> tuple[str, ...]:
     """Registered feature names, in registration order (the order of every table)."""
-    discover()
-    return tuple(_REGISTRY)
+    return FEATURES.names()
 
 
 def get_feature(name: str) -> SemanticFeature:
-    """The registered feature ``name``; :class:`UnknownFeatureError` lists the registered ones."""
-    discover()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownFeatureError(
-            f"Unknown semantic feature {name!r}; registered features: {', '.join(_REGISTRY)}"
-        ) from None
+    """The registered feature ``name``; :class:`UnknownPluginError` lists the registered ones."""
+    return FEATURES.get(name)
 
 
 def registered_features() -> tuple[SemanticFeature, ...]:
     """Every registered feature, in registration order."""
-    discover()
-    return tuple(_REGISTRY.values())
+    return FEATURES.values()

@@ -2,19 +2,18 @@
 
 ``get_model(name)`` gives a model's report label (``.label``) and dimensionality (``.dims``,
 ``"2D"``/``"3D"``); ``model_names()`` lists the registered names; ``build_segmentation_model(name,
-num_classes, **kwargs)`` builds the network. Every module of this package is imported here
-(:mod:`pkgutil`), so a module that registers a model (see :mod:`.registry`) is all a new model
+num_classes, **kwargs)`` builds the network. Every module of this package is imported on the
+registry's first read (:data:`MODELS`), so a module that registers a model (see :mod:`.registry`) is all a new model
 needs besides its name in ``segmentation.models`` and its ``segmentation.model_settings`` entry.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 from mtneuro.segmentation_models.registry import (
     LEGACY_SEGMENTATION_FACTORY,
+    MODELS,
     SEGMENTATION_FACTORY,
     SegmentationModel,
     UnknownModelError,
@@ -24,13 +23,10 @@ from mtneuro.segmentation_models.registry import (
     model_names,
     register,
     registered_models,
+    run_settings,
+    segmentation_errors,
     segmentation_model,
 )
-
-# Modules that register models; ``padding`` and private modules hold torch code the builders import.
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "padding" and not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def __getattr__(name: str) -> Any:
@@ -44,6 +40,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LEGACY_SEGMENTATION_FACTORY",
+    "MODELS",
     "SEGMENTATION_FACTORY",
     "PadToMultiple",
     "SegmentationModel",
@@ -54,5 +51,7 @@ __all__ = [
     "model_names",
     "register",
     "registered_models",
+    "run_settings",
+    "segmentation_errors",
     "segmentation_model",
 ]

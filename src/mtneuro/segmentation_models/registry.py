@@ -6,7 +6,8 @@ parameters, catalog paths and tables (``segmentation.models``, ``segmentation.mo
 dimensionality (``2D``: one slice per sample; ``3D``: subvolumes of ``segmentation.train.depth``
 slices) and its builder. Adding a model is one module in this package that registers it
 (:func:`segmentation_model` or :func:`register`) plus its name in ``segmentation.models`` and an
-entry in ``segmentation.model_settings``; the package imports every module of itself.
+entry in ``segmentation.model_settings``; :data:`MODELS` imports every module of the package on its
+first read.
 
 :func:`build_segmentation_model` is the one factory of every Task 2 network: it records its
 import path and arguments in ``model.factory_spec`` so that
@@ -22,6 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic_core import InitErrorDetails
+
+from mtneuro.config.segmentation import RunSettings, SegmentationParameters
+from mtneuro.plugins import Registry, UnknownPluginError, unknown_name_error
 
 if TYPE_CHECKING:  # torch is imported by the builders: the registry is read to check parameters
     from torch import nn
@@ -56,21 +61,25 @@ class SegmentationModel:
         return int(self.dims[0])
 
 
-_REGISTRY: dict[str, SegmentationModel] = {}
-
-
-class UnknownModelError(ValueError):
-    """A name that no registered segmentation model has."""
+_DIMS_ORDER = {"2D": 0, "3D": 1}
+#: Every Task 2 model, discovered from the modules of this package (the 2D models, then the 3D
+#: ones, each in registration order).
+MODELS: Registry[SegmentationModel] = Registry(
+    "segmentation model",
+    "mtneuro.segmentation_models",
+    plural="models",
+    skip=frozenset({"registry", "padding"}),
+    order=lambda _name, model: _DIMS_ORDER[model.dims],
+)
+#: The error of an unknown model name (the one registry error, under its former name).
+UnknownModelError = UnknownPluginError
 
 
 def register(model: SegmentationModel) -> SegmentationModel:
     """Add a model to the registry; a name can be registered once."""
-    if model.name in _REGISTRY:
-        raise ValueError(f"Segmentation model {model.name!r} is already registered")
     if model.dims not in ("2D", "3D"):
         raise ValueError(f"Segmentation model {model.name!r}: dims must be '2D' or '3D', not {model.dims!r}")
-    _REGISTRY[model.name] = model
-    return model
+    return MODELS.register(model.name, model)
 
 
 def segmentation_model(
@@ -87,21 +96,32 @@ def segmentation_model(
 
 def model_names() -> tuple[str, ...]:
     """Registered model names: the 2D models, then the 3D ones, each in registration order."""
-    return tuple(sorted(_REGISTRY, key=lambda name: _REGISTRY[name].dims))
+    return MODELS.names()
 
 
 def registered_models() -> tuple[SegmentationModel, ...]:
-    return tuple(_REGISTRY[name] for name in model_names())
+    return MODELS.values()
 
 
 def get_model(name: str) -> SegmentationModel:
-    """The registered model ``name``; :class:`UnknownModelError` lists the registered ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownModelError(
-            f"Unknown segmentation model {name!r}; registered models: {', '.join(model_names())}"
-        ) from None
+    """The registered model ``name``; :class:`UnknownPluginError` lists the registered ones."""
+    return MODELS.get(name)
+
+
+def run_settings(segmentation: SegmentationParameters, model: str) -> RunSettings:
+    """Everything one run of ``model`` needs (:meth:`SegmentationParameters.run_settings` with the
+    registered model's dimensionality and encoder)."""
+    entry = get_model(model)
+    return segmentation.run_settings(model, dims=entry.dims, takes_encoder=entry.takes_encoder)
+
+
+def segmentation_errors(segmentation: SegmentationParameters) -> list[InitErrorDetails]:
+    """Model names of ``segmentation`` that no registered model has (locations inside the block)."""
+    places: list[tuple[tuple[str | int, ...], str]] = [
+        (("models", i), name) for i, name in enumerate(segmentation.models)
+    ]
+    places += [(("model_settings", name), name) for name in segmentation.model_settings]
+    return [unknown_name_error(loc, name, MODELS) for loc, name in places if name not in MODELS]
 
 
 def build_segmentation_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:

@@ -13,7 +13,8 @@ A channel is opened by URI with :func:`open_volume` and read by half-open window
   A named array or sub-group inside a group: ``zarr:///abs/path/store.zarr?array=name``
   (:class:`ZarrVolume`, :mod:`mtneuro.volumes.zarr`);
 * ``tiff:///abs/path/folder`` -- a folder of 2D TIFF slices, one per z, in natural order of
-  their file names (:class:`TiffFolderVolume`, :mod:`mtneuro.volumes.tiff`).
+  their file names (:class:`TiffFolderVolume`, :mod:`mtneuro.volumes.tiff`), or
+  ``tiff:///abs/path/stack.tif`` -- one multi-page TIFF (:class:`TiffStackVolume`).
 
 Every reader returns numpy arrays in ``[z, y, x]`` order and raises :class:`VolumeSourceError`
 with a message that names the parameter (or file) to fix.
@@ -78,6 +79,7 @@ _LAZY = {
     "ZarrVolume": "zarr",
     "open_zarr": "zarr",
     "TiffFolderVolume": "tiff",
+    "TiffStackVolume": "tiff",
     "open_tiff": "tiff",
     "PhantomVolume": "phantom",
     "open_phantom": "phantom",

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
 #: Parameter that picks the source of a run; named in every error so users know what to change.
 SOURCE_PARAMETER = "volume.source"
@@ -244,3 +245,16 @@ def voxel_size_option(uri: str, voxel_size: Any) -> tuple[float, float, float] |
     if len(values) != 3 or min(values) <= 0:
         raise VolumeSourceError(f"{uri}: voxel_size must be three positive numbers (z, y, x), got {voxel_size!r}")
     return values  # type: ignore[return-value]
+
+
+class SourceOptions(BaseModel):
+    """The base of a source's options model (``volume.options.<source>``): unknown keys are
+    errors; every key may be unset or null (not overridden: the reader's default applies)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# Numbers keep the type they were written with (5 stays 5): source options are recorded in each
+# cube's request, and a cube on disk is only reused for an identical request.
+PositiveNumber = PositiveInt | PositiveFloat
+NonNegativeNumber = NonNegativeInt | NonNegativeFloat

@@ -18,9 +18,11 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from kedro.framework.hooks import hook_impl
+from pydantic import Field, NonNegativeInt, PositiveInt
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
@@ -30,6 +32,9 @@ from mtneuro.volumes.base import (
     UNIT_TO_UM,
     URIS_PARAMETER,
     ChannelNotFoundError,
+    NonNegativeNumber,
+    PositiveNumber,
+    SourceOptions,
     SourceUnreachableError,
     VolumeSource,
     VolumeSourceError,
@@ -38,7 +43,7 @@ from mtneuro.volumes.base import (
     short_error,
 )
 from mtneuro.volumes.progress import Progress
-from mtneuro.volumes.registry import register_scheme
+from mtneuro.volumes.registry import register_scheme, source_options
 
 log = logging.getLogger(__name__)
 
@@ -130,20 +135,28 @@ def endpoint(host: str | None = None, protocol: str | None = None) -> str:
     return f"{protocol_text.lower()}://{host_text.lower()}"
 
 
+class BossDBSessionHook:
+    """Keeps the Kedro environment of the running session, which error messages name (the
+    source reads no configuration itself: credentials and options are handed to it)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.env: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self.active = True
+        self.env = getattr(context, "env", None) or getattr(context.config_loader, "env", None)
+
+
+#: The instance registered in ``settings.HOOKS``.
+BOSSDB_SESSION_HOOK = BossDBSessionHook()
+
+
 def credentials_hint() -> str:
     """Where the BossDB host and token are set, naming the active Kedro environment."""
-    env = None
-    active = False
-    try:
-        from mtneuro.config.active import CONFIGURATION_HOOK
-
-        loader = CONFIGURATION_HOOK.loader
-        if loader is not None:
-            active = True
-            env = getattr(loader, "env", None)
-    except Exception:  # outside the project's package context: no environment to name
-        pass
-    where = f"the active environment is '{env or 'local'}'" if active else "no Kedro session is active"
+    session = BOSSDB_SESSION_HOOK
+    where = f"the active environment is '{session.env or 'local'}'" if session.active else "no Kedro session is active"
     return (
         "conf/local/credentials.yml (key 'bossdb': host, protocol, token; it applies in every "
         f"environment, --env=tiny and --env=paper included; {where})"
@@ -599,7 +612,37 @@ def _runs(values: list[int], max_len: int) -> list[tuple[int, int]]:
     return runs
 
 
-@register_scheme("bossdb")
+@source_options("bossdb")
+class BossDBOptions(SourceOptions):
+    """``volume.options.bossdb``: overrides for BossDB reads; an unset (or null) key keeps the
+    credentials' or the reader's value.
+
+    Host and protocol normally come from the ``bossdb`` credentials; the reader's defaults are
+    documented in :mod:`mtneuro.volumes`. The token is a secret and only ever comes from the
+    credentials (``conf/local/credentials.yml``): parameters are logged, recorded with every
+    cube and tracked, so there is no ``token`` key here.
+    """
+
+    host: Annotated[str, Field(min_length=1)] | None = None
+    protocol: Literal["http", "https"] | None = None
+    #: (z, y, x) voxels per cutout request.
+    chunk_size: Annotated[list[PositiveInt], Field(min_length=3, max_length=3)] | None = None
+    retries: NonNegativeInt | None = None
+    backoff: NonNegativeNumber | None = None
+    backoff_max: NonNegativeNumber | None = None
+    #: Seconds, or [connect, read].
+    timeout: PositiveNumber | Annotated[list[PositiveNumber], Field(min_length=2, max_length=2)] | None = None
+    workers: PositiveInt | None = None
+    #: ``off`` unquoted in YAML reads as false (true means auto).
+    progress: Literal["auto", "bar", "log", "off", True, False] | None = None
+    log_interval: NonNegativeNumber | None = None
+
+
+def _endpoint_of(options: Any) -> str:
+    return endpoint(options.get("host"), options.get("protocol"))
+
+
+@register_scheme("bossdb", credentials="bossdb", endpoint=_endpoint_of)
 def open_bossdb(uri: str, **options: Any) -> BossDBVolume:
     """Open ``bossdb://collection/experiment/channel`` (options: see :mod:`mtneuro.volumes`)."""
     ignored = sorted(set(options) - set(OPTIONS))

@@ -1,4 +1,5 @@
-"""Folders of 2D TIFF slices, one per z in natural file-name order: ``tiff:///abs/folder``."""
+"""TIFF volumes: ``tiff:///abs/folder`` (2D slices, one per z in natural file-name order) or
+``tiff:///abs/stack.tif`` (one multi-page TIFF, or a single 2D image: one slice)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,17 @@ from mtneuro.volumes.base import (
     voxel_size_option,
 )
 from mtneuro.volumes.registry import register_scheme
+
+
+def read_tiff(path: Path) -> np.ndarray:
+    """The pixels of a TIFF file, memory-mapped when it is uncompressed and contiguous, else decoded
+    (tifffile's errors pass through)."""
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except ValueError:  # compressed or not contiguous: decode it
+        return tifffile.imread(path)
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -90,15 +102,9 @@ class TiffFolderVolume(VolumeSource):
         return f"TiffFolderVolume({self.uri!r}, {len(self.files)} files)"
 
     def _section(self, z: int, ysel: slice = slice(None), xsel: slice = slice(None)) -> np.ndarray:
-        import tifffile
-
         path = self.files[z]
-        data: np.ndarray
         try:
-            try:
-                data = tifffile.memmap(path, mode="r")
-            except ValueError:  # compressed or not contiguous: decode it
-                data = tifffile.imread(path)
+            data = read_tiff(path)
         except Exception as exc:
             raise VolumeSourceError(f"{self.uri}: cannot read the TIFF file {path} ({short_error(exc)})") from exc
         data = data.reshape(data.shape[-2:]) if data.ndim == 3 and data.shape[0] == 1 else data
@@ -128,10 +134,53 @@ class TiffFolderVolume(VolumeSource):
         return out
 
 
+class TiffStackVolume(VolumeSource):
+    """A multi-page TIFF (or one 2D image: one slice), memory-mapped when it is uncompressed."""
+
+    def __init__(self, uri: str, path: Path, voxel_size: tuple[float, float, float] | None = None) -> None:
+        import tifffile
+
+        self.uri = uri
+        self.path = path
+        data: np.ndarray
+        try:
+            with tifffile.TiffFile(path) as tf:
+                series = tf.series[0]
+                axes, shape = str(series.axes), tuple(int(s) for s in series.shape)
+            data = read_tiff(path)
+        except Exception as exc:
+            raise VolumeSourceError(f"{uri}: cannot read {path} as a TIFF file ({exc}).") from exc
+        data = np.asarray(data).reshape(shape)
+        kept = [i for i, (a, s) in enumerate(zip(axes, shape, strict=True)) if s != 1 or a in "YX"]
+        extra = [f"{axes[i]}={shape[i]}" for i in kept if axes[i] not in "ZQIYX"]
+        data = data.reshape([shape[i] for i in kept])
+        if extra or data.ndim not in (2, 3):
+            raise VolumeSourceError(
+                f"{uri}: the TIFF holds an image of shape {shape} (axes {axes}); expected one "
+                "channel of (z, y, x) slices or a single (y, x) image"
+                + (f", not {', '.join(extra)} (save one channel per file)" if extra else "")
+                + "."
+            )
+        self._data = data[None] if data.ndim == 2 else data
+        self._shape = tuple(int(s) for s in self._data.shape)  # type: ignore[assignment]
+        self._dtype = np.dtype(self._data.dtype)
+        self._voxel_size = voxel_size or (1.0, 1.0, 1.0)
+
+    def __repr__(self) -> str:
+        return f"TiffStackVolume({self.uri!r})"
+
+    def _read(self, window: Window) -> np.ndarray:
+        return np.array(self._data[window.as_slices()])
+
+
 @register_scheme("tiff")
-def open_tiff(uri: str, voxel_size: Any = None, **_options: Any) -> TiffFolderVolume:
-    """Open ``tiff:///abs/folder`` (2D TIFF slices in natural file-name order); other options are ignored."""
-    path, query = local_path(uri, "tiff folder")
+def open_tiff(uri: str, voxel_size: Any = None, **_options: Any) -> TiffFolderVolume | TiffStackVolume:
+    """Open ``tiff:///abs/folder`` (2D TIFF slices in natural file-name order) or
+    ``tiff:///abs/stack.tif`` (a multi-page TIFF); other options are ignored."""
+    path, query = local_path(uri, "tiff folder or stack")
     if query:
         raise VolumeSourceError(f"{uri}: tiff:// URIs take no query parameters")
-    return TiffFolderVolume(uri, path, voxel_size=voxel_size_option(uri, voxel_size))
+    size = voxel_size_option(uri, voxel_size)
+    if path.is_file() and path.suffix.lower() in TiffFolderVolume.SUFFIXES:
+        return TiffStackVolume(uri, path, voxel_size=size)
+    return TiffFolderVolume(uri, path, voxel_size=size)

@@ -15,7 +15,7 @@ from classification_helpers import HARDWARE, tiny_params
 from kedro.io.core import Version
 
 from mtneuro import models, run_grid
-from mtneuro.classification_methods import get_method, method_names
+from mtneuro.classification_methods import get_method, method_names, method_settings
 from mtneuro.datasets.frozen_encoder import FrozenEncoderDataset
 from mtneuro.pipelines.classification import nodes
 
@@ -56,7 +56,7 @@ def test_each_network_method_trains_and_its_loss_goes_down(images, method):
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["balanced_accuracy"] <= 1 for r in rows)
     assert cm.shape == (8, 6) and cm.filter(like="pred_").to_numpy().sum() == sum(r["n_test"] for r in rows)
     assert encoder.embed(np.zeros((3, 16, 16), np.uint8)).shape == (3, 32)
-    assert encoder.metadata["train_settings"] == params.method_settings(method).model_dump()
+    assert encoder.metadata["train_settings"] == method_settings(params, method).model_dump()
 
 
 @pytest.mark.parametrize("method", DECOMPOSITION_METHODS)

@@ -13,13 +13,16 @@ from pydantic import BaseModel
 from mtneuro.classification_methods import (
     MethodSpec,
     UnknownMethodError,
+    check_classification,
     get_method,
     method_names,
+    method_settings,
     register_method,
     unregister_method,
 )
 from mtneuro.config import ConfigurationError, load_parameters, parse_block
 from mtneuro.config.classification import ClassificationParameters, NetworkSettings
+from mtneuro.plugin_parameters import load_checked_parameters
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +112,11 @@ def test_a_registered_method_is_accepted_with_its_block_and_settings():
         raw = tiny_raw()
         raw["methods"].append("simclr")
         with pytest.raises(ConfigurationError, match=r"classification.simclr: missing"):
-            parse_block(ClassificationParameters, raw, "classification")
+            check_classification(parse_block(ClassificationParameters, raw, "classification"))
         raw["simclr"] = {"temperature": 0.1, "epochs": 3}
-        settings = parse_block(ClassificationParameters, raw, "classification").method_settings("simclr")
+        settings = method_settings(
+            check_classification(parse_block(ClassificationParameters, raw, "classification")), "simclr"
+        )
         assert isinstance(settings, SimclrSettings) and settings.temperature == 0.1 and settings.epochs == 3
     finally:
         unregister_method("simclr")
@@ -128,7 +133,7 @@ def test_every_profile_parses_and_resolves_every_method(conf: Path, env: str):
     classification = load_parameters(conf, env).classification
     assert isinstance(classification, ClassificationParameters)
     for method in classification.methods:
-        settings = classification.method_settings(method)
+        settings = method_settings(classification, method)
         assert isinstance(settings, get_method(method).settings)
 
 
@@ -161,12 +166,12 @@ def test_method_settings_merge_the_registry_chain_as_before(conf: Path):
         return deep_merge(settings, raw["method_overrides"].get(method) or {})
 
     for method in method_names():
-        assert base.method_settings(method).model_dump() == former(method), method
-    byol = base.method_settings("byol")
+        assert method_settings(base, method).model_dump() == former(method), method
+    byol = method_settings(base, "byol")
     assert (byol.epochs, byol.projector_hidden, byol.lr) == (24, 512, 0.05)  # the YAML's, not the former code's 4096
-    assert base.method_settings("mixup").epochs == 40 and base.method_settings("nmf").input_size == 32
-    assert base.method_settings("nmf").history_chunks == 3 and base.method_settings("pca").input_size == 64
-    assert type(base.method_settings("myow").ramp_epochs) is int  # kept as written
+    assert method_settings(base, "mixup").epochs == 40 and method_settings(base, "nmf").input_size == 32
+    assert method_settings(base, "nmf").history_chunks == 3 and method_settings(base, "pca").input_size == 64
+    assert type(method_settings(base, "myow").ramp_epochs) is int  # kept as written
 
 
 def test_method_overrides_apply_last_and_deep(conf: Path):
@@ -175,10 +180,10 @@ def test_method_overrides_apply_last_and_deep(conf: Path):
         "tiny",
         {"classification": {"method_overrides": {"myow_merged": {"epochs": 9, "augmentation": {"noise_std": 0.0}}}}},
     ).classification
-    merged = params.method_settings("myow_merged")
+    merged = method_settings(params, "myow_merged")
     assert merged.epochs == 9 and merged.augmentation.noise_std == 0.0 and merged.augmentation.flip is True
     assert merged.projector_hidden == 32 and merged.mined_weight == 0.1
-    assert params.method_settings("myow").epochs == 2 and params.method_settings("mixup").dropout == 0.2
+    assert method_settings(params, "myow").epochs == 2 and method_settings(params, "mixup").dropout == 0.2
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,7 +232,7 @@ def test_method_overrides_apply_last_and_deep(conf: Path):
 )
 def test_bad_parameters_name_the_full_key(conf: Path, override: dict, key: str, message: str):
     with pytest.raises(ConfigurationError) as error:
-        load_parameters(conf, "tiny", {"classification": override})
+        load_checked_parameters(conf, "tiny", {"classification": override})
     text = str(error.value)
     line = next((line for line in text.splitlines() if line.startswith(f"  - {key}:")), None)
     assert line is not None, text
@@ -238,16 +243,16 @@ def test_the_grid_needs_test_configurations_and_slice_steps():
     raw = tiny_raw()
     del raw["evaluate_on"]["roi_c3"]
     with pytest.raises(ConfigurationError, match=r"classification.evaluate_on.roi_c3: missing"):
-        parse_block(ClassificationParameters, raw, "classification")
+        check_classification(parse_block(ClassificationParameters, raw, "classification"))
     raw = tiny_raw()
     del raw["data"]["test_slice_step"]["roi_c2"]
     with pytest.raises(ConfigurationError, match=r"classification.data.test_slice_step.roi_c2: missing"):
-        parse_block(ClassificationParameters, raw, "classification")
+        check_classification(parse_block(ClassificationParameters, raw, "classification"))
     raw = tiny_raw()  # a training set outside the grid needs nothing
     raw["configs"] = ["roi_c1"]
     del raw["evaluate_on"]["roi_c3"]
     del raw["data"]["test_slice_step"]["roi_c3"]
-    assert parse_block(ClassificationParameters, raw, "classification").configs == ["roi_c1"]
+    assert check_classification(parse_block(ClassificationParameters, raw, "classification")).configs == ["roi_c1"]
 
 
 def test_no_key_has_a_default_in_code():
@@ -257,14 +262,14 @@ def test_no_key_has_a_default_in_code():
     raw = tiny_raw()
     del raw["myow"]["k"]
     with pytest.raises(ConfigurationError, match=r"classification.myow.k: missing"):
-        parse_block(ClassificationParameters, raw, "classification")
+        check_classification(parse_block(ClassificationParameters, raw, "classification"))
     raw = tiny_raw()
     del raw["readout"]
     with pytest.raises(ConfigurationError, match=r"classification.readout: missing"):
-        parse_block(ClassificationParameters, raw, "classification")
+        check_classification(parse_block(ClassificationParameters, raw, "classification"))
 
 
 def test_parsed_parameters_round_trip():
     params = tiny_params()
     again = ClassificationParameters.model_validate(params.model_dump())
-    assert again == params and isinstance(again.method_settings("nmf"), BaseModel)
+    assert again == params and isinstance(method_settings(again, "nmf"), BaseModel)

@@ -11,6 +11,7 @@ import pytest
 from kedro.io.core import Version
 
 from mtneuro import models, spec
+from mtneuro.classification_methods import method_settings
 from mtneuro.config import load_parameters
 from mtneuro.datasets.frozen_encoder import FrozenEncoderDataset
 
@@ -52,7 +53,7 @@ def test_classification_session_writes_one_row_per_run(tiny_default_run, project
                 assert isinstance(encoder, models.FrozenEncoder)
                 meta = encoder.metadata
                 assert (meta["method"], meta["train_config"], meta["seed"]) == (method, config, seed)
-                assert meta["train_settings"] == params.method_settings(method).model_dump()
+                assert meta["train_settings"] == method_settings(params, method).model_dump()
                 assert {"architecture", "input"} <= set(meta) and meta["source"] == "phantom"
                 images = np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8)
                 emb = encoder.embed(images)

@@ -14,7 +14,7 @@ from classification_helpers import HARDWARE, tiny_params
 from torch import nn
 
 from mtneuro import models, ssl
-from mtneuro.classification_methods import get_method
+from mtneuro.classification_methods import get_method, method_settings
 
 # --------------------------------------------------------------------------------------------
 # The former hand-written blocks (before lightly), kept here as the reference
@@ -55,7 +55,7 @@ def _learner(method: str, seed: int = 0, **settings: object) -> ssl.Representati
     params = tiny_params(method_overrides={method: settings} if settings else {})
     torch.manual_seed(seed)
     return ssl.RepresentationLearner(
-        get_method(method), ARCHITECTURE, params.method_settings(method), 4, steps_per_epoch=10, epochs=1
+        get_method(method), ARCHITECTURE, method_settings(params, method), 4, steps_per_epoch=10, epochs=1
     )
 
 
@@ -211,7 +211,7 @@ def test_the_registry_decides_the_modules_of_each_network_method():
     assert hasattr(myow, "projector2") and hasattr(myow, "target_projector2")
     assert not hasattr(merged, "projector2") and hasattr(merged, "predictor")
     with pytest.raises(ValueError, match="not a network method"):
-        ssl.RepresentationLearner(get_method("pca"), ARCHITECTURE, tiny_params().method_settings("byol"), 4, 1, 1)
+        ssl.RepresentationLearner(get_method("pca"), ARCHITECTURE, method_settings(tiny_params(), "byol"), 4, 1, 1)
 
 
 def test_mixup_makes_convex_combinations_of_inputs_and_one_hot_targets():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from classification_helpers import make_cubes, make_split_index, tiny_params
 
+from mtneuro.classification_methods import method_settings
 from mtneuro.config import ConfigurationError
 from mtneuro.pipelines.classification import nodes
 
@@ -39,10 +40,10 @@ def test_overrides_reach_the_typed_parameters_and_are_checked(probe):
     params = probe.load_parameters(
         "tiny", {"byol": {"epochs": 3}, "method_overrides": {"byol": {"augmentation": {"brightness": 0}}}}, {}
     )
-    settings = params.classification.method_settings("byol")
+    settings = method_settings(params.classification, "byol")
     assert settings.epochs == 3
     assert settings.augmentation.brightness == 0
-    assert params.classification.method_settings("myow").augmentation.brightness > 0
+    assert method_settings(params.classification, "myow").augmentation.brightness > 0
     with pytest.raises(ConfigurationError, match="epochs"):
         probe.load_parameters("tiny", {"byol": {"epochs": -1}}, {})
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -375,14 +376,16 @@ def test_region_overview_cache_is_per_server_and_depth_comes_from_the_source(tmp
 
 def test_credential_errors_name_the_active_environment(tmp_path, arrays, project_path, monkeypatch):
     from mtneuro.config import config_loader
-    from mtneuro.config.active import CONFIGURATION_HOOK
+    from mtneuro.volumes.bossdb import BOSSDB_SESSION_HOOK
 
     with BossDBTestServer(arrays, token="right-token") as srv:
         store = _store(tmp_path / "cubes", srv, token="wrong-token")
-        monkeypatch.setattr(CONFIGURATION_HOOK, "loader", None)
+        monkeypatch.setattr(BOSSDB_SESSION_HOOK, "active", False)
         with pytest.raises(DatasetError) as outside:
             store.save(_specs())
-        monkeypatch.setattr(CONFIGURATION_HOOK, "loader", config_loader(project_path / "conf", "paper"))
+        context = SimpleNamespace(env=None, config_loader=config_loader(project_path / "conf", "paper"))
+        monkeypatch.setattr(BOSSDB_SESSION_HOOK, "env", None)
+        BOSSDB_SESSION_HOOK.after_context_created(context)  # what Kedro calls when a session starts
         with pytest.raises(DatasetError) as inside:
             store.save(_specs())
     for error in (outside, inside):

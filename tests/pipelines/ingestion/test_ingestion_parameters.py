@@ -7,6 +7,7 @@ import pytest
 from mtneuro.config import ConfigurationError, parse_block
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.volume import VolumeParameters
+from mtneuro.plugin_parameters import check_plugin_parameters
 
 
 @pytest.mark.parametrize("env", ["local", "tiny", "paper"])
@@ -57,7 +58,7 @@ def test_every_profile_gives_typed_blocks(parameters_with, env):
 )
 def test_bad_parameters_name_the_full_key(parameters_with, override, key):
     with pytest.raises(ConfigurationError) as error:
-        parameters_with("tiny", **override)
+        check_plugin_parameters(parameters_with("tiny", **override))  # URI schemes: against the registry
     assert f"  - {key}:" in str(error.value)
 
 
@@ -85,7 +86,7 @@ def test_the_margin_is_one_full_cube_width_in_every_profile(parameters_with):
 def test_a_token_is_never_a_parameter(parameters_with):
     """Parameters are logged, recorded with every cube and tracked: the token lives in the credentials."""
     with pytest.raises(ConfigurationError) as error:
-        parameters_with("tiny", **{"volume.options.bossdb.token": "FAKE-SECRET-TOKEN-42"})
+        check_plugin_parameters(parameters_with("tiny", **{"volume.options.bossdb.token": "FAKE-SECRET-TOKEN-42"}))
     message = str(error.value)
     assert "  - volume.options.bossdb.token: unknown key" in message
     assert "FAKE-SECRET-TOKEN-42" not in message

@@ -181,7 +181,8 @@ def test_every_feature_is_defined_once_with_label_description_and_dtype():
 @pytest.fixture
 def scratch_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Features registered by a test are forgotten after it."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.discover()
+    monkeypatch.setattr(registry.FEATURES, "_plugins", dict(registry.FEATURES._plugins))
 
 
 def test_adding_a_feature_is_one_registered_function_and_one_yaml_line(
@@ -231,7 +232,7 @@ def test_a_new_module_of_the_package_is_discovered_and_usable_from_yaml(
     # named to sort before "definitions": the paper's features must still come first
     (tmp_path / "aaa_toy_feature.py").write_text(TOY_MODULE)
     monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
-    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.setattr(registry.FEATURES, "_discovered", False)
     monkeypatch.delitem(sys.modules, "mtneuro.features.aaa_toy_feature", raising=False)
     try:
         names = feat.feature_names()  # first access: discovery imports the new module
@@ -248,15 +249,14 @@ def test_a_new_module_of_the_package_is_discovered_and_usable_from_yaml(
         sys.modules.pop("mtneuro.features.aaa_toy_feature", None)
 
 
-def test_discovery_imports_every_module_of_the_package_definitions_first(monkeypatch):
+def test_discovery_imports_every_module_of_the_package_definitions_first():
     import pkgutil
     import sys
 
     import mtneuro.features as package
 
-    monkeypatch.setattr(registry, "_discovered", False)
-    imported = registry.discover()
+    imported = [m.rpartition(".")[2] for m in registry.FEATURES.modules()]
     expected = {m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")}
     assert set(imported) == expected and imported[0] == "definitions"
+    registry.discover()
     assert all(f"mtneuro.features.{name}" in sys.modules for name in expected)
-    assert registry.discover() == ()  # once

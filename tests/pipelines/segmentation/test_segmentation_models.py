@@ -21,6 +21,7 @@ from mtneuro.segmentation_models import (
     build_segmentation_model,
     get_model,
     model_names,
+    run_settings,
 )
 
 PAPER_MODELS = {
@@ -37,7 +38,7 @@ def base_segmentation(project_path):
 
 
 def _net(segmentation, model: str, num_classes: int) -> torch.nn.Module:
-    run = segmentation.run_settings(model)  # the profile's factory arguments
+    run = run_settings(segmentation, model)  # the profile's factory arguments
     torch.manual_seed(0)
     return build_segmentation_model(model, num_classes, **run.kwargs).eval()
 

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from mtneuro import spec
 from mtneuro.pipelines.segmentation import nodes
 from mtneuro.pipelines.segmentation.engine import Block, PatchDataset, augment, contiguous_runs, patch_origins
+from mtneuro.segmentation_models import run_settings
 
 
 def test_label_settings_follow_the_paper():
@@ -93,7 +94,7 @@ def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, trainin
         assert p["z"].tolist() == list(range(30, 38))
     assert int(rows["support_pixels"].iloc[-1]) == len(regions) * 8 * size * size
     assert net.metadata["classes"] == list(label.classes) and net.factory_spec["kwargs"]["name"] == model
-    assert net.metadata["train"] == segmentation.run_settings(model).train.model_dump()
+    assert net.metadata["train"] == run_settings(segmentation, model).train.model_dump()
     assert net.metadata["subvolume_depth"] == (1 if model == "pspnet" else 8)
     # the training curve, in the format of Task 1's training_history
     assert (history["model"], history["setting"], history["seed"], history["source"]) == (
@@ -102,7 +103,7 @@ def test_train_and_evaluate_one_run(cubes, split_index, tiny_parameters, trainin
         0,
         "phantom",
     )
-    assert [r["epoch"] for r in history["epochs"]] == list(range(segmentation.run_settings(model).train.epochs))
+    assert [r["epoch"] for r in history["epochs"]] == list(range(run_settings(segmentation, model).train.epochs))
     assert all(np.isfinite(r["loss"]) and np.isfinite(r["lr"]) for r in history["epochs"])
     # same seed, same result
     _, again, rows2, _ = nodes.train_and_evaluate(data, segmentation, training, model=model, setting=setting, seed=0)
@@ -118,7 +119,7 @@ def test_training_history_has_a_record_per_epoch_with_the_optimizers_lr(cubes, s
 
     segmentation = tiny_parameters.segmentation
     data = nodes.prepare_segmentation_data(cubes, split_index, segmentation)
-    run = segmentation.run_settings("pspnet")
+    run = run_settings(segmentation, "pspnet")
     train = run.train.model_copy(update={"epochs": 3})
     assert train.scheduler == "onecycle"
     blocks = nodes._blocks(data, "seg_3class", list(train.splits))

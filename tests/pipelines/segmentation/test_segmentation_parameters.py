@@ -10,7 +10,8 @@ import pytest
 from mtneuro.config import ConfigurationError, load_parameters, parse_block
 from mtneuro.config.segmentation import LabelSettingName, SegmentationParameters
 from mtneuro.pipelines.segmentation.nodes import SETTINGS
-from mtneuro.segmentation_models import model_names
+from mtneuro.plugin_parameters import load_checked_parameters
+from mtneuro.segmentation_models import model_names, run_settings
 
 
 @pytest.mark.parametrize("env", ["local", "tiny", "paper"])
@@ -20,7 +21,7 @@ def test_every_profile_parses_and_resolves_every_model(project_path, env):
     assert segmentation.settings == ["seg_3class", "seg_4class"]
     assert segmentation.seeds == {"local": [0, 1], "tiny": [0], "paper": [0, 1, 2, 3, 4]}[env]
     for model in segmentation.models:
-        run = segmentation.run_settings(model)
+        run = run_settings(segmentation, model)
         assert run.dims == ("2D" if run.encoder_name else "3D")
         assert None not in run.kwargs.values() or run.kwargs.get("encoder_weights") is None
 
@@ -32,14 +33,14 @@ def test_label_settings_are_the_nodes_settings():
 def test_model_overrides_replace_single_keys(tiny_parameters):
     segmentation = tiny_parameters.segmentation
     base_train = segmentation.train
-    vnet = segmentation.run_settings("vnet")
+    vnet = run_settings(segmentation, "vnet")
     # conf/tiny: vnet overrides samples_per_epoch; conf/base: crop_yx 32; the rest is segmentation.train
     assert (vnet.train.samples_per_epoch, vnet.train.crop_yx) == (8, 32)
     assert vnet.train.model_dump(exclude={"samples_per_epoch", "crop_yx"}) == base_train.model_dump(
         exclude={"samples_per_epoch", "crop_yx"}
     )
     assert vnet.evaluation == segmentation.evaluation
-    unet = segmentation.run_settings("unet")
+    unet = run_settings(segmentation, "unet")
     assert unet.train == base_train
     assert unet.kwargs == {
         "encoder_name": "resnet18",
@@ -47,7 +48,7 @@ def test_model_overrides_replace_single_keys(tiny_parameters):
         "encoder_depth": 4,
         "decoder_channels": [64, 32, 16, 16],
     }
-    assert segmentation.run_settings("vnet").kwargs == {
+    assert run_settings(segmentation, "vnet").kwargs == {
         "base_channels": 4,
         "dropout_prob_up": [None, 0.0],
     }  # nulls dropped
@@ -63,7 +64,7 @@ def test_nested_overrides_merge_key_by_key_and_null_overrides(tiny_with):
             },
         },
     ).segmentation
-    pan = segmentation.run_settings("pan")
+    pan = run_settings(segmentation, "pan")
     assert pan.train.loss.lambda_ce == 0.5 and pan.train.loss.lambda_dice == segmentation.train.loss.lambda_dice
     assert pan.train.augment.rot90 is False and pan.train.augment.flip is segmentation.train.augment.flip
     assert segmentation.train.samples_per_epoch == 6
@@ -80,7 +81,12 @@ def test_seeds_count_becomes_a_list(tiny_with):
     "change,key,message",
     [
         (
-            {"models": ["unet", "segformer"]},
+            # otherwise consistent: names are checked against the registry once the block parses
+            {
+                "models": ["unet", "segformer"],
+                "model_settings": {"segformer": {"kwargs": {}}},
+                "figure": {"models": ["unet"]},
+            },
             "segmentation.models.1",
             "unknown segmentation model 'segformer'; registered models: unet",
         ),
@@ -124,7 +130,7 @@ def test_seeds_count_becomes_a_list(tiny_with):
 )
 def test_bad_parameters_name_the_full_key(project_path, change, key, message):
     with pytest.raises(ConfigurationError) as error:
-        load_parameters(project_path / "conf", "tiny", runtime_params={"segmentation": change})
+        load_checked_parameters(project_path / "conf", "tiny", runtime_params={"segmentation": change})
     text = " ".join(str(error.value).split())  # the report wraps long lines
     assert key in text and message in text, text
 

@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mtneuro import histories, models, spec, ssl
-from mtneuro.classification_methods import MethodSpec, get_method, method_names
+from mtneuro.classification_methods import MethodSpec, get_method, method_names, method_settings
 from mtneuro.config import TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, TrainConfig
 from mtneuro.cubes import Cube, describe_source
@@ -215,7 +215,7 @@ def _train_network(
     config: str,
     seed: int,
 ) -> tuple[models.ResNetFrozenEncoder, ssl.RepresentationLearner, dict[str, Any]]:
-    settings = classification.method_settings(method.name)
+    settings = method_settings(classification, method.name)
     architecture = classification.encoder.architecture()
     size = int(classification.encoder.input_size)
     _check_input_size(data, size, "encoder.input_size")
@@ -304,7 +304,7 @@ def _fit_decomposition(
     seed: int,
 ) -> tuple[models.DecompositionFrozenEncoder, dict[str, Any]]:
     method = method_spec.name
-    settings: Any = classification.method_settings(method)
+    settings: Any = method_settings(classification, method)
     size = int(settings.input_size)
     _check_input_size(classification_images, size, f"{method}.input_size")
     images, _ = _training_images(classification_images, classification, config)

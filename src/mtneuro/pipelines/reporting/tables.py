@@ -27,10 +27,12 @@ import numpy as np
 import pandas as pd
 
 from mtneuro import paper_results as paper
+from mtneuro.classification_methods import method_settings
 from mtneuro.config.classification import ClassificationParameters
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.probing import ProbingParameters
 from mtneuro.config.segmentation import SegmentationParameters
+from mtneuro.segmentation_models import run_settings
 
 from .labels import R2_KINDS, SEG_CLASS_LABELS, dims_label, feature_label, method_label, model_dims, model_label
 
@@ -448,8 +450,8 @@ def profile_departures(
 
     data = classification.data
     trained = [m for m in classification.methods if get_method(m).is_network and m != "random_encoder"]
-    epochs = [getattr(classification.method_settings(m), "epochs", None) for m in trained]
-    seg_runs = [segmentation.run_settings(m) for m in segmentation.models]
+    epochs = [getattr(method_settings(classification, m), "epochs", None) for m in trained]
+    seg_runs = [run_settings(segmentation, m) for m in segmentation.models]
     seg_samples = [r.train.samples_per_epoch for r in seg_runs]
     size = int(ingestion.cube_size_yx)
     tile = probing.images.tile_size

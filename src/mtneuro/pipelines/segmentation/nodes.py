@@ -43,7 +43,7 @@ from mtneuro.config import TrainingParameters
 from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
 from mtneuro.cubes import Cube, describe_source
 from mtneuro.metrics import AUTHORS_AVERAGING, AVERAGING, PER_IMAGE_AVERAGING, SegmentationMeter
-from mtneuro.segmentation_models import build_segmentation_model, get_model
+from mtneuro.segmentation_models import build_segmentation_model, get_model, run_settings
 from mtneuro.training import (
     build_trainer,
     dataloader_kwargs,
@@ -170,7 +170,7 @@ def centred_blocks(blocks: list[Block], max_slices_per_cube: int | None) -> list
 def _splits_used(segmentation: SegmentationParameters) -> set[str]:
     splits: set[str] = set()
     for model in segmentation.models:
-        run = segmentation.run_settings(model)
+        run = run_settings(segmentation, model)
         splits |= set(run.train.splits) | set(run.evaluation.splits)
     return splits
 
@@ -376,7 +376,7 @@ def _train_and_evaluate(
     setting: str,
     seed: int,
 ) -> tuple[nn.Module, dict[str, dict[str, np.ndarray]], pd.DataFrame, dict[str, Any]]:
-    run = segmentation.run_settings(model)
+    run = run_settings(segmentation, model)
     label = label_setting(setting)
     train, evaluation = run.train, run.evaluation
     train_blocks = _blocks(segmentation_data, setting, list(train.splits))

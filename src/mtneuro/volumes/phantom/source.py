@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import NonNegativeInt
 
 from mtneuro import spec
-from mtneuro.volumes.base import SOURCE_PARAMETER, VolumeSource, VolumeSourceError, Window
+from mtneuro.volumes.base import SOURCE_PARAMETER, SourceOptions, VolumeSource, VolumeSourceError, Window
 from mtneuro.volumes.phantom.image import render_image
 from mtneuro.volumes.phantom.layout import roi_labels
 from mtneuro.volumes.phantom.params import MAX_BLOCK
 from mtneuro.volumes.phantom.render import pixel_labels
-from mtneuro.volumes.registry import register_scheme
+from mtneuro.volumes.registry import register_scheme, source_options
 
 CHANNELS: tuple[str, ...] = ("image", "roi_labels", "pixel_labels")
 DTYPES: dict[str, np.dtype] = {
@@ -116,6 +117,13 @@ class PhantomVolume(VolumeSource):
                 part = block[::step, ::step]
                 out[i, oy : oy + part.shape[0], ox : ox + part.shape[1]] = part
         return out
+
+
+@source_options("phantom")
+class PhantomOptions(SourceOptions):
+    """``volume.options.phantom``: the built-in phantom's options."""
+
+    seed: NonNegativeInt
 
 
 @register_scheme("phantom")
