@@ -34,6 +34,7 @@ from mtneuro.classification_methods import MethodSpec, get_method, method_names
 from mtneuro.config import TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, TrainConfig
 from mtneuro.cubes import Cube, describe_source
+from mtneuro.errors import MtneuroError
 from mtneuro.training import thread_limit
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 CONFIG_LABELS: dict[str, str] = spec.CONFIG_LABELS
 
 
-class ClassificationError(ValueError):
+class ClassificationError(MtneuroError, ValueError):
     """A parameter or input of the classification pipeline is inconsistent."""
 
 

@@ -16,12 +16,13 @@ from mtneuro import spec
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.volume import VolumeParameters
 from mtneuro.cubes import Cube, CubeSpec
+from mtneuro.errors import MtneuroError
 from mtneuro.volumes import Window
 
 log = logging.getLogger(__name__)
 
 
-class IngestionError(ValueError):
+class IngestionError(MtneuroError, ValueError):
     """Cubes that cannot be placed, or that do not show what they should."""
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from mtneuro import spec
+from mtneuro.errors import MtneuroError
 from mtneuro.features import image_features
 from mtneuro.training import autocast_context, native_bf16
 from mtneuro.volumes import VolumeSource, Window
@@ -62,7 +63,7 @@ TISSUE_LABELS: dict[int, str] = {1: "tissue"}
 TISSUE_COLOURS: dict[str, tuple[int, int, int, int]] = {"tissue": (255, 255, 255, 255)}
 
 
-class MappingError(ValueError):
+class MappingError(MtneuroError, ValueError):
     """Bad mapping parameters or a model the map cannot be made with."""
 
 

@@ -8,9 +8,7 @@ Pure functions; the wiring is in ``pipeline.py`` and the feature definitions (th
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +20,14 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
-from threadpoolctl import threadpool_limits
 
 from mtneuro import features as feat
 from mtneuro import run_grid, spec
 from mtneuro.config.probing import ProbingImages, ProbingParameters, ProbingReadout, ProbingUmap
 from mtneuro.cubes import Cube, describe_source
+from mtneuro.errors import MtneuroError
 from mtneuro.models import FrozenEncoder
+from mtneuro.training import thread_limit
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +51,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 
-class ProbingError(ValueError):
+class ProbingError(MtneuroError, ValueError):
     """Inputs or parameters the probing pipeline cannot work with."""
-
-
-@contextmanager
-def limited_threads(threads: int | None) -> Iterator[None]:
-    """Cap BLAS/OpenMP (and torch, if loaded) threads; None leaves the libraries' defaults.
-
-    On a small shared CPU machine one thread is several times faster for these small problems
-    than threads that wait for each other (parameter ``probing.threads``).
-    """
-    if threads is None:
-        yield
-        return
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        with threadpool_limits(limits=int(threads)):
-            yield
-    finally:
-        if torch is not None:
-            torch.set_num_threads(before)
 
 
 # --- images and features ------------------------------------------------------------------------
@@ -198,7 +175,7 @@ def embed_images(probing_images: np.ndarray, frozen_encoder: FrozenEncoder, prob
     if not isinstance(frozen_encoder, FrozenEncoder):
         raise ProbingError(f"Expected a mtneuro.models.FrozenEncoder, got {type(frozen_encoder).__name__}.")
     batch = probing.embed_batch_size
-    with limited_threads(probing.threads):
+    with thread_limit(probing.threads):
         parts = [
             np.asarray(frozen_encoder.embed(probing_images[i : i + batch]))
             for i in range(0, len(probing_images), batch)
@@ -460,7 +437,7 @@ def probe_embeddings(
         groups.setdefault(np.isfinite(values[name]).tobytes(), []).append(name)
     results = {}
     for group in groups.values():
-        with limited_threads(probing.threads):
+        with thread_limit(probing.threads):
             r2_in, r2_cv, n, used, alpha = linear_r2(
                 embeddings,
                 np.column_stack([values[g] for g in group]),
@@ -543,7 +520,7 @@ def plot_umap(
 ) -> Figure:
     """The paper's Figure 4: one encoder's embeddings in 2-D, coloured by region and by each feature."""
     params = probing.umap
-    with limited_threads(probing.threads):
+    with thread_limit(probing.threads):
         xy = umap_projection(embeddings, params)
     names = list(probing.features)
     panels = ["region", *names]

@@ -31,6 +31,7 @@ from mtneuro.config.classification import ClassificationParameters
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.probing import ProbingParameters
 from mtneuro.config.segmentation import SegmentationParameters
+from mtneuro.errors import MtneuroError
 
 from .labels import R2_KINDS, SEG_CLASS_LABELS, dims_label, feature_label, method_label, model_dims, model_label
 
@@ -129,7 +130,7 @@ TABLE3_FEATURE_ORDER: tuple[str, ...] = (
 TABLE1_TRAIN_CONFIG: dict[str, str] = {"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1", "ROI-C3": "ROI-C3"}
 
 
-class ReportingError(ValueError):
+class ReportingError(MtneuroError, ValueError):
     """A task table lacks what the reporting pipeline needs."""
 
 

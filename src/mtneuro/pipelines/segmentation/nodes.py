@@ -42,6 +42,7 @@ from mtneuro import histories, spec
 from mtneuro.config import TrainingParameters
 from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
 from mtneuro.cubes import Cube, describe_source
+from mtneuro.errors import MtneuroError
 from mtneuro.metrics import AUTHORS_AVERAGING, AVERAGING, PER_IMAGE_AVERAGING, SegmentationMeter
 from mtneuro.segmentation_models import build_segmentation_model, get_model
 from mtneuro.training import (
@@ -59,7 +60,7 @@ from .engine import Block, PatchDataset, SegmentationModule, contiguous_runs, in
 log = logging.getLogger(__name__)
 
 
-class SegmentationError(ValueError):
+class SegmentationError(MtneuroError, ValueError):
     """A segmentation parameter or input is inconsistent; the message names what to fix."""
 
 
