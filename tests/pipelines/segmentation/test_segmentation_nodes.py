@@ -26,9 +26,9 @@ def test_label_settings_follow_the_paper():
 
 def test_prepared_blocks_follow_the_split_index(cubes, split_index, tiny_parameters):
     data = nodes.prepare_segmentation_data(cubes, split_index, tiny_parameters.segmentation)
-    assert data["source"] == "phantom"
-    assert set(data["blocks"]["seg_3class"]) == {"train", "val", "test"}  # the splits train and evaluation use
-    four = data["blocks"]["seg_4class"]
+    assert data.source == "phantom"
+    assert set(data.blocks["seg_3class"]) == {"train", "val", "test"}  # the splits train and evaluation use
+    four = data.blocks["seg_4class"]
     assert {b.cube_id for b in four["train"]} == {"main_CTX", "main_STR", "main_VP"}  # no ZI
     train_val = nodes._blocks(data, "seg_3class", ["train", "val"])
     assert len(train_val) == 4 and all(b.z.tolist() == list(range(26)) for b in train_val)  # merged

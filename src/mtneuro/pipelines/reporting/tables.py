@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mtneuro import paper_results as paper
+from mtneuro import spec
 from mtneuro.config.classification import ClassificationParameters
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.probing import ProbingParameters
@@ -471,7 +472,7 @@ def profile_departures(
                 test_steps.get(config, 1),
                 f"classification.data.test_slice_step.{config}",
             )
-            for config, spec_label in (("roi_c1", "ROI-C1"), ("roi_c2", "ROI-C2"), ("roi_c3", "ROI-C3"))
+            for config, spec_label in spec.CONFIG_LABELS.items()
         },
         "Task 1 network epochs": (
             _values(e for e in epochs if e is not None) or "—",

@@ -89,9 +89,7 @@ class LabelSetting:
 
 
 SETTINGS: dict[str, LabelSetting] = {
-    # In the 3-class setting "background" is background + myelinated axons.
-    "seg_3class": LabelSetting("seg_3class", "3-class", ("background", "vessel", "cell"), (0, 1, 2, 0)),
-    "seg_4class": LabelSetting("seg_4class", "4-class", ("background", "vessel", "cell", "axon"), (0, 1, 2, 3)),
+    name: LabelSetting(name, label, classes, lut) for name, (label, classes, lut) in spec.LABEL_SETTINGS.items()
 }
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -176,14 +174,23 @@ def _splits_used(segmentation: SegmentationParameters) -> set[str]:
     return splits
 
 
+@dataclass(frozen=True)
+class SegmentationData:
+    """What every Task 2 run reads (``segmentation_data``, in memory): a few tens of MB instead
+    of every cube."""
+
+    #: The data source of the cubes (:func:`mtneuro.cubes.describe_source`).
+    source: str
+    #: Label setting -> split -> the labelled blocks of that split.
+    blocks: dict[str, dict[str, list[Block]]]
+
+
 def prepare_segmentation_data(
     cubes: dict[str, Cube], split_index: pd.DataFrame, segmentation: SegmentationParameters
-) -> dict[str, Any]:
-    """What every run reads, built once: per label setting and split, the labelled blocks
-    (``{"source": str, "blocks": {setting: {split: [Block]}}}``); a few tens of MB instead of
-    every cube."""
+) -> SegmentationData:
+    """What every run reads, built once: per label setting and split, the labelled blocks."""
     splits = sorted(_splits_used(segmentation))
-    blocks = {
+    blocks: dict[str, dict[str, list[Block]]] = {
         name: {split: setting_blocks(cubes, split_index, label_setting(name), [split]) for split in splits}
         for name in segmentation.settings
     }
@@ -193,11 +200,11 @@ def prepare_segmentation_data(
             label_setting(name).label,
             ", ".join(f"{split} {sum(b.depth for b in bl)} slices" for split, bl in per_split.items()),
         )
-    return {"source": describe_source(cubes), "blocks": blocks}
+    return SegmentationData(describe_source(cubes), blocks)
 
 
-def _blocks(data: dict[str, Any], setting: str, splits: list[str]) -> list[Block]:
-    available = data["blocks"].get(setting)
+def _blocks(data: SegmentationData, setting: str, splits: list[str]) -> list[Block]:
+    available = data.blocks.get(setting)
     if available is None:
         raise SegmentationError(f"No prepared data for label setting {setting!r}")
     missing = [s for s in splits if s not in available]
@@ -349,7 +356,7 @@ def score_predictions(
 
 
 def train_and_evaluate(
-    segmentation_data: dict[str, Any],
+    segmentation_data: SegmentationData,
     segmentation: SegmentationParameters,
     training: TrainingParameters,
     *,
@@ -370,7 +377,7 @@ def train_and_evaluate(
 
 
 def _train_and_evaluate(
-    segmentation_data: dict[str, Any],
+    segmentation_data: SegmentationData,
     segmentation: SegmentationParameters,
     training: TrainingParameters,
     model: str,
@@ -407,7 +414,7 @@ def _train_and_evaluate(
         time.perf_counter() - start,
     )
     rows = scores.assign(
-        source=segmentation_data["source"],
+        source=segmentation_data.source,
         model=model,
         dims=run.dims,
         setting=label.label,
@@ -441,7 +448,7 @@ def _train_and_evaluate(
         "authors_iou_sample_depth": sample_depth,
     }
     history = {
-        "source": segmentation_data["source"],
+        "source": segmentation_data.source,
         "model": model,
         "setting": label.label,
         "seed": int(seed),
@@ -518,7 +525,7 @@ def figure_inputs(segmentation: SegmentationParameters) -> dict[str, tuple[str, 
 
 
 def plot_overlays_from_index(
-    segmentation_data: dict[str, Any], segmentation: SegmentationParameters, segmentation_runs: Mapping[str, Any]
+    segmentation_data: SegmentationData, segmentation: SegmentationParameters, segmentation_runs: Mapping[str, Any]
 ) -> Figure:
     """:func:`plot_segmentation_overlays` with the figure runs' predictions read from the task's
     run index (only those runs are loaded)."""
@@ -541,7 +548,7 @@ def _find_slice(blocks: list[Block], cube_id: str, z: int) -> tuple[Block, int] 
 
 
 def plot_segmentation_overlays(
-    segmentation_data: dict[str, Any], segmentation: SegmentationParameters, **predictions: dict[str, Any]
+    segmentation_data: SegmentationData, segmentation: SegmentationParameters, **predictions: dict[str, Any]
 ) -> Figure:
     """The paper's Figure 3: per setting and region one test slice (the middle segmented one),
     its image, the ground-truth overlay and the predicted overlay of each figure model.
@@ -552,7 +559,7 @@ def plot_segmentation_overlays(
     rows = []
     for setting_name in segmentation.settings:
         label = label_setting(setting_name)
-        test_blocks = [b for bl in segmentation_data["blocks"][setting_name].values() for b in bl]
+        test_blocks = [b for bl in segmentation_data.blocks[setting_name].values() for b in bl]
         for region in spec.REGIONS:
             cube_id = f"main_{region}"
             preds = {m: (predictions.get(f"{m}__{setting_name}") or {}).get(cube_id) for m in models}
@@ -599,7 +606,7 @@ def plot_segmentation_overlays(
                 ax.imshow(data, interpolation="nearest")
     seed = next(iter(wanted.values()))[2] if wanted else 0
     fig.suptitle(
-        f"Task 2 test slices, ground truth and predictions (seed {seed}; data source: {segmentation_data['source']}); "
+        f"Task 2 test slices, ground truth and predictions (seed {seed}; data source: {segmentation_data.source}); "
         "red vessel, green cell, blue axon",
         fontsize=9,
     )
