@@ -412,6 +412,15 @@ def bootstrap_accuracy(
     return float(low), float(high)
 
 
+def _confusion_frame(labels: np.ndarray, predicted: np.ndarray, config: str) -> pd.DataFrame:
+    """Rows ``config`` x true region, columns ``pred_<region>``: the counts of one test configuration."""
+    cm = confusion_matrix(labels, predicted, labels=list(range(len(spec.REGIONS))))
+    frame = pd.DataFrame(cm, columns=[f"pred_{r}" for r in spec.REGIONS])
+    frame.insert(0, "true_region", list(spec.REGIONS))
+    frame.insert(0, "config", config)
+    return frame
+
+
 def evaluate_run(
     frozen_encoder: models.FrozenEncoder,
     readout: Any,
@@ -464,11 +473,7 @@ def evaluate_run(
                 "test_seconds": seconds,
             }
         )
-        cm = confusion_matrix(labels, predicted, labels=list(range(len(spec.REGIONS))))
-        frame = pd.DataFrame(cm, columns=[f"pred_{r}" for r in spec.REGIONS])
-        frame.insert(0, "true_region", list(spec.REGIONS))
-        frame.insert(0, "config", config_label(test_config))
-        matrices.append(frame)
+        matrices.append(_confusion_frame(labels, predicted, config_label(test_config)))
         log.info(
             "%s %s seed %d on %s: accuracy %.3f, balanced %.3f (%d images)",
             method,

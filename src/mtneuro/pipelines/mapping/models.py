@@ -107,6 +107,23 @@ def _run_config(run: str) -> str:
     return run.split(".")[1]
 
 
+def _chosen_region_run(mapping: MappingParameters, runs: list[str], accuracy: Mapping[str, float]) -> tuple[str, str]:
+    """The region run to map with and the rule that chose it: the named run, or the candidate
+    with the best validation accuracy (ties: the first in ``runs``)."""
+    if mapping.regions.model != "best":
+        return mapping.regions.model, "named in mapping.regions.model"
+    scored = {run: acc for run, acc in accuracy.items() if not np.isnan(acc)}
+    if not scored:
+        raise MappingError(
+            "No candidate region model has validation slices (slices outside its training set and every "
+            "test set): name a run in mapping.regions.model, e.g. "
+            f"{runs[0]!r}, or leave 'val' out of classification.data.train_splits."
+        )
+    return max(scored, key=lambda run: (scored[run], -runs.index(run))), (
+        "best validation accuracy among mapping.regions.candidates"
+    )
+
+
 def choose_region_model(
     frozen_encoders: Mapping[str, Any],
     cubes: Mapping[str, Any],
@@ -150,19 +167,7 @@ def choose_region_model(
         else:
             accuracy[run] = float("nan")
         log.info("mapping: region model %s, validation accuracy %.3f (%d slices)", run, accuracy[run], len(labels))
-    if r.model == "best":
-        scored = {run: acc for run, acc in accuracy.items() if not np.isnan(acc)}
-        if not scored:
-            raise MappingError(
-                "No candidate region model has validation slices (slices outside its training set and every "
-                "test set): name a run in mapping.regions.model, e.g. "
-                f"{runs[0]!r}, or leave 'val' out of classification.data.train_splits."
-            )
-        chosen = max(scored, key=lambda run: (scored[run], -runs.index(run)))
-        rule = "best validation accuracy among mapping.regions.candidates"
-    else:
-        chosen = r.model
-        rule = "named in mapping.regions.model"
+    chosen, rule = _chosen_region_run(mapping, runs, accuracy)
     encoder, readout = artefacts[chosen]
     _, labels, used = per_config[_run_config(chosen)]
     selection = {

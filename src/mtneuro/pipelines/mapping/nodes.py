@@ -175,23 +175,19 @@ def plan_brain_map(
             radius = engine.check_halo(segmentation, settings.halo_yx)
         log.info("mapping: receptive-field radius of %s is %d voxels (halo %d)", seg_name, radius, settings.halo_yx)
 
-    fingerprint = {
-        "window": window.to_list(),
-        "source": source.uri,
-        "volume_shape": list(reader.shape),
-        "options": {k: str(v) for k, v in sorted(volume.source_options().items())},
-        "microstructure": {
-            "model": seg_name,
-            "weights": _weights_digest(microstructure_model),
-            "precision": settings.precision,
-        },
-        "regions": {
-            "model": regions.name,
-            "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
-            "readout": _readout_digest(region_readout),
-        },
-        "parameters": mapping.model_dump(mode="json", exclude={"validation", "compute", "viewer"}),
-    }
+    fingerprint = _map_fingerprint(
+        mapping,
+        window,
+        source,
+        reader.shape,
+        volume,
+        seg_name,
+        settings,
+        regions.name,
+        microstructure_model,
+        region_encoder,
+        region_readout,
+    )
     log.info(
         "mapping: window %s (%d voxels) in %d blocks of %s",
         window.to_list(),
@@ -211,6 +207,39 @@ def plan_brain_map(
         prepare=prepare,
         viewer=mapping.viewer.model_dump(mode="json"),
     )
+
+
+def _map_fingerprint(
+    mapping: MappingParameters,
+    window: Window,
+    source: VolumeSource,
+    volume_shape: tuple[int, ...],
+    volume: VolumeParameters,
+    seg_name: str,
+    settings: engine.BlockSettings,
+    region_model: str,
+    microstructure_model: Any,
+    region_encoder: Any,
+    region_readout: Any,
+) -> dict[str, Any]:
+    """What the map's blocks depend on: a store written with another fingerprint starts again."""
+    return {
+        "window": window.to_list(),
+        "source": source.uri,
+        "volume_shape": list(volume_shape),
+        "options": {k: str(v) for k, v in sorted(volume.source_options().items())},
+        "microstructure": {
+            "model": seg_name,
+            "weights": _weights_digest(microstructure_model),
+            "precision": settings.precision,
+        },
+        "regions": {
+            "model": region_model,
+            "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
+            "readout": _readout_digest(region_readout),
+        },
+        "parameters": mapping.model_dump(mode="json", exclude={"validation", "compute", "viewer"}),
+    }
 
 
 def block_settings(mapping: MappingParameters) -> engine.BlockSettings:

@@ -116,29 +116,65 @@ def build_probing_dataset(
         cube = cubes.get(cube_id)
         if cube is None or cube.pixel_labels is None:
             raise ProbingError(f"Probing needs the pixel labels of cube {cube_id!r}, which the cubes lack.")
-        # every image of the cube measured at once; the authors' cells span the whole cube
-        stack = feat.LabelStack(cube.pixel_labels, tile, connectivity)
-        for row in group.itertuples(index=False):
-            image = cube.image[int(row.z)]
-            for k, (y0, x0, h, w) in enumerate(stack.units):
-                rows.append(
-                    {
-                        "source": source,
-                        "cube_id": str(cube_id),
-                        "region": str(row.region),
-                        "label": int(row.label),
-                        "z": int(row.z),
-                        "z_abs": int(row.z_abs),
-                        "y0": y0,
-                        "x0": x0,
-                        "height": h,
-                        "width": w,
-                        **feat.feature_values(stack.image(int(row.z), k), names),
-                    }
-                )
-                images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
-    table = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *names])
-    table = table.astype(
+        cube_rows, cube_images = _cube_images(
+            cube.image, cube.pixel_labels, str(cube_id), group, source, tile, connectivity, names
+        )
+        rows += cube_rows
+        images += cube_images
+    table = _typed_features(pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *names]), names)
+    stacked = np.stack(images) if images else np.zeros((0, 0, 0), dtype=np.uint8)
+    undefined = {f: int(table[f].isna().sum()) for f in names if table[f].isna().any()}
+    log.info(
+        "Probing: %d images (%s, slice_step %d) from %d cubes; images without a defined value: %s",
+        len(table),
+        image_unit_name(params),
+        step,
+        table["cube_id"].nunique(),
+        undefined or "none",
+    )
+    log.info("Probing feature means per region:\n%s", table.groupby("region")[list(names)].mean().round(3).to_string())
+    return table, stacked
+
+
+def _cube_images(
+    volume: np.ndarray,
+    pixel_labels: np.ndarray,
+    cube_id: str,
+    group: pd.DataFrame,
+    source: str,
+    tile: int | None,
+    connectivity: int,
+    names: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """The probing images of one cube (its ``group`` of split-index rows) and a feature row each."""
+    rows, images = [], []
+    # every image of the cube measured at once; the authors' cells span the whole cube
+    stack = feat.LabelStack(pixel_labels, tile, connectivity)
+    for row in group.itertuples(index=False):
+        image = volume[int(row.z)]
+        for k, (y0, x0, h, w) in enumerate(stack.units):
+            rows.append(
+                {
+                    "source": source,
+                    "cube_id": cube_id,
+                    "region": str(row.region),
+                    "label": int(row.label),
+                    "z": int(row.z),
+                    "z_abs": int(row.z_abs),
+                    "y0": y0,
+                    "x0": x0,
+                    "height": h,
+                    "width": w,
+                    **feat.feature_values(stack.image(int(row.z), k), names),
+                }
+            )
+            images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
+    return rows, images
+
+
+def _typed_features(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``probing_features`` with its column types (strings, int64 positions, each feature's dtype)."""
+    return table.astype(
         {
             "source": "string",
             "cube_id": "string",
@@ -153,18 +189,6 @@ def build_probing_dataset(
             **{name: feat.get_feature(name).dtype for name in names},
         }
     )
-    stacked = np.stack(images) if images else np.zeros((0, 0, 0), dtype=np.uint8)
-    undefined = {f: int(table[f].isna().sum()) for f in names if table[f].isna().any()}
-    log.info(
-        "Probing: %d images (%s, slice_step %d) from %d cubes; images without a defined value: %s",
-        len(table),
-        image_unit_name(params),
-        step,
-        table["cube_id"].nunique(),
-        undefined or "none",
-    )
-    log.info("Probing feature means per region:\n%s", table.groupby("region")[list(names)].mean().round(3).to_string())
-    return table, stacked
 
 
 # --- embeddings -------------------------------------------------------------------------------

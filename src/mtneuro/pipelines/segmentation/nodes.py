@@ -40,7 +40,8 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from mtneuro import histories, spec
 from mtneuro.config import TrainingParameters
-from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
+from mtneuro.config.segmentation import EvaluationSettings, RunSettings, SegmentationParameters, TrainSettings
+from mtneuro.config.training import DataLoaderParameters
 from mtneuro.cubes import Cube, describe_source
 from mtneuro.errors import MtneuroError
 from mtneuro.metrics import AUTHORS_AVERAGING, AVERAGING, PER_IMAGE_AVERAGING, SegmentationMeter
@@ -229,6 +230,39 @@ def _blocks(data: SegmentationData, setting: str, splits: list[str]) -> list[Blo
     return merged
 
 
+def _patch_loader(
+    blocks: list[Block],
+    dims: int,
+    mean: float,
+    std: float,
+    train: TrainSettings,
+    dataloader: DataLoaderParameters,
+    accelerator: str,
+) -> DataLoader:
+    """Random training patches of ``blocks``, ``train.samples_per_epoch`` an epoch (default: as
+    many as the blocks hold; drawn with replacement when more), in whole batches."""
+    dataset = PatchDataset(
+        blocks,
+        dims=dims,
+        depth=train.depth,
+        crop_yx=train.crop_yx,
+        mean=mean,
+        std=std,
+        flip=train.augment.flip,
+        rot90=train.augment.rot90,
+        flip_z=train.augment.flip_z,
+    )
+    samples = len(dataset) if train.samples_per_epoch is None else train.samples_per_epoch
+    sampler = RandomSampler(dataset, replacement=samples > len(dataset), num_samples=samples)
+    return DataLoader(
+        dataset,
+        batch_size=min(train.batch_size, samples),
+        sampler=sampler,
+        drop_last=True,
+        **dataloader_kwargs(dataloader, accelerator),
+    )
+
+
 def train_segmentation_model(
     blocks: list[Block],
     model: str,
@@ -245,28 +279,9 @@ def train_segmentation_model(
     dims = get_model(model).spatial_dims
     mean, std = intensity_stats(blocks)
     net = build_segmentation_model(model, num_classes, **kwargs)
-    dataset = PatchDataset(
-        blocks,
-        dims=dims,
-        depth=train.depth,
-        crop_yx=train.crop_yx,
-        mean=mean,
-        std=std,
-        flip=train.augment.flip,
-        rot90=train.augment.rot90,
-        flip_z=train.augment.flip_z,
-    )
-    samples = len(dataset) if train.samples_per_epoch is None else train.samples_per_epoch
-    batch_size = min(train.batch_size, samples)
-    sampler = RandomSampler(dataset, replacement=samples > len(dataset), num_samples=samples)
     accelerator = resolve_accelerator(training.accelerator)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=True,
-        **dataloader_kwargs(training.dataloader, accelerator),
-    )
+    loader = _patch_loader(blocks, dims, mean, std, train, training.dataloader, accelerator)
+    samples, batch_size = len(loader.sampler), int(loader.batch_size or 1)  # type: ignore[arg-type]
     module = SegmentationModule(
         net,
         lr=train.lr,
@@ -427,7 +442,17 @@ def _train_and_evaluate(
         train_seconds=round(info["train_seconds"], 2),
         averaging="per class over all test pixels of the run; mean: unweighted over classes",
     )[list(RESULT_COLUMNS)]
-    net.metadata = {  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
+    net.metadata = _model_metadata(model, label, run, info, seed, sample_depth)  # type: ignore[assignment]
+    history = _training_history(segmentation_data.source, model, label, seed, info)
+    return net, predictions, rows, history
+
+
+def _model_metadata(
+    model: str, label: LabelSetting, run: RunSettings, info: Mapping[str, Any], seed: int, sample_depth: int
+) -> dict[str, Any]:
+    """What the saved network carries for inference and mapping (classes, normalisation, depth)."""
+    train, evaluation = run.train, run.evaluation
+    return {
         "task": "segmentation",
         "model": model,
         "setting": label.label,
@@ -439,7 +464,7 @@ def _train_and_evaluate(
         "input": "uint8 gray values / 255, standardised with the training split's mean and std",
         "mean": info["mean"],
         "std": info["std"],
-        "subvolume_depth": depth if run.spatial_dims == 3 else 1,
+        "subvolume_depth": train.depth if run.spatial_dims == 3 else 1,
         "inference_roi_yx": evaluation.roi_yx,
         "train": train.model_dump(),
         "metrics_averaging": AVERAGING,
@@ -447,8 +472,14 @@ def _train_and_evaluate(
         "metrics_averaging_authors": AUTHORS_AVERAGING,
         "authors_iou_sample_depth": sample_depth,
     }
-    history = {
-        "source": segmentation_data.source,
+
+
+def _training_history(
+    source: str, model: str, label: LabelSetting, seed: int, info: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The run's per-epoch record (``training_history``) and how it was trained."""
+    return {
+        "source": source,
         "model": model,
         "setting": label.label,
         "seed": int(seed),
@@ -460,7 +491,6 @@ def _train_and_evaluate(
         "accelerator": info["accelerator"],
         "precision": info["precision"],
     }
-    return net, predictions, rows, history
 
 
 def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
