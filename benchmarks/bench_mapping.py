@@ -38,18 +38,13 @@ import torch
 
 from mtneuro import models, spec
 from mtneuro.config import load_parameters
+from mtneuro.config.mapping import MappingParameters
 from mtneuro.pipelines.mapping import engine, nodes
 from mtneuro.segmentation_models import build_segmentation_model
 from mtneuro.training import thread_limit
 from mtneuro.volumes import Window, open_volume
 
 PROJECT = Path(__file__).resolve().parents[1]
-PHANTOM = {
-    "source": "phantom",
-    "uris": {"phantom": {c: f"phantom://prasad2020/{c}" for c in ("image", "roi_labels", "pixel_labels")}},
-    "options": {"phantom": {"seed": 0}},
-    "region_label_values": {"CTX": [1], "STR": [2], "VP": [4], "ZI": [5]},
-}
 
 
 def peak_rss_mb() -> float:
@@ -69,7 +64,7 @@ def mapping_block(slices: int, overrides: dict | None = None):
         raw["blocks"][key][0] = slices
     for key, value in (overrides or {}).items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw[key], dict) else value
-    return nodes.as_parameters(raw), params
+    return MappingParameters.model_validate(raw), params
 
 
 def build_models(params, device: torch.device):
@@ -102,11 +97,11 @@ def bench_block(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     mapping, params = mapping_block(args.slices)
     net, encoder, readout = build_models(params, device)
-    precision = engine.resolve_precision(args.precision or mapping.compute.precision, device.type)
+    precision = engine.mapping_precision(args.precision or mapping.compute.precision, device.type)
     workers = args.workers or mapping.compute.workers
     threads = args.threads or mapping.compute.torch_threads
     torch.set_num_threads(threads)
-    model = engine.SegmentationModel.from_trained(net, "unet")
+    model = engine.MicrostructureNetwork.from_trained(net, "unet")
     prepared = model.net  # what the map runs: batch norms folded into the convolutions
     if device.type != "cpu":
         inner = model.net
@@ -235,7 +230,7 @@ def bench_slab(args: argparse.Namespace) -> None:
         overrides["window"] = {"z": z, "y": y, "x": x}
     mapping, params = mapping_block(args.slices, overrides)
     net, encoder, readout = build_models(params, torch.device("cpu"))
-    request = nodes.plan_brain_map(net, encoder, readout, mapping, PHANTOM)
+    request = nodes.plan_brain_map(net, encoder, readout, mapping, params.volume)  # the phantom, seed 0
     print(f"load average before: {load_avg()}; {len(request.blocks)} blocks", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

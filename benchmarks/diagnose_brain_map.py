@@ -31,6 +31,8 @@ import pandas as pd
 
 from mtneuro import spec
 from mtneuro.config.ingestion import IngestionParameters
+from mtneuro.config.mapping import MappingParameters
+from mtneuro.config.volume import VolumeParameters
 from mtneuro.pipelines.ingestion.nodes import main_cube_windows
 from mtneuro.pipelines.mapping import engine, nodes
 from mtneuro.pipelines.mapping.models import chosen_microstructure_run
@@ -76,13 +78,14 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     catalog, params = _catalog(args.data)
-    mapping = nodes.as_parameters(params["mapping"])
-    volume, ingestion = params["volume"], IngestionParameters.model_validate(params["ingestion"])
+    mapping = MappingParameters.model_validate(params["mapping"])
+    volume = VolumeParameters.model_validate(params["volume"])
+    ingestion = IngestionParameters.model_validate(params["ingestion"])
     table = catalog.load("task2_segmentation")
     runs = catalog.load("segmentation_runs")
     run = chosen_microstructure_run(mapping, table)
     net = runs[run]["trained_model"]
-    seg = engine.SegmentationModel.from_trained(net, run)
+    seg = engine.MicrostructureNetwork.from_trained(net, run)
     print(f"\nmapped network {run}: training mean {seg.mean:.4f}, std {seg.std:.4f} (of uint8 / 255)")
     image = nodes.open_channel(volume, "image")
     roi = nodes.open_channel(volume, "roi_labels")
@@ -107,7 +110,7 @@ def main() -> None:
         }
     check = mapping
     if args.all_boxes:
-        check = nodes.as_parameters(
+        check = MappingParameters.model_validate(
             {
                 **mapping.model_dump(mode="json"),
                 "validation": {**mapping.validation.model_dump(), "min_tissue_fraction": 0.0},

@@ -80,16 +80,16 @@ def load_inputs(data_root: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return cubes, split_index
 
 
-def save_images(data: dict[str, Any], path: Path, configs: list[str], z_step: int) -> None:
+def save_images(data: nodes.ClassificationImages, path: Path, configs: list[str], z_step: int) -> None:
     """The prepared sections of ``configs`` at every ``z_step``-th slice, as uint8 (to carry to another machine)."""
-    index = data["index"]
+    index = data.index
     index = index[index["config"].isin(configs) & (index["z"] % z_step == 0)].copy()
     rows = np.sort(index["row"].unique())
-    renumber = np.full(len(data["images"]), -1, dtype=np.int64)
+    renumber = np.full(len(data.images), -1, dtype=np.int64)
     renumber[rows] = np.arange(len(rows))
     index["row"] = renumber[index["row"].to_numpy()]
-    images = np.round(data["images"][rows] * 255).astype(np.uint8)
-    meta = {k: data[k] for k in ("size", "raw_size", "source")}
+    images = np.round(data.images[rows] * 255).astype(np.uint8)
+    meta = {"size": data.size, "raw_size": data.raw_size, "source": data.source}
     columns = {
         f"index_{c}": index[c].to_numpy() if pd.api.types.is_numeric_dtype(index[c]) else index[c].to_numpy(dtype=str)
         for c in index.columns
@@ -98,16 +98,16 @@ def save_images(data: dict[str, Any], path: Path, configs: list[str], z_step: in
     print(f"wrote {path}: {len(rows)} sections of {configs}, every {z_step}th slice", flush=True)
 
 
-def load_images(path: Path) -> dict[str, Any]:
+def load_images(path: Path) -> nodes.ClassificationImages:
     with np.load(path, allow_pickle=False) as saved:
         meta = json.loads(str(saved["meta"]))
         index = pd.DataFrame({k[len("index_") :]: saved[k] for k in saved.files if k.startswith("index_")})
         images = saved["images"].astype(np.float32) / 255.0
-    return {"images": images, "index": index, **meta}
+    return nodes.ClassificationImages(images, index, **meta)
 
 
 def run_one(
-    data: dict[str, Any], params: ProjectParameters, method: str, config: str, seed: int
+    data: nodes.ClassificationImages, params: ProjectParameters, method: str, config: str, seed: int
 ) -> list[dict[str, Any]]:
     c, t = params.classification, params.training
     kind = get_method(method).kind
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     params = load_parameters(args.env, _nested(args.sets, "--set"), _nested(args.set_training, "--set-training"))
     if args.images:
         data = load_images(args.images)
-        summary = {"n_images": len(data["images"]), "prepared_size": data["size"], "source": data["source"]}
+        summary = {"n_images": len(data.images), "prepared_size": data.size, "source": data.source}
     else:
         cubes, split_index = load_inputs(args.data_root)
         data, summary = nodes.prepare_images(cubes, split_index, params.classification)

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from kedro.io import DatasetError
 
+from mtneuro.errors import MtneuroError
 
-class FaultError(RuntimeError):
+
+class FaultError(MtneuroError, RuntimeError):
     """A fault outside the code (damaged file, unreachable service, busy data root, full disk)."""
 
 

@@ -33,22 +33,19 @@ subvolume of ``sample_depth`` consecutive slices for a 3D model (``volume_z`` = 
 ``taskconfig/task2_3D_*.json``; ``MTNeuro/bossdbdataset.py`` cuts the test range into such
 subvolumes), not each of its slices. A test block whose depth is not a multiple of
 ``sample_depth`` ends with one shorter subvolume.
-
-Classification helpers (:func:`multiclass_accuracy`) follow torchmetrics' definitions too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
-    MulticlassAccuracy,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassJaccardIndex,
@@ -276,32 +273,3 @@ class SegmentationScores:
             }
             frame = pd.concat([frame, pd.DataFrame([mean])], ignore_index=True)
         return frame
-
-
-def segmentation_scores(
-    preds: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor,
-    targets: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor,
-    num_classes: int,
-    sample_depth: int = 1,
-) -> SegmentationScores:
-    """F1/IoU per class over all pixels of ``preds``/``targets`` (arrays, or lists of arrays of
-    possibly different shapes, e.g. one per test block), IoU per image (last two axes) and the
-    authors' per-sample IoU (samples of ``sample_depth`` slices of each array)."""
-    meter = SegmentationMeter(num_classes, sample_depth=sample_depth)
-    if isinstance(preds, (np.ndarray, torch.Tensor)):
-        preds, targets = [preds], [cast("np.ndarray | torch.Tensor", targets)]
-    for pred, target in zip(preds, targets, strict=True):
-        meter.update(pred, target)
-    return meter.compute()
-
-
-def multiclass_accuracy(
-    preds: np.ndarray | torch.Tensor,
-    target: np.ndarray | torch.Tensor,
-    num_classes: int,
-    average: Literal["micro", "macro", "weighted", "none"] = "micro",
-) -> float:
-    """Accuracy of integer predictions (``micro``: fraction correct; ``macro``: balanced
-    accuracy, the mean of per-class recalls over the classes present)."""
-    metric = MulticlassAccuracy(num_classes=int(num_classes), average=average, validate_args=False)
-    return float(metric(_as_tensor(preds).long().reshape(-1), _as_tensor(target).long().reshape(-1)))

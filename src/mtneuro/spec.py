@@ -14,12 +14,41 @@ VOXEL_SIZE_UM: tuple[float, float, float] = (1.17, 1.17, 1.17)
 REGIONS: tuple[str, ...] = ("CTX", "STR", "VP", "ZI")
 REGION_INDEX: dict[str, int] = {name: i for i, name in enumerate(REGIONS)}
 
+#: Full names of the Task 1 regions (legends of the region map).
+REGION_NAMES: dict[str, str] = {
+    "CTX": "cortex",
+    "STR": "striatum",
+    "VP": "ventral posterior thalamus",
+    "ZI": "zona incerta",
+}
+#: RGBA colour of each Task 1 region in the brain map and its legends.
+REGION_COLOURS: dict[str, tuple[int, int, int, int]] = {
+    "CTX": (230, 159, 0, 255),
+    "STR": (86, 180, 233, 255),
+    "VP": (0, 158, 115, 255),
+    "ZI": (204, 121, 167, 255),
+}
+
 #: Split-index configurations of Task 1/3 and their names in result tables.
 CONFIG_LABELS: dict[str, str] = {"roi_c1": "ROI-C1", "roi_c2": "ROI-C2", "roi_c3": "ROI-C3"}
 
 #: Values of the microstructure (pixel_labels) channel.
 BACKGROUND, VESSEL, CELL, AXON = 0, 1, 2, 3
 PIXEL_CLASSES: dict[int, str] = {0: "background", 1: "vessel", 2: "cell", 3: "axon"}
+#: RGBA colour of each microstructure value in the brain map and its legends (background clear).
+PIXEL_COLOURS: dict[int, tuple[int, int, int, int]] = {
+    0: (0, 0, 0, 0),
+    1: (220, 40, 40, 255),
+    2: (40, 200, 60, 255),
+    3: (60, 90, 230, 255),
+}
+
+#: Task 2 label settings: name -> (name in result tables, class names, class index of each
+#: pixel_labels value). In the 3-class setting "background" is background + myelinated axons.
+LABEL_SETTINGS: dict[str, tuple[str, tuple[str, ...], tuple[int, ...]]] = {
+    "seg_3class": ("3-class", ("background", "vessel", "cell"), (0, 1, 2, 0)),
+    "seg_4class": ("4-class", ("background", "vessel", "cell", "axon"), (0, 1, 2, 3)),
+}
 
 #: Brain-area values of the dataset's roi_labels annotation (Prasad et al. 2020). The phantom
 #: writes these values; which values map to which Task 1 class is a parameter

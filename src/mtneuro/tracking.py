@@ -398,11 +398,6 @@ def _safely(what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         return None
 
 
-def active_run_id() -> str | None:
-    """The MLflow run of the grid cell whose node runs in this thread, if tracked."""
-    return _ACTIVE.get()
-
-
 def log_epoch(metrics: Mapping[str, float], epoch: int) -> None:
     """Log one epoch's numbers to the active cell run (no-op when not tracked); for loops outside Lightning."""
     run_id, tracker = _ACTIVE.get(), _tracker()

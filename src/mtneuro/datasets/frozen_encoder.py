@@ -40,7 +40,7 @@ from mtneuro.datasets.versioned import (
     SHA256SUMS,
     FileSystemVersionedDataset,
     damaged,
-    folder_problem,
+    jsonable,
     missing,
     parse_sha256sums,
     sha256_bytes,
@@ -105,7 +105,7 @@ class FrozenEncoderDataset(FileSystemVersionedDataset[models.FrozenEncoder, mode
         files = {
             WEIGHTS[kind]: buffer.getvalue(),
             "README.txt": _README.encode(),
-            METADATA: json.dumps(_jsonable(metadata), indent=2, sort_keys=True).encode(),
+            METADATA: json.dumps(jsonable(metadata), indent=2, sort_keys=True).encode(),
         }
         files[SHA256SUMS] = sha256sums({name: sha256_bytes(files[name]) for name in (WEIGHTS[kind], METADATA)}).encode()
         with disk_space_guard(final, sum(len(v) for v in files.values())):
@@ -163,29 +163,7 @@ class FrozenEncoderDataset(FileSystemVersionedDataset[models.FrozenEncoder, mode
 
     def _exists(self) -> bool:
         """A complete encoder whose files match their checksums (a damaged one counts as missing)."""
-        try:
-            path = get_filepath_str(self._get_load_path(), self._protocol)
-        except DatasetError:
-            return False
-        if not self._version_exists(path):
-            return False
-        if not self._fs.exists(f"{path}/{SHA256SUMS}"):
-            return True  # an older version's folder: trusted as before
-        problem = folder_problem(self._fs, path, cached=True)
-        if problem:
-            log.warning("Frozen encoder %s: %s; it counts as missing", path, problem)
-        return not problem
+        return self._checked_folder_exists("Frozen encoder", unchecked_ok=True)
 
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
-
-
-def _jsonable(value: Any) -> Any:
-    """Metadata with numpy scalars/arrays and tuples turned into plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value

@@ -683,10 +683,6 @@ class BrainMap:
     layers: dict[str, list[Any]]  # name -> [level 0, level 1, ...] (dask arrays)
     multiscales: dict[str, dict[str, Any]]
 
-    def level_scale(self, name: str, level: int) -> list[float]:
-        ds = self.multiscales[name]["datasets"][level]
-        return next(t["scale"] for t in ds["coordinateTransformations"] if t["type"] == "scale")
-
 
 def _ome(attrs: dict[str, Any]) -> dict[str, Any]:
     return dict(attrs.get("ome", attrs))

@@ -215,13 +215,4 @@ class PredictionsDataset(FileSystemVersionedDataset[Predictions, Predictions]):
 
     def _exists(self) -> bool:
         """A complete store whose files match their checksums (a damaged one counts as missing)."""
-        try:
-            path = get_filepath_str(self._get_load_path(), self._protocol)
-        except DatasetError:
-            return False
-        if not self._version_exists(path):
-            return False
-        problem = folder_problem(self._fs, path, cached=True)
-        if problem:
-            log.warning("Test predictions %s: %s; they count as missing", path, problem)
-        return not problem
+        return self._checked_folder_exists("Test predictions")

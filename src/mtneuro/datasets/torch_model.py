@@ -46,6 +46,7 @@ from mtneuro.datasets.versioned import (
     FileSystemVersionedDataset,
     damaged,
     file_sha256,
+    jsonable,
     missing,
     sha256_bytes,
     verify_bytes,
@@ -56,16 +57,6 @@ log = logging.getLogger(__name__)
 
 #: 2: ``weights_sha256`` in the ``.json`` (version 1 files load unchecked, with a warning).
 FORMAT_VERSION = 2
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return value.item()
-    return value
 
 
 class TorchModelDataset(FileSystemVersionedDataset[nn.Module, nn.Module]):
@@ -106,8 +97,8 @@ class TorchModelDataset(FileSystemVersionedDataset[nn.Module, nn.Module]):
         record = {
             "format_version": FORMAT_VERSION,
             "factory": spec["factory"],
-            "kwargs": _jsonable(spec.get("kwargs", {})),
-            "metadata": _jsonable(getattr(data, "metadata", {}) or {}),
+            "kwargs": jsonable(spec.get("kwargs", {})),
+            "metadata": jsonable(getattr(data, "metadata", {}) or {}),
             "weights_sha256": sha256_bytes(weights),
         }
         path = get_filepath_str(save_path, self._protocol)

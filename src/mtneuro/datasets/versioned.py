@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Iterable
 from copy import deepcopy
@@ -21,9 +22,11 @@ from typing import Any, TypeVar
 
 import fsspec
 from kedro.io import AbstractVersionedDataset, DatasetError, Version
-from kedro.io.core import get_protocol_and_path
+from kedro.io.core import get_filepath_str, get_protocol_and_path
 
 from mtneuro.faults import FaultError, disk_space_guard
+
+log = logging.getLogger(__name__)
 
 _DI = TypeVar("_DI")
 _DO = TypeVar("_DO")
@@ -211,6 +214,35 @@ class FileSystemVersionedDataset(AbstractVersionedDataset[_DI, _DO]):
 
     def _version_exists(self, path: str) -> bool:
         return bool(self._fs.exists(path))
+
+    def _checked_folder_exists(self, kind: str, *, unchecked_ok: bool = False) -> bool:
+        """Whether the saved folder is complete and matches its ``SHA256SUMS``: a damaged one
+        counts as missing (logged as ``kind``), so ``--only-missing-outputs`` writes it again.
+        ``unchecked_ok``: a folder without ``SHA256SUMS`` (an older version's) counts as present."""
+        try:
+            path = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        if not self._version_exists(path):
+            return False
+        if unchecked_ok and not self._fs.exists(f"{path}/{SHA256SUMS}"):
+            return True
+        problem = folder_problem(self._fs, path, cached=True)
+        if problem:
+            log.warning("%s %s: %s; it counts as missing", kind, path, problem)
+        return not problem
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` in plain JSON types: keys as strings, tuples as lists, numpy and torch scalars and
+    arrays as numbers and lists (for the metadata files beside saved models)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
 
 
 def content_sha256(fs: Any, path: str, *, cached: bool = False) -> str:

@@ -118,7 +118,7 @@ def test_linear_readout_beats_chance_on_a_separable_toy_set():
             "row": np.arange(200),
         }
     )
-    data = {"images": feats[:, None, :], "index": index}
+    data = nodes.ClassificationImages(feats[:, None, :], index, size=10, raw_size=10, source="synthetic")
     params = tiny_params(data__train_splits=["train"], data__train_slice_step=1)
     clf = nodes.fit_linear_readout(Identity(), data, params, HARDWARE, config="roi_c1", seed=0)
     x_test, y_test = nodes.select_images(data, "roi_c1", ["test"])
@@ -158,7 +158,7 @@ def test_hardware_overrides_of_the_task_apply_to_its_nodes():
 
 def test_prepare_and_select_follow_the_split_index(synthetic, images):
     cubes, index = synthetic
-    assert images["images"].dtype == np.float32 and images["images"].shape[1:] == (16, 16)
+    assert images.images.dtype == np.float32 and images.images.shape[1:] == (16, 16)
     x, y = nodes.select_images(images, "roi_c1", ["train", "val"], 1)
     assert len(x) == 4 * 300 and np.bincount(y).tolist() == [300] * 4
     x2, _ = nodes.select_images(images, "roi_c2", ["test"])

@@ -55,9 +55,9 @@ def test_saved_sections_select_the_same_images(probe, tmp_path):
     probe.save_images(data, path, ["roi_c1", "roi_c2"], 2)
     loaded = probe.load_images(path)
 
-    assert (loaded["size"], loaded["raw_size"]) == (data["size"], data["raw_size"])
-    assert set(loaded["index"]["config"]) == {"roi_c1", "roi_c2"}
-    assert (loaded["index"]["z"] % 2 == 0).all()
+    assert (loaded.size, loaded.raw_size) == (data.size, data.raw_size)
+    assert set(loaded.index["config"]) == {"roi_c1", "roi_c2"}
+    assert (loaded.index["z"] % 2 == 0).all()
     for config, splits, step in [("roi_c1", ["train", "val"], 4), ("roi_c1", ["test"], 2), ("roi_c2", ["test"], 2)]:
         want_x, want_y = nodes.select_images(data, config, splits, step)
         got_x, got_y = nodes.select_images(loaded, config, splits, step)

@@ -11,7 +11,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mapping_support import PHANTOM_VOLUME, make_region_model, make_segmentation_model
+from mapping_support import make_region_model, make_segmentation_model
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +22,3 @@ def segmentation_model() -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def region_model() -> tuple[Any, Any]:
     return make_region_model()
-
-
-@pytest.fixture
-def phantom_volume() -> dict[str, Any]:
-    return PHANTOM_VOLUME

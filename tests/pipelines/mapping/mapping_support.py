@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from mtneuro import models
 from mtneuro.config.mapping import MappingParameters
+from mtneuro.config.volume import VolumeParameters
 from mtneuro.segmentation_models import build_segmentation_model
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -84,15 +85,14 @@ def make_region_model(seed: int = 0, size: int = 32) -> tuple[Any, Any]:
     return encoder, readout
 
 
-PHANTOM_VOLUME = {
-    "source": "phantom",
-    "uris": {
-        "phantom": {
-            "image": "phantom://prasad2020/image",
-            "roi_labels": "phantom://prasad2020/roi_labels",
-            "pixel_labels": "phantom://prasad2020/pixel_labels",
-        }
-    },
-    "options": {"phantom": {"seed": 0}},
-    "region_label_values": {"CTX": [1], "STR": [2], "VP": [4], "ZI": [5]},
-}
+def _phantom_volume() -> VolumeParameters:
+    """conf/base's ``volume`` (the phantom, seed 0), each region counted from one roi_labels value."""
+    from mtneuro.config import load_parameters
+
+    volume = load_parameters(PROJECT / "conf", "base").volume.model_dump(mode="json")
+    assert volume["source"] == "phantom" and volume["options"]["phantom"] == {"seed": 0}
+    regions = {"CTX": [1], "STR": [2], "VP": [4], "ZI": [5]}
+    return VolumeParameters.model_validate({**volume, "region_label_values": regions})
+
+
+PHANTOM_VOLUME = _phantom_volume()

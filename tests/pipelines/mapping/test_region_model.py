@@ -8,16 +8,17 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from mapping_support import make_region_model, mapping_parameters
+from mapping_support import PROJECT, make_region_model, mapping_parameters
 
 from mtneuro import models
+from mtneuro.config import load_parameters
 from mtneuro.pipelines.mapping.engine import MappingError
 from mtneuro.pipelines.mapping.models import choose_region_model, validation_slices
 
-CLASSIFICATION = {
-    "evaluate_on": {"roi_c1": ["roi_c1", "roi_c2"], "roi_c3": ["roi_c3"]},
-    "data": {"train_splits": ["train", "val"], "test_splits": ["test"]},
-}
+#: conf/base's block: ROI-C1 models also test on ROI-C2; train + val slices train, test slices test.
+CLASSIFICATION = load_parameters(PROJECT / "conf", "base").classification
+assert CLASSIFICATION.evaluate_on == {"roi_c1": ["roi_c1", "roi_c2"], "roi_c3": ["roi_c3"]}
+assert (CLASSIFICATION.data.train_splits, CLASSIFICATION.data.test_splits) == (["train", "val"], ["test"])
 
 
 def _split_index() -> pd.DataFrame:
@@ -48,7 +49,9 @@ def test_validation_slices_are_outside_training_and_every_test_set():
     # training cube; test slices (main z 8-11, extra_CTX_1) and probing rows never count.
     assert set(roi_c1["cube_id"]) == {"extra_CTX_0"} and len(roi_c1) == 12
     assert validation_slices(index, "roi_c3", CLASSIFICATION).empty
-    held_out = {**CLASSIFICATION, "data": {"train_splits": ["train"], "test_splits": ["test"]}}
+    held_out = CLASSIFICATION.model_copy(
+        update={"data": CLASSIFICATION.data.model_copy(update={"train_splits": ["train"]})}
+    )
     val = validation_slices(index, "roi_c3", held_out)
     assert set(map(tuple, val[["cube_id", "z"]].to_numpy())) == {("main_CTX", 6), ("main_CTX", 7)}
 

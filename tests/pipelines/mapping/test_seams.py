@@ -23,7 +23,7 @@ def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
     params = mapping_parameters("tiny")
     source = open_volume("phantom://prasad2020/image", seed=0)
     reader = engine.BlockReader(source, (2, 512, 512))
-    seg = engine.SegmentationModel.from_trained(segmentation_model, "unet")
+    seg = engine.MicrostructureNetwork.from_trained(segmentation_model, "unet")
     assert engine.check_halo(seg, params.microstructure.halo_yx) <= params.microstructure.halo_yx
     regions = engine.RegionModel(*region_model, "test")
     settings = engine.BlockSettings(
@@ -37,7 +37,7 @@ def test_one_block_equals_four_blocks(window, segmentation_model, region_model):
         tile_size=128,
         connectivity=4,
         feature_names=tuple(params.features.names),
-        precision=engine.resolve_precision(params.compute.precision),
+        precision=engine.mapping_precision(params.compute.precision),
         majority_filter=True,
         tissue_threshold=params.tissue.threshold,
         tissue_window=params.tissue.window_yx,
@@ -115,7 +115,7 @@ def test_tile_disagreement_counts_cells_unlike_their_neighbours():
 
 
 def test_halo_smaller_than_receptive_field_is_refused(segmentation_model):
-    seg = engine.SegmentationModel.from_trained(segmentation_model, "unet")
+    seg = engine.MicrostructureNetwork.from_trained(segmentation_model, "unet")
     with pytest.raises(engine.MappingError, match=r"mapping\.microstructure\.halo_yx"):
         engine.check_halo(seg, 64)
 
@@ -161,10 +161,11 @@ def test_chunk_grid_has_a_boundary_at_the_origin():
 
 
 def test_auto_precision_is_fp32_or_bf16():
-    assert engine.resolve_precision("auto") in ("fp32", "bf16")
-    assert engine.resolve_precision("fp32") == "fp32"
-    with pytest.raises(engine.MappingError, match=r"mapping\.compute\.precision"):
-        engine.resolve_precision("fp16")
+    assert engine.mapping_precision("auto") in ("fp32", "bf16")
+    assert engine.mapping_precision("fp32") == "fp32"
+    assert engine.mapping_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="precision"):  # the schema allows auto, fp32, bf16 only
+        mapping_parameters("tiny", {"compute": {"precision": "fp16"}})
 
 
 def test_input_range_is_aligned_to_the_volume_grid():

@@ -334,14 +334,19 @@ def test_features_fitted_together_get_the_numbers_of_separate_fits(readout):
         assert alone[4] == pytest.approx(together[4][i])  # each feature gets its own penalty
 
 
-def test_limited_threads_caps_blas_and_restores():
+def test_thread_limit_caps_blas_and_torch_and_restores():
+    import torch
     from threadpoolctl import threadpool_info
 
-    before = [i["num_threads"] for i in threadpool_info()]
-    with nodes.limited_threads(1):
+    from mtneuro.training import thread_limit
+
+    before, torch_before = [i["num_threads"] for i in threadpool_info()], torch.get_num_threads()
+    with thread_limit(1):  # probing.threads = 1
         assert all(i["num_threads"] == 1 for i in threadpool_info())
+        assert torch.get_num_threads() == 1
     assert [i["num_threads"] for i in threadpool_info()] == before
-    with nodes.limited_threads(None):
+    assert torch.get_num_threads() == torch_before
+    with thread_limit(None):
         assert [i["num_threads"] for i in threadpool_info()] == before
 
 

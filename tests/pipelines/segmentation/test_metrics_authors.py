@@ -15,7 +15,7 @@ import pytest
 import segmentation_models_pytorch as smp
 import torch
 
-from mtneuro.metrics import SegmentationMeter, segmentation_scores
+from mtneuro.metrics import SegmentationMeter
 
 MASKS = Path(__file__).resolve().parents[2] / "data" / "prasad2020" / "pixel_labels_128.npz"
 NUM_CLASSES = 4  # the 4-class setting: background, vessel, cell, axon (CTX and ZI have no axon)
@@ -112,7 +112,9 @@ def test_authors_iou_by_hand_absent_class_scores_one() -> None:
     # predicted but absent in the second (scores 0)
     truth = np.array([[[0, 1], [1, 0]], [[0, 0], [1, 1]]])
     pred = np.array([[[0, 1], [0, 0]], [[2, 0], [1, 1]]])
-    scores = segmentation_scores(pred, truth, num_classes=3)
+    meter = SegmentationMeter(3)
+    meter.update(pred, truth)
+    scores = meter.compute()
     np.testing.assert_allclose(scores.iou_authors, [(2 / 3 + 1 / 2) / 2, (1 / 2 + 1) / 2, (1 + 0) / 2], atol=1e-12)
     assert scores.iou_per_image[2] == 0.0  # present-only: sample 1 left out, sample 2 scores 0
     frame = scores.to_frame(["background", "vessel", "cell"])

@@ -27,9 +27,9 @@ def test_label_settings_follow_the_paper():
 
 def test_prepared_blocks_follow_the_split_index(cubes, split_index, tiny_parameters):
     data = nodes.prepare_segmentation_data(cubes, split_index, tiny_parameters.segmentation)
-    assert data["source"] == "phantom"
-    assert set(data["blocks"]["seg_3class"]) == {"train", "val", "test"}  # the splits train and evaluation use
-    four = data["blocks"]["seg_4class"]
+    assert data.source == "phantom"
+    assert set(data.blocks["seg_3class"]) == {"train", "val", "test"}  # the splits train and evaluation use
+    four = data.blocks["seg_4class"]
     assert {b.cube_id for b in four["train"]} == {"main_CTX", "main_STR", "main_VP"}  # no ZI
     train_val = nodes._blocks(data, "seg_3class", ["train", "val"])
     assert len(train_val) == 4 and all(b.z.tolist() == list(range(26)) for b in train_val)  # merged
@@ -144,7 +144,7 @@ def test_training_history_has_a_record_per_epoch_with_the_optimizers_lr(cubes, s
 
 
 def test_score_predictions_adds_iou_per_slice_and_keeps_pooled_scores():
-    from mtneuro.metrics import segmentation_scores
+    from mtneuro.metrics import SegmentationMeter
 
     label = nodes.SETTINGS["seg_3class"]
     rng = np.random.default_rng(0)
@@ -163,7 +163,10 @@ def test_score_predictions_adds_iou_per_slice_and_keeps_pooled_scores():
     predictions = {k: {"z": np.arange(len(v)), "prediction": v} for k, v in pred.items()}
     rows = nodes.score_predictions(predictions, blocks, label)
     # the pooled columns are those of the pooled scores, unchanged
-    pooled = segmentation_scores(list(pred.values()), list(truth.values()), 3).to_frame(label.classes)
+    meter = SegmentationMeter(3)
+    for k in pred:
+        meter.update(pred[k], truth[k])
+    pooled = meter.compute().to_frame(label.classes)
     pd.testing.assert_frame_equal(rows.drop(columns="iou_per_image"), pooled.drop(columns="iou_per_image"))
     # per image: IoU of every slice (6 slices), NaN where a class is in neither map, mean over slices
     slices = [(p[z], t[z]) for k in ("a", "b") for p, t in [(pred[k], truth[k])] for z in range(len(t))]

@@ -17,6 +17,7 @@ import logging
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -34,6 +35,7 @@ from mtneuro.classification_methods import MethodSpec, get_method, method_names,
 from mtneuro.config import TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, TrainConfig
 from mtneuro.cubes import Cube, describe_source
+from mtneuro.errors import MtneuroError
 from mtneuro.training import thread_limit
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 CONFIG_LABELS: dict[str, str] = spec.CONFIG_LABELS
 
 
-class ClassificationError(ValueError):
+class ClassificationError(MtneuroError, ValueError):
     """A parameter or input of the classification pipeline is inconsistent."""
 
 
@@ -74,13 +76,28 @@ def config_label(config: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class ClassificationImages:
+    """Every section Task 1 uses, resized once (``classification_images``)."""
+
+    #: (N, S, S) float32 in [0, 1].
+    images: np.ndarray
+    #: The split-index rows of ROI-C1/C2/C3, with the ``row`` of their image in ``images``.
+    index: pd.DataFrame
+    #: S: ``data.prepared_size``, or the raw size where the sections are smaller.
+    size: int
+    #: The side of the smallest raw section.
+    raw_size: int
+    #: The data source of the cubes (:func:`mtneuro.cubes.describe_source`).
+    source: str
+
+
 def prepare_images(
     cubes: dict[str, Cube], split_index: pd.DataFrame, classification: ClassificationParameters
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[ClassificationImages, dict[str, Any]]:
     """Every section Task 1 uses, resized once to ``data.prepared_size`` (float32 in [0, 1]).
 
-    Returns the model input (``images`` (N, S, S), ``index`` = the split-index rows of
-    ROI-C1/C2/C3 with the ``row`` of their image, ``source``) and a JSON summary.
+    Returns the model input (:class:`ClassificationImages`) and a JSON summary.
     Methods resize further to their own input size with the same area averaging, so
     128 -> 64 -> 32 equals 128 -> 32 as the frozen encoders do on raw images.
     """
@@ -119,33 +136,26 @@ def prepare_images(
         size,
         source,
     )
-    data = {
-        "images": images,
-        "index": index.reset_index(drop=True),
-        "size": size,
-        "raw_size": raw_size,
-        "source": source,
-    }
-    return data, summary
+    return ClassificationImages(images, index.reset_index(drop=True), size, raw_size, source), summary
 
 
 def select_images(
-    data: Mapping[str, Any], config: str, splits: Sequence[str], slice_step: int = 1
+    data: ClassificationImages, config: str, splits: Sequence[str], slice_step: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, S, S) and class indices (N,) of a configuration's splits, every ``slice_step``-th slice."""
-    index = data["index"]
+    index = data.index
     rows = index[(index["config"] == config) & index["split"].isin(list(splits))]
     if int(slice_step) > 1:
         rows = rows[rows["z"] % int(slice_step) == 0]
     if rows.empty:
         raise ClassificationError(f"No images for config {config!r}, splits {list(splits)} (slice step {slice_step})")
     rows = rows.sort_values(["cube_id", "z"])
-    return data["images"][rows["row"].to_numpy()], rows["label"].to_numpy().astype(np.int64)
+    return data.images[rows["row"].to_numpy()], rows["label"].to_numpy().astype(np.int64)
 
 
-def _check_input_size(data: Mapping[str, Any], size: int, key: str) -> None:
+def _check_input_size(data: ClassificationImages, size: int, key: str) -> None:
     """Models trained on prepared images must see what their frozen encoder makes of raw sections."""
-    prepared, raw = int(data["size"]), int(data["raw_size"])
+    prepared, raw = int(data.size), int(data.raw_size)
     if size > prepared and prepared < raw:
         raise ClassificationError(
             f"{key} = {size} exceeds classification.data.prepared_size = {prepared} (sections are {raw} pixels): "
@@ -154,7 +164,7 @@ def _check_input_size(data: Mapping[str, Any], size: int, key: str) -> None:
 
 
 def _training_images(
-    data: Mapping[str, Any], classification: ClassificationParameters, config: str
+    data: ClassificationImages, classification: ClassificationParameters, config: str
 ) -> tuple[np.ndarray, np.ndarray]:
     d = classification.data
     return select_images(data, config, d.train_splits, d.train_slice_step)
@@ -187,7 +197,7 @@ def _input_metadata(x: torch.Tensor, size: int, mode: str) -> dict[str, Any]:
 
 
 def _run_metadata(
-    method: str, config: str, seed: int, data: Mapping[str, Any], settings: BaseModel, n_train: int
+    method: str, config: str, seed: int, data: ClassificationImages, settings: BaseModel, n_train: int
 ) -> dict[str, Any]:
     return {
         "format_version": models.TASK1_ENCODER_FORMAT,
@@ -195,7 +205,7 @@ def _run_metadata(
         "method": method,
         "train_config": config,
         "seed": int(seed),
-        "source": data["source"],
+        "source": data.source,
         "classes": list(spec.REGIONS),
         "n_train": int(n_train),
         "train_settings": settings.model_dump(),
@@ -208,7 +218,7 @@ def _run_metadata(
 
 
 def _train_network(
-    data: Mapping[str, Any],
+    data: ClassificationImages,
     classification: ClassificationParameters,
     hardware: TrainingParameters,
     method: MethodSpec,
@@ -240,7 +250,7 @@ def _train_network(
 
 
 def train_supervised(
-    classification_images: dict[str, Any],
+    classification_images: ClassificationImages,
     classification: ClassificationParameters,
     training: TrainingParameters,
     *,
@@ -262,7 +272,7 @@ def train_supervised(
 
 
 def train_self_supervised(
-    classification_images: dict[str, Any],
+    classification_images: ClassificationImages,
     classification: ClassificationParameters,
     training: TrainingParameters,
     *,
@@ -278,7 +288,7 @@ def train_self_supervised(
 
 
 def fit_decomposition(
-    classification_images: dict[str, Any],
+    classification_images: ClassificationImages,
     classification: ClassificationParameters,
     training: TrainingParameters,
     *,
@@ -297,7 +307,7 @@ def fit_decomposition(
 
 
 def _fit_decomposition(
-    classification_images: dict[str, Any],
+    classification_images: ClassificationImages,
     classification: ClassificationParameters,
     method_spec: MethodSpec,
     config: str,
@@ -345,7 +355,7 @@ def _fit_decomposition(
 
 def fit_linear_readout(
     frozen_encoder: models.FrozenEncoder,
-    classification_images: dict[str, Any],
+    classification_images: ClassificationImages,
     classification: ClassificationParameters,
     training: TrainingParameters,
     *,
@@ -411,11 +421,20 @@ def bootstrap_accuracy(
     return float(low), float(high)
 
 
+def _confusion_frame(labels: np.ndarray, predicted: np.ndarray, config: str) -> pd.DataFrame:
+    """Rows ``config`` x true region, columns ``pred_<region>``: the counts of one test configuration."""
+    cm = confusion_matrix(labels, predicted, labels=list(range(len(spec.REGIONS))))
+    frame = pd.DataFrame(cm, columns=[f"pred_{r}" for r in spec.REGIONS])
+    frame.insert(0, "true_region", list(spec.REGIONS))
+    frame.insert(0, "config", config)
+    return frame
+
+
 def evaluate_run(
     frozen_encoder: models.FrozenEncoder,
     readout: Any,
     training_history: dict[str, Any],
-    classification_images: dict[str, Any],
+    classification_images: ClassificationImages,
     classification: ClassificationParameters,
     training: TrainingParameters,
     *,
@@ -463,11 +482,7 @@ def evaluate_run(
                 "test_seconds": seconds,
             }
         )
-        cm = confusion_matrix(labels, predicted, labels=list(range(len(spec.REGIONS))))
-        frame = pd.DataFrame(cm, columns=[f"pred_{r}" for r in spec.REGIONS])
-        frame.insert(0, "true_region", list(spec.REGIONS))
-        frame.insert(0, "config", config_label(test_config))
-        matrices.append(frame)
+        matrices.append(_confusion_frame(labels, predicted, config_label(test_config)))
         log.info(
             "%s %s seed %d on %s: accuracy %.3f, balanced %.3f (%d images)",
             method,

@@ -16,12 +16,13 @@ from mtneuro import spec
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.volume import VolumeParameters
 from mtneuro.cubes import Cube, CubeSpec
+from mtneuro.errors import MtneuroError
 from mtneuro.volumes import Window
 
 log = logging.getLogger(__name__)
 
 
-class IngestionError(ValueError):
+class IngestionError(MtneuroError, ValueError):
     """Cubes that cannot be placed, or that do not show what they should."""
 
 
@@ -146,154 +147,173 @@ def choose_extra_cubes(
     """
     check_main_cubes(region_overview, volume, ingestion)
     extra = ingestion.extra_cubes
-    per_region = int(extra.per_region)
-    n_train = int(extra.train_per_region)  # < per_region (checked by the parameters)
-    size = int(ingestion.cube_size_yx)
-    depth = int(extra.depth)
-    min_fraction = float(extra.min_region_fraction)
-    margin = int(extra.min_separation)
-    ignored = [int(v) for v in extra.ignore_label_values]
-    pinned = extra.pinned
-    level = int(region_overview["level"])
-    scale = 2**level
-    sections = np.asarray(region_overview["sections"])
-    z_indices = np.asarray(region_overview["z_indices"])
+    size, depth = int(ingestion.cube_size_yx), int(extra.depth)
     shape = tuple(int(s) for s in region_overview["volume_shape"])
-    values = volume.region_values()
-    rng = np.random.default_rng(int(extra.seed))
     if depth > shape[0] or size > min(shape[1], shape[2]):
         raise IngestionError(
             f"Extra cubes of {depth} x {size} x {size} voxels do not fit the volume of shape (z, y, x) = {shape} "
             f"({region_overview['uri']}). Lower 'ingestion.extra_cubes.depth' / 'ingestion.cube_size_yx'."
         )
+    mains: list[tuple[int, ...]] = [_main_box(b) for b in ingestion.main_cubes.by_region().values()]
+    placement = _Placement(mains, int(extra.min_separation))
+    rng = np.random.default_rng(int(extra.seed))
+    values = volume.region_values()
+    ignored = [int(v) for v in extra.ignore_label_values]
+    for region in spec.REGIONS:
+        counted = [v for v in values[region] if v not in ignored]
+        candidates = _candidate_positions(region_overview, counted, depth, size, float(extra.min_region_fraction))
+        _place_region(placement, region, counted, candidates, rng.permutation(len(candidates)), ingestion, shape)
+    table = _extra_cube_table(placement)
+    log.info("Extra cubes:\n%s", table.to_string(index=False))
+    return table
 
-    mains = [_main_box(b) for b in ingestion.main_cubes.by_region().values()]
-    placed: list[tuple[tuple[int, ...], str]] = []  # (box, use) of the extras so far
 
-    def conflict(box: tuple[int, ...], use: str) -> str:
+def _candidate_positions(
+    region_overview: dict[str, Any], counted: list[int], depth: int, size: int, min_fraction: float
+) -> list[tuple[int, int, int]]:
+    """Corners ``(z0, y0, x0)`` (every ``depth // 2`` slices, on the coarse grid) whose footprint is
+    at least ``min_fraction`` inside the region (``counted`` values) on every section of its z range."""
+    scale = 2 ** int(region_overview["level"])
+    sections = np.asarray(region_overview["sections"])
+    z_indices = np.asarray(region_overview["z_indices"])
+    nz = int(region_overview["volume_shape"][0])
+    foot = max(1, size // scale)
+    mask = np.isin(sections, counted).astype(np.float64)
+    # integral image per section -> fraction of each coarse footprint inside the region
+    integral = np.pad(mask.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
+    frac = (
+        integral[:, foot:, foot:]
+        - integral[:, :-foot, foot:]
+        - integral[:, foot:, :-foot]
+        + integral[:, :-foot, :-foot]
+    ) / (foot * foot)
+    candidates = []
+    for z0 in range(0, nz - depth + 1, max(1, depth // 2)):
+        inside = (z_indices >= z0) & (z_indices < z0 + depth)
+        if not inside.any():
+            continue
+        ok = (frac[inside] >= min_fraction).all(axis=0)
+        ys, xs = np.nonzero(ok)
+        candidates += [(z0, int(y) * scale, int(x) * scale) for y, x in zip(ys, xs)]
+    return candidates
+
+
+class _Placement:
+    """The extra cubes placed so far (box, use, table row) and the distances they must keep."""
+
+    def __init__(self, mains: list[tuple[int, ...]], margin: int) -> None:
+        self.mains, self.margin = mains, margin
+        self.placed: list[tuple[tuple[int, ...], str]] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def conflict(self, box: tuple[int, ...], use: str) -> str:
         """Why ``box`` cannot be an extra cube of ``use`` (``""``: it can).
 
         Held-out (test) cubes keep ``margin`` from every training cube: the full main boxes and
         the train extras. Train extras are training data like the main cubes: they only must
         not overlap them. No two extras overlap.
         """
-        for m in mains:
+        for m in self.mains:
             if _overlaps(box, m):
                 return f"it overlaps the main cube box {list(m)}"
-            if use == "test" and separation(box, m) < margin:
+            if use == "test" and separation(box, m) < self.margin:
                 return f"it lies {separation(box, m)} voxels from the main cube box {list(m)}"
-        for other, other_use in placed:
+        for other, other_use in self.placed:
             if _overlaps(box, other):
                 return f"it overlaps the extra cube {list(other)}"
-            if other_use != use and separation(box, other) < margin:
+            if other_use != use and separation(box, other) < self.margin:
                 return f"it lies {separation(box, other)} voxels from the {other_use} extra cube {list(other)}"
         return ""
 
-    stride_z = max(1, depth // 2)
-    z_starts = list(range(0, shape[0] - depth + 1, stride_z))
-    foot = max(1, size // scale)
-    rows = []
+    def add(self, cube_id: str, region: str, use: str, is_pinned: bool, box: tuple[int, ...]) -> None:
+        self.placed.append((box, use))
+        self.rows.append(
+            {
+                "cube_id": cube_id,
+                "region": region,
+                "use": use,
+                "pinned": is_pinned,
+                **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box)),
+                "min_separation": self.margin,
+            }
+        )
 
-    def row(cube_id: str, region: str, use: str, is_pinned: bool, box: tuple[int, ...]) -> dict[str, Any]:
-        return {
-            "cube_id": cube_id,
-            "region": region,
-            "use": use,
-            "pinned": is_pinned,
-            **dict(zip(("z0", "z1", "y0", "y1", "x0", "x1"), box)),
-            "min_separation": margin,
-        }
 
-    for region in spec.REGIONS:
-        counted = [v for v in values[region] if v not in ignored]
-        mask = np.isin(sections, counted).astype(np.float64)
-        # integral image per section -> fraction of each coarse footprint inside the region
-        integral = np.pad(mask.cumsum(1).cumsum(2), ((0, 0), (1, 0), (1, 0)))
-        frac = (
-            integral[:, foot:, foot:]
-            - integral[:, :-foot, foot:]
-            - integral[:, foot:, :-foot]
-            + integral[:, :-foot, :-foot]
-        ) / (foot * foot)
-        candidates = []
-        for z0 in z_starts:
-            inside = (z_indices >= z0) & (z_indices < z0 + depth)
-            if not inside.any():
-                continue
-            ok = (frac[inside] >= min_fraction).all(axis=0)
-            ys, xs = np.nonzero(ok)
-            candidates += [(z0, int(y) * scale, int(x) * scale) for y, x in zip(ys, xs)]
-        order = rng.permutation(len(candidates))
-        chosen = 0
-        # Test cubes first: they must keep the margin from everything used in training.
-        for k in [*range(n_train, per_region), *range(n_train)]:
-            cube_id = f"extra_{region}_{k}"
-            use = "train" if k < n_train else "test"
-            if cube_id in pinned:
-                p = pinned[cube_id]
-                box: tuple[int, ...] = (
-                    int(p.z0),
-                    int(p.z0) + depth,
-                    int(p.y0),
-                    int(p.y0) + size,
-                    int(p.x0),
-                    int(p.x0) + size,
-                )
-                why = conflict(box, use)
-                if why:
-                    raise IngestionError(
-                        f"The pinned cube {cube_id} {list(box)} is too close to a training or test cube: {why} "
-                        f"(at least {margin} voxels needed, 'ingestion.extra_cubes.min_separation'). Move "
-                        f"'ingestion.extra_cubes.pinned.{cube_id}'."
-                    )
-                rows.append(row(cube_id, region, use, True, box))
-                placed.append((box, use))
-                continue
-            found = False
-            while chosen < len(order):
-                z0, y0, x0 = candidates[order[chosen]]
-                chosen += 1
-                box = (z0, z0 + depth, y0, y0 + size, x0, x0 + size)
-                if box[3] > shape[1] or box[5] > shape[2] or conflict(box, use):
-                    continue
-                rows.append(row(cube_id, region, use, False, box))
-                placed.append((box, use))
-                found = True
-                break
-            if not found:
+def _place_region(
+    placement: _Placement,
+    region: str,
+    counted: list[int],
+    candidates: list[tuple[int, int, int]],
+    order: np.ndarray,
+    ingestion: IngestionParameters,
+    shape: tuple[int, ...],
+) -> None:
+    """Place the ``per_region`` extra cubes of ``region``: pinned ones where pinned, the others at
+    the first free candidates in ``order``; test cubes first (they keep the margin from training)."""
+    extra = ingestion.extra_cubes
+    n_train, size, depth = int(extra.train_per_region), int(ingestion.cube_size_yx), int(extra.depth)
+    chosen = 0
+    for k in [*range(n_train, int(extra.per_region)), *range(n_train)]:
+        cube_id = f"extra_{region}_{k}"
+        use = "train" if k < n_train else "test"
+        if cube_id in extra.pinned:
+            p = extra.pinned[cube_id]
+            box: tuple[int, ...] = (
+                int(p.z0),
+                int(p.z0) + depth,
+                int(p.y0),
+                int(p.y0) + size,
+                int(p.x0),
+                int(p.x0) + size,
+            )
+            why = placement.conflict(box, use)
+            if why:
                 raise IngestionError(
-                    f"Could not place {cube_id}: no free {depth}x{size}x{size} window with at least "
-                    f"{min_fraction:.0%} {region} labels (values {counted}) that keeps {margin} voxels from "
-                    "the main cubes and from the extra cubes of the other use. Lower "
-                    "'ingestion.extra_cubes.min_region_fraction' or 'ingestion.extra_cubes.min_separation', "
-                    "check 'volume.region_label_values', or pin coordinates in 'ingestion.extra_cubes.pinned'."
+                    f"The pinned cube {cube_id} {list(box)} is too close to a training or test cube: {why} "
+                    f"(at least {placement.margin} voxels needed, 'ingestion.extra_cubes.min_separation'). Move "
+                    f"'ingestion.extra_cubes.pinned.{cube_id}'."
                 )
-    for r, (box, use) in zip(rows, placed):
-        training = mains + [b for b, u in placed if u == "train"]
-        tested = [b for b, u in placed if u == "test"]
+            placement.add(cube_id, region, use, True, box)
+            continue
+        while chosen < len(order):
+            z0, y0, x0 = candidates[order[chosen]]
+            chosen += 1
+            box = (z0, z0 + depth, y0, y0 + size, x0, x0 + size)
+            if box[3] <= shape[1] and box[5] <= shape[2] and not placement.conflict(box, use):
+                placement.add(cube_id, region, use, False, box)
+                break
+        else:
+            raise IngestionError(
+                f"Could not place {cube_id}: no free {depth}x{size}x{size} window with at least "
+                f"{float(extra.min_region_fraction):.0%} {region} labels (values {counted}) that keeps "
+                f"{placement.margin} voxels from the main cubes and from the extra cubes of the other use. Lower "
+                "'ingestion.extra_cubes.min_region_fraction' or 'ingestion.extra_cubes.min_separation', "
+                "check 'volume.region_label_values', or pin coordinates in 'ingestion.extra_cubes.pinned'."
+            )
+
+
+#: Columns of ``extra_cubes``.
+EXTRA_CUBE_COLUMNS = (
+    "cube_id",
+    "region",
+    "use",
+    "pinned",
+    *("z0", "z1", "y0", "y1", "x0", "x1"),
+    *("min_separation", "separation", "main_separation"),
+)
+
+
+def _extra_cube_table(placement: _Placement) -> pd.DataFrame:
+    """One row per extra cube (by region, then number), with its distances to the nearest cube it
+    must keep away from (``separation``) and to the nearest full main box (``main_separation``)."""
+    mains, placed = placement.mains, placement.placed
+    training = mains + [b for b, u in placed if u == "train"]
+    tested = [b for b, u in placed if u == "test"]
+    for r, (box, use) in zip(placement.rows, placed):
         r["separation"] = min(separation(box, o) for o in (training if use == "test" else tested))
         r["main_separation"] = min(separation(box, m) for m in mains)
-    ordered_rows, _ordered_placed = (
-        zip(
-            *sorted(
-                zip(rows, placed),
-                key=lambda rp: (spec.REGIONS.index(rp[0]["region"]), int(rp[0]["cube_id"].rsplit("_", 1)[1])),
-            )
-        )
-        if rows
-        else ((), ())
-    )
-    columns = [
-        "cube_id",
-        "region",
-        "use",
-        "pinned",
-        *("z0", "z1", "y0", "y1", "x0", "x1"),
-        *("min_separation", "separation", "main_separation"),
-    ]
-    table = pd.DataFrame(ordered_rows, columns=columns)
-    log.info("Extra cubes:\n%s", table.to_string(index=False))
-    return table
+    rows = sorted(placement.rows, key=lambda r: (spec.REGIONS.index(r["region"]), int(r["cube_id"].rsplit("_", 1)[1])))
+    return pd.DataFrame(rows, columns=list(EXTRA_CUBE_COLUMNS))
 
 
 # --- cube requests ----------------------------------------------------------------------------

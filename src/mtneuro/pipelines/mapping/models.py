@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mtneuro.config import block_value
+from mtneuro.config.classification import ClassificationParameters
 from mtneuro.config.mapping import MappingParameters
 
 from .engine import MappingError, RegionModel
-from .nodes import as_parameters, microstructure_candidates, select_microstructure_model
+from .nodes import microstructure_candidates, select_microstructure_model
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def choose_microstructure_model(
 ) -> Any:
     """The Task 2 network to map with (``mapping.microstructure``): the named model, or the best
     candidate by mean IoU in ``task2_segmentation``; only the chosen network is loaded."""
-    run = chosen_microstructure_run(as_parameters(mapping), task2_segmentation)
+    run = chosen_microstructure_run(mapping, task2_segmentation)
     return _run(segmentation_runs, run, "segmentation", "mapping.microstructure")["trained_model"]
 
 
@@ -59,7 +59,7 @@ def microstructure_test_predictions(
     segmentation_runs: Mapping[str, Any], mapping: MappingParameters, task2_segmentation: pd.DataFrame | None = None
 ) -> dict[str, Any]:
     """The Task 2 test predictions of the mapped network (to check the map against them)."""
-    run = chosen_microstructure_run(as_parameters(mapping), task2_segmentation)
+    run = chosen_microstructure_run(mapping, task2_segmentation)
     return {
         "run": run,
         "predictions": _run(segmentation_runs, run, "segmentation", "mapping.microstructure")["test_predictions"],
@@ -69,17 +69,16 @@ def microstructure_test_predictions(
 # --- the region model ----------------------------------------------------------------------------
 
 
-def _task1_configs(classification: Any) -> set[str]:
-    evaluate_on = dict(block_value(classification, "evaluate_on"))
+def _task1_configs(classification: ClassificationParameters) -> set[str]:
+    evaluate_on = classification.evaluate_on
     return {str(k) for k in evaluate_on} | {str(c) for v in evaluate_on.values() for c in v}
 
 
-def validation_slices(split_index: pd.DataFrame, config: str, classification: Any) -> pd.DataFrame:
+def validation_slices(split_index: pd.DataFrame, config: str, classification: ClassificationParameters) -> pd.DataFrame:
     """Rows ``cube_id, z, label`` of the Task 1 slices outside the training set of a run trained
     on ``config`` and outside every Task 1 test set (``classification.data``'s splits)."""
-    data = block_value(classification, "data")
-    train_splits = [str(s) for s in block_value(data, "train_splits")]
-    test_splits = [str(s) for s in block_value(data, "test_splits")]
+    train_splits = [str(s) for s in classification.data.train_splits]
+    test_splits = [str(s) for s in classification.data.test_splits]
     rows = split_index[split_index["config"].isin(sorted(_task1_configs(classification)))]
     key = ["cube_id", "z"]
     training = rows[(rows["config"] == config) & rows["split"].isin(train_splits)][key]
@@ -108,12 +107,29 @@ def _run_config(run: str) -> str:
     return run.split(".")[1]
 
 
+def _chosen_region_run(mapping: MappingParameters, runs: list[str], accuracy: Mapping[str, float]) -> tuple[str, str]:
+    """The region run to map with and the rule that chose it: the named run, or the candidate
+    with the best validation accuracy (ties: the first in ``runs``)."""
+    if mapping.regions.model != "best":
+        return mapping.regions.model, "named in mapping.regions.model"
+    scored = {run: acc for run, acc in accuracy.items() if not np.isnan(acc)}
+    if not scored:
+        raise MappingError(
+            "No candidate region model has validation slices (slices outside its training set and every "
+            "test set): name a run in mapping.regions.model, e.g. "
+            f"{runs[0]!r}, or leave 'val' out of classification.data.train_splits."
+        )
+    return max(scored, key=lambda run: (scored[run], -runs.index(run))), (
+        "best validation accuracy among mapping.regions.candidates"
+    )
+
+
 def choose_region_model(
     frozen_encoders: Mapping[str, Any],
     cubes: Mapping[str, Any],
     split_index: pd.DataFrame,
     mapping: MappingParameters,
-    classification: Any,
+    classification: ClassificationParameters,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """The Task 1 encoder and read-out to map with, and how they were chosen.
 
@@ -122,7 +138,7 @@ def choose_region_model(
     The selection record (``run``, ``rule``, each candidate's ``validation_accuracy``) goes into
     the store's metadata and ``mapping_validation``.
     """
-    r = as_parameters(mapping).regions
+    r = mapping.regions
     methods = set(r.candidates)
     runs = [run for run in frozen_encoders if run.split(".")[0] in methods] if r.model == "best" else [r.model]
     if r.model != "best":
@@ -151,19 +167,7 @@ def choose_region_model(
         else:
             accuracy[run] = float("nan")
         log.info("mapping: region model %s, validation accuracy %.3f (%d slices)", run, accuracy[run], len(labels))
-    if r.model == "best":
-        scored = {run: acc for run, acc in accuracy.items() if not np.isnan(acc)}
-        if not scored:
-            raise MappingError(
-                "No candidate region model has validation slices (slices outside its training set and every "
-                "test set): name a run in mapping.regions.model, e.g. "
-                f"{runs[0]!r}, or leave 'val' out of classification.data.train_splits."
-            )
-        chosen = max(scored, key=lambda run: (scored[run], -runs.index(run)))
-        rule = "best validation accuracy among mapping.regions.candidates"
-    else:
-        chosen = r.model
-        rule = "named in mapping.regions.model"
+    chosen, rule = _chosen_region_run(mapping, runs, accuracy)
     encoder, readout = artefacts[chosen]
     _, labels, used = per_config[_run_config(chosen)]
     selection = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,15 +19,16 @@ import pandas as pd
 import torch
 
 from mtneuro import spec
-from mtneuro.config import block_value
+from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.mapping import MappingBox, MappingParameters
+from mtneuro.config.volume import VolumeParameters
 from mtneuro.datasets.ome_zarr_store import BrainMap, MapLayer, MapRequest
 from mtneuro.features import get_feature
 from mtneuro.training import thread_limit
 from mtneuro.volumes import VolumeSource, Window, open_volume
 
 from . import engine
-from .engine import MappingError, RegionModel, SegmentationModel
+from .engine import MappingError, MicrostructureNetwork, RegionModel
 from .truth import dense_pixel_labels
 
 log = logging.getLogger(__name__)
@@ -34,28 +36,12 @@ log = logging.getLogger(__name__)
 VALIDATION_COLUMNS = ("metric", "class", "value", "source")
 
 
-def as_parameters(mapping: MappingParameters | Mapping[str, Any]) -> MappingParameters:
-    """The typed block (Kedro's validation hands it typed; tests may pass the raw dict)."""
-    return mapping if isinstance(mapping, MappingParameters) else MappingParameters.model_validate(dict(mapping))
-
-
 # --- volume ------------------------------------------------------------------------------
 
 
-def open_channel(volume: Any, channel: str, **extra: Any) -> VolumeSource:
+def open_channel(volume: VolumeParameters, channel: str, **extra: Any) -> VolumeSource:
     """One channel of the configured source (``volume.source``, ``volume.uris``, ``volume.options``)."""
-    source = block_value(volume, "source")
-    uris = block_value(volume, "uris")
-    uri = block_value(block_value(uris, source), channel)
-    return open_volume(str(uri), **source_options(volume), **extra)
-
-
-def source_options(volume: Any) -> dict[str, Any]:
-    """Options of the configured source (``VolumeParameters.source_options()``, or the raw dict's)."""
-    if hasattr(volume, "source_options"):
-        return dict(volume.source_options())
-    options = block_value(block_value(volume, "options"), block_value(volume, "source")) or {}
-    return {k: v for k, v in dict(options).items() if v is not None}
+    return open_volume(volume.channel_uris()[channel], **volume.source_options(), **extra)
 
 
 def mapping_window(mapping: MappingParameters, volume_shape: tuple[int, int, int]) -> Window:
@@ -95,7 +81,6 @@ def select_microstructure_model(
     passes); the best is the highest ``iou`` of the ``mean`` rows of ``task2_segmentation`` at
     ``microstructure.setting`` and ``seed`` (ties: the first candidate).
     """
-    mapping = as_parameters(mapping)
     m = mapping.microstructure
     if m.model != "best":
         return models[m.model]
@@ -159,7 +144,7 @@ def plan_brain_map(
     region_encoder: Any,
     region_readout: Any,
     mapping: MappingParameters,
-    volume: Any,
+    volume: VolumeParameters,
     region_model_selection: Mapping[str, Any] | None = None,
 ) -> MapRequest:
     """The brain map to write: layers, blocks and the lazy computation of each block.
@@ -168,17 +153,100 @@ def plan_brain_map(
     ``region_model_selection`` (from :func:`~mtneuro.pipelines.mapping.models.choose_region_model`)
     names the region run and how it was chosen; it is recorded in the store's metadata.
     """
-    mapping = as_parameters(mapping)
     source = open_channel(volume, "image")
     reader = engine.BlockReader(source, mapping.blocks.read_chunks_zyx)
-    shape = reader.shape
-    window = mapping_window(mapping, shape)  # type: ignore[arg-type]
+    window = mapping_window(mapping, reader.shape)  # type: ignore[arg-type]
     seg_name = str((getattr(microstructure_model, "metadata", {}) or {}).get("model", "model"))
-    segmentation = SegmentationModel.from_trained(microstructure_model, seg_name)
-    r = mapping.regions
-    selection = dict(region_model_selection or {"run": r.model, "rule": "given"})
+    segmentation = MicrostructureNetwork.from_trained(microstructure_model, seg_name)
+    selection = dict(region_model_selection or {"run": mapping.regions.model, "rule": "given"})
     regions = RegionModel(region_encoder, region_readout, str(selection["run"]))
-    settings = engine.BlockSettings(
+    settings = block_settings(mapping)
+    blocks_zyx = tuple(min(b, s) for b, s in zip(mapping.blocks.shape_zyx, window.shape, strict=True))
+    windows = engine.block_windows(window, blocks_zyx)
+    blocks = {key: _block_regions(b, window, settings) for key, b in windows.items()}
+    threads = mapping.compute.torch_threads
+
+    def compute(key: str) -> dict[str, np.ndarray]:
+        with thread_limit(threads):
+            return engine.compute_block(windows[key], window, reader, segmentation, regions, settings)
+
+    def prepare() -> None:
+        with thread_limit(threads):
+            radius = engine.check_halo(segmentation, settings.halo_yx)
+        log.info("mapping: receptive-field radius of %s is %d voxels (halo %d)", seg_name, radius, settings.halo_yx)
+
+    fingerprint = _map_fingerprint(
+        mapping,
+        window,
+        source,
+        reader.shape,
+        volume,
+        seg_name,
+        settings,
+        regions.name,
+        microstructure_model,
+        region_encoder,
+        region_readout,
+    )
+    log.info(
+        "mapping: window %s (%d voxels) in %d blocks of %s",
+        window.to_list(),
+        int(np.prod(window.shape)),
+        len(blocks),
+        list(blocks_zyx),
+    )
+    return MapRequest(
+        layers=map_layers(window, tuple(float(v) for v in source.voxel_size), mapping, settings),
+        blocks=blocks,
+        compute_block=compute,
+        levels=mapping.pyramid.levels,
+        downsample_z=mapping.pyramid.downsample_z,
+        ngff_version=mapping.ngff_version,
+        fingerprint=fingerprint,
+        attributes=_map_attributes(mapping, window, source, seg_name, regions.name, selection, settings),
+        prepare=prepare,
+        viewer=mapping.viewer.model_dump(mode="json"),
+    )
+
+
+def _map_fingerprint(
+    mapping: MappingParameters,
+    window: Window,
+    source: VolumeSource,
+    volume_shape: tuple[int, ...],
+    volume: VolumeParameters,
+    seg_name: str,
+    settings: engine.BlockSettings,
+    region_model: str,
+    microstructure_model: Any,
+    region_encoder: Any,
+    region_readout: Any,
+) -> dict[str, Any]:
+    """What the map's blocks depend on: a store written with another fingerprint starts again."""
+    return {
+        "window": window.to_list(),
+        "source": source.uri,
+        "volume_shape": list(volume_shape),
+        "options": {k: str(v) for k, v in sorted(volume.source_options().items())},
+        "microstructure": {
+            "model": seg_name,
+            "weights": _weights_digest(microstructure_model),
+            "precision": settings.precision,
+        },
+        "regions": {
+            "model": region_model,
+            "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
+            "readout": _readout_digest(region_readout),
+        },
+        "parameters": mapping.model_dump(mode="json", exclude={"validation", "compute", "viewer"}),
+    }
+
+
+def block_settings(mapping: MappingParameters) -> engine.BlockSettings:
+    """What computing one block needs from ``mapping`` (halo, batches, region patches, features,
+    precision, smoothing, tissue mask)."""
+    r = mapping.regions
+    return engine.BlockSettings(
         halo_yx=mapping.microstructure.halo_yx,
         halo_z=mapping.microstructure.halo_z,
         slices_per_batch=mapping.microstructure.slices_per_batch,
@@ -189,18 +257,21 @@ def plan_brain_map(
         tile_size=mapping.features.tile_size,
         connectivity=mapping.features.cell_connectivity,
         feature_names=tuple(get_feature(n).name for n in mapping.features.names),
-        precision=engine.resolve_precision(mapping.compute.precision),
+        precision=engine.mapping_precision(mapping.compute.precision),
         majority_filter=r.majority_filter,
         tissue_threshold=mapping.tissue.threshold,
         tissue_window=mapping.tissue.window_yx if mapping.tissue.mask else 0,
     )
-    voxel = tuple(float(v) for v in source.voxel_size)
+
+
+def map_layers(
+    window: Window, voxel: tuple[float, ...], mapping: MappingParameters, settings: engine.BlockSettings
+) -> list[MapLayer]:
+    """The layers of the store: the image, the label layers (microstructure, regions, regions
+    before the majority filter where it is on, tissue) and the per-tile features."""
     origin_um = tuple(o * v for o, v in zip((window.z0, window.y0, window.x0), voxel, strict=True))
     chunks = tuple(min(c, s) for c, s in zip(mapping.blocks.chunks_zyx, window.shape, strict=True))
     blocks_zyx = tuple(min(b, s) for b, s in zip(mapping.blocks.shape_zyx, window.shape, strict=True))
-    t = settings.tile_size
-    tiles = (window.shape[0], -(-window.shape[1] // t), -(-window.shape[2] // t))
-    n_features = len(settings.feature_names)
     spatial: dict[str, Any] = {
         "axes": ("z", "y", "x"),
         "shape": window.shape,
@@ -208,42 +279,25 @@ def plan_brain_map(
         "scale": voxel,
         "translation": origin_um,
     }
-    layers = [
+
+    def labels(path: str, names: Mapping[int, str], colours: Mapping[Any, Any], by_name: bool) -> MapLayer:
+        return MapLayer(
+            path=path, kind="label", dtype="uint8", label_names=_label_names(names, colours, by_name), **spatial
+        )
+
+    t = settings.tile_size
+    n_features = len(settings.feature_names)
+    tiles = (window.shape[0], -(-window.shape[1] // t), -(-window.shape[2] // t))
+    return [
         MapLayer(path="", kind="image", dtype="uint8", channel_names=("image",), **spatial),
-        MapLayer(
-            path="labels/microstructure",
-            kind="label",
-            dtype="uint8",
-            label_names=_label_names(spec.PIXEL_CLASSES, engine.PIXEL_COLOURS, by_name=False),
-            **spatial,
-        ),
-        MapLayer(
-            path="labels/regions",
-            kind="label",
-            dtype="uint8",
-            label_names=_label_names(engine.REGION_LABELS, engine.REGION_COLOURS, by_name=True),
-            **spatial,
-        ),
+        labels("labels/microstructure", spec.PIXEL_CLASSES, spec.PIXEL_COLOURS, by_name=False),
+        labels("labels/regions", engine.REGION_LABELS, spec.REGION_COLOURS, by_name=True),
         *(
-            [
-                MapLayer(
-                    path="labels/regions_unsmoothed",
-                    kind="label",
-                    dtype="uint8",
-                    label_names=_label_names(engine.REGION_LABELS, engine.REGION_COLOURS, by_name=True),
-                    **spatial,
-                )
-            ]
+            [labels("labels/regions_unsmoothed", engine.REGION_LABELS, spec.REGION_COLOURS, by_name=True)]
             if settings.majority_filter
             else []
         ),
-        MapLayer(
-            path="labels/tissue",
-            kind="label",
-            dtype="uint8",
-            label_names=_label_names(engine.TISSUE_LABELS, engine.TISSUE_COLOURS, by_name=True),
-            **spatial,
-        ),
+        labels("labels/tissue", engine.TISSUE_LABELS, engine.TISSUE_COLOURS, by_name=True),
         MapLayer(
             path="features",
             kind="features",
@@ -261,105 +315,70 @@ def plan_brain_map(
             channel_names=settings.feature_names,
         ),
     ]
-    windows = engine.block_windows(window, blocks_zyx)
-    blocks = {}
-    for key, b in windows.items():
-        rel = (
-            slice(b.z0 - window.z0, b.z1 - window.z0),
-            slice(b.y0 - window.y0, b.y1 - window.y0),
-            slice(b.x0 - window.x0, b.x1 - window.x0),
-        )
-        feat = (
-            slice(None),
-            rel[0],
-            slice(rel[1].start // t, -(-rel[1].stop // t)),
-            slice(rel[2].start // t, -(-rel[2].stop // t)),
-        )
-        blocks[key] = {
-            "": rel,
-            "labels/microstructure": rel,
-            "labels/regions": rel,
-            **({"labels/regions_unsmoothed": rel} if settings.majority_filter else {}),
-            "labels/tissue": rel,
-            "features": feat,
-        }
-    threads = mapping.compute.torch_threads
 
-    def compute(key: str) -> dict[str, np.ndarray]:
-        with thread_limit(threads):
-            return engine.compute_block(windows[key], window, reader, segmentation, regions, settings)
 
-    def prepare() -> None:
-        with thread_limit(threads):
-            radius = engine.check_halo(segmentation, settings.halo_yx)
-        log.info("mapping: receptive-field radius of %s is %d voxels (halo %d)", seg_name, radius, settings.halo_yx)
-
-    fingerprint = {
-        "window": window.to_list(),
-        "source": source.uri,
-        "volume_shape": list(shape),
-        "options": {k: str(v) for k, v in sorted(source_options(volume).items())},
-        "microstructure": {
-            "model": seg_name,
-            "weights": _weights_digest(microstructure_model),
-            "precision": settings.precision,
-        },
-        "regions": {
-            "model": regions.name,
-            "encoder": _weights_digest(getattr(region_encoder, "network", region_encoder)),
-            "readout": _readout_digest(region_readout),
-        },
-        "parameters": mapping.model_dump(mode="json", exclude={"validation", "compute", "viewer"}),
+def _block_regions(block: Window, window: Window, settings: engine.BlockSettings) -> dict[str, tuple[slice, ...]]:
+    """Where one block lies in each layer: voxels relative to the window; tiles in the features."""
+    t = settings.tile_size
+    rel = (
+        slice(block.z0 - window.z0, block.z1 - window.z0),
+        slice(block.y0 - window.y0, block.y1 - window.y0),
+        slice(block.x0 - window.x0, block.x1 - window.x0),
+    )
+    feat = (
+        slice(None),
+        rel[0],
+        slice(rel[1].start // t, -(-rel[1].stop // t)),
+        slice(rel[2].start // t, -(-rel[2].stop // t)),
+    )
+    return {
+        "": rel,
+        "labels/microstructure": rel,
+        "labels/regions": rel,
+        **({"labels/regions_unsmoothed": rel} if settings.majority_filter else {}),
+        "labels/tissue": rel,
+        "features": feat,
     }
-    attributes = {
+
+
+def _map_attributes(
+    mapping: MappingParameters,
+    window: Window,
+    source: VolumeSource,
+    seg_name: str,
+    region_model: str,
+    selection: Mapping[str, Any],
+    settings: engine.BlockSettings,
+) -> dict[str, Any]:
+    """What the store records about how it was made (read back by validation and the report)."""
+    return {
         "window_zyx": window.to_list(),
         "source": source.uri,
-        "voxel_size_um": list(voxel),
+        "voxel_size_um": [float(v) for v in source.voxel_size],
         "microstructure_model": seg_name,
         "microstructure_setting": mapping.microstructure.setting,
         "microstructure_seed": mapping.microstructure.seed,
         "microstructure_precision": settings.precision,
-        "region_model": regions.name,
-        "region_model_selection": _json_safe(selection),
-        "region_stride": r.stride,
-        "region_majority_filter": r.majority_filter,
+        "region_model": region_model,
+        "region_model_selection": _json_safe(dict(selection)),
+        "region_stride": mapping.regions.stride,
+        "region_majority_filter": mapping.regions.majority_filter,
         "tissue_mask": mapping.tissue.model_dump(mode="json"),
         "region_labels": {str(k): v for k, v in engine.REGION_LABELS.items()},
         "pixel_labels": {str(k): v for k, v in spec.PIXEL_CLASSES.items()},
         "features": list(settings.feature_names),
-        "feature_tile_size": t,
+        "feature_tile_size": settings.tile_size,
     }
-    log.info(
-        "mapping: window %s (%d voxels) in %d blocks of %s",
-        window.to_list(),
-        int(np.prod(window.shape)),
-        len(blocks),
-        list(blocks_zyx),
-    )
-    return MapRequest(
-        layers=layers,
-        blocks=blocks,
-        compute_block=compute,
-        levels=mapping.pyramid.levels,
-        downsample_z=mapping.pyramid.downsample_z,
-        ngff_version=mapping.ngff_version,
-        fingerprint=fingerprint,
-        attributes=attributes,
-        prepare=prepare,
-        viewer=mapping.viewer.model_dump(mode="json"),
-    )
 
 
 # --- validation --------------------------------------------------------------------------
 
 
-def _training_boxes(ingestion: Any) -> list[Window]:
+def _training_boxes(ingestion: IngestionParameters) -> list[Window]:
     """The Task 2 training cubes (the main cubes, absolute)."""
-    cubes = block_value(ingestion, "main_cubes")
     out = []
-    for region in spec.REGIONS:
-        box = block_value(cubes, region)
-        (z0, z1), (y0, y1), (x0, x1) = (block_value(box, a) for a in ("z", "y", "x"))
+    for box in ingestion.main_cubes.by_region().values():
+        (z0, z1), (y0, y1), (x0, x1) = box.z, box.y, box.x
         out.append(Window(int(z0), int(z1), int(y0), int(y1), int(x0), int(x1)))
     return out
 
@@ -463,18 +482,78 @@ def tile_disagreement(cells: np.ndarray) -> tuple[int, int]:
     return int(differing.sum()), int(counted.sum())
 
 
-def _region_truth_lut(volume: Any, ignored: set[int]) -> dict[int, int]:
-    values = block_value(volume, "region_label_values")
-    return {
-        int(v): i + 1
-        for i, r in enumerate(spec.REGIONS)
-        for v in np.atleast_1d(block_value(values, r))
-        if int(v) not in ignored
-    }
+def _region_truth_lut(volume: VolumeParameters, ignored: set[int]) -> dict[int, int]:
+    values = volume.region_values()
+    return {v: i + 1 for i, r in enumerate(spec.REGIONS) for v in values[r] if v not in ignored}
+
+
+@dataclass
+class _RegionCounts:
+    """Voxel counts behind the region rows, summed slice by slice over every ``step``-th voxel."""
+
+    #: Layer suffix of the row names (``""``: as mapped, ``_unsmoothed``) -> layer name.
+    variants: dict[str, str]
+    #: Region truth value -> region label (1..4).
+    lut: dict[int, int]
+    #: Region truth values outside the tissue.
+    ignored: set[int]
+    #: Whether the map has a tissue layer (checked against the region truth).
+    has_tissue: bool
+    correct: dict[str, np.ndarray] = field(init=False)
+    total: np.ndarray = field(init=False)
+    differing: dict[str, int] = field(init=False)
+    counted: dict[str, int] = field(init=False)
+    outside: int = 0
+    outside_labelled: dict[str, int] = field(default_factory=lambda: {"microstructure": 0, "regions": 0})
+    tissue_tp: int = 0
+    tissue_fp: int = 0
+    tissue_fn: int = 0
+    area_total: dict[int, int] = field(default_factory=dict)
+    area_correct: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(spec.REGIONS) + 1
+        self.correct = {k: np.zeros(n, np.int64) for k in self.variants}
+        self.total = np.zeros(n, np.int64)
+        self.differing = dict.fromkeys(self.variants, 0)
+        self.counted = dict.fromkeys(self.variants, 0)
+
+    def add_slice(
+        self, truth_raw: np.ndarray, sampled: Mapping[str, np.ndarray], centres: Mapping[str, np.ndarray]
+    ) -> None:
+        """One slice: the region truth (raw values), the sampled layers and the region cell centres."""
+        regions = sampled[self.variants[""]]
+        for value, label in self.lut.items():
+            m = truth_raw == value
+            self.area_total[value] = self.area_total.get(value, 0) + int(m.sum())
+            self.area_correct[value] = self.area_correct.get(value, 0) + int((regions[m] == label).sum())
+        truth = np.zeros(truth_raw.shape, np.int64)
+        for value, label in self.lut.items():
+            truth[truth_raw == value] = label
+        non_tissue = np.isin(truth_raw, sorted(self.ignored))
+        self.outside += int(non_tissue.sum())
+        for layer in self.outside_labelled:
+            self.outside_labelled[layer] += int(np.count_nonzero(sampled[layer][non_tissue]))
+        if self.has_tissue:
+            mask = sampled["tissue"] > 0
+            self.tissue_tp += int((mask & ~non_tissue).sum())
+            self.tissue_fp += int((mask & non_tissue).sum())
+            self.tissue_fn += int((~mask & ~non_tissue).sum())
+        n = len(self.total)
+        for label in range(1, n):
+            self.total[label] += int((truth == label).sum())
+        for suffix, layer in self.variants.items():
+            pred = sampled[layer]
+            for label in range(1, n):
+                m = truth == label
+                self.correct[suffix][label] += int((pred[m] == label).sum())
+            d, c = tile_disagreement(centres[layer])
+            self.differing[suffix] += d
+            self.counted[suffix] += c
 
 
 def _region_rows(
-    brain_map: BrainMap, window: Window, mapping: MappingParameters, volume: Any, source_name: str
+    brain_map: BrainMap, window: Window, mapping: MappingParameters, volume: VolumeParameters, source_name: str
 ) -> list[dict[str, Any]]:
     """Region accuracy and recall (as mapped and, with the majority filter, unsmoothed), the tile
     disagreement with the 8 neighbours, and the tissue mask against the region truth."""
@@ -483,83 +562,67 @@ def _region_rows(
     # Values outside the tissue (mapping.validation.unlabelled_values, e.g. 0, which the
     # authors' groupings count as CTX) are not region truth; on the phantom 0 is exactly outside.
     ignored = {int(v) for v in mapping.validation.unlabelled_values}
-    lut = _region_truth_lut(volume, ignored)
     variants = {"": "regions"}
     if "regions_unsmoothed" in brain_map.layers:
         variants["_unsmoothed"] = "regions_unsmoothed"
-    n = len(spec.REGIONS) + 1
-    correct = {k: np.zeros(n, np.int64) for k in variants}
-    total = np.zeros(n, np.int64)
-    differing = dict.fromkeys(variants, 0)
-    counted = dict.fromkeys(variants, 0)
-    stride = int(brain_map.attributes.get("region_stride", step))
-    outside = 0
-    outside_labelled = {"microstructure": 0, "regions": 0}
-    tissue_tp = tissue_fp = tissue_fn = 0
     has_tissue = "tissue" in brain_map.layers
+    counts = _RegionCounts(variants, _region_truth_lut(volume, ignored), ignored, has_tissue)
+    stride = int(brain_map.attributes.get("region_stride", step))
     # each layer read once, subsampled (a per-slice read would decompress every chunk row again)
     sampled = {
         name: np.asarray(brain_map.layers[name][0][:, ::step, ::step].compute())
-        for name in {*outside_labelled, *variants.values(), *(["tissue"] if has_tissue else [])}
+        for name in {*counts.outside_labelled, *variants.values(), *(["tissue"] if has_tissue else [])}
     }
     centres = {
         name: np.asarray(brain_map.layers[name][0][:, stride // 2 :: stride, stride // 2 :: stride].compute())
         for name in variants.values()
     }
-    area_total: dict[int, int] = {}
-    area_correct: dict[int, int] = {}
     for z in range(window.z0, window.z1):
         k = z - window.z0
         truth_raw = roi.read(Window(z, z + 1, window.y0, window.y1, window.x0, window.x1))[0][::step, ::step]
-        for value, label in lut.items():
-            m = truth_raw == value
-            area_total[value] = area_total.get(value, 0) + int(m.sum())
-            area_correct[value] = area_correct.get(value, 0) + int((sampled[variants[""]][k][m] == label).sum())
-        truth = np.zeros(truth_raw.shape, np.int64)
-        for value, label in lut.items():
-            truth[truth_raw == value] = label
-        non_tissue = np.isin(truth_raw, sorted(ignored))
-        outside += int(non_tissue.sum())
-        for layer in outside_labelled:
-            outside_labelled[layer] += int(np.count_nonzero(sampled[layer][k][non_tissue]))
-        if has_tissue:
-            mask = sampled["tissue"][k] > 0
-            tissue_tp += int((mask & ~non_tissue).sum())
-            tissue_fp += int((mask & non_tissue).sum())
-            tissue_fn += int((~mask & ~non_tissue).sum())
-        for label in range(1, n):
-            total[label] += int((truth == label).sum())
-        for suffix, layer in variants.items():
-            pred = sampled[layer][k]
-            for label in range(1, n):
-                m = truth == label
-                correct[suffix][label] += int((pred[m] == label).sum())
-            d, c = tile_disagreement(centres[layer][k])
-            differing[suffix] += d
-            counted[suffix] += c
+        counts.add_slice(truth_raw, {n: a[k] for n, a in sampled.items()}, {n: a[k] for n, a in centres.items()})
+    return [
+        *_region_accuracy_rows(counts, stride, step, source_name),
+        *_area_rows(counts, step, source_name),
+        *_outside_rows(counts, step, source_name),
+    ]
+
+
+def _region_accuracy_rows(counts: _RegionCounts, stride: int, step: int, source_name: str) -> list[dict[str, Any]]:
+    """Accuracy, recall per region and tile disagreement of each variant; the voxels counted."""
     rows = []
-    all_total = int(total.sum())
-    for suffix in variants:
+    all_total = int(counts.total.sum())
+    for suffix in counts.variants:
         what = "as mapped" if not suffix else "without the majority filter"
         src = f"{source_name} ({what})"
-        acc = float(correct[suffix].sum()) / all_total if all_total else float("nan")
+        correct = counts.correct[suffix]
+        acc = float(correct.sum()) / all_total if all_total else float("nan")
         rows.append(_row(f"region_accuracy{suffix}", "all", acc, src))
         for label, name in engine.REGION_LABELS.items():
-            rec = float(correct[suffix][label]) / total[label] if total[label] else float("nan")
-            rows.append(_row(f"region_recall{suffix}", name, rec, src))
+            total = counts.total[label]
+            rows.append(
+                _row(f"region_recall{suffix}", name, float(correct[label]) / total if total else float("nan"), src)
+            )
+        differing, counted = counts.differing[suffix], counts.counted[suffix]
         rows.append(
             _row(
                 f"region_tile_disagreement{suffix}",
                 "all",
-                differing[suffix] / counted[suffix] if counted[suffix] else float("nan"),
+                differing / counted if counted else float("nan"),
                 f"{src}: fraction of {stride}-voxel region cells whose label is not the majority of their 8 neighbours",
             )
         )
     rows.append(_row("region_voxels", "all", all_total * step * step, source_name))
-    # Per brain area (the source's raw values): areas of the main cubes vs areas that Task 1 never
-    # saw but whose group it must name (e.g. TRN -> VP, hypothalamus -> ZI).
+    return rows
+
+
+def _area_rows(counts: _RegionCounts, step: int, source_name: str) -> list[dict[str, Any]]:
+    """Per brain area (the source's raw values): areas of the main cubes vs areas that Task 1 never
+    saw but whose group it must name (e.g. TRN -> VP, hypothalamus -> ZI)."""
+    rows = []
     names = {v: k for k, v in spec.BRAIN_AREA_VALUES.items()}
     main_values = {spec.BRAIN_AREA_VALUES[r] for r in spec.REGIONS if r in spec.BRAIN_AREA_VALUES}
+    area_total, area_correct = counts.area_total, counts.area_correct
     for value in sorted(area_total):
         if area_total[value]:
             rows.append(
@@ -568,7 +631,7 @@ def _region_rows(
                     names.get(value, str(value)),
                     area_correct[value] / area_total[value],
                     f"{source_name} (as mapped): {names.get(value, value)} counts as "
-                    f"{engine.REGION_LABELS[lut[value]]}; {area_total[value] * step * step} voxels",
+                    f"{engine.REGION_LABELS[counts.lut[value]]}; {area_total[value] * step * step} voxels",
                 )
             )
     main_total = sum(area_total.get(v, 0) for v in main_values)
@@ -581,19 +644,25 @@ def _region_rows(
                 f"{source_name} (as mapped): only the four areas of the main cubes (values {sorted(main_values)})",
             )
         )
-    outside_src = f"{source_name}: voxels outside the tissue (region truth {sorted(ignored)})"
-    for layer, count in outside_labelled.items():
-        rows.append(
-            _row("non_tissue_labelled_fraction", layer, count / outside if outside else float("nan"), outside_src)
-        )
+    return rows
+
+
+def _outside_rows(counts: _RegionCounts, step: int, source_name: str) -> list[dict[str, Any]]:
+    """Labels outside the tissue, and the tissue mask's IoU against the region truth."""
+    outside = counts.outside
+    outside_src = f"{source_name}: voxels outside the tissue (region truth {sorted(counts.ignored)})"
+    rows = [
+        _row("non_tissue_labelled_fraction", layer, count / outside if outside else float("nan"), outside_src)
+        for layer, count in counts.outside_labelled.items()
+    ]
     rows.append(_row("non_tissue_voxels", "all", outside * step * step, outside_src))
-    if has_tissue:
-        union = tissue_tp + tissue_fp + tissue_fn
+    if counts.has_tissue:
+        union = counts.tissue_tp + counts.tissue_fp + counts.tissue_fn
         rows.append(
             _row(
                 "tissue_mask_iou",
                 "tissue",
-                tissue_tp / union if union else float("nan"),
+                counts.tissue_tp / union if union else float("nan"),
                 f"{source_name}: labels/tissue vs region truth",
             )
         )
@@ -601,7 +670,12 @@ def _region_rows(
 
 
 def _microstructure_rows(
-    brain_map: BrainMap, window: Window, mapping: MappingParameters, volume: Any, ingestion: Any, source_name: str
+    brain_map: BrainMap,
+    window: Window,
+    mapping: MappingParameters,
+    volume: VolumeParameters,
+    ingestion: IngestionParameters,
+    source_name: str,
 ) -> list[dict[str, Any]]:
     """Microstructure IoU on tissue boxes far from every training cube, pooled and per brain area."""
     roi = open_channel(volume, "roi_labels")
@@ -716,8 +790,8 @@ def _selection_rows(selection: Mapping[str, Any] | None) -> list[dict[str, Any]]
 def validate_brain_map(
     brain_map: BrainMap,
     mapping: MappingParameters,
-    volume: Any,
-    ingestion: Any,
+    volume: VolumeParameters,
+    ingestion: IngestionParameters,
     task2_segmentation: pd.DataFrame | None = None,
     region_model_selection: Mapping[str, Any] | None = None,
     task2_agreement: pd.DataFrame | None = None,
@@ -727,10 +801,9 @@ def validate_brain_map(
     training cubes (dense truth of the phantom; on other sources only where labelled) beside the
     in-cube Task 2 IoU, the region model's selection, and the agreement of the map with the Task 2
     test predictions (``task2_agreement``, :func:`compare_with_task2`)."""
-    mapping = as_parameters(mapping)
     z0, z1, y0, y1, x0, x1 = brain_map.attributes["window_zyx"]
     window = Window(z0, z1, y0, y1, x0, x1)
-    source_name = str(block_value(volume, "source"))
+    source_name = volume.source
     rows = _region_rows(brain_map, window, mapping, volume, source_name)
     far = _microstructure_rows(brain_map, window, mapping, volume, ingestion, source_name)
     rows += far + _in_cube_rows(task2_segmentation, brain_map, far) + _selection_rows(region_model_selection)
@@ -780,7 +853,7 @@ class WindowedSource(VolumeSource):
 
 
 def map_microstructure(
-    segmentation: SegmentationModel, source: VolumeSource, box: Window, settings: engine.BlockSettings
+    segmentation: MicrostructureNetwork, source: VolumeSource, box: Window, settings: engine.BlockSettings
 ) -> np.ndarray:
     """labels/microstructure of ``box`` as the map computes it (aligned input with the halo, the
     prepared network), without the tissue mask: the network's own output."""
@@ -800,8 +873,8 @@ def compare_with_task2(
     microstructure_model: torch.nn.Module,
     microstructure_test_predictions: Mapping[str, Any],
     mapping: MappingParameters,
-    volume: Any,
-    ingestion: Any,
+    volume: VolumeParameters,
+    ingestion: IngestionParameters,
 ) -> pd.DataFrame:
     """Agreement (fraction of voxels) of the map's microstructure with the Task 2 test predictions
     of the same network on the same slices of the main cubes:
@@ -812,8 +885,7 @@ def compare_with_task2(
     * ``with_context``: the map as written, whose input extends beyond the cube (Task 2 pads at
       the cube's border), over the whole cube window and ``interior`` (>= 32 voxels inside it).
     """
-    mapping = as_parameters(mapping)
-    segmentation = SegmentationModel.from_trained(
+    segmentation = MicrostructureNetwork.from_trained(
         microstructure_model, str((getattr(microstructure_model, "metadata", {}) or {}).get("model", "model"))
     )
     run = str(microstructure_test_predictions.get("run", "?"))
@@ -821,20 +893,16 @@ def compare_with_task2(
     if segmentation.dims != 2:
         log.info("mapping: no Task 2 agreement check for a 3D network (%s)", run)
         return pd.DataFrame(columns=list(VALIDATION_COLUMNS))
-    from mtneuro.config.ingestion import IngestionParameters
     from mtneuro.pipelines.ingestion.nodes import main_cube_windows
 
-    typed = (
-        ingestion if isinstance(ingestion, IngestionParameters) else IngestionParameters.model_validate(dict(ingestion))
-    )
-    windows = {f"main_{r}": w for r, w in main_cube_windows(typed).items()}
+    windows = {f"main_{r}": w for r, w in main_cube_windows(ingestion).items()}
     source = open_channel(volume, "image")
     settings = engine.BlockSettings.microstructure_only(
         mapping.microstructure.halo_yx,
         0,
         mapping.microstructure.slices_per_batch,
         1,
-        engine.resolve_precision(mapping.compute.precision),
+        engine.mapping_precision(mapping.compute.precision),
     )
     agree = {"same_input": [0, 0], "with_context": [0, 0], "with_context_interior": [0, 0]}
     margin = 32
@@ -900,9 +968,9 @@ def plot_brain_map(brain_map: BrainMap, mapping_validation: pd.DataFrame) -> Any
         np.asarray(feat[names.index("cell_count"), feat.shape[1] // 2].compute()) if "cell_count" in names else None
     )
     region_cmap = ListedColormap(
-        [(0, 0, 0, 0)] + [tuple(c / 255 for c in engine.REGION_COLOURS[r]) for r in spec.REGIONS]
+        [(0, 0, 0, 0)] + [tuple(c / 255 for c in spec.REGION_COLOURS[r]) for r in spec.REGIONS]
     )
-    pixel_cmap = ListedColormap([tuple(c / 255 for c in engine.PIXEL_COLOURS[v]) for v in sorted(engine.PIXEL_COLOURS)])
+    pixel_cmap = ListedColormap([tuple(c / 255 for c in spec.PIXEL_COLOURS[v]) for v in sorted(spec.PIXEL_COLOURS)])
     fig, axes = plt.subplots(4, 1, figsize=(12, 11), constrained_layout=True)
     z_abs = brain_map.attributes["window_zyx"][0] + z
     axes[0].imshow(img, cmap="gray")

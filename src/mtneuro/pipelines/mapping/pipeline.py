@@ -41,7 +41,7 @@ PARAMETERS = {"params:mapping", "params:volume", "params:ingestion", "params:cla
 
 def create_pipeline(parameters: Any) -> Pipeline:
     """The mapping pipeline of the active configuration (``parameters.mapping``)."""
-    mapping: MappingParameters = nodes.as_parameters(parameters.mapping)
+    mapping: MappingParameters = parameters.mapping
     choose_inputs = {"segmentation_runs": "segmentation_runs", "mapping": "params:mapping"}
     if mapping.microstructure.model == "best":
         choose_inputs["task2_segmentation"] = TABLE

@@ -8,9 +8,7 @@ Pure functions; the wiring is in ``pipeline.py`` and the feature definitions (th
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +20,14 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
-from threadpoolctl import threadpool_limits
 
 from mtneuro import features as feat
 from mtneuro import run_grid, spec
 from mtneuro.config.probing import ProbingImages, ProbingParameters, ProbingReadout, ProbingUmap
 from mtneuro.cubes import Cube, describe_source
+from mtneuro.errors import MtneuroError
 from mtneuro.models import FrozenEncoder
+from mtneuro.training import thread_limit
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +51,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 
-class ProbingError(ValueError):
+class ProbingError(MtneuroError, ValueError):
     """Inputs or parameters the probing pipeline cannot work with."""
-
-
-@contextmanager
-def limited_threads(threads: int | None) -> Iterator[None]:
-    """Cap BLAS/OpenMP (and torch, if loaded) threads; None leaves the libraries' defaults.
-
-    On a small shared CPU machine one thread is several times faster for these small problems
-    than threads that wait for each other (parameter ``probing.threads``).
-    """
-    if threads is None:
-        yield
-        return
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
-    if torch is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        with threadpool_limits(limits=int(threads)):
-            yield
-    finally:
-        if torch is not None:
-            torch.set_num_threads(before)
 
 
 # --- images and features ------------------------------------------------------------------------
@@ -139,43 +116,12 @@ def build_probing_dataset(
         cube = cubes.get(cube_id)
         if cube is None or cube.pixel_labels is None:
             raise ProbingError(f"Probing needs the pixel labels of cube {cube_id!r}, which the cubes lack.")
-        # every image of the cube measured at once; the authors' cells span the whole cube
-        stack = feat.LabelStack(cube.pixel_labels, tile, connectivity)
-        for row in group.itertuples(index=False):
-            image = cube.image[int(row.z)]
-            for k, (y0, x0, h, w) in enumerate(stack.units):
-                rows.append(
-                    {
-                        "source": source,
-                        "cube_id": str(cube_id),
-                        "region": str(row.region),
-                        "label": int(row.label),
-                        "z": int(row.z),
-                        "z_abs": int(row.z_abs),
-                        "y0": y0,
-                        "x0": x0,
-                        "height": h,
-                        "width": w,
-                        **feat.feature_values(stack.image(int(row.z), k), names),
-                    }
-                )
-                images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
-    table = pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *names])
-    table = table.astype(
-        {
-            "source": "string",
-            "cube_id": "string",
-            "region": "string",
-            "label": "int64",
-            "z": "int64",
-            "z_abs": "int64",
-            "y0": "int64",
-            "x0": "int64",
-            "height": "int64",
-            "width": "int64",
-            **{name: feat.get_feature(name).dtype for name in names},
-        }
-    )
+        cube_rows, cube_images = _cube_images(
+            cube.image, cube.pixel_labels, str(cube_id), group, source, tile, connectivity, names
+        )
+        rows += cube_rows
+        images += cube_images
+    table = _typed_features(pd.DataFrame(rows, columns=[*IMAGE_COLUMNS, *names]), names)
     stacked = np.stack(images) if images else np.zeros((0, 0, 0), dtype=np.uint8)
     undefined = {f: int(table[f].isna().sum()) for f in names if table[f].isna().any()}
     log.info(
@@ -190,6 +136,61 @@ def build_probing_dataset(
     return table, stacked
 
 
+def _cube_images(
+    volume: np.ndarray,
+    pixel_labels: np.ndarray,
+    cube_id: str,
+    group: pd.DataFrame,
+    source: str,
+    tile: int | None,
+    connectivity: int,
+    names: Sequence[str],
+) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """The probing images of one cube (its ``group`` of split-index rows) and a feature row each."""
+    rows, images = [], []
+    # every image of the cube measured at once; the authors' cells span the whole cube
+    stack = feat.LabelStack(pixel_labels, tile, connectivity)
+    for row in group.itertuples(index=False):
+        image = volume[int(row.z)]
+        for k, (y0, x0, h, w) in enumerate(stack.units):
+            rows.append(
+                {
+                    "source": source,
+                    "cube_id": cube_id,
+                    "region": str(row.region),
+                    "label": int(row.label),
+                    "z": int(row.z),
+                    "z_abs": int(row.z_abs),
+                    "y0": y0,
+                    "x0": x0,
+                    "height": h,
+                    "width": w,
+                    **feat.feature_values(stack.image(int(row.z), k), names),
+                }
+            )
+            images.append(np.asarray(image[y0 : y0 + h, x0 : x0 + w], dtype=np.uint8))
+    return rows, images
+
+
+def _typed_features(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``probing_features`` with its column types (strings, int64 positions, each feature's dtype)."""
+    return table.astype(
+        {
+            "source": "string",
+            "cube_id": "string",
+            "region": "string",
+            "label": "int64",
+            "z": "int64",
+            "z_abs": "int64",
+            "y0": "int64",
+            "x0": "int64",
+            "height": "int64",
+            "width": "int64",
+            **{name: feat.get_feature(name).dtype for name in names},
+        }
+    )
+
+
 # --- embeddings -------------------------------------------------------------------------------
 
 
@@ -198,7 +199,7 @@ def embed_images(probing_images: np.ndarray, frozen_encoder: FrozenEncoder, prob
     if not isinstance(frozen_encoder, FrozenEncoder):
         raise ProbingError(f"Expected a mtneuro.models.FrozenEncoder, got {type(frozen_encoder).__name__}.")
     batch = probing.embed_batch_size
-    with limited_threads(probing.threads):
+    with thread_limit(probing.threads):
         parts = [
             np.asarray(frozen_encoder.embed(probing_images[i : i + batch]))
             for i in range(0, len(probing_images), batch)
@@ -460,7 +461,7 @@ def probe_embeddings(
         groups.setdefault(np.isfinite(values[name]).tobytes(), []).append(name)
     results = {}
     for group in groups.values():
-        with limited_threads(probing.threads):
+        with thread_limit(probing.threads):
             r2_in, r2_cv, n, used, alpha = linear_r2(
                 embeddings,
                 np.column_stack([values[g] for g in group]),
@@ -543,7 +544,7 @@ def plot_umap(
 ) -> Figure:
     """The paper's Figure 4: one encoder's embeddings in 2-D, coloured by region and by each feature."""
     params = probing.umap
-    with limited_threads(probing.threads):
+    with thread_limit(probing.threads):
         xy = umap_projection(embeddings, params)
     names = list(probing.features)
     panels = ["region", *names]

@@ -58,13 +58,6 @@ R2_KINDS: dict[str, tuple[str, str]] = {
 #: The same kinds in a word or two (the report's R² column).
 R2_SHORT_LABELS: dict[str, str] = {"in_sample": "in-sample", "in_sample_noise": "noise floor", "cv": "cross-validated"}
 
-#: Full names of the Task 1 regions (legends of the region map).
-REGION_NAMES: dict[str, str] = {
-    "CTX": "cortex",
-    "STR": "striatum",
-    "VP": "ventral posterior thalamus",
-    "ZI": "zona incerta",
-}
 #: Figure-panel names of the methods whose registry label is a sentence.
 SHORT_METHOD_LABELS: dict[str, str] = {
     "intensity_baseline": "Gray-level stats + LR",
@@ -172,13 +165,13 @@ def legend(kind: str) -> list[tuple[str, str]]:
 
     if kind == "regions":
         return [
-            (f"{value} {name} ({REGION_NAMES.get(name, name)})", css(engine.REGION_COLOURS[name]))
+            (f"{value} {name} ({spec.REGION_NAMES.get(name, name)})", css(spec.REGION_COLOURS[name]))
             for value, name in engine.REGION_LABELS.items()
         ]
     if kind == "microstructure":
         return [
-            (f"{value} {name}", css(engine.PIXEL_COLOURS[value]))
+            (f"{value} {name}", css(spec.PIXEL_COLOURS[value]))
             for value, name in spec.PIXEL_CLASSES.items()
-            if value in engine.PIXEL_COLOURS and engine.PIXEL_COLOURS[value][3]
+            if value in spec.PIXEL_COLOURS and spec.PIXEL_COLOURS[value][3]
         ]
     raise ValueError(f"Unknown legend {kind!r}; choose from ['microstructure', 'regions']")

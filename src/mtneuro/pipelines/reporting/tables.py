@@ -27,11 +27,13 @@ import numpy as np
 import pandas as pd
 
 from mtneuro import paper_results as paper
+from mtneuro import spec
 from mtneuro.classification_methods import method_settings
 from mtneuro.config.classification import ClassificationParameters
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.probing import ProbingParameters
 from mtneuro.config.segmentation import SegmentationParameters
+from mtneuro.errors import MtneuroError
 from mtneuro.segmentation_models import run_settings
 
 from .labels import R2_KINDS, SEG_CLASS_LABELS, dims_label, feature_label, method_label, model_dims, model_label
@@ -131,7 +133,7 @@ TABLE3_FEATURE_ORDER: tuple[str, ...] = (
 TABLE1_TRAIN_CONFIG: dict[str, str] = {"ROI-C1": "ROI-C1", "ROI-C2": "ROI-C1", "ROI-C3": "ROI-C3"}
 
 
-class ReportingError(ValueError):
+class ReportingError(MtneuroError, ValueError):
     """A task table lacks what the reporting pipeline needs."""
 
 
@@ -472,7 +474,7 @@ def profile_departures(
                 test_steps.get(config, 1),
                 f"classification.data.test_slice_step.{config}",
             )
-            for config, spec_label in (("roi_c1", "ROI-C1"), ("roi_c2", "ROI-C2"), ("roi_c3", "ROI-C3"))
+            for config, spec_label in spec.CONFIG_LABELS.items()
         },
         "Task 1 network epochs": (
             _values(e for e in epochs if e is not None) or "—",

@@ -40,8 +40,10 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from mtneuro import histories, spec
 from mtneuro.config import TrainingParameters
-from mtneuro.config.segmentation import EvaluationSettings, SegmentationParameters, TrainSettings
+from mtneuro.config.segmentation import EvaluationSettings, RunSettings, SegmentationParameters, TrainSettings
+from mtneuro.config.training import DataLoaderParameters
 from mtneuro.cubes import Cube, describe_source
+from mtneuro.errors import MtneuroError
 from mtneuro.metrics import AUTHORS_AVERAGING, AVERAGING, PER_IMAGE_AVERAGING, SegmentationMeter
 from mtneuro.segmentation_models import build_segmentation_model, get_model, run_settings
 from mtneuro.training import (
@@ -59,7 +61,7 @@ from .engine import Block, PatchDataset, SegmentationModule, contiguous_runs, in
 log = logging.getLogger(__name__)
 
 
-class SegmentationError(ValueError):
+class SegmentationError(MtneuroError, ValueError):
     """A segmentation parameter or input is inconsistent; the message names what to fix."""
 
 
@@ -88,9 +90,7 @@ class LabelSetting:
 
 
 SETTINGS: dict[str, LabelSetting] = {
-    # In the 3-class setting "background" is background + myelinated axons.
-    "seg_3class": LabelSetting("seg_3class", "3-class", ("background", "vessel", "cell"), (0, 1, 2, 0)),
-    "seg_4class": LabelSetting("seg_4class", "4-class", ("background", "vessel", "cell", "axon"), (0, 1, 2, 3)),
+    name: LabelSetting(name, label, classes, lut) for name, (label, classes, lut) in spec.LABEL_SETTINGS.items()
 }
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -175,14 +175,23 @@ def _splits_used(segmentation: SegmentationParameters) -> set[str]:
     return splits
 
 
+@dataclass(frozen=True)
+class SegmentationData:
+    """What every Task 2 run reads (``segmentation_data``, in memory): a few tens of MB instead
+    of every cube."""
+
+    #: The data source of the cubes (:func:`mtneuro.cubes.describe_source`).
+    source: str
+    #: Label setting -> split -> the labelled blocks of that split.
+    blocks: dict[str, dict[str, list[Block]]]
+
+
 def prepare_segmentation_data(
     cubes: dict[str, Cube], split_index: pd.DataFrame, segmentation: SegmentationParameters
-) -> dict[str, Any]:
-    """What every run reads, built once: per label setting and split, the labelled blocks
-    (``{"source": str, "blocks": {setting: {split: [Block]}}}``); a few tens of MB instead of
-    every cube."""
+) -> SegmentationData:
+    """What every run reads, built once: per label setting and split, the labelled blocks."""
     splits = sorted(_splits_used(segmentation))
-    blocks = {
+    blocks: dict[str, dict[str, list[Block]]] = {
         name: {split: setting_blocks(cubes, split_index, label_setting(name), [split]) for split in splits}
         for name in segmentation.settings
     }
@@ -192,11 +201,11 @@ def prepare_segmentation_data(
             label_setting(name).label,
             ", ".join(f"{split} {sum(b.depth for b in bl)} slices" for split, bl in per_split.items()),
         )
-    return {"source": describe_source(cubes), "blocks": blocks}
+    return SegmentationData(describe_source(cubes), blocks)
 
 
-def _blocks(data: dict[str, Any], setting: str, splits: list[str]) -> list[Block]:
-    available = data["blocks"].get(setting)
+def _blocks(data: SegmentationData, setting: str, splits: list[str]) -> list[Block]:
+    available = data.blocks.get(setting)
     if available is None:
         raise SegmentationError(f"No prepared data for label setting {setting!r}")
     missing = [s for s in splits if s not in available]
@@ -221,6 +230,39 @@ def _blocks(data: dict[str, Any], setting: str, splits: list[str]) -> list[Block
     return merged
 
 
+def _patch_loader(
+    blocks: list[Block],
+    dims: int,
+    mean: float,
+    std: float,
+    train: TrainSettings,
+    dataloader: DataLoaderParameters,
+    accelerator: str,
+) -> DataLoader:
+    """Random training patches of ``blocks``, ``train.samples_per_epoch`` an epoch (default: as
+    many as the blocks hold; drawn with replacement when more), in whole batches."""
+    dataset = PatchDataset(
+        blocks,
+        dims=dims,
+        depth=train.depth,
+        crop_yx=train.crop_yx,
+        mean=mean,
+        std=std,
+        flip=train.augment.flip,
+        rot90=train.augment.rot90,
+        flip_z=train.augment.flip_z,
+    )
+    samples = len(dataset) if train.samples_per_epoch is None else train.samples_per_epoch
+    sampler = RandomSampler(dataset, replacement=samples > len(dataset), num_samples=samples)
+    return DataLoader(
+        dataset,
+        batch_size=min(train.batch_size, samples),
+        sampler=sampler,
+        drop_last=True,
+        **dataloader_kwargs(dataloader, accelerator),
+    )
+
+
 def train_segmentation_model(
     blocks: list[Block],
     model: str,
@@ -237,28 +279,9 @@ def train_segmentation_model(
     dims = get_model(model).spatial_dims
     mean, std = intensity_stats(blocks)
     net = build_segmentation_model(model, num_classes, **kwargs)
-    dataset = PatchDataset(
-        blocks,
-        dims=dims,
-        depth=train.depth,
-        crop_yx=train.crop_yx,
-        mean=mean,
-        std=std,
-        flip=train.augment.flip,
-        rot90=train.augment.rot90,
-        flip_z=train.augment.flip_z,
-    )
-    samples = len(dataset) if train.samples_per_epoch is None else train.samples_per_epoch
-    batch_size = min(train.batch_size, samples)
-    sampler = RandomSampler(dataset, replacement=samples > len(dataset), num_samples=samples)
     accelerator = resolve_accelerator(training.accelerator)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=True,
-        **dataloader_kwargs(training.dataloader, accelerator),
-    )
+    loader = _patch_loader(blocks, dims, mean, std, train, training.dataloader, accelerator)
+    samples, batch_size = len(loader.sampler), int(loader.batch_size or 1)  # type: ignore[arg-type]
     module = SegmentationModule(
         net,
         lr=train.lr,
@@ -348,7 +371,7 @@ def score_predictions(
 
 
 def train_and_evaluate(
-    segmentation_data: dict[str, Any],
+    segmentation_data: SegmentationData,
     segmentation: SegmentationParameters,
     training: TrainingParameters,
     *,
@@ -369,7 +392,7 @@ def train_and_evaluate(
 
 
 def _train_and_evaluate(
-    segmentation_data: dict[str, Any],
+    segmentation_data: SegmentationData,
     segmentation: SegmentationParameters,
     training: TrainingParameters,
     model: str,
@@ -406,7 +429,7 @@ def _train_and_evaluate(
         time.perf_counter() - start,
     )
     rows = scores.assign(
-        source=segmentation_data["source"],
+        source=segmentation_data.source,
         model=model,
         dims=run.dims,
         setting=label.label,
@@ -419,7 +442,17 @@ def _train_and_evaluate(
         train_seconds=round(info["train_seconds"], 2),
         averaging="per class over all test pixels of the run; mean: unweighted over classes",
     )[list(RESULT_COLUMNS)]
-    net.metadata = {  # type: ignore[assignment]  # torch types Module attributes as Tensor | Module
+    net.metadata = _model_metadata(model, label, run, info, seed, sample_depth)  # type: ignore[assignment]
+    history = _training_history(segmentation_data.source, model, label, seed, info)
+    return net, predictions, rows, history
+
+
+def _model_metadata(
+    model: str, label: LabelSetting, run: RunSettings, info: Mapping[str, Any], seed: int, sample_depth: int
+) -> dict[str, Any]:
+    """What the saved network carries for inference and mapping (classes, normalisation, depth)."""
+    train, evaluation = run.train, run.evaluation
+    return {
         "task": "segmentation",
         "model": model,
         "setting": label.label,
@@ -431,7 +464,7 @@ def _train_and_evaluate(
         "input": "uint8 gray values / 255, standardised with the training split's mean and std",
         "mean": info["mean"],
         "std": info["std"],
-        "subvolume_depth": depth if run.spatial_dims == 3 else 1,
+        "subvolume_depth": train.depth if run.spatial_dims == 3 else 1,
         "inference_roi_yx": evaluation.roi_yx,
         "train": train.model_dump(),
         "metrics_averaging": AVERAGING,
@@ -439,8 +472,14 @@ def _train_and_evaluate(
         "metrics_averaging_authors": AUTHORS_AVERAGING,
         "authors_iou_sample_depth": sample_depth,
     }
-    history = {
-        "source": segmentation_data["source"],
+
+
+def _training_history(
+    source: str, model: str, label: LabelSetting, seed: int, info: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The run's per-epoch record (``training_history``) and how it was trained."""
+    return {
+        "source": source,
         "model": model,
         "setting": label.label,
         "seed": int(seed),
@@ -452,7 +491,6 @@ def _train_and_evaluate(
         "accelerator": info["accelerator"],
         "precision": info["precision"],
     }
-    return net, predictions, rows, history
 
 
 def collect_segmentation_results(*run_tables: pd.DataFrame) -> pd.DataFrame:
@@ -517,7 +555,7 @@ def figure_inputs(segmentation: SegmentationParameters) -> dict[str, tuple[str, 
 
 
 def plot_overlays_from_index(
-    segmentation_data: dict[str, Any], segmentation: SegmentationParameters, segmentation_runs: Mapping[str, Any]
+    segmentation_data: SegmentationData, segmentation: SegmentationParameters, segmentation_runs: Mapping[str, Any]
 ) -> Figure:
     """:func:`plot_segmentation_overlays` with the figure runs' predictions read from the task's
     run index (only those runs are loaded)."""
@@ -540,7 +578,7 @@ def _find_slice(blocks: list[Block], cube_id: str, z: int) -> tuple[Block, int] 
 
 
 def plot_segmentation_overlays(
-    segmentation_data: dict[str, Any], segmentation: SegmentationParameters, **predictions: dict[str, Any]
+    segmentation_data: SegmentationData, segmentation: SegmentationParameters, **predictions: dict[str, Any]
 ) -> Figure:
     """The paper's Figure 3: per setting and region one test slice (the middle segmented one),
     its image, the ground-truth overlay and the predicted overlay of each figure model.
@@ -551,7 +589,7 @@ def plot_segmentation_overlays(
     rows = []
     for setting_name in segmentation.settings:
         label = label_setting(setting_name)
-        test_blocks = [b for bl in segmentation_data["blocks"][setting_name].values() for b in bl]
+        test_blocks = [b for bl in segmentation_data.blocks[setting_name].values() for b in bl]
         for region in spec.REGIONS:
             cube_id = f"main_{region}"
             preds = {m: (predictions.get(f"{m}__{setting_name}") or {}).get(cube_id) for m in models}
@@ -598,7 +636,7 @@ def plot_segmentation_overlays(
                 ax.imshow(data, interpolation="nearest")
     seed = next(iter(wanted.values()))[2] if wanted else 0
     fig.suptitle(
-        f"Task 2 test slices, ground truth and predictions (seed {seed}; data source: {segmentation_data['source']}); "
+        f"Task 2 test slices, ground truth and predictions (seed {seed}; data source: {segmentation_data.source}); "
         "red vessel, green cell, blue axon",
         fontsize=9,
     )
