@@ -25,6 +25,8 @@ from typing import Any
 import click
 from kedro.framework.cli.project import run as kedro_run
 
+from mtneuro.errors import MtneuroError
+
 log = logging.getLogger(__name__)
 
 #: Exit status of a user error (the shell's "misuse"; click's own usage errors exit 2 too).
@@ -52,7 +54,7 @@ KEDRO_SELECTION_ERRORS = (
 )
 
 
-class UnknownPipelineError(ValueError):
+class UnknownPipelineError(MtneuroError, ValueError):
     """``--pipelines`` names a pipeline that the project does not register."""
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from mtneuro.errors import MtneuroError
 from mtneuro.volumes.base import URIS_PARAMETER, VolumeSource, VolumeSourceError, Window
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ _MIN_LEVEL_SIZE = 64
 _SAMPLE_SECTIONS = 16
 
 
-class PredictError(ValueError):
+class PredictError(MtneuroError, ValueError):
     """A mistake in the command's arguments (input, model, output); the message says what to do."""
 
 
@@ -253,10 +254,12 @@ def predict_volume(
             "--device cuda: no GPU is available here; use --device auto (a GPU when there is one) or cpu."
         )
     accelerator = resolve_accelerator(device)
-    precision = engine.resolve_precision(mapping.compute.precision, accelerator)
+    precision = engine.mapping_precision(mapping.compute.precision, accelerator)
     name = str((getattr(network, "metadata", {}) or {}).get("model", "model"))
     try:
-        segmentation = engine.on_device(engine.SegmentationModel.from_trained(network, name), accelerator, precision)
+        segmentation = engine.on_device(
+            engine.MicrostructureNetwork.from_trained(network, name), accelerator, precision
+        )
     except engine.MappingError as exc:
         raise PredictError(f"--model {model}: {exc}") from None
     m = mapping.microstructure
@@ -281,7 +284,7 @@ def predict_volume(
             path=LABELS,
             kind="label",
             dtype="uint8",
-            label_names=_label_names(spec.PIXEL_CLASSES, engine.PIXEL_COLOURS, by_name=False),
+            label_names=_label_names(spec.PIXEL_CLASSES, spec.PIXEL_COLOURS, by_name=False),
             **spatial,
         ),
     ]

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mtneuro.errors import MtneuroError
+
 
 class StrictModel(BaseModel):
     """A parameter block: unknown keys are errors, values are checked on assignment too."""
@@ -26,7 +28,7 @@ def unique_items(values: list) -> list:
     return values
 
 
-class ConfigurationError(ValueError):
+class ConfigurationError(MtneuroError, ValueError):
     """The configuration is invalid; the message names every bad key in full (``a.b.c``)."""
 
 

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs
 import numpy as np
 from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
+from mtneuro.errors import MtneuroError
+
 #: Parameter that picks the source of a run; named in every error so users know what to change.
 SOURCE_PARAMETER = "volume.source"
 #: Parameter that holds the channel URIs of each source.
@@ -47,7 +49,7 @@ UNIT_TO_UM = {
 }
 
 
-class VolumeSourceError(RuntimeError):
+class VolumeSourceError(MtneuroError, RuntimeError):
     """A volume cannot be opened or read; the message says which parameter or file to fix."""
 
 

@@ -46,8 +46,6 @@ from mtneuro.volumes import VolumeSource, Window
 
 #: Label value of each Task 1 region in labels/regions (0: not mapped).
 REGION_LABELS: dict[int, str] = {i + 1: name for i, name in enumerate(spec.REGIONS)}
-#: The benchmark's colours (:mod:`mtneuro.spec`), also under these names for ``mtneuro.predict``.
-REGION_COLOURS, PIXEL_COLOURS = spec.REGION_COLOURS, spec.PIXEL_COLOURS
 #: labels/tissue: 1 where the tissue mask holds (0 outside the tissue).
 TISSUE_LABELS: dict[int, str] = {1: "tissue"}
 TISSUE_COLOURS: dict[str, tuple[int, int, int, int]] = {"tissue": (255, 255, 255, 255)}
@@ -334,11 +332,6 @@ def mapping_precision(precision: str, device_type: str = "cpu") -> str:
     if precision != "auto":
         return precision  # fp32 or bf16 (the parameters' schema allows nothing else)
     return "bf16" if native_bf16(device_type) else "fp32"
-
-
-#: The names ``mtneuro.predict`` still uses (issue #22: switch it to the new names, then remove these).
-SegmentationModel = MicrostructureNetwork
-resolve_precision = mapping_precision
 
 
 def inference_context(precision: str, device_type: str = "cpu") -> Any:
