@@ -293,6 +293,49 @@ def drift_statistics(
 
 
 # --------------------------------------------------------------------------------------------
+# A cube's training slices against its test slices
+# --------------------------------------------------------------------------------------------
+
+#: Per-section statistics compared between a main cube's training and test slices (issue 24: a
+#: cube's test slices must look like its training slices): the Task 1 control's four gray-level
+#: statistics (``intensity_baseline``) of the section area-averaged by :data:`SPLIT_POOL` (a
+#: base-profile Task 1 image: 128 px to 64 px), and the vessel and axon fractions of its labels.
+SPLIT_STATISTICS: tuple[str, ...] = ("mean", "std", "p10", "p90", "vessel_percent", "axon_percent")
+SPLIT_POOL = 2
+
+
+def section_split_statistics(images: np.ndarray, labels: np.ndarray, pool: int = SPLIT_POOL) -> np.ndarray:
+    """(N, 6): the :data:`SPLIT_STATISTICS` of each section of a cube (images and labels (N, H, W))."""
+    from mtneuro.classification_methods.intensity_baseline import gray_level_statistics
+
+    images, labels = np.asarray(images), np.asarray(labels)
+    n, h, w = images.shape
+    if labels.shape != images.shape or h % pool or w % pool:
+        raise ValueError(f"Expected images and labels of one shape (N, H, W), H and W multiples of {pool}")
+    pooled = images.astype(np.float64).reshape(n, h // pool, pool, w // pool, pool).mean(axis=(2, 4))
+    gray = gray_level_statistics(pooled.reshape(n, -1), [10.0, 90.0])
+    fractions = [100.0 * (labels == value).mean(axis=(1, 2)) for value in (spec.VESSEL, spec.AXON)]
+    return np.column_stack([gray, *fractions])
+
+
+def split_shift(
+    statistics: np.ndarray, z: np.ndarray, train: tuple[int, int], test: tuple[int, int]
+) -> dict[str, float]:
+    """Per statistic: (mean over the test slices - mean over the training slices) / sd over the
+    training slices (0 where the statistic does not vary, e.g. no axons). ``z``: each row's slice;
+    ``train``, ``test``: half-open z ranges."""
+    z = np.asarray(z)
+    tr = (z >= train[0]) & (z < train[1])
+    te = (z >= test[0]) & (z < test[1])
+    if not tr.any() or not te.any():
+        raise ValueError(f"split_shift: no slices in train {train} or test {test}")
+    sd = statistics[tr].std(axis=0)
+    diff = statistics[te].mean(axis=0) - statistics[tr].mean(axis=0)
+    shift = np.where(sd > 1e-9, diff / np.where(sd > 1e-9, sd, 1.0), 0.0)
+    return dict(zip(SPLIT_STATISTICS, (float(v) for v in shift)))
+
+
+# --------------------------------------------------------------------------------------------
 # Mask statistics
 # --------------------------------------------------------------------------------------------
 
