@@ -178,6 +178,24 @@ def test_figure(table, real):
     assert len(fig.axes) >= 12
 
 
+def test_samples_at_a_profile_cube_geometry():
+    """centre=128 (the base profile's cubes): both sides keep only the centre of each box; the
+    phantom's 32 label images per region are the 128-px centres of 4x as many slices."""
+    reference = calibration.load_reference()
+    real = calibration.samples_from_reference(reference, centre=128)
+    assert all(real[r].crops.shape == (1, 128, 128) for r in spec.REGIONS)
+    np.testing.assert_array_equal(real["CTX"].crops[0], reference.crops["CTX"][64:192, 64:192])
+    ph = calibration.phantom_samples(0, image_z=(309,), mask_z=(300, 310), centre=128)
+    assert ph["VP"].crops.shape == (1, 128, 128) and ph["VP"].masks.shape == (8, 128, 128)
+    (_, (y0, _), (x0, _)) = spec.MAIN_CUBES["VP"]
+    centre = open_volume(spec.PHANTOM_URIS["image"], seed=0).read(
+        Window(309, 310, y0 + 64, y0 + 192, x0 + 64, x0 + 192)
+    )
+    np.testing.assert_array_equal(ph["VP"].crops[0], centre[0])
+    with pytest.raises(ValueError, match="centre"):
+        calibration.centre_crop(reference.crops["CTX"], 300)
+
+
 # --------------------------------------------------------------------------------------------
 # Dense truth (issue #13): validation only
 # --------------------------------------------------------------------------------------------

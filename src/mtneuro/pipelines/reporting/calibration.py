@@ -512,9 +512,25 @@ def plot_phantom_vs_real(
     return fig
 
 
-def samples_from_reference(reference: RealReference) -> dict[str, RegionSample]:
-    """The real side of :func:`phantom_vs_real_table`."""
-    return {r: RegionSample(crops=reference.crops[r][None], masks=reference.masks[r]) for r in spec.REGIONS}
+def samples_from_reference(reference: RealReference, centre: int | None = None) -> dict[str, RegionSample]:
+    """The real side of :func:`phantom_vs_real_table`; ``centre``: only the centre ``centre`` px of
+    each region's section crop (a profile's cube geometry, ``ingestion.cube_size_yx``). The real
+    masks are 128-px images whatever the geometry."""
+    return {
+        r: RegionSample(crops=centre_crop(reference.crops[r], centre)[None], masks=reference.masks[r])
+        for r in spec.REGIONS
+    }
+
+
+def centre_crop(image: np.ndarray, centre: int | None) -> np.ndarray:
+    """The centre ``centre`` x ``centre`` px of the last two axes (all of it for None)."""
+    if centre is None:
+        return image
+    h, w = image.shape[-2:]
+    if not 0 < centre <= min(h, w):
+        raise ValueError(f"centre must be in 1..{min(h, w)}, got {centre}")
+    y0, x0 = (h - centre) // 2, (w - centre) // 2
+    return image[..., y0 : y0 + centre, x0 : x0 + centre]
 
 
 #: Slices of the phantom compared with the real section (its z and three more in the main cubes).
@@ -527,8 +543,14 @@ def phantom_samples(
     seed: int = 0,
     image_z: Sequence[int] = PHANTOM_IMAGE_Z,
     mask_z: Sequence[int] = PHANTOM_MASK_Z,
+    centre: int | None = None,
 ) -> dict[str, RegionSample]:
-    """The phantom side of :func:`phantom_vs_real_table`: crops and quadrant masks of each main cube."""
+    """The phantom side of :func:`phantom_vs_real_table`: crops and quadrant masks of each main cube.
+
+    ``centre`` (128: the base profile's cubes): the centre ``centre`` px of each box only; the
+    masks are then the 128-px centre of four times as many slices (spread over ``mask_z``'s
+    range) instead of four quadrants of each, so both sides keep 32 label images per region.
+    """
     from mtneuro.volumes.base import Window
     from mtneuro.volumes.phantom import PhantomVolume
 
@@ -536,7 +558,18 @@ def phantom_samples(
     labels = PhantomVolume("pixel_labels", seed=seed)
     out = {}
     for region, (_, (y0, y1), (x0, x1)) in spec.MAIN_CUBES.items():
+        if centre is not None:
+            c = min(int(centre), 128)
+            dy, dx = (y1 - y0 - int(centre)) // 2, (x1 - x0 - int(centre)) // 2
+            y0, y1, x0, x1 = y0 + dy, y0 + dy + int(centre), x0 + dx, x0 + dx + int(centre)
         crops = np.stack([image.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0] for z in image_z])
-        slices = np.stack([labels.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0] for z in mask_z])
-        out[region] = RegionSample(crops=crops, masks=quadrants(slices.astype(np.uint8)))
+        if centre is None:
+            slices = np.stack([labels.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0] for z in mask_z])
+            masks = quadrants(slices.astype(np.uint8))
+        else:
+            zs = np.linspace(min(mask_z), max(mask_z), 4 * len(mask_z)).round().astype(int)
+            masks = np.stack(
+                [centre_crop(labels.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0], c) for z in zs]
+            ).astype(np.uint8)
+        out[region] = RegionSample(crops=crops, masks=masks)
     return out
