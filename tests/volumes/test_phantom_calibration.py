@@ -250,3 +250,29 @@ def test_mapping_truth_uses_the_option():
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, expected.astype(np.uint8))
     assert got.any()
+
+
+def test_held_out_statistics_definitions():
+    """The held-out statistics on images and masks whose values are known."""
+    masks = np.zeros((2, 128, 128), dtype=np.uint8)
+    masks[0, 10:13, 10:13] = spec.VESSEL  # 9 px
+    masks[0, 50:55, 50:55] = spec.VESSEL  # 25 px
+    masks[1, 90:93, 20:25] = spec.VESSEL  # 15 px
+    masks[0, 100:104, 100:104] = spec.CELL  # 16 px
+    masks[1, 30:40, 30:40] = spec.CELL  # 100 px
+    masks[1, 60:62, 60:62] = spec.CELL  # 4 px
+    masks[1, :, 120:128] = spec.AXON  # a bundle 8 px wide at the border: distances 1..8 from x = 119
+    stats = calibration.held_out_mask_statistics(masks)
+    assert stats["vessel_component_median"] == 15.0
+    assert stats["cell_area_p90"] == pytest.approx(np.percentile([16, 100, 4], 90))
+    assert stats["cell_count_spread"] == pytest.approx(np.std([1, 2]))
+    assert stats["axon_thickness"] == pytest.approx(2.0 * np.mean(np.arange(1, 9)))
+    # autocorrelation: white noise decorrelates within ~2 px after the sigma-1 smoothing, a smooth
+    # field far more slowly
+    rng = np.random.default_rng(0)
+    noise = np.clip(120 + 20 * rng.standard_normal((128, 128)), 0, 255).astype(np.uint8)
+    yy, xx = np.indices((128, 128))
+    smooth = (120 + 40 * np.sin(2 * np.pi * xx / 64) * np.sin(2 * np.pi * yy / 64)).astype(np.uint8)
+    assert calibration.autocorrelation_length(noise) <= 3 < 8 <= calibration.autocorrelation_length(smooth)
+    tails = calibration.held_out_image_statistics(np.where(xx < 12, 20, 120).astype(np.uint8))
+    assert tails["dark_tail"] == pytest.approx(100 * 12 / 128) and tails["bright_tail"] == 0.0
