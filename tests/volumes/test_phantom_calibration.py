@@ -178,6 +178,24 @@ def test_figure(table, real):
     assert len(fig.axes) >= 12
 
 
+def test_samples_at_a_profile_cube_geometry():
+    """centre=128 (the base profile's cubes): both sides keep only the centre of each box; the
+    phantom's 32 label images per region are the 128-px centres of 4x as many slices."""
+    reference = calibration.load_reference()
+    real = calibration.samples_from_reference(reference, centre=128)
+    assert all(real[r].crops.shape == (1, 128, 128) for r in spec.REGIONS)
+    np.testing.assert_array_equal(real["CTX"].crops[0], reference.crops["CTX"][64:192, 64:192])
+    ph = calibration.phantom_samples(0, image_z=(309,), mask_z=(300, 310), centre=128)
+    assert ph["VP"].crops.shape == (1, 128, 128) and ph["VP"].masks.shape == (8, 128, 128)
+    (_, (y0, _), (x0, _)) = spec.MAIN_CUBES["VP"]
+    centre = open_volume(spec.PHANTOM_URIS["image"], seed=0).read(
+        Window(309, 310, y0 + 64, y0 + 192, x0 + 64, x0 + 192)
+    )
+    np.testing.assert_array_equal(ph["VP"].crops[0], centre[0])
+    with pytest.raises(ValueError, match="centre"):
+        calibration.centre_crop(reference.crops["CTX"], 300)
+
+
 # --------------------------------------------------------------------------------------------
 # Dense truth (issue #13): validation only
 # --------------------------------------------------------------------------------------------
@@ -232,3 +250,29 @@ def test_mapping_truth_uses_the_option():
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, expected.astype(np.uint8))
     assert got.any()
+
+
+def test_held_out_statistics_definitions():
+    """The held-out statistics on images and masks whose values are known."""
+    masks = np.zeros((2, 128, 128), dtype=np.uint8)
+    masks[0, 10:13, 10:13] = spec.VESSEL  # 9 px
+    masks[0, 50:55, 50:55] = spec.VESSEL  # 25 px
+    masks[1, 90:93, 20:25] = spec.VESSEL  # 15 px
+    masks[0, 100:104, 100:104] = spec.CELL  # 16 px
+    masks[1, 30:40, 30:40] = spec.CELL  # 100 px
+    masks[1, 60:62, 60:62] = spec.CELL  # 4 px
+    masks[1, :, 120:128] = spec.AXON  # a bundle 8 px wide at the border: distances 1..8 from x = 119
+    stats = calibration.held_out_mask_statistics(masks)
+    assert stats["vessel_component_median"] == 15.0
+    assert stats["cell_area_p90"] == pytest.approx(np.percentile([16, 100, 4], 90))
+    assert stats["cell_count_spread"] == pytest.approx(np.std([1, 2]))
+    assert stats["axon_thickness"] == pytest.approx(2.0 * np.mean(np.arange(1, 9)))
+    # autocorrelation: white noise decorrelates within ~2 px after the sigma-1 smoothing, a smooth
+    # field far more slowly
+    rng = np.random.default_rng(0)
+    noise = np.clip(120 + 20 * rng.standard_normal((128, 128)), 0, 255).astype(np.uint8)
+    yy, xx = np.indices((128, 128))
+    smooth = (120 + 40 * np.sin(2 * np.pi * xx / 64) * np.sin(2 * np.pi * yy / 64)).astype(np.uint8)
+    assert calibration.autocorrelation_length(noise) <= 3 < 8 <= calibration.autocorrelation_length(smooth)
+    tails = calibration.held_out_image_statistics(np.where(xx < 12, 20, 120).astype(np.uint8))
+    assert tails["dark_tail"] == pytest.approx(100 * 12 / 128) and tails["bright_tail"] == 0.0

@@ -293,6 +293,49 @@ def drift_statistics(
 
 
 # --------------------------------------------------------------------------------------------
+# A cube's training slices against its test slices
+# --------------------------------------------------------------------------------------------
+
+#: Per-section statistics compared between a main cube's training and test slices (issue 24: a
+#: cube's test slices must look like its training slices): the Task 1 control's four gray-level
+#: statistics (``intensity_baseline``) of the section area-averaged by :data:`SPLIT_POOL` (a
+#: base-profile Task 1 image: 128 px to 64 px), and the vessel and axon fractions of its labels.
+SPLIT_STATISTICS: tuple[str, ...] = ("mean", "std", "p10", "p90", "vessel_percent", "axon_percent")
+SPLIT_POOL = 2
+
+
+def section_split_statistics(images: np.ndarray, labels: np.ndarray, pool: int = SPLIT_POOL) -> np.ndarray:
+    """(N, 6): the :data:`SPLIT_STATISTICS` of each section of a cube (images and labels (N, H, W))."""
+    from mtneuro.classification_methods.intensity_baseline import gray_level_statistics
+
+    images, labels = np.asarray(images), np.asarray(labels)
+    n, h, w = images.shape
+    if labels.shape != images.shape or h % pool or w % pool:
+        raise ValueError(f"Expected images and labels of one shape (N, H, W), H and W multiples of {pool}")
+    pooled = images.astype(np.float64).reshape(n, h // pool, pool, w // pool, pool).mean(axis=(2, 4))
+    gray = gray_level_statistics(pooled.reshape(n, -1), [10.0, 90.0])
+    fractions = [100.0 * (labels == value).mean(axis=(1, 2)) for value in (spec.VESSEL, spec.AXON)]
+    return np.column_stack([gray, *fractions])
+
+
+def split_shift(
+    statistics: np.ndarray, z: np.ndarray, train: tuple[int, int], test: tuple[int, int]
+) -> dict[str, float]:
+    """Per statistic: (mean over the test slices - mean over the training slices) / sd over the
+    training slices (0 where the statistic does not vary, e.g. no axons). ``z``: each row's slice;
+    ``train``, ``test``: half-open z ranges."""
+    z = np.asarray(z)
+    tr = (z >= train[0]) & (z < train[1])
+    te = (z >= test[0]) & (z < test[1])
+    if not tr.any() or not te.any():
+        raise ValueError(f"split_shift: no slices in train {train} or test {test}")
+    sd = statistics[tr].std(axis=0)
+    diff = statistics[te].mean(axis=0) - statistics[tr].mean(axis=0)
+    shift = np.where(sd > 1e-9, diff / np.where(sd > 1e-9, sd, 1.0), 0.0)
+    return dict(zip(SPLIT_STATISTICS, (float(v) for v in shift)))
+
+
+# --------------------------------------------------------------------------------------------
 # Mask statistics
 # --------------------------------------------------------------------------------------------
 
@@ -342,6 +385,120 @@ def quadrants(slices: np.ndarray) -> np.ndarray:
     if s.ndim != 3 or s.shape[1:] != (256, 256):
         raise ValueError(f"Expected slices (N, 256, 256), got shape {s.shape}")
     return s.reshape(len(s), 2, 128, 2, 128).transpose(0, 1, 3, 2, 4).reshape(-1, 128, 128)
+
+
+# --------------------------------------------------------------------------------------------
+# Held-out statistics: never used to tune the phantom
+# --------------------------------------------------------------------------------------------
+
+#: Statistics the phantom was never tuned on (issue 24: the claim of the calibration is how these
+#: compare, not the tuned ones). Image statistics of each crop (quantised like the tuned ones),
+#: mask statistics of the stack of 128-px label images.
+HELD_OUT_STATISTICS: dict[str, str] = {
+    "autocorrelation_length": "radius (px) where the radially averaged autocorrelation of the crop (sigma 1) falls to 1/e",
+    "dark_tail": "% of pixels darker than the crop median by more than 40 gray levels",
+    "bright_tail": "% of pixels brighter than the crop median by more than 40 gray levels",
+    "low_spread": "crop median minus its 10th percentile, gray levels (sigma 1)",
+    "high_spread": "90th percentile minus the crop median, gray levels (sigma 1)",
+    "vessel_component_median": "median area of a 4-connected vessel component, px (pooled)",
+    "cell_area_p90": "90th percentile of the 4-connected cell areas, px (pooled)",
+    "cell_count_spread": "std over images of the cells per image",
+    "axon_thickness": "mean over axon pixels of twice their distance to the nearest non-axon pixel, px",
+}
+_TAIL = 40.0
+
+
+def autocorrelation_length(image: np.ndarray) -> float:
+    """Radius (px) where the radially averaged autocorrelation of the image (smoothed with sigma 1,
+    mean removed, zero-padded FFT) first falls below 1/e."""
+    g = ndimage.gaussian_filter(_check_image(image), _QUANT_SMOOTH)
+    g -= g.mean()
+    h, w = g.shape
+    f = np.fft.rfft2(g, s=(2 * h, 2 * w))
+    acf = np.fft.irfft2(np.abs(f) ** 2, s=(2 * h, 2 * w))
+    acf = np.fft.fftshift(acf)
+    cy, cx = h, w
+    yy, xx = np.indices(acf.shape)
+    r = np.rint(np.hypot(yy - cy, xx - cx)).astype(int)
+    radial = np.bincount(r.ravel(), acf.ravel()) / np.maximum(np.bincount(r.ravel()), 1)
+    radial /= radial[0]
+    below = np.flatnonzero(radial[: min(h, w) // 2] < math.exp(-1.0))
+    return float(below[0]) if len(below) else float("nan")
+
+
+def held_out_image_statistics(images: np.ndarray, palette: np.ndarray | None = None) -> dict[str, float]:
+    """The image part of :data:`HELD_OUT_STATISTICS` of a crop or stack (mean over crops)."""
+    stack = np.asarray(images)
+    if stack.ndim == 2:
+        stack = stack[None]
+    if palette is not None:
+        stack = quantise(stack, palette)
+    rows = []
+    for im in stack:
+        img = _check_image(im)
+        g = ndimage.gaussian_filter(img, _QUANT_SMOOTH)
+        med = float(np.median(img))
+        p10, p50, p90 = np.percentile(g, [10, 50, 90])
+        rows.append(
+            {
+                "autocorrelation_length": autocorrelation_length(im),
+                "dark_tail": 100.0 * float(np.mean(img < med - _TAIL)),
+                "bright_tail": 100.0 * float(np.mean(img > med + _TAIL)),
+                "low_spread": float(p50 - p10),
+                "high_spread": float(p90 - p50),
+            }
+        )
+    return {k: float(np.nanmean([row[k] for row in rows])) for k in rows[0]}
+
+
+def held_out_mask_statistics(masks: np.ndarray) -> dict[str, float]:
+    """The mask part of :data:`HELD_OUT_STATISTICS` of a stack of label images ``(N, H, W)``."""
+    masks = np.asarray(masks)
+    vessel_areas = np.concatenate([vessel_components(m) for m in masks])
+    cell_areas, counts, thickness = [], [], []
+    for m in masks:
+        lab, n = ndimage.label(m == spec.CELL, structure=_FOUR)
+        counts.append(n)
+        cell_areas.append(np.bincount(lab.ravel(), minlength=n + 1)[1:])
+        axon = m == spec.AXON
+        if axon.any():
+            thickness.append(2.0 * ndimage.distance_transform_edt(axon)[axon])
+    cells = np.concatenate(cell_areas)
+    return {
+        "vessel_component_median": float(np.median(vessel_areas)) if len(vessel_areas) else float("nan"),
+        "cell_area_p90": float(np.percentile(cells, 90)) if len(cells) else float("nan"),
+        "cell_count_spread": float(np.std(counts)),
+        "axon_thickness": float(np.concatenate(thickness).mean()) if thickness else float("nan"),
+    }
+
+
+def held_out_table(
+    phantom: Mapping[str, RegionSample],
+    real: Mapping[str, RegionSample],
+    palette: np.ndarray,
+    tolerance: float = TOLERANCE,
+) -> pd.DataFrame:
+    """Like :func:`phantom_vs_real_table` for :data:`HELD_OUT_STATISTICS` (axon thickness only
+    where the real region has axons)."""
+    import pandas as pd
+
+    def stats(sample: RegionSample, pal: np.ndarray | None) -> dict[str, float]:
+        return {**held_out_image_statistics(sample.crops, pal), **held_out_mask_statistics(sample.masks)}
+
+    rows = []
+    for region in spec.REGIONS:
+        p, r = stats(phantom[region], palette), stats(real[region], None)
+        for name in HELD_OUT_STATISTICS:
+            if name == "axon_thickness" and region not in AXON_REGIONS:
+                continue
+            rows.append((name, region, p[name], r[name]))
+    table = pd.DataFrame(rows, columns=["statistic", "region", "phantom", "real"])
+    table["relative_difference"] = (table["phantom"] - table["real"]) / table["real"].abs().where(table["real"] != 0)
+    table["within_tolerance"] = [
+        within_tolerance(s, p, r, tolerance) for s, p, r in zip(table["statistic"], table["phantom"], table["real"])
+    ]
+    table["description"] = table["statistic"].map(HELD_OUT_STATISTICS)
+    return table
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,9 +626,25 @@ def plot_phantom_vs_real(
     return fig
 
 
-def samples_from_reference(reference: RealReference) -> dict[str, RegionSample]:
-    """The real side of :func:`phantom_vs_real_table`."""
-    return {r: RegionSample(crops=reference.crops[r][None], masks=reference.masks[r]) for r in spec.REGIONS}
+def samples_from_reference(reference: RealReference, centre: int | None = None) -> dict[str, RegionSample]:
+    """The real side of :func:`phantom_vs_real_table`; ``centre``: only the centre ``centre`` px of
+    each region's section crop (a profile's cube geometry, ``ingestion.cube_size_yx``). The real
+    masks are 128-px images whatever the geometry."""
+    return {
+        r: RegionSample(crops=centre_crop(reference.crops[r], centre)[None], masks=reference.masks[r])
+        for r in spec.REGIONS
+    }
+
+
+def centre_crop(image: np.ndarray, centre: int | None) -> np.ndarray:
+    """The centre ``centre`` x ``centre`` px of the last two axes (all of it for None)."""
+    if centre is None:
+        return image
+    h, w = image.shape[-2:]
+    if not 0 < centre <= min(h, w):
+        raise ValueError(f"centre must be in 1..{min(h, w)}, got {centre}")
+    y0, x0 = (h - centre) // 2, (w - centre) // 2
+    return image[..., y0 : y0 + centre, x0 : x0 + centre]
 
 
 #: Slices of the phantom compared with the real section (its z and three more in the main cubes).
@@ -484,8 +657,14 @@ def phantom_samples(
     seed: int = 0,
     image_z: Sequence[int] = PHANTOM_IMAGE_Z,
     mask_z: Sequence[int] = PHANTOM_MASK_Z,
+    centre: int | None = None,
 ) -> dict[str, RegionSample]:
-    """The phantom side of :func:`phantom_vs_real_table`: crops and quadrant masks of each main cube."""
+    """The phantom side of :func:`phantom_vs_real_table`: crops and quadrant masks of each main cube.
+
+    ``centre`` (128: the base profile's cubes): the centre ``centre`` px of each box only; the
+    masks are then the 128-px centre of four times as many slices (spread over ``mask_z``'s
+    range) instead of four quadrants of each, so both sides keep 32 label images per region.
+    """
     from mtneuro.volumes.base import Window
     from mtneuro.volumes.phantom import PhantomVolume
 
@@ -493,7 +672,18 @@ def phantom_samples(
     labels = PhantomVolume("pixel_labels", seed=seed)
     out = {}
     for region, (_, (y0, y1), (x0, x1)) in spec.MAIN_CUBES.items():
+        if centre is not None:
+            c = min(int(centre), 128)
+            dy, dx = (y1 - y0 - int(centre)) // 2, (x1 - x0 - int(centre)) // 2
+            y0, y1, x0, x1 = y0 + dy, y0 + dy + int(centre), x0 + dx, x0 + dx + int(centre)
         crops = np.stack([image.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0] for z in image_z])
-        slices = np.stack([labels.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0] for z in mask_z])
-        out[region] = RegionSample(crops=crops, masks=quadrants(slices.astype(np.uint8)))
+        if centre is None:
+            slices = np.stack([labels.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0] for z in mask_z])
+            masks = quadrants(slices.astype(np.uint8))
+        else:
+            zs = np.linspace(min(mask_z), max(mask_z), 4 * len(mask_z)).round().astype(int)
+            masks = np.stack(
+                [centre_crop(labels.read(Window(int(z), int(z) + 1, y0, y1, x0, x1))[0], c) for z in zs]
+            ).astype(np.uint8)
+        out[region] = RegionSample(crops=crops, masks=masks)
     return out
