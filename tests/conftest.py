@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +64,24 @@ def pytest_configure(config: pytest.Config) -> None:
     LOGGING.configure(logging_config)  # this process
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with slow tests first, so that pytest-xdist starts those first and the quick ones
+    fill the workers' ends (``--dist loadgroup`` hands out tests in this order, after the
+    groups): first the modules whose slow tests do not all wait on the shared tiny run
+    (``tiny_default_run``, built by whichever worker asks first), then the others. A module's
+    tests stay together and in order (its module-scoped fixtures are built once)."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 1 if "tiny_default_run" in getattr(item, "fixturenames", ()) else 0
+
+    modules: dict[str, int] = {}
+    for item in items:
+        modules[item.nodeid.split("::")[0]] = min(modules.get(item.nodeid.split("::")[0], 2), rank(item))
+    items.sort(key=lambda item: modules[item.nodeid.split("::")[0]])
+
+
 @pytest.fixture(autouse=True)
 def _tracking_store_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow runs of the tests go to a temporary store, never into the checkout."""
@@ -77,19 +98,20 @@ def project_path() -> Path:
 def kedro_run(project_path: Path) -> Callable[..., None]:
     """Run pipelines through a real KedroSession on a profile, writing under ``data_root``."""
 
-    def run(
-        pipeline_names: list[str],
-        data_root: Path,
-        env: str = "tiny",
-        extra_params: dict | None = None,
-        **run_kwargs: object,
-    ) -> None:
-        runtime_params = {"data_root": str(data_root), **(extra_params or {})}
-        bootstrap_project(project_path)  # a fresh registry: the grids are built from this run's configuration
-        with KedroSession.create(project_path=project_path, env=env, runtime_params=runtime_params) as session:
-            session.run(pipeline_names=pipeline_names, **run_kwargs)
+    return run_session
 
-    return run
+
+def run_session(
+    pipeline_names: list[str],
+    data_root: Path,
+    env: str = "tiny",
+    extra_params: dict | None = None,
+    **run_kwargs: object,
+) -> None:
+    runtime_params = {"data_root": str(data_root), **(extra_params or {})}
+    bootstrap_project(PROJECT_PATH)  # a fresh registry: the grids are built from this run's configuration
+    with KedroSession.create(project_path=PROJECT_PATH, env=env, runtime_params=runtime_params) as session:
+        session.run(pipeline_names=pipeline_names, **run_kwargs)
 
 
 @pytest.fixture
@@ -124,14 +146,66 @@ def kedro_run_command(data_root: Path, *args: str, timeout: float = 1200) -> Ked
     return KedroCommandRun(data_root, run.returncode, run.stdout + run.stderr)
 
 
+def session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of this test session that every pytest-xdist worker sees (each
+    worker's own base folder is inside it; without xdist, the session's base folder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that ``build`` fills once per test session, shared by every xdist worker: the
+    first worker to ask builds it (the others wait on a file lock), the rest read it. It is built
+    in place (outputs may record their absolute paths); one that a build left unfinished (it
+    raised) is built again by the next worker that asks, which then sees the error itself."""
+    shared = session_folder(tmp_path_factory)
+    folder, built = shared / name, shared / f"{name}.built"
+    with _exclusive(shared / f"{name}.lock"):
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            built.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_default_run(tmp_path_factory: pytest.TempPathFactory) -> KedroCommandRun:
     """The whole benchmark (``kedro run --env=tiny``) once per test session, shared by the tests
-    that check its outputs; they only read it (``copy_to`` gives a test its own copy to change).
+    that check its outputs (in every xdist worker: ``built_once``); they only read it
+    (``copy_to`` gives a test its own copy to change)."""
 
-    Tests using it carry ``pytest.mark.xdist_group("tiny_default_run")`` so that one pytest-xdist
-    worker runs them all and the run happens once."""
-    root = tmp_path_factory.mktemp("tiny-default-run")
-    run = kedro_run_command(root / "data", "--env=tiny")
-    assert run.returncode == 0, run.output[-4000:]
-    return run
+    def build(folder: Path) -> None:
+        run = kedro_run_command(folder / "data", "--env=tiny")
+        (folder / "run.json").write_text(json.dumps({"returncode": run.returncode, "output": run.output}))
+
+    folder = built_once(tmp_path_factory, "tiny-default-run", build)
+    result = json.loads((folder / "run.json").read_text())
+    assert result["returncode"] == 0, result["output"][-4000:]
+    return KedroCommandRun(folder / "data", result["returncode"], result["output"])
+
+
+#: The folder of the cubes in a data root (``cubes`` of the catalog).
+CUBES = Path("02_intermediate") / "cubes"
+
+
+@pytest.fixture(scope="session")
+def tiny_cubes(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """The tiny profile's 16 cubes, generated once per test session (``built_once``), for the
+    tests whose runs need cubes but check something else: ``tiny_cubes(data_root)`` copies them
+    into ``data_root``; the run's ``fetch_cubes`` then finds them on disk and valid. Every other
+    output of the ingestion pipeline is left to the run."""
+    folder = built_once(tmp_path_factory, "tiny-cubes", lambda f: run_session(["ingestion"], f / "data"))
+
+    def copy(data_root: Path) -> Path:
+        shutil.copytree(folder / "data" / CUBES, data_root / CUBES)
+        return data_root
+
+    return copy

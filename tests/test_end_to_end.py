@@ -14,7 +14,6 @@ PROJECT_PATH = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_default_run")
 def test_default_pipeline_on_tiny_profile_then_notebook(tiny_default_run):
     data_root = tiny_default_run.data_root
     reporting = data_root / "08_reporting"

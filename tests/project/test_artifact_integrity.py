@@ -158,11 +158,11 @@ def test_a_trained_model_with_flipped_bits_is_refused_and_counts_as_missing(tmp_
 
 
 @pytest.mark.slow
-def test_only_missing_outputs_rebuilds_a_damaged_encoder_and_its_index(kedro_run, tmp_path: Path) -> None:
+def test_only_missing_outputs_rebuilds_a_damaged_encoder_and_its_index(kedro_run, tiny_cubes, tmp_path: Path) -> None:
     """A real tiny run (PCA, ROI-C1): bits flipped in its encoder; the rebuild command the error
     names trains that encoder again and rewrites the index, and nothing else."""
     grid = {"classification": {"methods": ["pca"], "configs": ["roi_c1"]}}
-    kedro_run(["classification"], tmp_path, extra_params=grid)
+    kedro_run(["classification"], tiny_cubes(tmp_path), extra_params=grid)
     root = tmp_path / "06_models" / "classification" / "pca" / "roi_c1" / "seed0" / "frozen_encoder"
     (first,) = sorted(p.name for p in root.iterdir())
     cubes = {p: p.stat().st_mtime_ns for p in (tmp_path / "02_intermediate").rglob("*") if p.is_file()}

@@ -81,7 +81,6 @@ def test_credentials_are_masked_in_every_handler(tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_default_run")
 def test_a_tiny_run_prints_one_line_per_node_and_no_repeated_warning(tiny_default_run):
     """The whole tiny benchmark as ``kedro run`` prints it when its output is not a terminal."""
     lines = tiny_default_run.output.splitlines()
@@ -135,11 +134,12 @@ def test_a_run_that_writes_the_report_ends_with_its_path(tmp_path: Path, capsys,
 
 
 @pytest.mark.slow
-def test_a_training_with_its_epoch_bar_ends_well_in_a_terminal(tmp_path: Path) -> None:
+def test_a_training_with_its_epoch_bar_ends_well_in_a_terminal(tiny_cubes, tmp_path: Path) -> None:
     """Lightning's epoch bar on (as in the base profile), in a pseudo-terminal: the run's n/N
     bar and the training's epochs share one live display, and the run exits 0 without a traceback."""
     from kedro_process import kedro_command, run_in_terminal
 
+    tiny_cubes(tmp_path)
     status, shown = run_in_terminal(
         kedro_command(
             "run",

@@ -27,6 +27,9 @@ from mtneuro.runners import DaskRunner, DaskSettings, exchanged_datasets, local_
 
 distributed = pytest.importorskip("distributed")
 
+# One pytest-xdist worker runs the module: the module's cluster (``client``) starts once.
+pytestmark = pytest.mark.xdist_group("dask_cluster")
+
 # The toy node functions live in this module, which workers cannot import: send them by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -242,7 +245,6 @@ def test_killed_worker_fails_naming_the_node_then_only_missing_outputs_resumes(t
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_default_run")
 def test_tiny_task2_tables_same_as_sequential_runner(
     tiny_default_run, kedro_run, tmp_path: Path, client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

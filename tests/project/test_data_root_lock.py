@@ -56,8 +56,8 @@ def test_a_second_run_on_the_same_data_root_is_refused_naming_the_holder(kedro_r
 
 
 @pytest.mark.slow
-def test_a_stale_lock_is_taken_over_and_released_at_the_end(kedro_run, tmp_path: Path, dead_pid: int):
-    data_root = tmp_path / "data"
+def test_a_stale_lock_is_taken_over_and_released_at_the_end(kedro_run, tiny_cubes, tmp_path: Path, dead_pid: int):
+    data_root = tiny_cubes(tmp_path / "data")
     lock = _write_lock(data_root, dead_pid, "kedro run (killed)")
     kedro_run(["ingestion"], data_root)
     assert (data_root / "03_primary" / "split_index.parquet").exists()

@@ -33,7 +33,6 @@ def test_without_timings_keeps_every_other_field_as_written() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_default_run")
 def test_the_same_seeds_give_the_same_task2_table_byte_for_byte(tiny_default_run, tmp_path: Path) -> None:
     root = tiny_default_run.copy_to(tmp_path / "data", ("01_raw", "02_intermediate", "03_primary"))
     code, output = run_kedro(root, "--env=tiny", "--pipelines=segmentation", "--runner=SequentialRunner")

@@ -30,7 +30,7 @@ MAP = Path("07_model_output") / "brain_map.ome.zarr"
 MAP_TABLES = (Path("08_reporting") / "mapping_validation.csv", Path("08_reporting") / "mapping_overview.png")
 DASK = ("--runner=mtneuro.runners.DaskRunner", "--runner-params=n_workers=2,allowed_failures=0")
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_default_run")]
+pytestmark = pytest.mark.slow
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -117,11 +117,12 @@ def _cubes_written(root: Path, at_least: int) -> Callable[[], bool]:
 
 
 def test_sigterm_to_a_dask_run_then_a_killed_worker_then_only_missing_outputs_finishes(
-    tiny_default_run, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """One data root, three runs of ``kedro run --pipelines=ingestion`` on the Dask runner (2
     workers, no retries): SIGTERM to the job's processes, then a resume whose worker is killed
-    with SIGKILL while it writes the cubes, then the resume that finishes."""
+    with SIGKILL while it writes the cubes, then the resume that finishes. The shared tiny run,
+    the reference, is asked for at the end only: another worker may build it meanwhile."""
     root = tmp_path / "data"
     cubes = root / "02_intermediate" / "cubes"
     # 1. SIGTERM, as SLURM sends it at the time limit: to the driver and every worker
@@ -155,7 +156,7 @@ def test_sigterm_to_a_dask_run_then_a_killed_worker_then_only_missing_outputs_fi
     # 3. the same command finishes, with the bytes of an uninterrupted run
     code, output = run_kedro(root, "--env=tiny", "--pipelines=ingestion", *DASK, "--only-missing-outputs")
     assert code == 0, output[-3000:]
-    reference = tiny_default_run.data_root
+    reference = request.getfixturevalue("tiny_default_run").data_root
     _same_file(cubes / "manifest.json", reference / "02_intermediate" / "cubes" / "manifest.json")
     for name in ("03_primary/split_index.parquet", "01_raw/extra_cube_coordinates.csv"):
         _same_file(_latest(root / name), _latest(reference / name))

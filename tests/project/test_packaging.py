@@ -89,7 +89,8 @@ def test_the_wheel_sees_the_same_grid_and_runs(wheel_venv: Path, tmp_path: Path)
     workdir = tmp_path / "elsewhere"  # not the project: nothing may be found relative to it
     workdir.mkdir()
     shutil.copy(PROJECT / ".telemetry", workdir / ".telemetry")
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    # the fresh venv has no bytecode: let the first process write it, so the second one reuses it
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
     conf = str(PROJECT / "conf")
 
     listed = subprocess.run(

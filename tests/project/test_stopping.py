@@ -57,8 +57,9 @@ def _kedro_run(data_root: Path, *params: str, only_missing: bool = False) -> sub
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_training_and_the_rerun_resumes(tmp_path: Path) -> None:
+def test_sigterm_stops_a_training_and_the_rerun_resumes(tiny_cubes, tmp_path: Path) -> None:
     # A training far longer than the test (2000 epochs): only the signal can end it in time.
+    tiny_cubes(tmp_path)
     run = _kedro_run(tmp_path, "classification.supervised.epochs=2000")
     lines: list[str] = []
     training = threading.Event()

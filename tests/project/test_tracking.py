@@ -283,7 +283,9 @@ def test_profile_and_runner_names() -> None:
 
 
 @pytest.mark.slow
-def test_a_tiny_task1_run_logs_test_accuracy_per_configuration(project_path: Path, tmp_path: Path, store: str) -> None:
+def test_a_tiny_task1_run_logs_test_accuracy_per_configuration(
+    project_path: Path, tiny_cubes, tmp_path: Path, store: str
+) -> None:
     """A real tiny run (two methods, ROI-C1) with tracking on, read back from its MLflow store."""
     import shutil
 
@@ -300,7 +302,7 @@ def test_a_tiny_task1_run_logs_test_accuracy_per_configuration(project_path: Pat
         project_path=project_path,
         env="tiny",
         conf_source=str(conf),
-        runtime_params={"data_root": str(tmp_path / "data"), **grid},
+        runtime_params={"data_root": str(tiny_cubes(tmp_path / "data")), **grid},
     ) as session:
         session.run(pipeline_names=["ingestion", "classification"])
 

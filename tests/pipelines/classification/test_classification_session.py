@@ -17,7 +17,6 @@ from mtneuro.datasets.frozen_encoder import FrozenEncoderDataset
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_default_run")
 def test_classification_session_writes_one_row_per_run(tiny_default_run, project_path: Path):
     params = load_parameters(project_path / "conf", "tiny").classification
     tmp_path = tiny_default_run.data_root

@@ -20,7 +20,6 @@ def _files(folder: Path) -> dict[str, float]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.mark.xdist_group("tiny_default_run")
 def test_probing_run_writes_every_row_and_reuses_upstream(tiny_default_run, kedro_run, project_path, tmp_path):
     tmp_path = tiny_default_run.copy_to(tmp_path)
 

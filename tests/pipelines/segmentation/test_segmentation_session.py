@@ -11,7 +11,6 @@ from mtneuro.pipelines.segmentation.nodes import SETTINGS
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("tiny_default_run")
 def test_session_writes_every_model_setting_seed_class_row(tiny_default_run, tiny_parameters):
     tmp_path = tiny_default_run.data_root
 
