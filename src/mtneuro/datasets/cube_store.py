@@ -176,6 +176,20 @@ def _atomic_replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
+def _remove_settled(path: Path, quiet_s: float = 0.2, timeout_s: float = 10.0) -> None:
+    """Remove a failed write's folder and keep removing it until it stays gone: when one chunk
+    write fails (a full disk), Zarr's other chunk writes of the same array are still in flight on
+    its event loop and re-create the folder after a first ``rmtree``."""
+    if not path.exists():
+        return
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        time.sleep(quiet_s)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+
+
 def _write_json_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     text = json.dumps(payload, indent=2, sort_keys=True)
@@ -291,8 +305,7 @@ class CubeStoreDataset(AbstractDataset[dict[str, CubeSpec], dict[str, Cube]]):
                 _atomic_replace_dir(tmp, final)
             return record
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            _remove_settled(tmp)
 
     @staticmethod
     def _record_of(path: Path) -> dict[str, Any]:
