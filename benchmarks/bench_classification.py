@@ -1,7 +1,7 @@
 """Task 1 training throughput: the full training loop vs. the model alone.
 
 Runs one method of a profile (default: MYOW-merged with the paper's settings) for a few epochs
-through the same code the pipeline uses (:func:`mtneuro.ssl.fit_network`: Lightning, data
+through the same code the pipeline uses (:func:`mtneuro.classification_methods._network.fit_network`: Lightning, data
 loader, batch augmentations, momentum target, mining) and prints its images/s next to
 
 * the training step alone on random tensors already on the device (same batch size, same
@@ -44,13 +44,14 @@ import torch
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
-from mtneuro import models, spec, ssl, training
-from mtneuro.classification_methods import MethodSpec, get_method, method_names, method_settings
+from mtneuro import models, spec, training
+from mtneuro.classification_methods import MethodSpec, _network, get_method, method_names, method_settings
+from mtneuro.classification_methods._byol_network import momentum_update
 from mtneuro.config import ProjectParameters, TrainingOverrides, TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, NetworkSettings
 from mtneuro.pipelines.classification import nodes
 
-NETWORK_METHODS = [m for m in method_names() if get_method(m).is_network]
+NETWORK_METHODS = [m for m in method_names() if get_method(m).network]
 
 
 def load_parameters(env: str) -> ProjectParameters:
@@ -115,7 +116,7 @@ def model_only(
     device = torch.device(training.resolve_accelerator(hardware.accelerator))
     precision = training.resolve_precision(hardware.precision, device.type)
     batch = int(settings.batch_size)
-    module = ssl.RepresentationLearner(
+    module: Any = _network.build_learner(
         method, architecture, settings, len(spec.REGIONS), steps_per_epoch=steps, epochs=1
     ).to(device)
     module.train()
@@ -127,14 +128,14 @@ def model_only(
 
     def train_step() -> None:
         with _autocast(precision, device):
-            loss = module.supervised_loss(x, y) if method.kind == "supervised" else module.ssl_loss(views)[0]
+            loss = module.classification_loss(x, y) if method.kind == "supervised" else module.ssl_loss(views)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
         if method.kind == "ssl":
-            for online, target in module._momentum_pairs():
-                ssl.momentum_update(online, target, 0.99)
+            for name in module.momentum_modules:
+                momentum_update(getattr(module, name), getattr(module, f"target_{name}"), 0.99)
 
     def encoder_step() -> None:
         with _autocast(precision, device):
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         x = models.resize_images(images, size)
         meta = {"size": size, "normalisation": {"mode": "training_set", "mean": float(x.mean()), "std": float(x.std())}}
         x = models.preprocess_images(images, meta)
-        _, history = ssl.fit_network(
+        _, history = _network.fit_network(
             method, x, torch.as_tensor(labels), architecture, settings, hardware, args.seed, n_classes=len(spec.REGIONS)
         )
         per_epoch = [e["seconds"] for e in history["epochs"]]

@@ -25,11 +25,8 @@ from mtneuro.plugins import Registry, UnknownPluginError, unknown_name_error
 #: supervised: the network's own linear head classifies; ssl and decomposition: frozen
 #: representations read out by a linear classifier (``classification.readout``).
 MethodKind = Literal["supervised", "ssl", "decomposition"]
-#: Kinds trained as ResNet-18 networks by :func:`mtneuro.ssl.fit_network` (settings include ``augmentation``).
+#: Kinds trained as ResNet-18 networks by :func:`fit_network` (settings include ``augmentation``).
 NETWORK_KINDS: tuple[MethodKind, ...] = ("supervised", "ssl")
-#: How an SSL method predicts mined views (MYOW): through a second, cascaded projector/predictor,
-#: or through the first ones (shared).
-MinedViews = Literal["cascaded", "shared"]
 
 
 @dataclass(frozen=True)
@@ -47,21 +44,23 @@ class MethodSpec:
     inherits: tuple[str, ...]
     #: The model of the resolved settings (:meth:`ClassificationParameters.method_settings`).
     settings: type[BaseModel]
-    #: What trains it: :func:`mtneuro.ssl.fit_network` for network kinds; for decompositions
+    #: What trains it: :func:`fit_network` for network kinds; for decompositions
     #: ``fit(flat_images (N, P) float64, settings, seed) -> (fitted estimator, loss curve)``.
     trainer: Callable[..., Any]
-    #: Supervised networks: train on mixup of inputs and one-hot targets.
-    mixup: bool = False
-    #: SSL networks: also predict mined views (MYOW), and through which heads; None: BYOL.
-    mined_views: MinedViews | None = None
+    #: Network kinds trained by :func:`fit_network`: the method's Lightning module (a subclass of
+    #: :class:`mtneuro.classification_methods._network.NetworkLearner` with its loss and heads),
+    #: as ``"package.module:Class"``, imported when it trains (checking the parameters imports
+    #: no torch).
+    network: str | None = None
 
     def __post_init__(self) -> None:
         if not self.inherits:
             raise ValueError(f"Task 1 method {self.name!r} inherits no parameter block")
-        if self.mixup and self.kind != "supervised":
-            raise ValueError(f"Task 1 method {self.name!r}: mixup is for supervised methods")
-        if self.mined_views is not None and self.kind != "ssl":
-            raise ValueError(f"Task 1 method {self.name!r}: mined views are for SSL methods")
+        if self.network is not None and (not self.is_network or ":" not in self.network):
+            raise ValueError(
+                f"Task 1 method {self.name!r}: a network method names its module as 'package.module:Class'"
+                f" (got {self.network!r}, kind {self.kind!r})"
+            )
 
     @property
     def block(self) -> str:
@@ -79,11 +78,12 @@ class MethodSpec:
 
 
 def fit_network(*args: Any, **kwargs: Any) -> Any:
-    """:func:`mtneuro.ssl.fit_network`, imported when a network trains: the registry is read to
-    check the parameters before a run starts, and importing Lightning takes seconds."""
-    from mtneuro import ssl
+    """:func:`mtneuro.classification_methods._network.fit_network`, imported when a network
+    trains: the registry is read to check the parameters before a run starts, and importing
+    Lightning takes seconds."""
+    from mtneuro.classification_methods import _network
 
-    return ssl.fit_network(*args, **kwargs)
+    return _network.fit_network(*args, **kwargs)
 
 
 #: Every Task 1 method, discovered from the modules of this package.

@@ -30,5 +30,6 @@ METHOD = register_method(
         inherits=("network_training", "byol"),
         settings=ByolSettings,
         trainer=fit_network,
+        network="mtneuro.classification_methods._byol_network:ByolLearner",
     )
 )

@@ -24,6 +24,6 @@ METHOD = register_method(
         inherits=("network_training", "supervised", "mixup"),
         settings=MixupSettings,
         trainer=fit_network,
-        mixup=True,
+        network="mtneuro.classification_methods._supervised_network:MixupLearner",
     )
 )

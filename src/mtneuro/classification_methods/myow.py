@@ -29,6 +29,6 @@ METHOD = register_method(
         inherits=("network_training", "byol", "myow"),
         settings=MyowSettings,
         trainer=fit_network,
-        mined_views="cascaded",
+        network="mtneuro.classification_methods._myow_network:MyowLearner",
     )
 )

@@ -14,6 +14,6 @@ METHOD = register_method(
         inherits=("network_training", "byol", "myow", "myow_merged"),
         settings=MyowSettings,
         trainer=fit_network,
-        mined_views="shared",
+        network="mtneuro.classification_methods._myow_network:MyowMergedLearner",
     )
 )

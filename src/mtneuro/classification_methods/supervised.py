@@ -25,5 +25,6 @@ METHOD = register_method(
         inherits=("network_training", "supervised"),
         settings=SupervisedSettings,
         trainer=fit_network,
+        network="mtneuro.classification_methods._supervised_network:SupervisedLearner",
     )
 )

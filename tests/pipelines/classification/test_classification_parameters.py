@@ -81,11 +81,8 @@ def test_registry_holds_the_papers_methods_in_table_order_with_their_labels():
     ]
     assert get_method("mixup").inherits == ("network_training", "supervised", "mixup")
     assert get_method("myow_merged").inherits == ("network_training", "byol", "myow", "myow_merged")
-    assert (get_method("myow").mined_views, get_method("myow_merged").mined_views, get_method("byol").mined_views) == (
-        "cascaded",
-        "shared",
-        None,
-    )
+    assert get_method("myow_merged").network == "mtneuro.classification_methods._myow_network:MyowMergedLearner"
+    assert get_method("pca").network is None
     with pytest.raises(UnknownMethodError, match="registered methods: supervised, mixup"):
         get_method("simclr")
     with pytest.raises(ValueError, match="already registered"):

@@ -14,7 +14,9 @@ from classification_helpers import HARDWARE, tiny_params
 from torch import nn
 
 from mtneuro import models, ssl
-from mtneuro.classification_methods import get_method, method_settings
+from mtneuro.classification_methods import _byol_network as byol_network
+from mtneuro.classification_methods import _myow_network as myow_network
+from mtneuro.classification_methods import _network, get_method, method_settings
 
 # --------------------------------------------------------------------------------------------
 # The former hand-written blocks (before lightly), kept here as the reference
@@ -51,12 +53,19 @@ def old_momentum_update(online: nn.Module, target: nn.Module, tau: float) -> Non
 ARCHITECTURE = {"name": "resnet18", "in_channels": 1, "representation_dim": 8, "width": 4, "stem": "small"}
 
 
-def _learner(method: str, seed: int = 0, **settings: object) -> ssl.RepresentationLearner:
+def _learner(method: str, seed: int = 0, **settings: object) -> _network.NetworkLearner:
     params = tiny_params(method_overrides={method: settings} if settings else {})
     torch.manual_seed(seed)
-    return ssl.RepresentationLearner(
+    return _network.build_learner(
         get_method(method), ARCHITECTURE, method_settings(params, method), 4, steps_per_epoch=10, epochs=1
     )
+
+
+def _patch(monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> None:
+    """Replace a BYOL block in the BYOL module and in MYOW's, which imports it by name."""
+    for module in (byol_network, myow_network):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,7 +77,7 @@ def test_projection_heads_match_the_former_mlp_with_the_same_initialisation():
     torch.manual_seed(0)
     old = old_mlp_head(12, 24, 6)
     torch.manual_seed(0)
-    new = ssl.projection_head(12, 24, 6)
+    new = byol_network.projection_head(12, 24, 6)
     old_params, new_params = list(old.parameters()), list(new.parameters())
     assert [p.shape for p in old_params] == [p.shape for p in new_params]
     for a, b in zip(old_params, new_params, strict=True):  # same draws in the same order
@@ -86,24 +95,24 @@ def test_regression_loss_keeps_the_value_and_gradient_of_2_minus_2cos():
         p_old = torch.randn(n, d, generator=gen, requires_grad=True)
         p_new = p_old.detach().clone().requires_grad_(True)
         z = torch.randn(n, d, generator=gen)
-        old, new = old_regression_loss(p_old, z), ssl.regression_loss(p_new, z)
+        old, new = old_regression_loss(p_old, z), byol_network.regression_loss(p_new, z)
         torch.testing.assert_close(new, old, rtol=1e-6, atol=1e-6)
         old.backward(), new.backward()
         assert torch.equal(p_new.grad, p_old.grad)
     same = torch.randn(4, 3, generator=gen)
-    assert float(ssl.regression_loss(same, same)) == pytest.approx(0.0, abs=1e-6)
-    assert float(ssl.regression_loss(same, -same)) == pytest.approx(4.0, abs=1e-6)
+    assert float(byol_network.regression_loss(same, same)) == pytest.approx(0.0, abs=1e-6)
+    assert float(byol_network.regression_loss(same, -same)) == pytest.approx(4.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("method", ["byol", "myow", "myow_merged"])
 def test_one_training_step_has_the_loss_of_the_former_formula(method, monkeypatch):
     views = torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     losses, grads = [], []
-    for loss_function in (ssl.regression_loss, old_regression_loss):
-        monkeypatch.setattr(ssl, "regression_loss", loss_function)
+    for loss_function in (byol_network.regression_loss, old_regression_loss):
+        _patch(monkeypatch, "regression_loss", loss_function)
         module = _learner(method, seed=3)
         torch.manual_seed(4)  # the miner draws from torch's generator
-        loss, _ = module.ssl_loss(views)
+        loss = module.ssl_loss(views)
         loss.backward()
         losses.append(loss.detach())
         grads.append([p.grad.clone() for p in module.encoder.parameters()])
@@ -116,14 +125,14 @@ def test_cosine_momentum_equals_the_former_formula_at_every_step():
     for base in (0.99, 0.996, 0.9):
         for total in (1, 2, 3, 7, 13, 37, 100, 250, 1000):
             for step in range(total + 1):  # incl. the last step
-                assert ssl.cosine_momentum(step, total, base) == old_cosine_momentum(step, total, base), (
+                assert byol_network.cosine_momentum(step, total, base) == old_cosine_momentum(step, total, base), (
                     base,
                     total,
                     step,
                 )
-    assert ssl.cosine_momentum(0, 100, 0.996) == pytest.approx(0.996)
-    assert ssl.cosine_momentum(50, 100, 0.996) == pytest.approx(0.998)
-    assert ssl.cosine_momentum(100, 100, 0.996) == 1.0
+    assert byol_network.cosine_momentum(0, 100, 0.996) == pytest.approx(0.996)
+    assert byol_network.cosine_momentum(50, 100, 0.996) == pytest.approx(0.998)
+    assert byol_network.cosine_momentum(100, 100, 0.996) == 1.0
 
 
 def test_momentum_update_equals_the_former_update_and_copies_batchnorm_buffers():
@@ -137,7 +146,7 @@ def test_momentum_update_equals_the_former_update_and_copies_batchnorm_buffers()
     expected = copy.deepcopy(target)
     before = [p.clone() for p in target.parameters()]
     old_momentum_update(online, expected, 0.9)
-    ssl.momentum_update(online, target, tau=0.9)
+    byol_network.momentum_update(online, target, tau=0.9)
     for a, b in zip(target.state_dict().values(), expected.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     for p_t, p_old, p_o in zip(target.parameters(), before, online.parameters(), strict=True):
@@ -153,10 +162,10 @@ def test_training_with_lightly_blocks_equals_training_with_the_former_blocks(ima
     params = tiny_params(network_training__epochs=2)
     probe = (np.random.default_rng(0).random((6, 16, 16)) * 255).astype(np.uint8)
     new, _ = nodes.train_self_supervised(images, params, HARDWARE, method="myow", config="roi_c1", seed=1)
-    monkeypatch.setattr(ssl, "projection_head", old_mlp_head)
-    monkeypatch.setattr(ssl, "regression_loss", old_regression_loss)
-    monkeypatch.setattr(ssl, "cosine_momentum", old_cosine_momentum)
-    monkeypatch.setattr(ssl, "momentum_update", old_momentum_update)
+    _patch(monkeypatch, "projection_head", old_mlp_head)
+    _patch(monkeypatch, "regression_loss", old_regression_loss)
+    _patch(monkeypatch, "cosine_momentum", old_cosine_momentum)
+    _patch(monkeypatch, "momentum_update", old_momentum_update)
     old, _ = nodes.train_self_supervised(images, params, HARDWARE, method="myow", config="roi_c1", seed=1)
     for a, b in zip(new.network.state_dict().values(), old.network.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -171,23 +180,23 @@ def test_training_with_lightly_blocks_equals_training_with_the_former_blocks(ima
 def test_miner_returns_true_nearest_neighbours():
     gen = torch.Generator().manual_seed(0)
     reps = torch.randn(40, 12, generator=gen)
-    got = ssl.nearest_neighbours(reps, reps, k=3, exclude=torch.arange(40)).numpy()
+    got = myow_network.nearest_neighbours(reps, reps, k=3, exclude=torch.arange(40)).numpy()
     unit = reps.numpy() / np.linalg.norm(reps.numpy(), axis=1, keepdims=True)
     for i in range(40):
         dist = [1 - float(unit[i] @ unit[j]) if j != i else np.inf for j in range(40)]  # brute-force cosine distance
         assert list(got[i]) == list(np.argsort(dist, kind="stable")[:3])
-    mined = ssl.mine_views(reps, k=1).numpy()
+    mined = myow_network.mine_views(reps, k=1).numpy()
     assert (mined == got[:, 0]).all() and (mined != np.arange(40)).all()
     queries, pool = torch.randn(7, 12, generator=gen), torch.randn(25, 12, generator=gen)
-    got = ssl.nearest_neighbours(queries, pool, k=2).numpy()
+    got = myow_network.nearest_neighbours(queries, pool, k=2).numpy()
     sims = (queries / queries.norm(dim=1, keepdim=True)) @ (pool / pool.norm(dim=1, keepdim=True)).T
     assert (got == np.argsort(-sims.numpy(), axis=1, kind="stable")[:, :2]).all()
 
 
 def test_ramp_weight_rises_linearly_to_the_mined_weight():
-    assert ssl.ramp_weight(0, 0.1, 10) == 0 and ssl.ramp_weight(5, 0.1, 10) == pytest.approx(0.05)
-    assert ssl.ramp_weight(20, 0.1, 10) == pytest.approx(0.1)
-    assert ssl.ramp_weight(3, 0.1, 0) == pytest.approx(0.1)
+    assert myow_network.ramp_weight(0, 0.1, 10) == 0 and myow_network.ramp_weight(5, 0.1, 10) == pytest.approx(0.05)
+    assert myow_network.ramp_weight(20, 0.1, 10) == pytest.approx(0.1)
+    assert myow_network.ramp_weight(3, 0.1, 0) == pytest.approx(0.1)
 
 
 def test_target_network_follows_online_network_during_training():
@@ -205,13 +214,20 @@ def test_target_network_follows_online_network_during_training():
     assert all(p.requires_grad for p in module.projector.parameters())
 
 
-def test_the_registry_decides_the_modules_of_each_network_method():
+def test_each_network_method_names_its_own_lightning_module():
+    assert [type(_learner(m)).__name__ for m in ("supervised", "mixup", "byol", "myow", "myow_merged")] == [
+        "SupervisedLearner",
+        "MixupLearner",
+        "ByolLearner",
+        "MyowLearner",
+        "MyowMergedLearner",
+    ]
     assert hasattr(_learner("supervised"), "head") and not hasattr(_learner("supervised"), "projector")
     myow, merged = _learner("myow"), _learner("myow_merged")
     assert hasattr(myow, "projector2") and hasattr(myow, "target_projector2")
     assert not hasattr(merged, "projector2") and hasattr(merged, "predictor")
     with pytest.raises(ValueError, match="not a network method"):
-        ssl.RepresentationLearner(get_method("pca"), ARCHITECTURE, method_settings(tiny_params(), "byol"), 4, 1, 1)
+        _network.NetworkLearner(get_method("pca"), ARCHITECTURE, method_settings(tiny_params(), "byol"), 4, 1, 1)
 
 
 def test_mixup_makes_convex_combinations_of_inputs_and_one_hot_targets():

@@ -30,7 +30,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mtneuro import histories, models, spec, ssl
+from mtneuro import histories, models, spec
 from mtneuro.classification_methods import MethodSpec, get_method, method_names, method_settings
 from mtneuro.config import TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, TrainConfig
@@ -224,7 +224,7 @@ def _train_network(
     method: MethodSpec,
     config: str,
     seed: int,
-) -> tuple[models.ResNetFrozenEncoder, ssl.RepresentationLearner, dict[str, Any]]:
+) -> tuple[models.ResNetFrozenEncoder, Any, dict[str, Any]]:
     settings = method_settings(classification, method.name)
     architecture = classification.encoder.architecture()
     size = int(classification.encoder.input_size)
