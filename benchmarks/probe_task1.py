@@ -60,7 +60,7 @@ def load_parameters(env: str, classification: dict[str, Any], training: dict[str
     """The typed parameters of ``conf/base`` + ``conf/<env>`` with the overrides applied (and checked)."""
     from kedro.framework.startup import bootstrap_project
 
-    from mtneuro.config import load_parameters as load
+    from mtneuro.plugin_parameters import load_checked_parameters as load
 
     bootstrap_project(PROJECT)
     runtime: dict[str, Any] = {}
