@@ -480,7 +480,6 @@ def held_out_table(
 ) -> pd.DataFrame:
     """Like :func:`phantom_vs_real_table` for :data:`HELD_OUT_STATISTICS` (axon thickness only
     where the real region has axons)."""
-    import pandas as pd
 
     def stats(sample: RegionSample, pal: np.ndarray | None) -> dict[str, float]:
         return {**held_out_image_statistics(sample.crops, pal), **held_out_mask_statistics(sample.masks)}
@@ -492,13 +491,7 @@ def held_out_table(
             if name == "axon_thickness" and region not in AXON_REGIONS:
                 continue
             rows.append((name, region, p[name], r[name]))
-    table = pd.DataFrame(rows, columns=["statistic", "region", "phantom", "real"])
-    table["relative_difference"] = (table["phantom"] - table["real"]) / table["real"].abs().where(table["real"] != 0)
-    table["within_tolerance"] = [
-        within_tolerance(s, p, r, tolerance) for s, p, r in zip(table["statistic"], table["phantom"], table["real"])
-    ]
-    table["description"] = table["statistic"].map(HELD_OUT_STATISTICS)
-    return table
+    return _comparison_table(rows, HELD_OUT_STATISTICS, tolerance)
 
 
 # --------------------------------------------------------------------------------------------
@@ -542,7 +535,6 @@ def phantom_vs_real_table(
     ``phantom`` and ``real`` map each region of :data:`mtneuro.spec.REGIONS` to a
     :class:`RegionSample`; region ``all`` rows hold :data:`SECTION_STATISTICS`.
     """
-    import pandas as pd
 
     missing = [r for r in spec.REGIONS if r not in phantom or r not in real]
     if missing:
@@ -561,13 +553,7 @@ def phantom_vs_real_table(
         return float(max(means) - min(means))
 
     rows.append(("region_mean_spread", "all", spread(p_stats), spread(r_stats)))
-    table = pd.DataFrame(rows, columns=["statistic", "region", "phantom", "real"])
-    table["relative_difference"] = (table["phantom"] - table["real"]) / table["real"].abs().where(table["real"] != 0)
-    table["within_tolerance"] = [
-        within_tolerance(s, p, r, tolerance) for s, p, r in zip(table["statistic"], table["phantom"], table["real"])
-    ]
-    table["description"] = table["statistic"].map(descriptions)
-    return table
+    return _comparison_table(rows, descriptions, tolerance)
 
 
 def plot_phantom_vs_real(
@@ -687,3 +673,19 @@ def phantom_samples(
             ).astype(np.uint8)
         out[region] = RegionSample(crops=crops, masks=masks)
     return out
+
+
+def _comparison_table(
+    rows: list[tuple[str, str, float, float]], descriptions: Mapping[str, str], tolerance: float
+) -> pd.DataFrame:
+    """Phantom against real, one row per (statistic, region), with the relative difference and
+    whether it is within ``tolerance`` (the form of both calibration tables)."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=["statistic", "region", "phantom", "real"])
+    table["relative_difference"] = (table["phantom"] - table["real"]) / table["real"].abs().where(table["real"] != 0)
+    table["within_tolerance"] = [
+        within_tolerance(s, p, r, tolerance) for s, p, r in zip(table["statistic"], table["phantom"], table["real"])
+    ]
+    table["description"] = table["statistic"].map(descriptions)
+    return table
