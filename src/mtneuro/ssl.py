@@ -464,6 +464,7 @@ def fit_network(
         "n_train": len(x),
         "batch_size": batch_size,
         "steps": int(module.global_step),
+        "steps_per_epoch": len(loader),  # with ``steps``, what a full run costs (benchmarks/paper_cost.py)
         "train_seconds": seconds,
         "images_per_second": seen / seconds if seconds > 0 else float("nan"),
         "accelerator": accelerator,

@@ -284,6 +284,7 @@ def train_segmentation_model(
         "batch_size": batch_size,
         "history": module.history,
         "steps": int(module.global_step),
+        "steps_per_epoch": samples // batch_size,  # with ``steps``, what a full run costs (benchmarks/paper_cost.py)
         "accelerator": accelerator,
         "precision": str(trainer.precision),
     }
@@ -448,7 +449,10 @@ def _train_and_evaluate(
         "train_samples": info["train_samples"],
         "batch_size": info["batch_size"],
         "steps": info["steps"],
+        "steps_per_epoch": info["steps_per_epoch"],
+        "epochs_planned": info["epochs"],
         "train_seconds": info["train_seconds"],
+        "evaluation_seconds": time.perf_counter() - start - info["train_seconds"],
         "accelerator": info["accelerator"],
         "precision": info["precision"],
     }
