@@ -98,7 +98,7 @@ def project(runs: pd.DataFrame, paper: Any, dry: Any) -> pd.DataFrame:
             run = seg.run_settings(method)
             epochs, batch = int(run.train.epochs), int(run.train.batch_size)
             epoch_steps = float(group["epoch_steps"].max())
-            seeds, dims = int(seg.seeds), run.dims
+            seeds, dims = len(seg.seeds), run.dims
             slices_per_sample = int(run.train.depth) if dims == "3D" else 1
         cpu_seconds = sec_per_step * epoch_steps * epochs
         rows.append(
