@@ -64,9 +64,9 @@ def measured_trainings(data_root: Path) -> pd.DataFrame:
     frames = []
     for task, name in HISTORIES.items():
         path = data_root / "08_reporting" / name
-        if not path.is_file():
-            raise SystemExit(f"{path} is missing: run the dry run first (kedro run --env=paper_dry)")
-        table = pd.read_csv(path)
+        table = pd.read_csv(path) if path.is_file() else _run_histories(data_root, task)
+        if table.empty:
+            continue
         table = table[(table["step_kind"] == "epoch") & table.get("steps", pd.Series(dtype=float)).notna()]
         if table.empty:
             continue
@@ -78,6 +78,19 @@ def measured_trainings(data_root: Path) -> pd.DataFrame:
         raise SystemExit(f"no network training with step counts in {data_root / '08_reporting'}")
     runs = pd.concat(frames, ignore_index=True)
     return runs[runs["steps"] > 0].reset_index(drop=True)
+
+
+def _run_histories(data_root: Path, task: str) -> pd.DataFrame:
+    """The epoch records of every finished training's ``training_history.json`` (a dry run that
+    has not reached its collected history tables yet, or was stopped part-way)."""
+    folder = data_root / "07_model_output" / ("classification" if task == "task1" else "segmentation")
+    rows = []
+    for path in sorted(folder.glob("*/*/seed*/training_history.json")):
+        method, config, seed = path.parts[-4], path.parts[-3], int(path.parts[-2].removeprefix("seed"))
+        for record in json.loads(path.read_text()).get("epochs") or []:
+            if "steps" in record:
+                rows.append({"method": method, "train_config": config, "seed": seed, "step_kind": "epoch", **record})
+    return pd.DataFrame(rows, columns=None if rows else ["method", "train_config", "seed", "step_kind", "steps"])
 
 
 def project(runs: pd.DataFrame, paper: Any, dry: Any) -> pd.DataFrame:
