@@ -457,7 +457,7 @@ def fit_network(
         start = time.perf_counter()
         trainer.fit(module, loader)
         seconds = time.perf_counter() - start
-    seen = len(loader) * batch_size * epochs
+    seen = int(module.global_step) * batch_size  # = len(loader) x batch x epochs unless a dry run stops early
     history = {
         "method": method.name,
         "epochs": module.history,
