@@ -87,7 +87,10 @@ def _run_histories(data_root: Path, task: str) -> pd.DataFrame:
     rows = []
     for path in sorted(folder.glob("*/*/seed*/training_history.json")):
         method, config, seed = path.parts[-4], path.parts[-3], int(path.parts[-2].removeprefix("seed"))
-        for record in json.loads(path.read_text()).get("epochs") or []:
+        latest = max(path.glob(f"*/{path.name}"), default=None) if path.is_dir() else path  # versioned: the latest
+        if latest is None:
+            continue
+        for record in json.loads(latest.read_text()).get("epochs") or []:
             if "steps" in record:
                 rows.append({"method": method, "train_config": config, "seed": seed, "step_kind": "epoch", **record})
     return pd.DataFrame(rows, columns=None if rows else ["method", "train_config", "seed", "step_kind", "steps"])
