@@ -59,5 +59,5 @@ def test_paper_dry_run_with_one_seed_writes_every_table_and_the_report(tmp_path:
         per_run = curves.groupby(["method", "train_config", "seed"])
         assert len(per_run) == trainings, name
         assert (per_run["steps"].sum() == steps).all(), name
-        assert (curves["epoch_steps"] > steps).all(), name
+        assert (curves["epoch_steps"] >= steps).all(), name  # a full epoch has at least the steps taken
     assert (root / "07_model_output" / "brain_map.ome.zarr").is_dir()
