@@ -72,6 +72,17 @@ def check_training_device(pipeline: Any, parameters: Any, accelerator: str, env:
     trainings, epochs = training_summary(pipeline, parameters)
     if device == "CPU" and not parameters.training.allow_cpu:
         raise ConfigurationError(cpu_refusal(device, trainings, epochs, env))
+    steps = parameters.training.dry_run_steps
+    if steps is not None:  # conf/paper_dry
+        log.info(
+            "DRY RUN: training %d networks on the %s, each for %d optimizer step(s) (training.dry_run_steps); "
+            "the results are meaningless",
+            trainings,
+            device,
+            steps,
+            extra={"console": True},
+        )
+        return device
     log.info("Training %d networks (%d epochs in all) on the %s", trainings, epochs, device, extra={"console": True})
     return device
 

@@ -117,6 +117,8 @@ def build_trainer(settings: TrainingParameters, max_epochs: int, **overrides: An
     kwargs["callbacks"] = []
     if settings.progress_bar and console.run_progress_active():
         kwargs["callbacks"].append(_epoch_progress_class()())
+    if settings.dry_run_steps is not None:  # conf/paper_dry: every code path, a few steps
+        kwargs.update(max_epochs=1, max_steps=settings.dry_run_steps, limit_val_batches=settings.dry_run_steps)
     kwargs.update(overrides)
     log.info("Training on %s with precision %s for %d epochs", accelerator, precision, max_epochs)
     return L.Trainer(**kwargs)
@@ -194,6 +196,7 @@ class EpochHistoryModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
+        self._epoch_first_step = int(self.trainer.global_step)
 
     def on_train_epoch_end(self) -> None:
         optimizers = self.trainer.optimizers
@@ -202,6 +205,10 @@ class EpochHistoryModule(L.LightningModule):
             "loss": float(torch.stack(self._epoch_loss).float().mean()) if self._epoch_loss else float("nan"),
             "seconds": time.perf_counter() - getattr(self, "_epoch_start", time.perf_counter()),
             "lr": float(optimizers[0].param_groups[0]["lr"]) if optimizers else float("nan"),
+            # Optimizer steps taken in this epoch and in a full one (a dry run stops early):
+            # what benchmarks/paper_cost.py projects a full run's time from.
+            "steps": int(self.trainer.global_step) - getattr(self, "_epoch_first_step", 0),
+            "epoch_steps": float(self.trainer.num_training_batches),  # inf: an iterable without a length
         }
         record.update(self.epoch_extras())
         self.history.append(record)

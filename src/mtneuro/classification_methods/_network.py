@@ -162,13 +162,14 @@ def fit_network(
         start = time.perf_counter()
         trainer.fit(module, loader)
         seconds = time.perf_counter() - start
-    seen = len(loader) * batch_size * epochs
+    seen = int(module.global_step) * batch_size  # = len(loader) x batch x epochs unless a dry run stops early
     history = {
         "method": method.name,
         "epochs": module.history,
         "n_train": len(x),
         "batch_size": batch_size,
         "steps": int(module.global_step),
+        "steps_per_epoch": len(loader),  # with ``steps``, what a full run costs (benchmarks/paper_cost.py)
         "train_seconds": seconds,
         "images_per_second": seen / seconds if seconds > 0 else float("nan"),
         "accelerator": accelerator,

@@ -27,6 +27,22 @@ class ProjectConfigLoader(OmegaConfigLoader):
     """
 
     LOCAL_ENV = "local"
+    #: Environments layered on another environment instead of straight on ``conf/base``:
+    #: base, then the parent, then the environment itself (soft merges), then ``--params``.
+    ENVIRONMENT_PARENTS = {"paper_dry": "paper"}  # the paper's dry run: a few keys over conf/paper
+
+    def _read_raw_config(self, key: str) -> Any:
+        base, env, base_path, env_path, processed = super()._read_raw_config(key)
+        parent = self.ENVIRONMENT_PARENTS.get(self.env or "")
+        if parent is None:
+            return base, env, base_path, env_path, processed
+        parent_path = self._get_conf_env_path(parent)
+        patterns = [*self.config_patterns[key]]
+        parent_configs = self._read_dir_configs(parent_path, patterns, key, processed, key == "credentials")
+        layered = self._merge_configs(
+            self._merge_and_resolve(key, base), self._merge_and_resolve(key, parent_configs), key, parent_path
+        )
+        return {Path(parent_path): OmegaConf.create(layered)}, env, base_path, env_path, processed
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         value = super().__getitem__(key)

@@ -27,6 +27,8 @@ class TrainingParameters(StrictModel):
     deterministic: bool
     torch_threads: Auto | PositiveInt | None
     dataloader: DataLoaderParameters
+    #: The dry run (conf/paper_dry): every training stops after this many optimizer steps.
+    dry_run_steps: PositiveInt | None
 
     def merged(self, overrides: TrainingOverrides | None) -> TrainingParameters:
         """This block with a task's overrides (``classification.hardware``, ``segmentation.training``)."""

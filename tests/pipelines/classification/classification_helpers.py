@@ -24,6 +24,7 @@ HARDWARE = TrainingParameters(
     deterministic=True,
     torch_threads=1,
     dataloader={"num_workers": 0, "pin_memory": "auto"},
+    dry_run_steps=None,
 )
 
 

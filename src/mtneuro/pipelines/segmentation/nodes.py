@@ -307,6 +307,7 @@ def train_segmentation_model(
         "batch_size": batch_size,
         "history": module.history,
         "steps": int(module.global_step),
+        "steps_per_epoch": samples // batch_size,  # with ``steps``, what a full run costs (benchmarks/paper_cost.py)
         "accelerator": accelerator,
         "precision": str(trainer.precision),
     }
@@ -443,7 +444,8 @@ def _train_and_evaluate(
         averaging="per class over all test pixels of the run; mean: unweighted over classes",
     )[list(RESULT_COLUMNS)]
     net.metadata = _model_metadata(model, label, run, info, seed, sample_depth)  # type: ignore[assignment]
-    history = _training_history(segmentation_data.source, model, label, seed, info)
+    evaluation_seconds = time.perf_counter() - start  # segmenting and scoring the test slices
+    history = _training_history(segmentation_data.source, model, label, seed, info, evaluation_seconds)
     return net, predictions, rows, history
 
 
@@ -475,7 +477,7 @@ def _model_metadata(
 
 
 def _training_history(
-    source: str, model: str, label: LabelSetting, seed: int, info: Mapping[str, Any]
+    source: str, model: str, label: LabelSetting, seed: int, info: Mapping[str, Any], evaluation_seconds: float
 ) -> dict[str, Any]:
     """The run's per-epoch record (``training_history``) and how it was trained."""
     return {
@@ -487,7 +489,10 @@ def _training_history(
         "train_samples": info["train_samples"],
         "batch_size": info["batch_size"],
         "steps": info["steps"],
+        "steps_per_epoch": info["steps_per_epoch"],
+        "epochs_planned": info["epochs"],
         "train_seconds": info["train_seconds"],
+        "evaluation_seconds": evaluation_seconds,
         "accelerator": info["accelerator"],
         "precision": info["precision"],
     }
