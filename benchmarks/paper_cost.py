@@ -99,6 +99,9 @@ def _run_histories(data_root: Path, task: str) -> pd.DataFrame:
 def project(runs: pd.DataFrame, paper: Any, dry: Any) -> pd.DataFrame:
     """Per (task, method, config): CPU seconds per step, full steps, and CPU / GPU hours of every
     seed of the paper profile."""
+    from mtneuro.classification_methods import method_settings
+    from mtneuro.segmentation_models import run_settings
+
     cls, seg = paper.classification, paper.segmentation
     # Task 1's dry run reads every k-th training section: a full epoch has k x its steps.
     slice_ratio = dry.classification.data.train_slice_step / cls.data.train_slice_step
@@ -106,12 +109,12 @@ def project(runs: pd.DataFrame, paper: Any, dry: Any) -> pd.DataFrame:
     for (task, method, config), group in runs.groupby(["task", "method", "train_config"]):
         sec_per_step = float(group["seconds"].sum() / group["steps"].sum())
         if task == "task1":
-            settings: Any = cls.method_settings(method)
+            settings: Any = method_settings(cls, method)
             epochs, batch = int(settings.epochs), int(settings.batch_size)
             epoch_steps = float(group["epoch_steps"].max()) * slice_ratio
             seeds, dims, slices_per_sample = len(cls.seeds), "2D", 1
         else:
-            run = seg.run_settings(method)
+            run = run_settings(seg, method)
             epochs, batch = int(run.train.epochs), int(run.train.batch_size)
             epoch_steps = float(group["epoch_steps"].max())
             seeds, dims = len(seg.seeds), run.dims
@@ -207,15 +210,16 @@ def check_full_epoch(table: pd.DataFrame, images: int | None) -> dict[str, Any]:
     import torch
     from bench_classification import training_images
 
-    from mtneuro import models, spec, ssl
-    from mtneuro.classification_methods import get_method
+    from mtneuro import models, spec
+    from mtneuro.classification_methods import get_method, method_settings
+    from mtneuro.classification_methods._network import fit_network
     from mtneuro.config import TrainingOverrides
     from mtneuro.pipelines.classification import nodes
 
     params = load_parameters("paper")
     cls = params.classification
     hardware = nodes.hardware_settings(cls, params.training).merged(TrainingOverrides(progress_bar=False))
-    settings: Any = cls.method_settings("supervised").model_copy(update={"epochs": 1})
+    settings: Any = method_settings(cls, "supervised").model_copy(update={"epochs": 1})
     rows = table[
         (table["task"] == "task1") & (table["method"] == "supervised") & (table["config"] == table["config"].min())
     ]
@@ -231,7 +235,7 @@ def check_full_epoch(table: pd.DataFrame, images: int | None) -> dict[str, Any]:
     }
     x = models.preprocess_images(x_raw, meta)
     start = time.perf_counter()
-    _, history = ssl.fit_network(
+    _, history = fit_network(
         get_method("supervised"),
         x,
         torch.as_tensor(labels),

@@ -9,6 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mtneuro.classification_methods import method_settings
+from mtneuro.segmentation_models import run_settings
+
 PROJECT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 
@@ -52,12 +55,12 @@ def test_projection_is_step_time_times_full_steps_epochs_and_seeds(tmp_path: Pat
     dry = paper_cost.load_parameters("paper_dry")
     ratio = dry.classification.data.train_slice_step / paper.classification.data.train_slice_step
     sup = trainings[("task1", "supervised")]
-    epochs = paper.classification.method_settings("supervised").epochs
+    epochs = method_settings(paper.classification, "supervised").epochs
     assert sup["cpu_s_per_step"] == pytest.approx(10.0)
     assert sup["cpu_h"] == pytest.approx(10.0 * ratio * epochs * 5 / 3600)
     unet = trainings[("task2", "unet")]
     assert unet["cpu_h_per_training"] == pytest.approx(
-        10.0 * 30 * paper.segmentation.run_settings("unet").train.epochs / 3600
+        10.0 * 30 * run_settings(paper.segmentation, "unet").train.epochs / 3600
     )
     # one GPU: the H100 rate for U-Net; FPN at half U-Net's CPU time per image takes half its GPU time
     assert unet["gpu_h_per_training"] == pytest.approx(unet["images_per_training"] / 136.9 / 3600)

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from kedro_process import PROJECT, kedro_command
 
+from mtneuro.classification_methods import method_settings
 from mtneuro.config import load_parameters
 
 ONE_SEED = "classification.seeds=[0],segmentation.seeds=1"
@@ -29,10 +30,19 @@ def test_paper_dry_run_layers_on_the_paper_profile() -> None:
     assert dry.classification.encoder == paper.classification.encoder
     assert dry.segmentation.encoder == paper.segmentation.encoder
     assert dry.segmentation.model_settings == paper.segmentation.model_settings
-    assert dry.classification.method_settings("byol") == paper.classification.method_settings("byol")
+    assert method_settings(dry.classification, "byol") == method_settings(paper.classification, "byol")
+
+
+#: The one-seed dry run takes hours on 2 CPU cores (the paper's batch sizes: one BYOL step 355 s,
+#: one U-Net-b7 step 301 s; benchmarks/README.md): too long for the suite. Opt in on a bigger
+#: machine or a GPU node with ``MTNEURO_PAPER_TESTS=1 uv run pytest tests/project/test_paper_dry_run.py``.
+PAPER_TESTS = pytest.mark.skipif(
+    os.environ.get("MTNEURO_PAPER_TESTS") != "1", reason="hours on a CPU: opt in with MTNEURO_PAPER_TESTS=1"
+)
 
 
 @pytest.mark.slow
+@PAPER_TESTS
 def test_paper_dry_run_with_one_seed_writes_every_table_and_the_report(tmp_path: Path) -> None:
     root = tmp_path / "data"
     run = subprocess.run(
