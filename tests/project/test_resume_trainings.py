@@ -16,7 +16,7 @@ import pytest
 from kedro_process import run_kedro, start_kedro_run
 from test_interruptions import _stop_group, _wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_default_run")]
+pytestmark = pytest.mark.slow
 
 MODELS = Path("06_models") / "segmentation"
 OUTPUTS = Path("07_model_output") / "segmentation"
