@@ -9,6 +9,7 @@ import pytest
 from mtneuro import features as feat
 from mtneuro.config import ConfigurationError, load_parameters
 from mtneuro.config.probing import ProbingParameters
+from mtneuro.plugin_parameters import load_checked_parameters
 
 
 @pytest.mark.parametrize("env", ["local", "tiny", "paper"])
@@ -35,8 +36,9 @@ def test_paper_profile_reads_out_quadrants(project_path: Path) -> None:
 
 
 def _error(project_path: Path, probing: dict) -> str:
+    """The error of the checks the pipelines are built with (plugin names included)."""
     with pytest.raises(ConfigurationError) as error:
-        load_parameters(project_path / "conf", "tiny", runtime_params={"probing": probing})
+        load_checked_parameters(project_path / "conf", "tiny", runtime_params={"probing": probing})
     return str(error.value)
 
 
