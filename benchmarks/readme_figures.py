@@ -1,7 +1,7 @@
 """The run times the README quotes, measured by running the README's own commands, never typed by hand.
 
     uv run python benchmarks/readme_figures.py measure tiny           # `kedro run --env=tiny`, a fresh data root
-    uv run python benchmarks/readme_figures.py measure default        # `kedro run` (about 25 min on 2 cores)
+    uv run python benchmarks/readme_figures.py measure default        # `kedro run` (about 11 min on 2 cores)
     uv run python benchmarks/readme_figures.py measure suite quick    # `pytest`, `pytest -m "not slow"`
     uv run python benchmarks/readme_figures.py write                  # README's block from the record
 
