@@ -43,7 +43,9 @@ def _params(text: str) -> dict[str, object]:
     return result
 
 
-def profile(env: str | None, pipelines: list[str], params: dict[str, object], data_root: Path) -> None:
+def profile(
+    env: str | None, pipelines: list[str], params: dict[str, object], data_root: Path, runner: str | None = None
+) -> None:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
@@ -51,8 +53,17 @@ def profile(env: str | None, pipelines: list[str], params: dict[str, object], da
 
     bootstrap_project(PROJECT)
     runtime = {"data_root": str(data_root), **params}
+    # The runner `kedro run` picks without --runner (dask.yml default_runner: the Dask runner on
+    # 2 or more cores), unless --runner names one: session.run alone would run sequentially.
+    from kedro.utils import load_obj
+
+    from mtneuro.cli import choose_runner
+
+    runner_path = runner or choose_runner(env, None)
+    runner_class = load_obj(runner_path, "kedro.runner") if runner_path else None
+    print(f"runner: {runner_path or 'SequentialRunner'}")
     with KedroSession.create(project_path=PROJECT, env=env, runtime_params=runtime) as session:
-        session.run(pipeline_names=pipelines or None)
+        session.run(pipeline_names=pipelines or None, runner=runner_class() if runner_class else None)
     times = RUN_TIMES_HOOK.last
     assert times is not None
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
@@ -106,6 +117,11 @@ def main() -> None:
     parser.add_argument(
         "--data-root", type=Path, default=None, help="where the run writes (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--runner",
+        default=None,
+        help="as kedro run --runner (default: the one kedro run picks, dask.yml default_runner)",
+    )
     parser.add_argument("--startup", action="store_true", help="time user errors and the first node instead")
     args = parser.parse_args()
     if args.startup:
@@ -113,10 +129,10 @@ def main() -> None:
         return
     pipelines = [p for p in args.pipelines.split(",") if p]
     if args.data_root is not None:
-        profile(args.env, pipelines, _params(args.params), args.data_root)
+        profile(args.env, pipelines, _params(args.params), args.data_root, args.runner)
         return
     with tempfile.TemporaryDirectory(prefix="mtneuro-profile-") as root:
-        profile(args.env, pipelines, _params(args.params), Path(root))
+        profile(args.env, pipelines, _params(args.params), Path(root), args.runner)
 
 
 if __name__ == "__main__":

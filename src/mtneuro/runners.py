@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from kedro.io import AbstractDataset, MemoryDataset
 from kedro.runner import AbstractRunner
 from kedro.runner.task import Task
-from pydantic import NonNegativeInt, PositiveInt, ValidationError
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveInt, ValidationError
 
 from mtneuro.config.base import ConfigurationError, StrictModel, format_validation_error
 from mtneuro.faults import FaultError
@@ -104,6 +104,9 @@ class DaskSettings(StrictModel):
     #: ``dask_jobqueue.SLURMCluster`` arguments (``cluster: slurm``) and how many jobs to start.
     slurm: dict[str, Any]
     slurm_jobs: PositiveInt
+    #: Estimated cost of nodes, by glob pattern on the node name (the first that matches; 1 for
+    #: the others): ready nodes start in order of the longest estimated path to the run's end.
+    node_costs: dict[str, NonNegativeFloat]
 
 
 def _read_config(overrides: Mapping[str, Any], loader: Any = None) -> DaskSettings:
@@ -342,18 +345,38 @@ def run_node_on_worker(
     is_async: bool,
     run_id: str | None,
     extra_hooks: tuple[Any, ...] = (),
-) -> tuple[str, float]:
-    """One node on a Dask worker, with the project's hooks; returns the node's name and its
-    seconds (from the first load of its inputs to the last save of its outputs)."""
+) -> tuple[str, float, float]:
+    """One node on a Dask worker, with the project's hooks; returns the node's name, its
+    seconds (from the first load of its inputs to the last save of its outputs) and the worker
+    process's CPU seconds meanwhile (every thread)."""
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX) and k not in environ]:
         del os.environ[key]
     os.environ.update(environ)
     os.environ[ON_WORKER_ENV] = "1"
     logging.captureWarnings(True)  # to the log file: the driver's console shows each warning once
     hook_manager = _worker_hook_manager(package_name, logging_config, extra_hooks)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     Task(node=node, catalog=catalog, hook_manager=hook_manager, is_async=is_async, run_id=run_id).execute()
-    return node.name, time.perf_counter() - started
+    return node.name, time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def node_priorities(pipeline: Pipeline, costs: Mapping[str, float]) -> dict[Node, float]:
+    """Each node's longest path to the run's end, in estimated cost (``costs``: glob pattern on
+    the node name -> cost, the first match; 1 otherwise). Starting the ready node with the longest
+    path first keeps the critical path moving, so the workers end together (list scheduling)."""
+    from fnmatch import fnmatchcase
+
+    def cost(node: Node) -> float:
+        return next((float(c) for pattern, c in costs.items() if fnmatchcase(node.name, pattern)), 1.0)
+
+    children: dict[Node, list[Node]] = {node: [] for node in pipeline.nodes}
+    for node, parents in pipeline.node_dependencies.items():
+        for parent in parents:
+            children[parent].append(node)
+    rank: dict[Node, float] = {}
+    for node in reversed(pipeline.nodes):  # topologically sorted: children first
+        rank[node] = cost(node) + max((rank[child] for child in children[node]), default=0.0)
+    return rank
 
 
 # --- the runner ------------------------------------------------------------------------------
@@ -513,11 +536,18 @@ class DaskRunner(AbstractRunner):
         running: dict[Any, Node] = {}
         pending = as_completed()
 
+        priority = node_priorities(pipeline, settings.node_costs)
+
         def submit_ready() -> None:
             # A node is submitted once its upstream nodes are done, with no Dask data dependency:
             # the results of finished nodes are on disk, so a worker that dies loses nothing
             # that other tasks need (Dask would otherwise recompute the finished nodes it held).
-            for node in [n for n in todo if node_dependencies[n] <= done]:
+            # At most one node per worker thread is submitted, the longest path to the end first:
+            # the scheduler does not know how long a node takes, and would hand the ready nodes
+            # out in any order (a long training started last keeps one worker busy alone).
+            ready = sorted((n for n in todo if node_dependencies[n] <= done), key=lambda n: (-priority[n], n.name))
+            free = max(1, sum(client.nthreads().values())) - len(running)
+            for node in ready[: max(0, free)]:
                 todo.discard(node)
                 resources = {"GPU": 1} if use_gpus and settings.gpu_tag in node.tags else None
                 future = client.submit(
@@ -542,7 +572,7 @@ class DaskRunner(AbstractRunner):
             for future in pending:
                 node = running.pop(future)
                 try:
-                    _, seconds = future.result()
+                    _, seconds, cpu_seconds = future.result()
                 except FaultError:  # its message stands alone (damaged model, full disk...): passed on as is
                     self._suggest_resume_scenario(pipeline, done, catalog)
                     raise
@@ -553,14 +583,15 @@ class DaskRunner(AbstractRunner):
                 done.add(node)
                 # The workers run the project's hooks; this process's console and run times
                 # hear of the node here (one line, the n/N bar, the time table).
-                RUN_TIMES_HOOK.record(node.name, seconds)
+                RUN_TIMES_HOOK.record(node.name, seconds, cpu_seconds)
                 node_finished_elsewhere(node.name)
                 self._logger.info(
-                    "Completed node: %s (%d/%d) in %.1f s",
+                    "Completed node: %s (%d/%d) in %.1f s (%.1f s CPU)",
                     node.name,
                     len(done),
                     len(pipeline.nodes),
                     seconds,
+                    cpu_seconds,
                     extra={"console": True},
                 )
                 submit_ready()

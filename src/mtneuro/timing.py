@@ -28,6 +28,8 @@ class RunTimes:
     """Seconds per node of one run, and its wall time."""
 
     nodes: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds per node, where the runner measured them (a Dask worker's process, every thread).
+    cpu: dict[str, float] = field(default_factory=dict)
     wall: float = 0.0
     #: Seconds from the run's start (``before_pipeline_run``) to its first node.
     to_first_node: float | None = None
@@ -39,10 +41,13 @@ class RunTimes:
         """Per stage (a node's outermost namespace; ``-`` for top-level nodes): nodes, seconds."""
         result: dict[str, tuple[int, float]] = {}
         for name, seconds in self.nodes.items():
-            stage = name.split(".", 1)[0] if "." in name else "-"
+            stage = _stage(name)
             count, total = result.get(stage, (0, 0.0))
             result[stage] = (count + 1, total + seconds)
         return dict(sorted(result.items(), key=lambda item: -item[1][1]))
+
+    def stage_cpu(self, stage: str) -> float:
+        return sum(seconds for name, seconds in self.cpu.items() if _stage(name) == stage)
 
     def slowest(self, n: int = TOP_NODES) -> list[tuple[str, float]]:
         return sorted(self.nodes.items(), key=lambda item: -item[1])[:n]
@@ -53,17 +58,23 @@ class RunTimes:
         share = (lambda s: f"{100 * s / in_nodes:5.1f} %") if in_nodes > 0 else (lambda _: "    - ")
         stages = self.stages()
         width = max([len("stage"), *map(len, stages)])
-        lines = [f"{'stage':<{width}}  nodes  seconds   share"]
+        cpu = (lambda s: f"  {s:7.1f}") if self.cpu else (lambda _: "")
+        lines = [f"{'stage':<{width}}  nodes  seconds   share" + ("  CPU s" if self.cpu else "")]
         lines += [
-            f"{stage:<{width}}  {count:5d}  {total:7.1f}  {share(total)}" for stage, (count, total) in stages.items()
+            f"{stage:<{width}}  {count:5d}  {total:7.1f}  {share(total)}" + cpu(self.stage_cpu(stage))
+            for stage, (count, total) in stages.items()
         ]
-        lines.append(f"{'all nodes':<{width}}  {len(self.nodes):5d}  {in_nodes:7.1f}")
+        lines.append(f"{'all nodes':<{width}}  {len(self.nodes):5d}  {in_nodes:7.1f}" + cpu(sum(self.cpu.values())))
         lines.append(f"run wall time {self.wall:.1f} s (outside nodes: {max(0.0, self.wall - in_nodes):.1f} s)")
         slowest = self.slowest()
         if slowest:
             name_width = max(len(name) for name, _ in slowest)
             lines.append(f"slowest {len(slowest)} nodes:")
-            lines += [f"  {name:<{name_width}}  {seconds:7.1f} s  {share(seconds)}" for name, seconds in slowest]
+            lines += [
+                f"  {name:<{name_width}}  {seconds:7.1f} s  {share(seconds)}"
+                + (f"  {self.cpu[name]:7.1f} s CPU" if name in self.cpu else "")
+                for name, seconds in slowest
+            ]
         return "\n".join(lines)
 
     def summary(self) -> str:
@@ -71,6 +82,10 @@ class RunTimes:
         top = next(iter(stages.items()), None)
         slowest = f"; slowest stage {top[0]} ({top[1][1]:.0f} s)" if top else ""
         return f"{len(self.nodes)} nodes in {self.wall:.0f} s{slowest}; time table in the log file"
+
+
+def _stage(name: str) -> str:
+    return name.split(".", 1)[0] if "." in name else "-"
 
 
 def peak_rss_bytes() -> int:
@@ -92,11 +107,13 @@ class RunTimesHook:
         self._current = RunTimes()
         self._run_started = 0.0
         self._spans: dict[str, list[float]] = {}
+        self._cpu: dict[str, float] = {}
 
     @hook_impl
     def before_pipeline_run(self) -> None:
         self._current = RunTimes()
         self._spans = {}
+        self._cpu = {}
         self._run_started = time.perf_counter()
 
     def _mark(self, node: Any) -> None:
@@ -112,10 +129,12 @@ class RunTimesHook:
         else:
             span[1] = now
 
-    def record(self, name: str, seconds: float) -> None:
+    def record(self, name: str, seconds: float, cpu_seconds: float | None = None) -> None:
         """A node timed in another process (a Dask worker runs its own hooks): it ends now."""
         now = time.perf_counter()
         self._spans[name] = [now - seconds, now]
+        if cpu_seconds is not None:
+            self._cpu[name] = cpu_seconds
         if self._current.first_node_at is None or now - seconds < self._current.first_node_at:
             self._current.first_node_at = now - seconds
             self._current.to_first_node = max(0.0, now - seconds - self._run_started)
@@ -143,6 +162,7 @@ class RunTimesHook:
     def _finish(self, failed: bool) -> RunTimes:
         times = self._current
         times.nodes = {name: end - start for name, (start, end) in self._spans.items()}
+        times.cpu = dict(self._cpu)
         times.wall = time.perf_counter() - self._run_started
         times.failed = failed
         self.last = times

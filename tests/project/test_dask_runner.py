@@ -285,3 +285,53 @@ def test_kedro_run_without_runner_uses_every_core(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     if not Path("/dev/nvidia0").exists():
         assert choose_runner(None, None) is None  # one core and no GPU: nothing to run side by side
+
+
+def _noop(*_: object) -> int:
+    return 0
+
+
+def test_node_priorities_are_the_longest_estimated_path_to_the_end() -> None:
+    from mtneuro.runners import node_priorities
+
+    pipeline = Pipeline(
+        [
+            Node(_noop, "params:a", "cubes", name="fetch"),
+            Node(_noop, "cubes", "model", name="task1.long.train"),
+            Node(_noop, "cubes", "probe", name="probing.embed"),
+            Node(_noop, "model", "map", name="map"),
+            Node(_noop, ["map", "probe"], "report", name="report"),
+        ]
+    )
+    rank = {node.name: value for node, value in node_priorities(pipeline, {"*.train": 10, "map": 5}).items()}
+    assert rank == {"report": 1, "map": 6, "probing.embed": 2, "task1.long.train": 16, "fetch": 17}
+
+
+def record_span(log_dir: str, name: str) -> int:
+    """A node that records when it started and ended (seconds since the epoch)."""
+    start = time.time()
+    time.sleep(1.0)
+    (Path(log_dir) / f"{name}.span").write_text(f"{start} {time.time()}")
+    return 0
+
+
+def test_ready_nodes_start_longest_path_first_one_per_worker_thread(tmp_path: Path, client) -> None:
+    names = [f"n{i}" for i in range(5)]
+    pipeline = Pipeline(
+        [Node(record_span, ["params:log_dir", f"params:{name}"], f"{name}_out", name=name) for name in names]
+    )
+    catalog = DataCatalog(
+        {
+            "params:log_dir": MemoryDataset(str(tmp_path)),
+            **{f"params:{name}": MemoryDataset(name) for name in names},
+            **{f"{name}_out": MemoryDataset() for name in names},
+        }
+    )
+    # Both workers import what a node needs first: a worker still importing would start its node late.
+    client.run(lambda: [__import__(m) for m in ("kedro.runner.task", "mtneuro.runners", "pandas")])
+    DaskRunner(client=client, node_costs={"n3": 10, "n1": 5}).run(pipeline, catalog, run_id="p1")
+    spans = {name: tuple(map(float, (tmp_path / f"{name}.span").read_text().split())) for name in names}
+    order = sorted(names, key=lambda name: spans[name][0])
+    assert set(order[:2]) == {"n3", "n1"}  # the two longest paths first, on the two worker threads
+    # The others wait for a free thread: none starts before one of the first two has ended.
+    assert min(spans[name][0] for name in order[2:]) >= min(spans[name][1] for name in order[:2]) - 0.05

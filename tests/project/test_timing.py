@@ -27,6 +27,21 @@ def test_the_table_sums_stages_and_lists_the_slowest_nodes_first() -> None:
     assert "14 nodes in 120 s; slowest stage classification (66 s)" in times.summary()
 
 
+def test_cpu_seconds_from_the_workers_add_a_column() -> None:
+    times = RunTimes(
+        nodes={"mapping.plan_brain_map": 100.0, "probing.a.embed_images": 10.0, "probing.b.embed_images": 5.0},
+        cpu={"mapping.plan_brain_map": 180.0, "probing.a.embed_images": 9.0, "probing.b.embed_images": 4.5},
+        wall=120.0,
+    )
+    table = times.table().splitlines()
+    assert table[0].split()[-2:] == ["CPU", "s"]
+    assert table[1].split() == ["mapping", "1", "100.0", "87.0", "%", "180.0"]
+    assert table[2].split() == ["probing", "2", "15.0", "13.0", "%", "13.5"]
+    assert table[3].split() == ["all", "nodes", "3", "115.0", "193.5"]
+    assert table[table.index("slowest 3 nodes:") + 1].split()[-3:] == ["180.0", "s", "CPU"]
+    assert "CPU" not in RunTimes(nodes={"a": 1.0}, wall=1.0).table()  # a sequential run measures none
+
+
 @pytest.mark.slow
 def test_a_tiny_run_logs_its_time_table(kedro_run, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="mtneuro.timing"):

@@ -57,6 +57,8 @@ def test_each_network_method_trains_and_its_loss_goes_down(images, method):
     assert cm.shape == (8, 6) and cm.filter(like="pred_").to_numpy().sum() == sum(r["n_test"] for r in rows)
     assert encoder.embed(np.zeros((3, 16, 16), np.uint8)).shape == (3, 32)
     assert encoder.metadata["train_settings"] == method_settings(params, method).model_dump()
+    # Trained channels-last, saved in the usual layout (what reads the encoder expects).
+    assert all(p.is_contiguous() for p in encoder.network.parameters())
 
 
 @pytest.mark.parametrize("method", DECOMPOSITION_METHODS)

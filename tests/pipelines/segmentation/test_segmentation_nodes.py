@@ -123,9 +123,11 @@ def test_training_history_has_a_record_per_epoch_with_the_optimizers_lr(cubes, s
     train = run.train.model_copy(update={"epochs": 3})
     assert train.scheduler == "onecycle"
     blocks = nodes._blocks(data, "seg_3class", list(train.splits))
-    _, info = nodes.train_segmentation_model(
+    net, info = nodes.train_segmentation_model(
         blocks, "pspnet", 3, run.kwargs, train, training.merged(segmentation.training), seed=0
     )
+    # Trained channels-last, returned in the usual layout (what saves and reads it expects).
+    assert all(p.is_contiguous() for p in net.parameters())
     history = info["history"]
     assert [r["epoch"] for r in history] == [0, 1, 2] and info["steps"] == 3 * 2  # 8 patches, batches of 4
     assert all(np.isfinite(r["loss"]) and r["loss"] > 0 and r["seconds"] >= 0 for r in history)

