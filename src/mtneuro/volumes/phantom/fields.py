@@ -59,6 +59,27 @@ class Waves:
             out = out + np.cos(kz * Z + ky * Y + kx * X + ph)
         return out * math.sqrt(2.0 / len(self.phase))
 
+    def with_gradient(self, Z, Y, X) -> tuple[Any, tuple[Any, Any, Any]]:
+        """The field and its gradient (d/dz, d/dy, d/dx), exact (sums of sines)."""
+        out: Any = 0.0
+        gz: Any = 0.0
+        gy: Any = 0.0
+        gx: Any = 0.0
+        for (kz, ky, kx), ph in zip(self.k, self.phase):
+            a = kz * Z + ky * Y + kx * X + ph
+            out = out + np.cos(a)
+            s = np.sin(a)
+            gz = gz - kz * s
+            gy = gy - ky * s
+            gx = gx - kx * s
+        scale = math.sqrt(2.0 / len(self.phase))
+        return out * scale, (gz * scale, gy * scale, gx * scale)
+
+    @property
+    def rms_gradient(self) -> float:
+        """Root mean square of the field's gradient norm (the field has unit variance)."""
+        return float(np.sqrt(np.mean(np.sum(self.k**2, axis=1))))
+
 
 def waves_on_grid(waves: Waves, zs: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """``waves`` at every voxel of the grid zs x ys x xs (float32).
