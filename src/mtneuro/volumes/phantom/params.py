@@ -64,7 +64,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         cell_rate=74.0,
         cell_r=4.95,
         cell_rz=1.1,
-        capillary=0.185,
+        capillary=0.18,
         fine_capillary=0.65,
         vessel_var=0.85,
         axon_family=None,
@@ -75,8 +75,8 @@ AREA_PARAMS: dict[str, AreaParams] = {
         grain=42.0,
         axon_gain=30.0,
         contrast=0.65,
-        rim=72.0,
-        streak=12.0,
+        rim=62.0,
+        streak=13.5,
     ),
     "TRN": AreaParams(
         cell_rate=55.0,
@@ -102,17 +102,17 @@ AREA_PARAMS: dict[str, AreaParams] = {
         cell_rz=1.1,
         capillary=0.185,
         fine_capillary=0.5,
-        vessel_var=0.48,
+        vessel_var=0.47,
         axon_family="VP",
         axon_threshold=-0.5,
         axon_var=0.6,
-        base=110.3,
+        base=110.95,
         texture=14.0,
         grain=31.0,
         axon_gain=26.0,
         contrast=1.0,
         rim=32.0,
-        streak=11.5,
+        streak=13.0,
     ),
     "internal_capsule": AreaParams(
         cell_rate=15.0,
@@ -147,7 +147,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         grain=15.0,
         axon_gain=34.0,
         contrast=1.0,
-        rim=40.0,
+        rim=52.0,
         streak=9.5,
     ),
     "corpus_callosum": AreaParams(
@@ -267,12 +267,18 @@ STREAK_DIRECTION = (0.2, -0.45, 1.0)
 STREAK_WAVES = 6
 STREAK_PERP = (5.0, 9.0)
 STREAK_PAR = (60.0, 200.0)
+#: The streaks are dark threads (the waves' troughs), not a symmetric ripple (render.structures).
+STREAK_DARK = True
 #: Cell bodies: log-scale sd of their size (uniform in log) and the power of the z term of their
 #: superellipsoid (|z / c|^power: flat-topped, so a section cuts near the full profile or misses;
 #: the real somata's profiles have a narrow size distribution: area p90 / mean 1.5-1.8, and few
 #: small polar cuts: p10 / mean 0.35-0.5).
 CELL_SIZE_SPREAD = 0.15
 CELL_Z_POWER = 6
+#: Skew of the mottled tissue texture towards dark (0 symmetric uniform .. 1 a shifted
+#: exponential, clipped at TEXTURE_SKEW_CLIP): see ``render.dark_skewed``.
+TEXTURE_SKEW = 0.0
+TEXTURE_SKEW_CLIP = 4.0
 #: Cell rims: width (voxels) of the bright shell around each cell body.
 RIM_WIDTH = 2.5
 
