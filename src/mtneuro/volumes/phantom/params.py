@@ -76,7 +76,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_gain=30.0,
         contrast=0.65,
         rim=62.0,
-        streak=13.5,
+        streak=12.0,
     ),
     "TRN": AreaParams(
         cell_rate=55.0,
@@ -112,7 +112,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         axon_gain=26.0,
         contrast=1.0,
         rim=32.0,
-        streak=13.0,
+        streak=11.5,
     ),
     "internal_capsule": AreaParams(
         cell_rate=15.0,
@@ -147,7 +147,7 @@ AREA_PARAMS: dict[str, AreaParams] = {
         grain=15.0,
         axon_gain=34.0,
         contrast=1.0,
-        rim=52.0,
+        rim=44.0,
         streak=9.5,
     ),
     "corpus_callosum": AreaParams(
@@ -268,7 +268,7 @@ STREAK_WAVES = 6
 STREAK_PERP = (5.0, 9.0)
 STREAK_PAR = (60.0, 200.0)
 #: The streaks are dark threads (the waves' troughs), not a symmetric ripple (render.structures).
-STREAK_DARK = True
+STREAK_DARK = False
 #: Cell bodies: log-scale sd of their size (uniform in log) and the power of the z term of their
 #: superellipsoid (|z / c|^power: flat-topped, so a section cuts near the full profile or misses;
 #: the real somata's profiles have a narrow size distribution: area p90 / mean 1.5-1.8, and few
