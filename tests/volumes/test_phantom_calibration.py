@@ -29,7 +29,10 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "prasad2020"
 SEED_SCATTER = 0.45
 KNOWN_GAPS: dict[tuple[str, str], float] = {
     ("rim_contrast", "STR"): SEED_SCATTER,
-    ("rim_contrast", "VP"): SEED_SCATTER,
+    # issue 24's held-out statistics made the capillaries round tubes: their compact profiles
+    # are cell-sized dark blobs to the rim statistic too, and in VP they lie in the bright
+    # bundles (cells do not), so their ring reads bright (seed 0: 12.3 vs 7.5; seed 1: 4.9)
+    ("rim_contrast", "VP"): 0.7,
     ("axon_percent", "STR"): SEED_SCATTER,
     ("axon_percent", "VP"): SEED_SCATTER,
     ("cell_count", "VP"): SEED_SCATTER,

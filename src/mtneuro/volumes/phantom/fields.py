@@ -59,21 +59,26 @@ class Waves:
             out = out + np.cos(kz * Z + ky * Y + kx * X + ph)
         return out * math.sqrt(2.0 / len(self.phase))
 
-    def with_gradient(self, Z, Y, X) -> tuple[Any, tuple[Any, Any, Any]]:
-        """The field and its gradient (d/dz, d/dy, d/dx), exact (sums of sines)."""
-        out: Any = 0.0
-        gz: Any = 0.0
-        gy: Any = 0.0
-        gx: Any = 0.0
-        for (kz, ky, kx), ph in zip(self.k, self.phase):
-            a = kz * Z + ky * Y + kx * X + ph
-            out = out + np.cos(a)
-            s = np.sin(a)
-            gz = gz - kz * s
-            gy = gy - ky * s
-            gx = gx - kx * s
-        scale = math.sqrt(2.0 / len(self.phase))
-        return out * scale, (gz * scale, gy * scale, gx * scale)
+    def with_gradient(self, Z, Y, X) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The field and its gradient (d/dz, d/dy, d/dx) on the grid Z x Y x X (broadcastable
+        axes (nz, 1, 1), (1, ny, 1), (1, 1, nx)), exact, float64.
+
+        As in :func:`waves_on_grid`: cos(a + b) and sin(a + b) with a = a(z, y), b = b(x) are
+        products of (z y, 2K) and (2K, x) matrices, one BLAS product for all four arrays.
+        """
+        z = np.asarray(Z, dtype=np.float64).reshape(-1)
+        y = np.asarray(Y, dtype=np.float64).reshape(-1)
+        x = np.asarray(X, dtype=np.float64).reshape(-1)
+        a = self.k[:, 0] * z[:, None, None] + self.k[:, 1] * y[None, :, None] + self.phase  # (nz, ny, K)
+        ca, sa = np.cos(a).reshape(-1, len(self.phase)), np.sin(a).reshape(-1, len(self.phase))
+        bx = np.outer(self.k[:, 2], x)  # (K, nx)
+        right = np.concatenate([np.cos(bx), np.sin(bx)], axis=0) * math.sqrt(2.0 / len(self.phase))
+        left = [np.concatenate([ca, -sa], axis=1)]  # cos(a + b)
+        for i in range(3):  # -k_i sin(a + b)
+            left.append(np.concatenate([-self.k[:, i] * sa, -self.k[:, i] * ca], axis=1))
+        out = np.stack(left) @ right  # (4, nz ny, nx)
+        out = out.reshape(4, len(z), len(y), len(x))
+        return out[0], (out[1], out[2], out[3])
 
     @property
     def rms_gradient(self) -> float:

@@ -274,7 +274,7 @@ STREAK_DARK = False
 #: the real somata's profiles have a narrow size distribution: area p90 / mean 1.5-1.8, and few
 #: small polar cuts: p10 / mean 0.35-0.5).
 CELL_SIZE_SPREAD = 0.15
-CELL_Z_POWER = 6
+CELL_Z_POWER = 6  # even
 #: Skew of the mottled tissue texture towards dark (0 symmetric uniform .. 1 a shifted
 #: exponential, clipped at TEXTURE_SKEW_CLIP): see ``render.dark_skewed``.
 TEXTURE_SKEW = 0.0

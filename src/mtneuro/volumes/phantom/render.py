@@ -29,13 +29,13 @@ from mtneuro.volumes.phantom.fields import PhantomModel, interp, lattice, phanto
 from mtneuro.volumes.phantom.layout import area_index, blend, edge_distance, main_cube_mask
 from mtneuro.volumes.phantom.params import (
     BRIGHTNESS_STD,
-    CELL_DARKNESS,
-    CELL_GRID,
-    CELL_MARGIN,
     CAPILLARY_DIST_CLIP,
     CAPILLARY_MIN_RADIUS,
     CAPILLARY_MIN_SINE,
     CAPILLARY_RADIUS_FACTOR,
+    CELL_DARKNESS,
+    CELL_GRID,
+    CELL_MARGIN,
     CELL_SIZE_SPREAD,
     CELL_SLOTS,
     CELL_Z_POWER,
@@ -191,7 +191,11 @@ def render_cells(model: PhantomModel, win: Window) -> np.ndarray:
             p = (dx * cos_t[chunk, None] + dy * sin_t[chunk, None]) / a_ax[chunk, None]
             q = (-dx * sin_t[chunk, None] + dy * cos_t[chunk, None]) / b_ax[chunk, None]
             s = np.abs(dz / c_ax[chunk, None])
-            qq = p * p + q * q + s**CELL_Z_POWER
+            s2 = s * s
+            zterm = s2
+            for _ in range(CELL_Z_POWER // 2 - 1):  # |z / c| ** CELL_Z_POWER by products (even power)
+                zterm = zterm * s2
+            qq = p * p + q * q + zterm
             rq = rim_q[chunk, None]
             # the rim is the fringe of the membrane in the section plane: only beside the body
             # (|z| within its half-height), no bright polar caps above and below it, which showed
@@ -334,11 +338,11 @@ def capillaries(model: PhantomModel, cap_w, fine, lattice_xyz, lats, zs, ys, xs)
     set of voxels within radius R of the zero curve, R = sqrt(6 / pi) * cap_w / G (G the fields'
     rms gradient): the volume fraction is that of the slabs |f1|, |f2| < cap_w they replace, but
     a capillary has one calibre (at least ``CAPILLARY_MIN_RADIUS``) and a round cross-section,
-    so its profiles are compact, not the
-    slivers and 1-3 px shards two thin slabs cut into. The distance is the Gauss-Newton step to
-    the curve, |x|^2 with x = -J^T (J J^T)^-1 (f1, f2) and J the two gradients,
-    written with the distances d1, d2 to the two zero sheets (f / |gradient|, linear near a sheet,
-    so they interpolate well from the lattice) and the cosine c between the sheets.
+    so its profiles are compact, not the slivers and 1-3 px shards two thin slabs cut into. The
+    distance is the Gauss-Newton step to the curve, |x|^2 with x = -J^T (J J^T)^-1 (f1, f2) and
+    J the two gradients, written with the distances d1, d2 to the two zero sheets
+    (f / |gradient|, linear near a sheet, so they interpolate well from the lattice) and the
+    cosine c between the sheets.
     """
     Z3, Y3, X3 = lattice_xyz
     f: list[Any] = []
@@ -346,9 +350,9 @@ def capillaries(model: PhantomModel, cap_w, fine, lattice_xyz, lats, zs, ys, xs)
     rms2: list[Any] = []
     norm = np.sqrt((1.0 - fine) ** 2 + fine**2)
     for coarse_waves, fine_waves in ((model.cap1, model.fine1), (model.cap2, model.fine2)):
-        field, grad = coarse_waves.with_gradient(Z3, Y3, X3)
+        field, coarse_grad = coarse_waves.with_gradient(Z3, Y3, X3)
         field = (1.0 - fine) * field
-        grad = [(1.0 - fine) * c for c in grad]
+        grad: list[Any] = [(1.0 - fine) * c for c in coarse_grad]
         r2 = ((1.0 - fine) * coarse_waves.rms_gradient) ** 2
         if np.any(fine):  # per lattice point: where fine == 0 the fine network adds nothing
             f_fine, g_fine = fine_waves.with_gradient(Z3, Y3, X3)
@@ -367,11 +371,22 @@ def capillaries(model: PhantomModel, cap_w, fine, lattice_xyz, lats, zs, ys, xs)
         np.clip(dk, -CAPILLARY_DIST_CLIP, CAPILLARY_DIST_CLIP, out=dk)
         d.append(interp(dk, lats, zs, ys, xs))
         g[k] = [c / np.maximum(gn, 1e-6) for c in g[k]]
-    cos = interp(sum(c1 * c2 for c1, c2 in zip(g[0], g[1])), lats, zs, ys, xs)
-    # squared distance to the curve where both vanish: (d1^2 + d2^2 - 2 c d1 d2) / (1 - c^2)
-    q = d[0] * d[0] + d[1] * d[1] - 2.0 * cos * d[0] * d[1]
-    q /= np.maximum(1.0 - cos * cos, CAPILLARY_MIN_SINE**2)
-    return np.asarray(q < 1.0)
+    cos = np.asarray(interp(sum(c1 * c2 for c1, c2 in zip(g[0], g[1])), lats, zs, ys, xs), dtype=np.float32)
+    # squared distance to the curve where both vanish, (d1^2 + d2^2 - 2 c d1 d2) / (1 - c^2), below
+    # 1: the numerator below the denominator (in place: full-size arrays)
+    d1, d2 = (np.asarray(v, dtype=np.float32) for v in d)
+    cross = d1 * d2
+    cross *= cos
+    cross *= np.float32(-2.0)
+    d1 *= d1
+    d2 *= d2
+    d1 += d2
+    d1 += cross
+    del cross, d2
+    cos *= cos
+    np.subtract(np.float32(1.0), cos, out=cos)
+    np.maximum(cos, np.float32(CAPILLARY_MIN_SINE**2), out=cos)
+    return d1 < cos
 
 
 #: Mean and sd of min(g, 0) for g ~ N(0, 1) (the streak waves are near Gaussian, unit variance).
