@@ -267,18 +267,12 @@ STREAK_DIRECTION = (0.2, -0.45, 1.0)
 STREAK_WAVES = 6
 STREAK_PERP = (5.0, 9.0)
 STREAK_PAR = (60.0, 200.0)
-#: The streaks are dark threads (the waves' troughs), not a symmetric ripple (render.structures).
-STREAK_DARK = False
 #: Cell bodies: log-scale sd of their size (uniform in log) and the power of the z term of their
 #: superellipsoid (|z / c|^power: flat-topped, so a section cuts near the full profile or misses;
 #: the real somata's profiles have a narrow size distribution: area p90 / mean 1.5-1.8, and few
 #: small polar cuts: p10 / mean 0.35-0.5).
 CELL_SIZE_SPREAD = 0.15
 CELL_Z_POWER = 6  # even
-#: Skew of the mottled tissue texture towards dark (0 symmetric uniform .. 1 a shifted
-#: exponential, clipped at TEXTURE_SKEW_CLIP): see ``render.dark_skewed``.
-TEXTURE_SKEW = 0.0
-TEXTURE_SKEW_CLIP = 4.0
 #: Cell rims: width (voxels) of the bright shell around each cell body.
 RIM_WIDTH = 2.5
 

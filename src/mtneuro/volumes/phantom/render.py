@@ -14,7 +14,6 @@ Pixel labels are dense only inside the four main cubes (0 elsewhere, as on BossD
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import threading
@@ -48,9 +47,6 @@ from mtneuro.volumes.phantom.params import (
     NO_PAD,
     PAD,
     RIM_WIDTH,
-    STREAK_DARK,
-    TEXTURE_SKEW,
-    TEXTURE_SKEW_CLIP,
     area_values,
 )
 from mtneuro.volumes.phantom.streams import hash3, uniform_points
@@ -87,34 +83,6 @@ class Structures:
     grain: np.ndarray | np.float32  # float32 amplitude of the voxel noise
     gain: np.ndarray | np.float32  # float32 brightness gain (slow field), applied around MID
     offset: np.ndarray | np.float32  # float32 brightness offset (tissue edges + slow field)
-
-
-def dark_skewed(u: np.ndarray, skew: float | None = None) -> np.ndarray:
-    """Zero-mean, unit-variance texture values from uniform ``u`` in [0, 1), skewed dark.
-
-    The mottling is sub-resolution structure (processes, nuclei, small vessels) in the neuropil,
-    which absorbs more than the neuropil: the neuropil is the bright ceiling and the texture
-    reaches down from it more than up. ``skew`` (default ``TEXTURE_SKEW``) mixes a clipped,
-    shifted exponential (bounded above) into the symmetric uniform value of the same draw.
-    """
-    a = TEXTURE_SKEW if skew is None else skew
-    x = (2.0 * u - 1.0) * math.sqrt(3.0)
-    if a == 0.0:
-        return x
-    mean, sd = _skew_moments(a)
-    x *= 1.0 - a
-    x -= a * np.minimum(-np.log1p(-u), TEXTURE_SKEW_CLIP)
-    x -= mean
-    x /= sd
-    return x
-
-
-@functools.cache
-def _skew_moments(a: float) -> tuple[float, float]:
-    """Mean and sd of ``(1 - a) sym(u) - a min(E(u), clip)`` over u uniform (midpoint rule)."""
-    u = (np.arange(1_000_000) + 0.5) / 1_000_000
-    x = (1.0 - a) * (2.0 * u - 1.0) * math.sqrt(3.0) - a * np.minimum(-np.log1p(-u), TEXTURE_SKEW_CLIP)
-    return float(x.mean()), float(x.std())
 
 
 def render_cells(model: PhantomModel, win: Window) -> np.ndarray:
@@ -286,7 +254,7 @@ def structures(seed: int, window: Window, pad: tuple[int, int, int] = PAD) -> St
         np.clip(score, 0.0, 1.0, out=score)
         axon_core = score
     tex = hash3(seed, "texture", np.arange(lz, lz + len(Zl)), np.arange(ly, ly + len(Yl)), np.arange(lx, lx + len(Xl)))
-    tex = dark_skewed(tex.astype(np.float64) / 4294967296.0)
+    tex = (tex.astype(np.float64) / 2147483648.0 - 1.0) * math.sqrt(3.0)
     smooth_lat = blend(area_values("base"), Z3, Y3, X3) + blend(area_values("texture"), Z3, Y3, X3) * tex
     smooth = interp(smooth_lat, lats, zs, ys, xs)
     axon_gain = interp(blend(area_values("axon_gain"), Z3, Y3, X3), lats, zs, ys, xs)
@@ -294,13 +262,6 @@ def structures(seed: int, window: Window, pad: tuple[int, int, int] = PAD) -> St
     streak_amp = interp(blend(area_values("streak"), Z3, Y3, X3), lats, zs, ys, xs)
     if np.ndim(streak_amp) or float(streak_amp) != 0.0:
         streaks = waves_on_grid(model.streaks, zs, ys, xs)
-        if STREAK_DARK:
-            # fine fibres are thin absorbing threads in the neuropil: dark lines on it, not the
-            # bright-and-dark ripple of a wave (the real sections' bright tails are half the
-            # phantom's with symmetric streaks): the wave's troughs only, zero mean, unit sd
-            np.minimum(streaks, 0.0, out=streaks)
-            streaks += np.float32(_HALF_GAUSS_MEAN)
-            streaks *= np.float32(1.0 / _HALF_GAUSS_SD)
         streaks *= streak_amp
         smooth = smooth + streaks
         del streaks
@@ -388,10 +349,6 @@ def capillaries(model: PhantomModel, cap_w, fine, lattice_xyz, lats, zs, ys, xs)
     np.maximum(cos, np.float32(CAPILLARY_MIN_SINE**2), out=cos)
     return d1 < cos
 
-
-#: Mean and sd of min(g, 0) for g ~ N(0, 1) (the streak waves are near Gaussian, unit variance).
-_HALF_GAUSS_MEAN = 1.0 / math.sqrt(2.0 * math.pi)
-_HALF_GAUSS_SD = math.sqrt(0.5 - 1.0 / (2.0 * math.pi))
 
 CACHE: dict[tuple[int, Window], Structures] = {}
 CACHE_LOCK = threading.Lock()
