@@ -40,9 +40,9 @@ WINDOWS: dict[str, Window] = {
 EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "main_CTX": ("5dc9f6e064bfbeae", "5d13d4f5eabdb864", "b9b68c06c36f0aaf", "b9b68c06c36f0aaf"),
     "main_STR_32": ("eb9ee3e5253882a5", "7654b51d68fbde17", "de3272be849300b7", "de3272be849300b7"),
-    "main_VP": ("7ab56db62071ff37", "3605d939d50804f8", "a51f0cb29c2e5c8f", "a51f0cb29c2e5c8f"),
-    "main_ZI": ("c3686faf0edc8287", "d015c426962edaf5", "1bab14ee49c81b99", "1bab14ee49c81b99"),
-    "border_VP_IC": ("cab4deb84f303c75", "e1220326eba290f8", "6cdd259c8ecbe61f", "e2f260544bc71a05"),
+    "main_VP": ("7104fdb6c6ff7ebd", "3605d939d50804f8", "3608dc98bf7c03ef", "3608dc98bf7c03ef"),
+    "main_ZI": ("77d9c34d00cbec30", "d015c426962edaf5", "3aedcf9b13b1d125", "3aedcf9b13b1d125"),
+    "border_VP_IC": ("0f48c8fafcdbcb38", "e1220326eba290f8", "6cdd259c8ecbe61f", "e8b9e840d7507939"),
     "far_CTX_top": ("7513474969123ae6", "c391125bd6d8fbe3", "3381de4ca9f3a477", "a912c70b4280f671"),
     "far_hypothalamus_edge": ("d6154bdc340d60c8", "fbb08b9da4577870", "d58201a30b35a606", "c9289cf65801509a"),
 }
