@@ -29,7 +29,10 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "prasad2020"
 SEED_SCATTER = 0.45
 KNOWN_GAPS: dict[tuple[str, str], float] = {
     ("rim_contrast", "STR"): SEED_SCATTER,
-    ("rim_contrast", "VP"): SEED_SCATTER,
+    # issue 24's held-out statistics made the capillaries round tubes: their compact profiles
+    # are cell-sized dark blobs to the rim statistic too, and in VP they lie in the bright
+    # bundles (cells do not), so their ring reads bright (seed 0: 12.3 vs 7.5; seed 1: 4.9)
+    ("rim_contrast", "VP"): 0.7,
     ("axon_percent", "STR"): SEED_SCATTER,
     ("axon_percent", "VP"): SEED_SCATTER,
     ("cell_count", "VP"): SEED_SCATTER,
@@ -44,6 +47,10 @@ KNOWN_GAPS: dict[tuple[str, str], float] = {
     # the slow gain field (sd 15 %, like the real 128-px tiles' texture spread) scales the texture
     # of one cube: seed 0's STR cube sits in a high-gain patch (fine texture +15.5 %)
     ("fine_texture", "STR"): SEED_SCATTER,
+    # round capillary tubes (issue 24's held-out statistics): seed 0's ZI cube sits in a dense
+    # patch of the capillary density field (31.9 px per profile vs 26.5; the expected value over
+    # seeds 0-7 is within 15 %)
+    ("vessel_component_area", "ZI"): SEED_SCATTER,
 }
 #: Seeds whose mean is the phantom's expected value of a statistic.
 EXPECTED_SEEDS = range(8)
@@ -53,6 +60,9 @@ EXPECTED_GAPS: dict[tuple[str, str], float] = {
     ("cell_percent", "VP"): 0.25,
     ("cell_count", "VP"): 0.25,
     ("axon_percent_spread", "VP"): 0.25,  # -16 % with the same trade-off (bundle threshold -0.5)
+    # the capillaries' compact profiles are blobs to the rim statistic too, and in VP they lie in
+    # the bright bundles (KNOWN_GAPS): expected 9.6 vs 7.5 (+28 %)
+    ("rim_contrast", "VP"): 0.35,
 }
 
 

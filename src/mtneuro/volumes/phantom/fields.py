@@ -59,6 +59,32 @@ class Waves:
             out = out + np.cos(kz * Z + ky * Y + kx * X + ph)
         return out * math.sqrt(2.0 / len(self.phase))
 
+    def with_gradient(self, Z, Y, X) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The field and its gradient (d/dz, d/dy, d/dx) on the grid Z x Y x X (broadcastable
+        axes (nz, 1, 1), (1, ny, 1), (1, 1, nx)), exact, float64.
+
+        As in :func:`waves_on_grid`: cos(a + b) and sin(a + b) with a = a(z, y), b = b(x) are
+        products of (z y, 2K) and (2K, x) matrices, one BLAS product for all four arrays.
+        """
+        z = np.asarray(Z, dtype=np.float64).reshape(-1)
+        y = np.asarray(Y, dtype=np.float64).reshape(-1)
+        x = np.asarray(X, dtype=np.float64).reshape(-1)
+        a = self.k[:, 0] * z[:, None, None] + self.k[:, 1] * y[None, :, None] + self.phase  # (nz, ny, K)
+        ca, sa = np.cos(a).reshape(-1, len(self.phase)), np.sin(a).reshape(-1, len(self.phase))
+        bx = np.outer(self.k[:, 2], x)  # (K, nx)
+        right = np.concatenate([np.cos(bx), np.sin(bx)], axis=0) * math.sqrt(2.0 / len(self.phase))
+        left = [np.concatenate([ca, -sa], axis=1)]  # cos(a + b)
+        for i in range(3):  # -k_i sin(a + b)
+            left.append(np.concatenate([-self.k[:, i] * sa, -self.k[:, i] * ca], axis=1))
+        out = np.stack(left) @ right  # (4, nz ny, nx)
+        out = out.reshape(4, len(z), len(y), len(x))
+        return out[0], (out[1], out[2], out[3])
+
+    @property
+    def rms_gradient(self) -> float:
+        """Root mean square of the field's gradient norm (the field has unit variance)."""
+        return float(np.sqrt(np.mean(np.sum(self.k**2, axis=1))))
+
 
 def waves_on_grid(waves: Waves, zs: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """``waves`` at every voxel of the grid zs x ys x xs (float32).

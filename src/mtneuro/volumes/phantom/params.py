@@ -62,20 +62,20 @@ AREA_PARAMS: dict[str, AreaParams] = {
     ),
     "ZI": AreaParams(
         cell_rate=74.0,
-        cell_r=4.8,
+        cell_r=4.95,
         cell_rz=1.1,
-        capillary=0.2,
+        capillary=0.16,
         fine_capillary=0.65,
-        vessel_var=0.72,
+        vessel_var=1.0,
         axon_family=None,
         axon_threshold=9.0,
         axon_var=0.0,
         base=113.3,
         texture=19.0,
-        grain=46.0,
+        grain=42.0,
         axon_gain=30.0,
         contrast=0.65,
-        rim=72.0,
+        rim=62.0,
         streak=12.0,
     ),
     "TRN": AreaParams(
@@ -97,22 +97,22 @@ AREA_PARAMS: dict[str, AreaParams] = {
         streak=5.0,
     ),
     "VP": AreaParams(
-        cell_rate=108.0,
-        cell_r=4.3,
+        cell_rate=112.0,
+        cell_r=4.4,
         cell_rz=1.1,
-        capillary=0.18,
-        fine_capillary=0.38,
-        vessel_var=0.42,
+        capillary=0.185,
+        fine_capillary=0.5,
+        vessel_var=0.52,
         axon_family="VP",
         axon_threshold=-0.5,
         axon_var=0.6,
-        base=110.3,
+        base=110.95,
         texture=14.0,
         grain=31.0,
         axon_gain=26.0,
         contrast=1.0,
-        rim=42.0,
-        streak=9.0,
+        rim=32.0,
+        streak=11.5,
     ),
     "internal_capsule": AreaParams(
         cell_rate=15.0,
@@ -134,20 +134,20 @@ AREA_PARAMS: dict[str, AreaParams] = {
     ),
     "STR": AreaParams(
         cell_rate=92.0,
-        cell_r=4.0,
+        cell_r=4.1,
         cell_rz=1.1,
         capillary=0.165,
         fine_capillary=0.0,
-        vessel_var=0.0,
+        vessel_var=0.25,
         axon_family="STR",
         axon_threshold=1.0,
         axon_var=0.55,
         base=109.5,
         texture=13.1,
-        grain=19.0,
+        grain=15.0,
         axon_gain=34.0,
         contrast=1.0,
-        rim=60.0,
+        rim=44.0,
         streak=9.5,
     ),
     "corpus_callosum": AreaParams(
@@ -170,21 +170,21 @@ AREA_PARAMS: dict[str, AreaParams] = {
     ),
     "CTX": AreaParams(
         cell_rate=93.0,
-        cell_r=3.43,
+        cell_r=3.53,
         cell_rz=1.1,
-        capillary=0.15,
-        fine_capillary=0.0,
-        vessel_var=0.05,
+        capillary=0.145,
+        fine_capillary=0.2,
+        vessel_var=0.3,
         axon_family=None,
         axon_threshold=9.0,
         axon_var=0.0,
         base=109.5,
         texture=14.0,
-        grain=23.0,
+        grain=15.0,
         axon_gain=34.0,
         contrast=1.15,
         rim=37.0,
-        streak=6.0,
+        streak=7.0,
     ),
 }
 
@@ -221,6 +221,19 @@ CAPILLARY_WAVES = 16
 CAPILLARY_WAVELENGTH = (46.0, 78.0)
 FINE_CAPILLARY_WAVELENGTH = (22.0, 38.0)
 CAPILLARY_KZ = 0.5
+#: Capillaries are round tubes around the zero curves of two fields (``render.capillaries``):
+#: radius = CAPILLARY_RADIUS_FACTOR * capillary / (rms gradient of the fields), which keeps the
+#: volume fraction of the slab intersection |f1|, |f2| < capillary it replaced (2 w^2 / pi for
+#: slabs, pi R^2 times the curves' length density G^2 / (3 pi) for tubes). The displacement to
+#: the curve is clipped at this many radii before the interpolation (only < 1 is drawn).
+CAPILLARY_RADIUS_FACTOR = (6.0 / 3.141592653589793) ** 0.5
+CAPILLARY_DIST_CLIP = 4.0
+#: Where the two sheets are near parallel the tube's cross-section would stretch without bound:
+#: the sine of their angle is taken at least this large (profiles at most ~3x longer than wide).
+CAPILLARY_MIN_SINE = 0.35
+#: The narrowest capillary lumen (radius, voxels; ~3.5 um across): where the density field thins
+#: the network, its tubes keep this calibre instead of shrinking to 1-3 px specks.
+CAPILLARY_MIN_RADIUS = 1.5
 #: Slow fields modulating the capillary width and the bundle threshold (per-image spread).
 DENSITY_WAVELENGTH = (150.0, 400.0)
 DENSITY_WAVES = 6
@@ -254,6 +267,12 @@ STREAK_DIRECTION = (0.2, -0.45, 1.0)
 STREAK_WAVES = 6
 STREAK_PERP = (5.0, 9.0)
 STREAK_PAR = (60.0, 200.0)
+#: Cell bodies: log-scale sd of their size (uniform in log) and the power of the z term of their
+#: superellipsoid (|z / c|^power: flat-topped, so a section cuts near the full profile or misses;
+#: the real somata's profiles have a narrow size distribution: area p90 / mean 1.5-1.8, and few
+#: small polar cuts: p10 / mean 0.35-0.5).
+CELL_SIZE_SPREAD = 0.15
+CELL_Z_POWER = 6  # even
 #: Cell rims: width (voxels) of the bright shell around each cell body.
 RIM_WIDTH = 2.5
 

@@ -28,10 +28,16 @@ from mtneuro.volumes.phantom.fields import PhantomModel, interp, lattice, phanto
 from mtneuro.volumes.phantom.layout import area_index, blend, edge_distance, main_cube_mask
 from mtneuro.volumes.phantom.params import (
     BRIGHTNESS_STD,
+    CAPILLARY_DIST_CLIP,
+    CAPILLARY_MIN_RADIUS,
+    CAPILLARY_MIN_SINE,
+    CAPILLARY_RADIUS_FACTOR,
     CELL_DARKNESS,
     CELL_GRID,
     CELL_MARGIN,
+    CELL_SIZE_SPREAD,
     CELL_SLOTS,
+    CELL_Z_POWER,
     DENSITY_CLIP,
     EDGE_BRIGHTENING,
     EDGE_DECAY,
@@ -117,7 +123,7 @@ def render_cells(model: PhantomModel, win: Window) -> np.ndarray:
         return out
     r = np.array([0.0, *area_values("cell_r")])[area]
     rzf = np.array([0.0, *area_values("cell_rz")])[area]
-    size = r * np.exp(0.25 * (2.0 * u[4] - 1.0) * math.sqrt(3.0))
+    size = r * np.exp(CELL_SIZE_SPREAD * (2.0 * u[4] - 1.0) * math.sqrt(3.0))
     elong = np.exp(0.2 * (2.0 * u[5] - 1.0) * math.sqrt(3.0))
     a_ax, b_ax, c_ax = size * elong, size / elong, size * rzf
     theta = np.pi * u[6]
@@ -128,7 +134,7 @@ def render_cells(model: PhantomModel, win: Window) -> np.ndarray:
     rim_q = (1.0 + RIM_WIDTH / size) ** 2  # outer edge of the shell in units of qq
     cos_t, sin_t = np.cos(theta), np.sin(theta)
     reach = np.ceil(np.maximum(a_ax, b_ax) + RIM_WIDTH).astype(int)
-    reach_z = np.ceil(c_ax * rim_q**0.25).astype(int)
+    reach_z = np.ceil(c_ax * rim_q ** (1.0 / CELL_Z_POWER)).astype(int)
     # the centre is rounded to a voxel, so offsets within reach + 1 of it cover the shell;
     # the value of a voxel is the largest cell value there, else the strongest rim (order-free)
     flat = out.reshape(-1)
@@ -153,10 +159,18 @@ def render_cells(model: PhantomModel, win: Window) -> np.ndarray:
             p = (dx * cos_t[chunk, None] + dy * sin_t[chunk, None]) / a_ax[chunk, None]
             q = (-dx * sin_t[chunk, None] + dy * cos_t[chunk, None]) / b_ax[chunk, None]
             s = np.abs(dz / c_ax[chunk, None])
-            qq = p * p + q * q + s**4
+            s2 = s * s
+            zterm = s2
+            for _ in range(CELL_Z_POWER // 2 - 1):  # |z / c| ** CELL_Z_POWER by products (even power)
+                zterm = zterm * s2
+            qq = p * p + q * q + zterm
             rq = rim_q[chunk, None]
+            # the rim is the fringe of the membrane in the section plane: only beside the body
+            # (|z| within its half-height), no bright polar caps above and below it, which showed
+            # in a section as bright disks with no cell
             inside = (
                 (qq < rq)
+                & ((qq < 1.0) | (s < 1.0))
                 & (vz >= win.z0)
                 & (vz < win.z1)
                 & (vy >= win.y0)
@@ -227,16 +241,7 @@ def structures(seed: int, window: Window, pad: tuple[int, int, int] = PAD) -> St
     if vessel_var.any():  # slow modulation of the capillary density (log-normal, bounded tail)
         density = np.clip(model.vessel_density(Z3, Y3, X3), -DENSITY_CLIP, DENSITY_CLIP)
         cap_w = cap_w * np.exp(vessel_var * density)
-    fine = blend(area_values("fine_capillary"), Z3, Y3, X3)
-    norm = np.sqrt((1.0 - fine) ** 2 + fine**2) * cap_w
-    vessel: Any = None
-    for coarse_waves, fine_waves in ((model.cap1, model.fine1), (model.cap2, model.fine2)):
-        field = (1.0 - fine) * coarse_waves(Z3, Y3, X3)
-        if fine.any():  # per lattice point: where fine == 0 the fine network adds nothing
-            field = field + fine * fine_waves(Z3, Y3, X3)
-        v = np.abs(interp(field / norm, lats, zs, ys, xs)) < 1.0
-        vessel = v if vessel is None else vessel & v
-        del v, field
+    vessel = capillaries(model, cap_w, blend(area_values("fine_capillary"), Z3, Y3, X3), (Z3, Y3, X3), lats, zs, ys, xs)
     score: Any = interp(model.axon_score(Z3, Y3, X3), lats, zs, ys, xs)
     axon: np.ndarray
     axon_core: np.ndarray | np.float32
@@ -285,6 +290,64 @@ def structures(seed: int, window: Window, pad: tuple[int, int, int] = PAD) -> St
         gain=gain,
         offset=offset,
     )
+
+
+def capillaries(model: PhantomModel, cap_w, fine, lattice_xyz, lats, zs, ys, xs) -> np.ndarray:
+    """The capillary network: round tubes around the curves where two random fields both vanish.
+
+    Each field mixes a coarse and a fine wave field (``fine`` per lattice point). The tube is the
+    set of voxels within radius R of the zero curve, R = sqrt(6 / pi) * cap_w / G (G the fields'
+    rms gradient): the volume fraction is that of the slabs |f1|, |f2| < cap_w they replace, but
+    a capillary has one calibre (at least ``CAPILLARY_MIN_RADIUS``) and a round cross-section,
+    so its profiles are compact, not the slivers and 1-3 px shards two thin slabs cut into. The
+    distance is the Gauss-Newton step to the curve, |x|^2 with x = -J^T (J J^T)^-1 (f1, f2) and
+    J the two gradients, written with the distances d1, d2 to the two zero sheets
+    (f / |gradient|, linear near a sheet, so they interpolate well from the lattice) and the
+    cosine c between the sheets.
+    """
+    Z3, Y3, X3 = lattice_xyz
+    f: list[Any] = []
+    g: list[list[Any]] = []
+    rms2: list[Any] = []
+    norm = np.sqrt((1.0 - fine) ** 2 + fine**2)
+    for coarse_waves, fine_waves in ((model.cap1, model.fine1), (model.cap2, model.fine2)):
+        field, coarse_grad = coarse_waves.with_gradient(Z3, Y3, X3)
+        field = (1.0 - fine) * field
+        grad: list[Any] = [(1.0 - fine) * c for c in coarse_grad]
+        r2 = ((1.0 - fine) * coarse_waves.rms_gradient) ** 2
+        if np.any(fine):  # per lattice point: where fine == 0 the fine network adds nothing
+            f_fine, g_fine = fine_waves.with_gradient(Z3, Y3, X3)
+            field = field + fine * f_fine
+            grad = [c + fine * cf for c, cf in zip(grad, g_fine)]
+            r2 = r2 + (fine * fine_waves.rms_gradient) ** 2
+        f.append(field / norm)
+        g.append([c / norm for c in grad])
+        rms2.append(r2 / norm**2)
+    # distance (in tube radii) to each field's zero sheet, and the cosine between the sheets
+    d = []
+    for k in range(2):
+        gn = np.sqrt(sum(c * c for c in g[k]))
+        radius = np.maximum(CAPILLARY_RADIUS_FACTOR * cap_w / np.sqrt(rms2[k]), CAPILLARY_MIN_RADIUS)
+        dk = f[k] / (np.maximum(gn, 1e-6) * radius)
+        np.clip(dk, -CAPILLARY_DIST_CLIP, CAPILLARY_DIST_CLIP, out=dk)
+        d.append(interp(dk, lats, zs, ys, xs))
+        g[k] = [c / np.maximum(gn, 1e-6) for c in g[k]]
+    cos = np.asarray(interp(sum(c1 * c2 for c1, c2 in zip(g[0], g[1])), lats, zs, ys, xs), dtype=np.float32)
+    # squared distance to the curve where both vanish, (d1^2 + d2^2 - 2 c d1 d2) / (1 - c^2), below
+    # 1: the numerator below the denominator (in place: full-size arrays)
+    d1, d2 = (np.asarray(v, dtype=np.float32) for v in d)
+    cross = d1 * d2
+    cross *= cos
+    cross *= np.float32(-2.0)
+    d1 *= d1
+    d2 *= d2
+    d1 += d2
+    d1 += cross
+    del cross, d2
+    cos *= cos
+    np.subtract(np.float32(1.0), cos, out=cos)
+    np.maximum(cos, np.float32(CAPILLARY_MIN_SINE**2), out=cos)
+    return d1 < cos
 
 
 CACHE: dict[tuple[int, Window], Structures] = {}
