@@ -150,6 +150,8 @@ def test_every_leaf_records_the_yaml_key_that_set_it():
     )
     assert origin_of(("aug", "flip"), origin, ("train",)) == ("model_settings", "unet", "train", "aug", "flip")
     assert origin_of(("epochs",), origin, ("train",)) == ("train", "epochs")  # set by no layer
+    _, origin = merge_layers([Layer({"a": {"b": {"c": 1, "d": 2}}}, ("x",)), Layer({"a": {"b": 5}}, ("y",))])
+    assert origin == {("a", "b"): ("y", "a", "b")}  # a nested replacement drops the leaves below it too
 
 
 @pytest.mark.parametrize(

@@ -44,21 +44,25 @@ def deep_merge(
 ) -> dict[str, Any]:
     """A new mapping: ``base`` with ``override``'s keys replaced, nested mappings merged key by
     key (a list or ``null`` replaces the whole value). Where ``origin`` is given, every leaf
-    ``override`` sets is recorded there as set by ``at`` + its key path."""
+    ``override`` sets is recorded there as set by ``at`` + its key path (and the leaves of a
+    value it replaces are dropped)."""
+    return _merge(base, override, origin, at, ())
+
+
+def _merge(
+    base: Mapping[str, Any], override: Mapping[str, Any], origin: Origins | None, at: KeyPath, path: KeyPath
+) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        path = (str(key),)
+        here, source = (*path, str(key)), (*at, str(key))
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            nested: Origins | None = None if origin is None else {}
-            merged[key] = deep_merge(merged[key], value, origin=nested, at=(*at, *path))
-            if origin is not None and nested is not None:
-                origin.update({(*path, *leaf): source for leaf, source in nested.items()})
-        else:
-            merged[key] = value
-            if origin is not None:
-                for stale in [p for p in origin if p[: len(path)] == path]:
-                    del origin[stale]
-                origin.update(_leaves(value, path, (*at, *path)))
+            merged[key] = _merge(merged[key], value, origin, source, here)
+            continue
+        merged[key] = value
+        if origin is not None:
+            for stale in [p for p in origin if p[: len(here)] == here]:
+                del origin[stale]
+            origin.update(_leaves(value, here, source))
     return merged
 
 
