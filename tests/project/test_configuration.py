@@ -176,6 +176,10 @@ def test_every_leaf_records_the_yaml_key_that_set_it():
             ],
         ),
         (
+            {"segmentation": {"training": {"allow_cpu": False}}},
+            ["segmentation.training.allow_cpu: holds for the whole run: set training.allow_cpu instead (got False)"],
+        ),
+        (
             {"classification": {"hardware": {"accelerator": "tpu"}}},
             ["classification.hardware.accelerator: Input should be 'auto', 'cpu', 'cuda' or 'gpu' (got 'tpu')"],
         ),

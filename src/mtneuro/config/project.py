@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError, model_validator
 
-from mtneuro.config.base import StrictModel
+from mtneuro.config.base import StrictModel, error_at
 from mtneuro.config.classification import ClassificationParameters
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.mapping import MappingParameters
@@ -35,14 +35,17 @@ class ProjectParameters(StrictModel):
         """Each task's partial ``training`` overrides, merged over ``training``, make a valid block
         (errors at the override's key: ``segmentation.training.torch_threads``)."""
         base = Layer(self.training.model_dump(), ("training",))
-        errors = [
-            error
-            for overrides, at in (
-                (self.segmentation.training, ("segmentation", "training")),
-                (self.classification.hardware, ("classification", "hardware")),
-            )
-            for error in merged_errors(TrainingParameters, [base, Layer(overrides, at)])
-        ]
+        errors = []
+        for overrides, at in (
+            (self.segmentation.training, ("segmentation", "training")),
+            (self.classification.hardware, ("classification", "hardware")),
+        ):
+            errors += merged_errors(TrainingParameters, [base, Layer(overrides, at)])
+            errors += [
+                error_at((*at, key), f"holds for the whole run: set training.{key} instead", overrides[key])
+                for key in TrainingParameters.RUN_WIDE
+                if key in overrides
+            ]
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self

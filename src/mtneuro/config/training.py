@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import NonNegativeInt, PositiveInt
 
@@ -31,6 +31,10 @@ class TrainingParameters(StrictModel):
     dataloader: DataLoaderParameters
     #: The dry run (conf/paper_dry): every training stops after this many optimizer steps.
     dry_run_steps: PositiveInt | None
+
+    #: Keys that hold for the whole run (the device check and the dry run read them before any
+    #: node), which a task's overrides cannot set.
+    RUN_WIDE: ClassVar[tuple[str, ...]] = ("allow_cpu", "dry_run_steps")
 
     def merged(self, overrides: Mapping[str, Any], at: KeyPath = ("overrides",)) -> TrainingParameters:
         """This block with a task's partial overrides (``segmentation.training``,
