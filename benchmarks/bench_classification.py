@@ -47,7 +47,7 @@ sys.path.insert(0, str(PROJECT / "src"))
 from mtneuro import models, spec, training
 from mtneuro.classification_methods import MethodSpec, _network, get_method, method_names, method_settings
 from mtneuro.classification_methods._byol_network import momentum_update
-from mtneuro.config import ProjectParameters, TrainingOverrides, TrainingParameters
+from mtneuro.config import ProjectParameters, TrainingParameters
 from mtneuro.config.classification import ClassificationParameters, NetworkSettings
 from mtneuro.pipelines.classification import nodes
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     params = load_parameters(args.env)
     cls = params.classification
-    hardware = nodes.hardware_settings(cls, params.training).merged(TrainingOverrides(progress_bar=False))
+    hardware = nodes.hardware_settings(cls, params.training).merged({"progress_bar": False})
     method = get_method(args.method)
     overrides = {"epochs": args.epochs, **({"batch_size": args.batch_size} if args.batch_size else {})}
     settings: Any = method_settings(cls, args.method).model_copy(update=overrides)

@@ -227,7 +227,7 @@ def main() -> None:
     params = load_parameters(args.env)
     segmentation = params.segmentation
     # the task's overrides of the shared training block, as train_and_evaluate applies them
-    training = params.training.merged(segmentation.training)
+    training = params.training.merged(segmentation.training, ("segmentation", "training"))
     if torch.cuda.is_available():
         # throughput, not bit-for-bit repeatability (nll_loss2d has no deterministic CUDA kernel)
         torch.backends.cudnn.benchmark = True

@@ -213,12 +213,11 @@ def check_full_epoch(table: pd.DataFrame, images: int | None) -> dict[str, Any]:
     from mtneuro import models, spec
     from mtneuro.classification_methods import get_method, method_settings
     from mtneuro.classification_methods._network import fit_network
-    from mtneuro.config import TrainingOverrides
     from mtneuro.pipelines.classification import nodes
 
     params = load_parameters("paper")
     cls = params.classification
-    hardware = nodes.hardware_settings(cls, params.training).merged(TrainingOverrides(progress_bar=False))
+    hardware = nodes.hardware_settings(cls, params.training).merged({"progress_bar": False})
     settings: Any = method_settings(cls, "supervised").model_copy(update={"epochs": 1})
     rows = table[
         (table["task"] == "task1") & (table["method"] == "supervised") & (table["config"] == table["config"].min())

@@ -33,14 +33,11 @@ log = logging.getLogger(__name__)
 USER_ERROR_EXIT = 2
 
 #: Errors that are the user's to fix (their messages name the parameter or file and the fix),
-#: by qualified class name, so that checking an error imports nothing heavy.
+#: by qualified class name, so that checking an error imports nothing heavy: every error the
+#: project raises on purpose (:class:`mtneuro.errors.MtneuroError`: configuration, plugin names,
+#: volume sources, faults outside the code, a node's refusal of its inputs) and Kedro's own CLI errors.
 KNOWN_ERRORS = (
-    "mtneuro.config.base.ConfigurationError",
-    "mtneuro.faults.FaultError",  # missing inputs, damaged artifacts, unreachable services, busy data root, full disk
-    "mtneuro.volumes.base.VolumeSourceError",
-    "mtneuro.plugins.UnknownPluginError",  # an unknown method, model, feature or volume source
-    "mtneuro.cli.UnknownPipelineError",
-    "mtneuro.predict.PredictError",
+    "mtneuro.errors.MtneuroError",
     "kedro.framework.cli.utils.KedroCliError",
 )
 

@@ -29,7 +29,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mtneuro.config import block_value
+from mtneuro.config.reporting import ReportingParameters
 
 # MLflow would attach its own console handler when imported; its records go to the log file instead.
 os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
@@ -330,7 +330,7 @@ class ConsoleHook:
         install_console_filter()  # again: the pipelines' imports (Lightning) may have added handlers
         self._report = None
         if REPORT_DATASET in pipeline.all_outputs():
-            self._report = Path(block_value(catalog.load("params:reporting"), "report_path"))
+            self._report = Path(ReportingParameters.model_validate(catalog.load("params:reporting")).report_path)
         console = next((getattr(h, "console", None) for h in console_handlers() if hasattr(h, "console")), None)
         if console is None or not console.is_terminal:
             return

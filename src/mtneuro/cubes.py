@@ -10,6 +10,7 @@ the catalog dataset ``cubes`` (a ``dict[cube_id, Cube]``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,41 @@ class Cube:
     @property
     def z_offset(self) -> int:
         return self.spec.window.z0
+
+
+@dataclass(frozen=True)
+class SectionRequest:
+    """What ingestion asks of a channel before it fetches cubes (``region_overview``): a few
+    coarse sections, spread over the volume's real depth when the source is opened."""
+
+    uri: str
+    #: The run's source options (``volume.options.<source>``; credentials are added on read).
+    options: dict[str, Any]
+    #: How many sections.
+    sections: int
+    #: The resolution level read (``2**level`` times downsampled in y and x).
+    level: int
+
+
+@dataclass(frozen=True, eq=False)
+class SectionOverview:
+    """The coarse sections read for a :class:`SectionRequest` (``region_overview`` once saved)."""
+
+    request: SectionRequest
+    #: The z index of each section in the volume.
+    z_indices: tuple[int, ...]
+    #: ``(len(z_indices), ny, nx)`` values of the channel at ``request.level``.
+    sections: np.ndarray
+    #: ``(z, y, x)`` of the full-resolution volume.
+    volume_shape: tuple[int, int, int]
+
+    @property
+    def uri(self) -> str:
+        return self.request.uri
+
+    @property
+    def level(self) -> int:
+        return self.request.level
 
 
 def source_kind(uri: str) -> str:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
 from mtneuro.classification_methods import METHODS, classification_errors
 from mtneuro.config.base import ConfigurationError, format_validation_error
 from mtneuro.config.loading import load_parameters
+from mtneuro.config.merge import Layer, merged_errors
 from mtneuro.config.project import ProjectParameters
 from mtneuro.config.volume import VolumeParameters
 from mtneuro.features.registry import FEATURES
@@ -66,21 +67,7 @@ def volume_errors(volume: VolumeParameters) -> list[InitErrorDetails]:
         if source not in SOURCE_OPTIONS:
             errors.append(unknown_name_error(("volume", "options", source), source, SOURCE_OPTIONS))
             continue
-        model = SOURCE_OPTIONS.get(source)
-        try:
-            model.model_validate(options or {})
-        except ValidationError as exc:
-            for item in exc.errors(include_url=False):
-                kind, message = item["type"], item["msg"]
-                if kind == "extra_forbidden":  # the source's own keys (the report cannot see its model)
-                    kind, message = "unknown_key", f"unknown key; allowed keys here: {', '.join(model.model_fields)}"
-                errors.append(
-                    InitErrorDetails(
-                        type=PydanticCustomError(kind, message.replace("{", "(").replace("}", ")")),
-                        loc=("volume", "options", source, *item["loc"]),
-                        input=item.get("input"),
-                    )
-                )
+        errors += merged_errors(SOURCE_OPTIONS.get(source), [Layer(options or {}, ("volume", "options", source))])
     return errors
 
 

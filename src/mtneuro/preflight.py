@@ -36,6 +36,7 @@ from kedro.pipeline import Pipeline
 from pydantic import PositiveFloat, ValidationError
 
 from mtneuro.config.base import ConfigurationError, StrictModel, format_validation_error
+from mtneuro.config.volume import VolumeParameters
 from mtneuro.faults import FaultError
 
 log = logging.getLogger(__name__)
@@ -382,8 +383,9 @@ class PreflightHook:
     def after_context_created(self, context: Any) -> None:
         self.loader = context.config_loader
         self.project_path = Path(context.project_path)
+        # Kedro hands the block typed (the nodes' type hints); one validation takes either form
         volume = (context.params or {}).get("volume")
-        self.volume = volume if isinstance(volume, Mapping) else {}
+        self.volume = VolumeParameters.model_validate(volume).model_dump() if volume is not None else {}
 
     @hook_impl(tryfirst=True)  # before the tracking hook opens an MLflow run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: Any) -> None:

@@ -44,6 +44,7 @@ from kedro.framework.hooks import hook_impl
 from pydantic import BaseModel, ValidationError
 
 from mtneuro.config.base import ConfigurationError, StrictModel, format_validation_error
+from mtneuro.config.volume import VolumeParameters
 
 log = logging.getLogger(__name__)
 
@@ -481,8 +482,8 @@ class MlflowTrackingHook:
         """Driver: the settings and tags of this session (profile, data source)."""
         self.settings = read_settings(context.config_loader)
         self.project_path = Path(context.project_path)
-        volume = (context.params or {}).get("volume") or {}
-        source = volume.get("source", "") if isinstance(volume, Mapping) else getattr(volume, "source", "")
+        volume = (context.params or {}).get("volume")
+        source = VolumeParameters.model_validate(volume).source if volume is not None else ""
         self.tags = {"mtneuro.profile": profile_name(context.env), "mtneuro.source": str(source)}
 
     @hook_impl

@@ -36,3 +36,21 @@ def test_the_hint_keeps_the_default_profile_and_data_root_out_of_the_command():
     registry = {"ingestion": Pipeline([Node(lambda: 1, None, "cubes", name="make")])}
     message = missing_inputs_message(["cubes"], registry, "data", env="local", user_data_root=None)
     assert "`kedro run --pipelines=ingestion` first" in message and "--env" not in message
+
+
+def test_the_hook_reads_the_volume_block_kedro_hands_over_typed(project_path):
+    """Kedro validates ``params:volume`` into ``VolumeParameters``: the BossDB probe must still
+    see the source and its URIs (a typed block once read as "no volume" and skipped the probe)."""
+    from types import SimpleNamespace
+
+    from mtneuro.config import load_parameters
+    from mtneuro.preflight import PreflightHook
+
+    volume = load_parameters(project_path / "conf", "tiny", {"volume": {"source": "bossdb"}}).volume
+    for given in (volume, volume.model_dump()):
+        hook = PreflightHook()
+        hook.after_context_created(
+            SimpleNamespace(config_loader=None, project_path=project_path, params={"volume": given})
+        )
+        assert hook.volume["source"] == "bossdb"
+        assert hook.volume["uris"]["bossdb"]["image"] == "bossdb://prasad/prasad2020/image"

@@ -55,6 +55,7 @@ def test_known_errors_are_found_behind_kedros_wrapping_and_bugs_are_not() -> Non
     from kedro.io import DatasetError
 
     from mtneuro.config.base import ConfigurationError
+    from mtneuro.errors import MtneuroError
     from mtneuro.volumes.base import SourceUnreachableError
 
     try:
@@ -66,6 +67,7 @@ def test_known_errors_are_found_behind_kedros_wrapping_and_bugs_are_not() -> Non
         found = known_error(wrapped)
     assert isinstance(found, SourceUnreachableError)
     assert known_error(ConfigurationError("x")) is not None
+    assert known_error(MtneuroError("a node refuses its inputs; rerun ingestion")) is not None  # the one base
     assert known_error(ValueError("Failed to find the pipeline named 'x'")) is not None
     assert known_error(ValueError("operands could not be broadcast together")) is None
     assert known_error(KeyError("cube_id")) is None

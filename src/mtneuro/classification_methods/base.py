@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
-from mtneuro.config.base import ConfigurationError, deep_merge, format_validation_error
+from mtneuro.config.base import MISSING, ConfigurationError, error_at, format_validation_error
 from mtneuro.config.classification import ClassificationParameters
+from mtneuro.config.merge import Layer, merged_errors, resolve
 from mtneuro.plugins import Registry, UnknownPluginError, unknown_name_error
 
 #: supervised: the network's own linear head classifies; ssl and decomposition: frozen
@@ -127,32 +128,23 @@ def get_method(name: str) -> MethodSpec:
 # Settings: a method's blocks of ``classification`` merged, checked against its model
 # --------------------------------------------------------------------------------------------
 
-_MISSING = "missing (every default lives in conf/base; add the key there or in your environment)"
-
 
 def method_settings(classification: ClassificationParameters, method: str) -> BaseModel:
     """The typed settings of ``method``: its blocks merged (most general first), then
     ``method_overrides.<method>``; the model is the method's :attr:`MethodSpec.settings`."""
     spec = get_method(method)
-    raw, _ = _resolve(classification, spec)
-    try:
-        return spec.settings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigurationError(f"Invalid settings of Task 1 method {method!r}:\n{exc}") from None
+    what = f"settings of Task 1 method {method!r}"
+    return resolve(
+        spec.settings, _layers(classification, spec), what=what, default=(spec.block,), block=("classification",)
+    )
 
 
-def _resolve(
-    classification: ClassificationParameters, spec: MethodSpec
-) -> tuple[dict[str, Any], dict[tuple[str, ...], tuple[str, ...]]]:
-    """Merged raw settings of a method and, per key, the block location that set it."""
-    settings: dict[str, Any] = {}
-    origin: dict[tuple[str, ...], tuple[str, ...]] = {}
-    if spec.is_network:
-        deep_merge(settings, {"augmentation": classification.augmentation.model_dump()}, (), origin)
-    for block in spec.inherits:
-        deep_merge(settings, classification.method_block(block), (block,), origin)
-    deep_merge(settings, classification.method_overrides.get(spec.name, {}), ("method_overrides", spec.name), origin)
-    return settings, origin
+def _layers(classification: ClassificationParameters, spec: MethodSpec) -> list[Layer]:
+    """The blocks a method's settings merge, most general first, each at its YAML path."""
+    layers = [Layer({"augmentation": classification.augmentation.model_dump()}, ())] if spec.is_network else []
+    layers += [Layer(classification.method_block(block), (block,)) for block in spec.inherits]
+    layers.append(Layer(classification.method_overrides.get(spec.name, {}), ("method_overrides", spec.name)))
+    return layers
 
 
 def classification_errors(classification: ClassificationParameters) -> list[InitErrorDetails]:
@@ -160,14 +152,6 @@ def classification_errors(classification: ClassificationParameters) -> list[Init
     unknown method names, keys that are no method's block, method settings that do not validate
     (reported at the block that set the value)."""
     errors: list[InitErrorDetails] = []
-    seen: set[tuple[str, ...]] = set()
-
-    def add(loc: tuple[str | int, ...], kind: str, message: str, value: Any, **context: Any) -> None:
-        key = tuple(str(p) for p in loc)
-        if key not in seen:
-            seen.add(key)
-            errors.append(InitErrorDetails(type=PydanticCustomError(kind, message, context), loc=loc, input=value))
-
     places: list[tuple[tuple[str | int, ...], str]] = [
         (("methods", i), name) for i, name in enumerate(classification.methods)
     ]
@@ -180,38 +164,31 @@ def classification_errors(classification: ClassificationParameters) -> list[Init
     for key, value in extra.items():
         if key not in method_blocks:
             allowed = ", ".join(sorted(fields | set(method_blocks)))
-            add((key,), "unknown_key", "unknown key; allowed keys here: {allowed}", value, allowed=allowed)
+            errors.append(error_at((key,), f"unknown key; allowed keys here: {allowed}", kind="unknown_key"))
         elif not isinstance(value, Mapping):
-            add((key,), "dict_type", "Input should be a mapping of settings", value)
+            errors.append(error_at((key,), "Input should be a mapping of settings", value, kind="dict_type"))
     for spec in specs:
         missing = [b for b in spec.inherits if b not in fields and b not in extra]
         if missing:
             if spec.name in classification.methods:
-                for block in missing:
-                    add((block,), "missing", _MISSING, None)
+                errors += [error_at((block,), MISSING, kind="missing") for block in missing]
             continue
         if any(not isinstance(extra[b], Mapping) for b in spec.inherits if b in extra):
             continue
-        raw, origin = _resolve(classification, spec)
-        try:
-            spec.settings.model_validate(raw)
-        except ValidationError as exc:
-            for item in exc.errors(include_url=False):
-                loc = _origin_of(item["loc"], origin, spec)
-                if item["type"] == "extra_forbidden":
-                    allowed = ", ".join(spec.settings.model_fields)
-                    add(
-                        loc,
-                        "unknown_key",
-                        "unknown key; settings of " + spec.name + ": {allowed}",
-                        item.get("input"),
-                        allowed=allowed,
-                    )
-                elif item["type"] == "missing":
-                    add(loc, "missing", _MISSING, None)
-                else:
-                    add(loc, item["type"], item["msg"].replace("{", "(").replace("}", ")"), item.get("input"))
-    return errors
+        errors += merged_errors(spec.settings, _layers(classification, spec), default=(spec.block,))
+    return _unique(errors)
+
+
+def _unique(errors: list[InitErrorDetails]) -> list[InitErrorDetails]:
+    """One error per location (methods that inherit a block meet its bad values each)."""
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for error in errors:
+        key = tuple(str(p) for p in error["loc"])
+        if key not in seen:
+            seen.add(key)
+            kept.append(error)
+    return kept
 
 
 def check_classification(classification: ClassificationParameters) -> ClassificationParameters:
@@ -225,15 +202,3 @@ def check_classification(classification: ClassificationParameters) -> Classifica
             + format_validation_error(error, ("classification",), ClassificationParameters)
         )
     return classification
-
-
-def _origin_of(
-    loc: tuple[Any, ...], origin: dict[tuple[str, ...], tuple[str, ...]], spec: MethodSpec
-) -> tuple[str | int, ...]:
-    """The block location a settings error belongs to: the block that set the value (or its
-    nearest set parent); a key nobody set belongs to the method's own block."""
-    parts = tuple(str(p) for p in loc)
-    for n in range(len(parts), 0, -1):
-        if parts[:n] in origin:
-            return (*origin[parts[:n]], *loc[n:])
-    return (spec.block, *loc)

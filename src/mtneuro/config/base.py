@@ -6,10 +6,11 @@ key missing from the YAML is an error rather than a silent fallback to a value i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mtneuro.errors import MtneuroError
 
@@ -32,10 +33,22 @@ class ConfigurationError(MtneuroError, ValueError):
     """The configuration is invalid; the message names every bad key in full (``a.b.c``)."""
 
 
-def _allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str] | None:
-    """The keys a model accepts at ``loc`` (for "unknown key" messages)."""
+#: What a missing key's message says (no key has a default in code).
+MISSING = "missing (every default lives in conf/base; add the key there or in your environment)"
+
+
+def error_at(
+    loc: tuple[str | int, ...], message: str, value: Any = None, *, kind: str = "value_error"
+) -> InitErrorDetails:
+    """One validation error at ``loc``, printed as ``message`` (a cross-key or registry check)."""
+    return InitErrorDetails(type=PydanticCustomError(kind, "{message}", {"message": message}), loc=loc, input=value)
+
+
+def allowed_keys(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a model accepts at ``loc``, a pydantic error location ending in the unknown key
+    (for "unknown key" messages)."""
     current: Any = model
-    for part in loc[:-1]:
+    for part in tuple(p for p in loc if _is_field(p))[:-1]:
         if current is None or not isinstance(current, type) or not issubclass(current, BaseModel):
             return None
         field = current.model_fields.get(str(part))
@@ -78,13 +91,12 @@ def format_validation_error(
     prefix = tuple(prefix)
     for item in error.errors(include_url=False):
         key = _loc(prefix, item["loc"])
-        field_loc = tuple(p for p in item["loc"] if _is_field(p))
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            allowed = _allowed_keys(model, field_loc)
+            allowed = allowed_keys(model, item["loc"])
             message = "unknown key" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
         elif item["type"] == "missing":
-            message = "missing (every default lives in conf/base; add the key there or in your environment)"
+            message = MISSING if message == "Field required" else message  # pydantic's, or a check's own
         elif "input" in item and item["type"] not in ("model_type", "dict_type", "unknown_key"):
             # an unknown key's value is never echoed: it may be a secret put in the wrong place
             got[key] = f" (got {item['input']!r})"
@@ -101,29 +113,3 @@ def parse_block(model: type[StrictModel], raw: Any, key: str) -> Any:
         raise ConfigurationError(
             f"Invalid parameters{f' in {key!r}' if key else ''}:\n{format_validation_error(exc, (key,), model)}"
         ) from None
-
-
-def block_value(block: Any, key: str) -> Any:
-    """A key of a parameter block, which Kedro hands over typed (after its parameter validation)
-    or as a plain mapping (placeholders, hooks reading the catalog)."""
-    return block[key] if isinstance(block, Mapping) else getattr(block, key)
-
-
-def deep_merge(
-    target: dict[str, Any],
-    source: Mapping[str, Any],
-    block: tuple[str, ...] = (),
-    origin: dict[tuple[str, ...], tuple[str, ...]] | None = None,
-    path: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """``target`` with ``source``'s keys replaced, nested mappings merged key by key; ``origin``
-    records, per key path, the location (``block`` + key path) that set it. Returns ``target``."""
-    for key, value in source.items():
-        if isinstance(value, Mapping) and isinstance(target.get(key), Mapping):
-            target[key] = dict(target[key])
-            deep_merge(target[key], value, (*block, key), origin, (*path, key))
-        else:
-            target[key] = value
-            if origin is not None:
-                origin[(*path, key)] = (*block, key)
-    return target

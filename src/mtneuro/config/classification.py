@@ -27,10 +27,10 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
-from mtneuro.config.base import StrictModel, unique_items
-from mtneuro.config.training import TrainingOverrides
+from mtneuro.config.base import StrictModel, error_at, unique_items
+from mtneuro.config.merge import Override
 
 #: Task 1 training sets (ROI-C2 is a test configuration of the roi_c1 models).
 TrainConfig = Literal["roi_c1", "roi_c3"]
@@ -64,7 +64,7 @@ class ClassificationData(StrictModel):
     prepared_size: PositiveInt
 
 
-class EncoderParameters(StrictModel):
+class ResNetEncoderParameters(StrictModel):
     """The ResNet-18 shared by every network method (:func:`mtneuro.models.build_resnet18_encoder`)."""
 
     name: Literal["resnet18"]
@@ -168,17 +168,18 @@ class ClassificationParameters(StrictModel):
     #: Test configurations of each training set.
     evaluate_on: dict[TrainConfig, Annotated[list[TestConfig], Field(min_length=1), AfterValidator(unique_items)]]
     data: ClassificationData
-    encoder: EncoderParameters
+    encoder: ResNetEncoderParameters
     network_training: NetworkTraining
     augmentation: Augmentation
     decomposition: DecompositionSettings
     readout: Readout
     #: Per-run bootstrap interval of the test accuracy over test images.
     bootstrap: Bootstrap
-    #: Overrides of the shared ``training`` block for this task's nodes.
-    hardware: TrainingOverrides
+    #: Overrides of single keys of the shared ``training`` block for this task's nodes (checked
+    #: merged over it by :class:`mtneuro.config.project.ProjectParameters`).
+    hardware: Override
     #: Per-method overrides of any key of the method's settings (applied last).
-    method_overrides: dict[MethodName, dict[str, Any]]
+    method_overrides: dict[MethodName, Override]
 
     # -- method settings ------------------------------------------------------------------
     def method_block(self, block: str) -> Mapping[str, Any]:
@@ -200,24 +201,22 @@ class ClassificationParameters(StrictModel):
         for config in self.configs:
             if config not in self.evaluate_on:
                 errors.append(
-                    _missing(
+                    error_at(
                         ("evaluate_on", config),
                         "missing: every training set of `configs` needs its test configurations",
+                        kind="missing",
                     )
                 )
                 continue
             for test in self.evaluate_on[config]:
                 if test not in self.data.test_slice_step:
                     errors.append(
-                        _missing(
+                        error_at(
                             ("data", "test_slice_step", test),
                             "missing: every test configuration of `evaluate_on` needs a slice step",
+                            kind="missing",
                         )
                     )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
-
-
-def _missing(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
-    return InitErrorDetails(type=PydanticCustomError("missing", message, {}), loc=loc, input=None)

@@ -20,10 +20,10 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
-from mtneuro.config.base import StrictModel, deep_merge, unique_items
-from mtneuro.config.training import TrainingOverrides
+from mtneuro.config.base import StrictModel, error_at, unique_items
+from mtneuro.config.merge import Layer, Override, merged_errors, resolve
 
 #: Task 2 label settings (split-index configurations of ingestion; see
 #: ``mtneuro.pipelines.segmentation.nodes.SETTINGS``).
@@ -49,7 +49,7 @@ ModelName = Annotated[str, Field(min_length=1)]
 Splits = Annotated[list[Split], Field(min_length=1), AfterValidator(unique_items)]
 
 
-class EncoderParameters(StrictModel):
+class SegmentationEncoderParameters(StrictModel):
     """The encoder of every 2D model (segmentation_models_pytorch)."""
 
     name: Annotated[str, Field(min_length=1)]
@@ -105,48 +105,9 @@ class EvaluationSettings(StrictModel):
     slices_per_batch: PositiveInt
 
 
-# --- per-model overrides: None = not overridden ---------------------------------------------
-
-
-class LossOverrides(StrictModel):
-    lambda_ce: NonNegativeFloat | None = None
-    lambda_dice: NonNegativeFloat | None = None
-    class_weights: Annotated[list[NonNegativeFloat], Field(min_length=1)] | None = None
-
-
-class AugmentOverrides(StrictModel):
-    flip: bool | None = None
-    flip_z: bool | None = None
-    rot90: bool | None = None
-
-
-class TrainOverrides(StrictModel):
-    """A model's overrides of single keys of ``segmentation.train``."""
-
-    splits: Splits | None = None
-    epochs: PositiveInt | None = None
-    samples_per_epoch: PositiveInt | None = None
-    batch_size: PositiveInt | None = None
-    lr: PositiveFloat | None = None
-    weight_decay: NonNegativeFloat | None = None
-    scheduler: Literal["onecycle", "cosine", "none"] | None = None
-    pct_start: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    crop_yx: PositiveInt | None = None
-    depth: PositiveInt | None = None
-    loss: LossOverrides | None = None
-    augment: AugmentOverrides | None = None
-
-
-class EvaluationOverrides(StrictModel):
-    """A model's overrides of single keys of ``segmentation.evaluation``."""
-
-    splits: Splits | None = None
-    max_slices_per_cube: PositiveInt | None = None
-    roi_yx: PositiveInt | None = None
-    overlap: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    blend_mode: Literal["constant", "gaussian"] | None = None
-    sw_batch_size: PositiveInt | None = None
-    slices_per_batch: PositiveInt | None = None
+Part = Literal["train", "evaluation"]
+#: What ``model_settings.<model>`` overrides of the task's settings, and the model that validates each.
+PARTS: dict[Part, type[StrictModel]] = {"train": TrainSettings, "evaluation": EvaluationSettings}
 
 
 class ModelSettings(StrictModel):
@@ -155,8 +116,10 @@ class ModelSettings(StrictModel):
     #: Keyword arguments of the model's builder (:mod:`mtneuro.segmentation_models`); a null
     #: value means "the library's default" (profiles merge over conf/base and cannot delete keys).
     kwargs: dict[str, Any]
-    train: TrainOverrides | None = None
-    evaluation: EvaluationOverrides | None = None
+    #: Any subset of the keys of ``segmentation.train`` / ``.evaluation`` (nested ``loss`` and
+    #: ``augment`` keys too), validated merged over them (:mod:`mtneuro.config.merge`).
+    train: Override | None = None
+    evaluation: Override | None = None
 
 
 class FigureParameters(StrictModel):
@@ -182,14 +145,6 @@ class RunSettings(StrictModel):
         return int(self.dims[0])
 
 
-def _merged(base: StrictModel, overrides: StrictModel | None) -> dict[str, Any]:
-    """``base`` with the keys ``overrides`` sets replaced, nested blocks merged key by key."""
-    data = base.model_dump()
-    if overrides is None:
-        return data
-    return deep_merge(data, overrides.model_dump(exclude_unset=True))
-
-
 class SegmentationParameters(StrictModel):
     """``segmentation`` in ``conf/base/parameters_segmentation.yml``."""
 
@@ -198,9 +153,10 @@ class SegmentationParameters(StrictModel):
     settings: Annotated[list[LabelSettingName], Field(min_length=1), AfterValidator(unique_items)]
     #: A count n (seeds 0..n-1) or a list of seeds; always a list once parsed.
     seeds: Annotated[list[Seed], BeforeValidator(_seed_list), Field(min_length=1), AfterValidator(unique_items)]
-    #: Overrides of the shared ``training`` block for this task only.
-    training: TrainingOverrides
-    encoder: EncoderParameters
+    #: Overrides of single keys of the shared ``training`` block for this task only (checked
+    #: merged over it by :class:`mtneuro.config.project.ProjectParameters`).
+    training: Override
+    encoder: SegmentationEncoderParameters
     train: TrainSettings
     evaluation: EvaluationSettings
     model_settings: dict[ModelName, ModelSettings]
@@ -213,7 +169,7 @@ class SegmentationParameters(StrictModel):
         for model in self.models:
             if model not in self.model_settings:
                 errors.append(
-                    _error(
+                    error_at(
                         ("model_settings", model),
                         "segmentation.models runs this model, but it has no entry here",
                         model,
@@ -222,32 +178,30 @@ class SegmentationParameters(StrictModel):
         for i, model in enumerate(self.figure.models):
             if model not in self.models:
                 errors.append(
-                    _error(("figure", "models", i), f"not in segmentation.models ({', '.join(self.models)})", model)
+                    error_at(("figure", "models", i), f"not in segmentation.models ({', '.join(self.models)})", model)
                 )
         if self.figure.seed not in self.seeds:
-            errors.append(_error(("figure", "seed"), f"not in segmentation.seeds {self.seeds}", self.figure.seed))
+            errors.append(error_at(("figure", "seed"), f"not in segmentation.seeds {self.seeds}", self.figure.seed))
         for model, entry in self.model_settings.items():
-            for part in ("train", "evaluation"):
-                try:
-                    self._resolved(part, entry)
-                except ValidationError as exc:
-                    errors += [
-                        _error(
-                            ("model_settings", model, part, *e["loc"]),
-                            f"with this model's overrides: {e['msg']}",
-                            e.get("input"),
-                        )
-                        for e in exc.errors(include_url=False)
-                    ]
+            for part in PARTS:
+                errors += merged_errors(
+                    PARTS[part], self._layers(part, model, entry), note="with this model's overrides"
+                )
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
 
-    def _resolved(
-        self, part: Literal["train", "evaluation"], entry: ModelSettings
-    ) -> TrainSettings | EvaluationSettings:
-        model_class = TrainSettings if part == "train" else EvaluationSettings
-        return model_class.model_validate(_merged(getattr(self, part), getattr(entry, part)))
+    def _layers(self, part: Part, model: str, entry: ModelSettings) -> list[Layer]:
+        """``segmentation.<part>``, then the model's overrides of it."""
+        return [
+            Layer(getattr(self, part).model_dump(), (part,)),
+            Layer(getattr(entry, part) or {}, ("model_settings", model, part)),
+        ]
+
+    def _resolved(self, part: Part, model: str) -> Any:
+        layers = self._layers(part, model, self.model_settings[model])
+        what = f"settings of segmentation model {model!r}"
+        return resolve(PARTS[part], layers, what=what, block=("segmentation",))
 
     def run_settings(self, model: str, *, dims: Literal["2D", "3D"], takes_encoder: bool) -> RunSettings:
         """Everything one run of ``model`` needs: its builder kwargs (null values dropped; the
@@ -267,13 +221,6 @@ class SegmentationParameters(StrictModel):
             dims=dims,
             kwargs=kwargs,
             encoder_name=str(kwargs["encoder_name"]) if takes_encoder else None,
-            train=self._resolved("train", entry),
-            evaluation=self._resolved("evaluation", entry),
+            train=self._resolved("train", model),
+            evaluation=self._resolved("evaluation", model),
         )
-
-
-def _error(loc: tuple[str | int, ...], message: str, value: Any) -> InitErrorDetails:
-    """A validation error at ``loc`` (inside this block) with ``message`` as it is printed."""
-    return InitErrorDetails(
-        type=PydanticCustomError("value_error", "{message}", {"message": message}), loc=loc, input=value
-    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import NonNegativeInt, PositiveInt
 
 from mtneuro.config.base import StrictModel
+from mtneuro.config.merge import KeyPath, Layer, resolve
 
 Auto = Literal["auto"]
 
@@ -30,30 +32,12 @@ class TrainingParameters(StrictModel):
     #: The dry run (conf/paper_dry): every training stops after this many optimizer steps.
     dry_run_steps: PositiveInt | None
 
-    def merged(self, overrides: TrainingOverrides | None) -> TrainingParameters:
-        """This block with a task's overrides (``classification.hardware``, ``segmentation.training``)."""
-        if overrides is None:
-            return self
-        data = self.model_dump()
-        for key, value in overrides.model_dump(exclude_unset=True).items():
-            if key == "dataloader" and value is not None:
-                data["dataloader"] = {**data["dataloader"], **{k: v for k, v in value.items() if v is not None}}
-            else:
-                data[key] = value
-        return TrainingParameters.model_validate(data)
+    #: Keys that hold for the whole run (the device check and the dry run read them before any
+    #: node), which a task's overrides cannot set.
+    RUN_WIDE: ClassVar[tuple[str, ...]] = ("allow_cpu", "dry_run_steps")
 
-
-class DataLoaderOverrides(StrictModel):
-    num_workers: Auto | NonNegativeInt | None = None
-    pin_memory: Auto | bool | None = None
-
-
-class TrainingOverrides(StrictModel):
-    """A task's overrides of single keys of ``training`` (unset keys keep the shared value)."""
-
-    accelerator: Literal["auto", "cpu", "cuda", "gpu"] | None = None
-    precision: str | None = None
-    progress_bar: bool | None = None
-    deterministic: bool | None = None
-    torch_threads: Auto | PositiveInt | None = None
-    dataloader: DataLoaderOverrides | None = None
+    def merged(self, overrides: Mapping[str, Any], at: KeyPath = ("overrides",)) -> TrainingParameters:
+        """This block with a task's partial overrides (``segmentation.training``,
+        ``classification.hardware``: any subset of its keys, found at ``at``) merged key by key."""
+        layers = [Layer(self.model_dump(), ("training",)), Layer(overrides, at)]
+        return resolve(TrainingParameters, layers, what=f"training settings with {'.'.join(at)}")

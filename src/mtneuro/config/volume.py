@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, NonNegativeInt, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from mtneuro.config.base import StrictModel
+from mtneuro.config.base import StrictModel, error_at
 
 #: The channels every source provides.
 CHANNELS: tuple[str, ...] = ("image", "roi_labels", "pixel_labels")
@@ -62,12 +61,10 @@ class VolumeParameters(StrictModel):
     def _source_is_configured(self) -> VolumeParameters:
         """``volume.uris`` and ``volume.options`` have an entry for ``volume.source``."""
         errors = [
-            InitErrorDetails(
-                type=PydanticCustomError(
-                    "value_error", f"volume.{block} has no entry for it (entries: {', '.join(getattr(self, block))})"
-                ),
-                loc=("source",),
-                input=self.source,
+            error_at(
+                ("source",),
+                f"volume.{block} has no entry for it (entries: {', '.join(getattr(self, block))})",
+                self.source,
             )
             for block in ("uris", "options")
             if self.source not in getattr(self, block)

@@ -41,7 +41,7 @@ import numpy as np
 import zarr
 from kedro.io import AbstractDataset, DatasetError
 
-from mtneuro.cubes import Cube, CubeSpec
+from mtneuro.cubes import Cube, CubeSpec, SectionOverview, SectionRequest
 from mtneuro.faults import DiskFullError, disk_space_guard
 from mtneuro.volumes import VolumeSource, Window, open_volume
 from mtneuro.volumes.registry import effective_options, source_endpoint
@@ -419,15 +419,15 @@ def evenly_spaced_sections(depth: int, n: int) -> list[int]:
     return sorted({int(z) for z in zs})
 
 
-class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+class SectionOverviewDataset(AbstractDataset[SectionRequest, SectionOverview]):
     """A few coarse sections of a channel (e.g. region labels), cached as ``.npz``.
 
-    ``save`` takes ``{"uri", "options", "sections", "level"}`` and reads ``sections`` sections,
+    ``save`` takes a :class:`~mtneuro.cubes.SectionRequest` and reads ``sections`` sections,
     spread evenly over the z extent of the source's real shape, with the source's
     ``sample_sections`` (a downsampled resolution level), never the full-resolution channel.
-    ``load`` returns the request plus ``z_indices``, ``sections`` ``(n_z, ny, nx)`` and
-    ``volume_shape``. The cache records the server (never the token); a cache from another
-    server, or one that cannot be read, is read again.
+    ``load`` returns a :class:`~mtneuro.cubes.SectionOverview` (its request's options without
+    secrets). The cache records the server (never the token); a cache from another server, or
+    one that cannot be read, is read again.
     """
 
     #: Saves are atomic or resumable on their own: a killed save is never removed (mtneuro.stopping).
@@ -443,30 +443,30 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
 
-    def _request_key(self, request: dict[str, Any]) -> str:
-        uri = request["uri"]
-        key = {k: request[k] for k in ("uri", "sections", "level")}
-        key["options"] = redact(dict(request["options"]))
-        key["endpoint"] = source_endpoint(uri, _source_options(uri, dict(request["options"]), self._credentials))
+    def _request_key(self, request: SectionRequest) -> str:
+        uri = request.uri
+        key: dict[str, Any] = {"uri": uri, "sections": request.sections, "level": request.level}
+        key["options"] = redact(dict(request.options))
+        key["endpoint"] = source_endpoint(uri, _source_options(uri, dict(request.options), self._credentials))
         return json.dumps(key, sort_keys=True, default=str)
 
-    def _save(self, request: dict[str, Any]) -> None:
+    def _save(self, request: SectionRequest) -> None:
         key = self._request_key(request)
         remove_leftovers(self._filepath.parent, (f".{self._filepath.stem}.tmp-*",))
         if self._filepath.exists():
             try:
                 with np.load(self._filepath) as cached:
                     if str(cached["request"]) == key and cached["sections"].shape[0] == cached["z_indices"].shape[0]:
-                        log.info("Coarse sections of %s already on disk; not read again", request["uri"])
+                        log.info("Coarse sections of %s already on disk; not read again", request.uri)
                         return
             except Exception as exc:
                 log.warning(
                     "Coarse sections at %s cannot be read (%s); reading them again", self._filepath, _short(exc)
                 )
-        uri = request["uri"]
-        source = open_volume(uri, **_source_options(uri, dict(request["options"]), self._credentials))
-        z_indices = evenly_spaced_sections(source.shape[0], int(request["sections"]))
-        sections = source.sample_sections(z_indices, int(request["level"]))
+        uri = request.uri
+        source = open_volume(uri, **_source_options(uri, dict(request.options), self._credentials))
+        z_indices = evenly_spaced_sections(source.shape[0], int(request.sections))
+        sections = source.sample_sections(z_indices, int(request.level))
         self._filepath.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._filepath.with_name(f".{self._filepath.stem}.tmp-{uuid.uuid4().hex[:8]}.npz")
         np.savez_compressed(
@@ -478,20 +478,21 @@ class SectionOverviewDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         )
         tmp.replace(self._filepath)
 
-    def _load(self) -> dict[str, Any]:
+    def _load(self) -> SectionOverview:
         with np.load(self._filepath) as cached:
             if "z_indices" not in cached.files:
                 raise DatasetError(
                     f"{self._filepath} was written by another version of this project; re-run the ingestion "
                     "pipeline (kedro run --pipeline=ingestion)"
                 )
-            request = json.loads(str(cached["request"]))
-            return {
-                **request,
-                "z_indices": [int(z) for z in cached["z_indices"]],
-                "sections": cached["sections"],
-                "volume_shape": tuple(int(s) for s in cached["shape"]),
-            }
+            key = json.loads(str(cached["request"]))
+            nz, ny, nx = (int(s) for s in cached["shape"])
+            return SectionOverview(
+                request=SectionRequest(key["uri"], key["options"], int(key["sections"]), int(key["level"])),
+                z_indices=tuple(int(z) for z in cached["z_indices"]),
+                sections=cached["sections"],
+                volume_shape=(nz, ny, nx),
+            )
 
     def _exists(self) -> bool:
         return self._filepath.exists()

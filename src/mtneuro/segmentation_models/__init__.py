@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from mtneuro.segmentation_models.registry import (
-    LEGACY_SEGMENTATION_FACTORY,
     MODELS,
     SEGMENTATION_FACTORY,
     SegmentationModel,
@@ -39,7 +38,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "LEGACY_SEGMENTATION_FACTORY",
     "MODELS",
     "SEGMENTATION_FACTORY",
     "PadToMultiple",

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic_core import InitErrorDetails
 
 from mtneuro.config.segmentation import RunSettings, SegmentationParameters
@@ -38,8 +37,6 @@ ModelBuilder = Callable[..., "nn.Module"]
 
 #: Import path recorded in ``factory_spec`` of every network built here.
 SEGMENTATION_FACTORY = "mtneuro.segmentation_models:build_segmentation_model"
-#: Factory path of networks saved before the registry existed (``kwargs["architecture"]`` is the name).
-LEGACY_SEGMENTATION_FACTORY = "mtneuro.models:build_segmentation_model"
 
 
 @dataclass(frozen=True)
@@ -128,38 +125,23 @@ def build_segmentation_model(name: str, num_classes: int, **kwargs: Any) -> nn.M
     """The one factory of every Task 2 network: the registered model ``name`` with
     ``num_classes`` output channels; ``kwargs`` go to its builder.
 
-    The returned module carries ``factory_spec`` (this function's import path and arguments,
-    JSON-serialisable) and ``spatial_dims`` (2 or 3).
+    The returned module carries ``factory_spec`` (this function's import path and arguments, as
+    given: :class:`mtneuro.datasets.torch_model.TorchModelDataset` writes them in JSON types) and
+    ``spatial_dims`` (2 or 3).
     """
     entry = get_model(name)
     model = entry.build(int(num_classes), **dict(kwargs))
     model.factory_spec = {  # type: ignore[assignment]  # an attribute of this module, not a submodule
         "factory": SEGMENTATION_FACTORY,
-        "kwargs": {"name": name, "num_classes": int(num_classes), **_jsonable(kwargs)},
+        "kwargs": {"name": name, "num_classes": int(num_classes), **kwargs},
     }
     model.spatial_dims = entry.spatial_dims  # type: ignore[assignment]
     return model
 
 
 def build_from_factory_spec(spec: dict[str, Any]) -> nn.Module:
-    """Rebuild a network from a ``factory_spec`` (``{"factory": "module:function", "kwargs": {...}}``).
-
-    Specs saved before the registry existed (factory ``mtneuro.models:build_segmentation_model``,
-    the model name under ``architecture``) are read as specs of :func:`build_segmentation_model`.
-    """
+    """Rebuild a network from a ``factory_spec`` (``{"factory": "module:function", "kwargs": {...}}``)."""
     kwargs = dict(spec.get("kwargs", {}))
-    if spec["factory"] == LEGACY_SEGMENTATION_FACTORY:
-        return build_segmentation_model(kwargs.pop("architecture"), **kwargs)
     module_name, _, func_name = spec["factory"].partition(":")
     factory = getattr(importlib.import_module(module_name), func_name)
     return factory(**kwargs)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -23,7 +23,7 @@ import zarr
 from bossdb_server import BossDBTestServer
 from kedro.io import DatasetError
 
-from mtneuro.cubes import CubeSpec
+from mtneuro.cubes import CubeSpec, SectionRequest
 from mtneuro.datasets.cube_store import MANIFEST, CubeStoreDataset, SectionOverviewDataset
 from mtneuro.volumes import Window
 
@@ -348,7 +348,7 @@ def test_leftovers_of_interrupted_writes_are_removed(tmp_path, server):
 
 
 def test_region_overview_cache_is_per_server_and_depth_comes_from_the_source(tmp_path, arrays):
-    request = {"uri": f"bossdb://{ROI}", "options": {**OPTIONS}, "sections": 3, "level": 1}
+    request = SectionRequest(f"bossdb://{ROI}", {**OPTIONS}, sections=3, level=1)
     short = {k: v[:12] for k, v in arrays.items()}
     with (
         BossDBTestServer(arrays, num_hierarchy_levels=2) as first,
@@ -357,14 +357,14 @@ def test_region_overview_cache_is_per_server_and_depth_comes_from_the_source(tmp
         path = tmp_path / "overview.npz"
         SectionOverviewDataset(str(path), credentials={"bossdb": first.options}).save(request)
         loaded = SectionOverviewDataset(str(path)).load()
-        assert loaded["volume_shape"] == SHAPE and loaded["z_indices"] == [10, 20, 29]
-        np.testing.assert_array_equal(loaded["sections"], arrays[ROI][[10, 20, 29], ::2, ::2])
+        assert loaded.volume_shape == SHAPE and loaded.z_indices == (10, 20, 29)
+        np.testing.assert_array_equal(loaded.sections, arrays[ROI][[10, 20, 29], ::2, ::2])
 
         dataset = SectionOverviewDataset(str(path), credentials={"bossdb": second.options})
         dataset.save(request)
         assert second.request_count > 0  # not reused from the first server
         loaded = dataset.load()
-        assert loaded["volume_shape"] == (12, 64, 96) and loaded["z_indices"] == [3, 6, 8]
+        assert loaded.volume_shape == (12, 64, 96) and loaded.z_indices == (3, 6, 8)
         first.reset_counts(), second.reset_counts()
         dataset.save(request)
         assert first.request_count == second.request_count == 0  # cached for the same server

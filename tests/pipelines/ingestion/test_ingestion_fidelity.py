@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mtneuro import spec
+from mtneuro.cubes import SectionOverview
 from mtneuro.datasets.cube_store import SectionOverviewDataset
 from mtneuro.pipelines.ingestion import nodes
 from mtneuro.volumes import open_volume
@@ -30,7 +31,7 @@ def _gap(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return max(gaps)
 
 
-def _overview(tmp_path: Path, parameters) -> dict:
+def _overview(tmp_path: Path, parameters) -> SectionOverview:
     dataset = SectionOverviewDataset(str(tmp_path / "region_overview.npz"))
     dataset.save(nodes.plan_region_overview(parameters.volume, parameters.ingestion))
     return dataset.load()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,13 +13,13 @@ import zarr
 from kedro.io import DatasetError
 
 from mtneuro import spec
-from mtneuro.cubes import Cube, CubeSpec
+from mtneuro.cubes import Cube, CubeSpec, SectionOverview, SectionRequest
 from mtneuro.datasets.cube_store import CubeStoreDataset
 from mtneuro.pipelines.ingestion import nodes
 from mtneuro.volumes import VolumeSource, VolumeSourceError, Window, register_scheme
 
 
-def _band_overview(level: int = 4) -> dict:
+def _band_overview(level: int = 4) -> SectionOverview:
     """Coarse sections with the four regions as x bands around the main cubes."""
     scale = 2**level
     ny, nx = -(-1420 // scale), -(-5805 // scale)
@@ -27,13 +28,12 @@ def _band_overview(level: int = 4) -> dict:
     for region, (lo, hi) in {"ZI": (1000, 2400), "VP": (2700, 3450), "STR": (3500, 4300), "CTX": (4400, 5700)}.items():
         section[:, (x >= lo) & (x < hi)] = spec.BRAIN_AREA_VALUES[region]
     z_indices = [80, 160, 240, 320, 400, 480, 560, 640]
-    return {
-        "uri": "phantom://prasad2020/roi_labels",
-        "sections": np.stack([section] * len(z_indices)),
-        "z_indices": z_indices,
-        "level": level,
-        "volume_shape": spec.VOLUME_SHAPE,
-    }
+    return SectionOverview(
+        request=SectionRequest("phantom://prasad2020/roi_labels", {"seed": 0}, len(z_indices), level),
+        sections=np.stack([section] * len(z_indices)),
+        z_indices=tuple(z_indices),
+        volume_shape=spec.VOLUME_SHAPE,
+    )
 
 
 def test_main_cube_windows_are_centre_crops(ingestion, parameters_with):
@@ -82,14 +82,13 @@ def test_impossible_extra_cubes_fail_naming_the_parameters(volume, parameters_wi
     with pytest.raises(nodes.IngestionError, match=r"extra_CTX_\d.*min_region_fraction.*min_separation"):
         nodes.choose_extra_cubes(_band_overview(), volume, far)
     overview = _band_overview()
-    overview["sections"][overview["sections"] == spec.BRAIN_AREA_VALUES["VP"]] = spec.BRAIN_AREA_VALUES["ZI"]
+    overview.sections[overview.sections == spec.BRAIN_AREA_VALUES["VP"]] = spec.BRAIN_AREA_VALUES["ZI"]
     with pytest.raises(nodes.IngestionError, match=r"main_VP.*region_label_values.*ingestion\.main_cubes\.VP"):
         nodes.choose_extra_cubes(overview, volume, parameters_with().ingestion)
 
 
 def test_main_cube_outside_the_volume_names_the_cube_and_the_key(volume, ingestion):
-    overview = _band_overview()
-    overview["volume_shape"] = (720, 1420, 4800)  # CTX spans x = [4600, 4856)
+    overview = replace(_band_overview(), volume_shape=(720, 1420, 4800))  # CTX spans x = [4600, 4856)
     with pytest.raises(nodes.IngestionError) as error:
         nodes.choose_extra_cubes(overview, volume, ingestion)
     message = str(error.value)
@@ -99,9 +98,8 @@ def test_main_cube_outside_the_volume_names_the_cube_and_the_key(volume, ingesti
 
 def test_extra_cubes_deeper_than_the_volume_name_the_parameter(volume, ingestion):
     overview = _band_overview()
-    overview["volume_shape"] = (300, 1420, 5805)
-    overview["z_indices"] = [60, 120, 180, 240]
-    overview["sections"] = overview["sections"][:4]
+    overview = replace(overview, volume_shape=(300, 1420, 5805), z_indices=(60, 120, 180, 240))
+    overview = replace(overview, sections=overview.sections[:4])
     shallow = ingestion.model_copy(
         update={
             "main_cubes": ingestion.main_cubes.model_copy(
@@ -118,11 +116,11 @@ def test_extra_cubes_deeper_than_the_volume_name_the_parameter(volume, ingestion
 def test_the_request_carries_the_source_and_its_options(volume, ingestion, parameters_with):
     request = nodes.plan_region_overview(volume, ingestion)
     # the z positions come from the source's real depth, when the dataset opens it
-    assert request == {"uri": "phantom://prasad2020/roi_labels", "options": {"seed": 0}, "sections": 8, "level": 4}
+    assert request == SectionRequest("phantom://prasad2020/roi_labels", {"seed": 0}, sections=8, level=4)
     boss = parameters_with(**{"volume.source": "bossdb", "volume.options.bossdb.retries": 2}).volume
     request = nodes.plan_region_overview(boss, ingestion)
     # exactly the options the YAML sets: host and token come from the credentials
-    assert request["uri"] == "bossdb://prasad/prasad_analysis/roi_labels" and request["options"] == {"retries": 2}
+    assert request.uri == "bossdb://prasad/prasad_analysis/roi_labels" and request.options == {"retries": 2}
 
 
 def _fake_cubes(ingestion, size=4) -> tuple[dict[str, Cube], pd.DataFrame]:

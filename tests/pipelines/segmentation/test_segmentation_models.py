@@ -13,7 +13,6 @@ from mtneuro.datasets.torch_model import TorchModelDataset
 from mtneuro.pipelines.segmentation.engine import predict_block, sliding_window_logits
 from mtneuro.pipelines.segmentation.nodes import SETTINGS
 from mtneuro.segmentation_models import (
-    LEGACY_SEGMENTATION_FACTORY,
     SEGMENTATION_FACTORY,
     PadToMultiple,
     UnknownModelError,
@@ -119,13 +118,11 @@ def test_torch_model_dataset_round_trip(base_segmentation, tmp_path):
     assert sorted(p.suffix for p in saved) == [".json", ".pt"]
 
 
-def test_models_saved_before_the_registry_still_load(base_segmentation):
-    """Sidecars written by the old factory (``mtneuro.models``, name under ``architecture``)."""
+def test_a_factory_spec_read_back_from_json_rebuilds_the_network(base_segmentation):
+    """What the model's JSON sidecar holds (lists for tuples) builds the same network."""
     for model in ("pspnet", "highresnet"):
         net = _net(base_segmentation, model, 4)
-        kwargs = dict(net.factory_spec["kwargs"])
-        legacy = {"factory": LEGACY_SEGMENTATION_FACTORY, "kwargs": {"architecture": kwargs.pop("name"), **kwargs}}
-        rebuilt = build_from_factory_spec(json.loads(json.dumps(legacy)))
+        rebuilt = build_from_factory_spec(json.loads(json.dumps(net.factory_spec)))
         rebuilt.load_state_dict(net.state_dict())
         x = torch.randn((1, 1, 24, 24) if model == "pspnet" else (1, 1, 8, 12, 12))
         with torch.no_grad():

@@ -55,7 +55,7 @@ class ClassificationError(MtneuroError, ValueError):
 
 def hardware_settings(classification: ClassificationParameters, training: TrainingParameters) -> TrainingParameters:
     """The shared ``training`` block with this task's ``classification.hardware`` overrides."""
-    return training.merged(classification.hardware)
+    return training.merged(classification.hardware, ("classification", "hardware"))
 
 
 def _method(method: str, kinds: tuple[str, ...], node: str) -> MethodSpec:
@@ -113,7 +113,7 @@ def prepare_images(
     unique = index[["cube_id", "z"]].drop_duplicates().sort_values(["cube_id", "z"]).reset_index(drop=True)
     unique["row"] = np.arange(len(unique))
     images = np.empty((len(unique), size, size), dtype=np.float32)
-    with thread_limit(classification.hardware.torch_threads):
+    with thread_limit(classification.hardware.get("torch_threads")):
         for cube_id, rows in unique.groupby("cube_id", sort=True):
             stack = cubes[cube_id].image[rows["z"].to_numpy()]
             images[rows["row"].to_numpy()] = models.resize_images(stack, size)[:, 0].numpy()

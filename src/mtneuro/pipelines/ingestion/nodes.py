@@ -15,7 +15,7 @@ import pandas as pd
 from mtneuro import spec
 from mtneuro.config.ingestion import IngestionParameters
 from mtneuro.config.volume import VolumeParameters
-from mtneuro.cubes import Cube, CubeSpec
+from mtneuro.cubes import Cube, CubeSpec, SectionOverview, SectionRequest
 from mtneuro.errors import MtneuroError
 from mtneuro.volumes import Window
 
@@ -51,19 +51,19 @@ def main_cube_windows(ingestion: IngestionParameters) -> dict[str, Window]:
 # --- extra cubes ------------------------------------------------------------------------------
 
 
-def plan_region_overview(volume: VolumeParameters, ingestion: IngestionParameters) -> dict[str, Any]:
+def plan_region_overview(volume: VolumeParameters, ingestion: IngestionParameters) -> SectionRequest:
     """Request a few coarse sections of the region channel (never its full resolution).
 
     The sections are spread over the z extent of the source's real shape (the dataset reads it
     when it opens the channel), so volumes of any depth can be ingested.
     """
     extra = ingestion.extra_cubes
-    return {
-        "uri": volume.channel_uris()["roi_labels"],
-        "options": volume.source_options(),
-        "sections": int(extra.overview_sections),
-        "level": int(extra.overview_level),
-    }
+    return SectionRequest(
+        uri=volume.channel_uris()["roi_labels"],
+        options=volume.source_options(),
+        sections=int(extra.overview_sections),
+        level=int(extra.overview_level),
+    )
 
 
 def _overlaps(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
@@ -79,27 +79,29 @@ def _main_box(box: Any) -> tuple[int, int, int, int, int, int]:
     return (int(box.z[0]), int(box.z[1]), int(box.y[0]), int(box.y[1]), int(box.x[0]), int(box.x[1]))
 
 
-def check_main_cubes(region_overview: dict[str, Any], volume: VolumeParameters, ingestion: IngestionParameters) -> None:
+def check_main_cubes(
+    region_overview: SectionOverview, volume: VolumeParameters, ingestion: IngestionParameters
+) -> None:
     """Fail before any download when a main cube lies outside the volume or outside its region.
 
     The region check uses the coarse sections of the region channel inside the cube's z range
     (a 16 GB download at paper size is not needed to find a wrong ``volume.region_label_values``).
     """
-    shape = tuple(int(s) for s in region_overview["volume_shape"])
+    shape = tuple(int(s) for s in region_overview.volume_shape)
     boxes = ingestion.main_cubes.by_region()
     for region, box in boxes.items():
         for axis, (lo, hi), size in zip("zyx", (box.z, box.y, box.x), shape):
             if hi > size:
                 raise IngestionError(
                     f"Main cube main_{region} does not fit the volume: {axis} = [{lo}, {hi}) but the source "
-                    f"{region_overview['uri']} has shape (z, y, x) = {shape} ({axis} must lie in [0, {size})). "
+                    f"{region_overview.uri} has shape (z, y, x) = {shape} ({axis} must lie in [0, {size})). "
                     f"Set 'ingestion.main_cubes.{region}' to a box inside the volume."
                 )
     values = volume.region_values()
     min_fraction = float(ingestion.min_cube_region_fraction)
-    scale = 2 ** int(region_overview["level"])
-    sections = np.asarray(region_overview["sections"])
-    z_indices = np.asarray(region_overview["z_indices"])
+    scale = 2 ** int(region_overview.level)
+    sections = np.asarray(region_overview.sections)
+    z_indices = np.asarray(region_overview.z_indices)
     for region, window in main_cube_windows(ingestion).items():
         inside = (z_indices >= window.z0) & (z_indices < window.z1)
         if not inside.any():
@@ -113,7 +115,7 @@ def check_main_cubes(region_overview: dict[str, Any], volume: VolumeParameters, 
             hist = ", ".join(f"{int(v)}: {c / patch.size:.0%}" for v, c in zip(found, counts))
             raise IngestionError(
                 f"Main cube main_{region} is meant to show {region}, but on the coarse sections of "
-                f"{region_overview['uri']} (z = {z_indices[inside].tolist()}, level {region_overview['level']}) "
+                f"{region_overview.uri} (z = {z_indices[inside].tolist()}, level {region_overview.level}) "
                 f"only {own:.0%} of its window carries the {region} label values {values[region]} "
                 f"(labels found: {{{hist}}}; at least {min_fraction:.0%} needed, "
                 "'ingestion.min_cube_region_fraction'). Nothing was downloaded. Check "
@@ -122,7 +124,7 @@ def check_main_cubes(region_overview: dict[str, Any], volume: VolumeParameters, 
 
 
 def choose_extra_cubes(
-    region_overview: dict[str, Any], volume: VolumeParameters, ingestion: IngestionParameters
+    region_overview: SectionOverview, volume: VolumeParameters, ingestion: IngestionParameters
 ) -> pd.DataFrame:
     """Pick ``per_region`` extra cubes per region from coarse region labels, deterministically.
 
@@ -148,11 +150,11 @@ def choose_extra_cubes(
     check_main_cubes(region_overview, volume, ingestion)
     extra = ingestion.extra_cubes
     size, depth = int(ingestion.cube_size_yx), int(extra.depth)
-    shape = tuple(int(s) for s in region_overview["volume_shape"])
+    shape = tuple(int(s) for s in region_overview.volume_shape)
     if depth > shape[0] or size > min(shape[1], shape[2]):
         raise IngestionError(
             f"Extra cubes of {depth} x {size} x {size} voxels do not fit the volume of shape (z, y, x) = {shape} "
-            f"({region_overview['uri']}). Lower 'ingestion.extra_cubes.depth' / 'ingestion.cube_size_yx'."
+            f"({region_overview.uri}). Lower 'ingestion.extra_cubes.depth' / 'ingestion.cube_size_yx'."
         )
     mains: list[tuple[int, ...]] = [_main_box(b) for b in ingestion.main_cubes.by_region().values()]
     placement = _Placement(mains, int(extra.min_separation))
@@ -169,14 +171,14 @@ def choose_extra_cubes(
 
 
 def _candidate_positions(
-    region_overview: dict[str, Any], counted: list[int], depth: int, size: int, min_fraction: float
+    region_overview: SectionOverview, counted: list[int], depth: int, size: int, min_fraction: float
 ) -> list[tuple[int, int, int]]:
     """Corners ``(z0, y0, x0)`` (every ``depth // 2`` slices, on the coarse grid) whose footprint is
     at least ``min_fraction`` inside the region (``counted`` values) on every section of its z range."""
-    scale = 2 ** int(region_overview["level"])
-    sections = np.asarray(region_overview["sections"])
-    z_indices = np.asarray(region_overview["z_indices"])
-    nz = int(region_overview["volume_shape"][0])
+    scale = 2 ** int(region_overview.level)
+    sections = np.asarray(region_overview.sections)
+    z_indices = np.asarray(region_overview.z_indices)
+    nz = int(region_overview.volume_shape[0])
     foot = max(1, size // scale)
     mask = np.isin(sections, counted).astype(np.float64)
     # integral image per section -> fraction of each coarse footprint inside the region

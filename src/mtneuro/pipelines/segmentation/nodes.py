@@ -391,7 +391,7 @@ def train_and_evaluate(
 
     ``segmentation.training`` overrides keys of the shared ``training`` block for this task
     (e.g. ``torch_threads``); the process's torch thread count is restored afterwards."""
-    training = training.merged(segmentation.training)
+    training = training.merged(segmentation.training, ("segmentation", "training"))
     with thread_limit(training.torch_threads):
         return _train_and_evaluate(segmentation_data, segmentation, training, model, setting, seed)
 
