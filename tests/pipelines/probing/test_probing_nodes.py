@@ -216,11 +216,11 @@ def test_r2_is_high_for_a_linear_feature_and_near_zero_for_an_independent_one(re
     assert alpha >= 100  # pure noise: a strong penalty
 
 
-@pytest.mark.parametrize("seed", [3, 5])
-def test_cross_validated_r2_of_noise_is_near_zero_with_hundreds_of_dimensions(readout, seed):
+def test_cross_validated_r2_of_noise_is_near_zero_with_hundreds_of_dimensions(readout):
     """Least squares on 256 dimensions and ~2000 images extrapolates (R^2 far below 0 out of
-    fold, while in sample it looks like a fit); the nested ridge read-out must not."""
-    rng = np.random.default_rng(seed)
+    fold, while in sample it looks like a fit); the nested ridge read-out must not. (One seed:
+    a second one, 5, repeated the same code path for 8-16 s; the margins below are wide.)"""
+    rng = np.random.default_rng(3)
     table = _slice_table(n_slices=540)
     embeddings = rng.normal(size=(len(table), 256))
     folds = nodes.nested_folds(table, readout)
