@@ -108,7 +108,9 @@ def _probe_text(probe: ProbeSettings) -> str:
     )
 
 
-def probe_http(url: str, probe: ProbeSettings, *, server_errors_fail: bool = False) -> str:
+def probe_http(
+    url: str, probe: ProbeSettings, *, server_errors_fail: bool = False, headers: Mapping[str, str] | None = None
+) -> str:
     """One GET of ``url`` without retries: ``""`` if the server answers, else why not.
 
     Any HTTP answer counts (401 and 404 too: the server is there), except 5xx when
@@ -119,7 +121,11 @@ def probe_http(url: str, probe: ProbeSettings, *, server_errors_fail: bool = Fal
     start = time.monotonic()
     try:
         response = requests.get(
-            url, timeout=(probe.connect_timeout_s, probe.read_timeout_s), stream=True, allow_redirects=False
+            url,
+            timeout=(probe.connect_timeout_s, probe.read_timeout_s),
+            stream=True,
+            allow_redirects=False,
+            headers=dict(headers or {}),
         )
         response.close()
     except requests.exceptions.ConnectTimeout:
@@ -182,7 +188,9 @@ def check_bossdb(volume: Mapping[str, Any], credentials: Mapping[str, Any], prob
     collection, _, rest = image.partition("://")[2].partition("/")
     experiment, _, channel = rest.partition("/")
     url = f"{server}/v1/collection/{collection}/experiment/{experiment}/channel/{channel}/"
-    reason = probe_http(url, probe)
+    # with the run's token, as intern sends it: the probe is then one more request of the run's own kind
+    token = options.get("token")
+    reason = probe_http(url, probe, headers={"Authorization": f"Token {token}"} if token else None)
     if reason:
         raise unreachable(
             "BossDB",
