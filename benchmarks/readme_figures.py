@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,7 +72,8 @@ def _summary(output: str) -> str:
     return ""
 
 
-def measure(name: str) -> dict[str, object]:
+def measure(name: str, keep: Path | None = None) -> dict[str, object]:
+    """One figure; ``keep``: copy the run's reports (``08_reporting``) there before its data root goes."""
     _, _, command = FIGURES[name]
     with tempfile.TemporaryDirectory(prefix=f"mtneuro-{name}-") as root:
         argv = [part.format(root=root) for part in command]
@@ -79,6 +81,10 @@ def measure(name: str) -> dict[str, object]:
         started = time.perf_counter()
         run = subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True)
         seconds = time.perf_counter() - started
+        reports = Path(root) / "08_reporting"
+        if keep is not None and reports.is_dir():
+            shutil.copytree(reports, keep / name, dirs_exist_ok=True)
+            print(f"  reports kept in {keep / name}", flush=True)
     log = Path(tempfile.gettempdir()) / f"readme_figures-{name}.log"
     log.write_text(run.stdout + run.stderr)
     print(f"  output: {log}", flush=True)
@@ -150,13 +156,16 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     measuring = commands.add_parser("measure", help="run the commands and keep their times")
     measuring.add_argument("names", nargs="+", choices=list(FIGURES))
+    measuring.add_argument(
+        "--keep", type=Path, default=None, help="copy each run's 08_reporting folder to KEEP/<name> (its tables)"
+    )
     commands.add_parser("write", help="rewrite the README's block from benchmarks/readme_figures.json")
     args = parser.parse_args()
     record = read_record()
     if args.command == "measure":
         for name in args.names:
             print(f"measuring {name}: {FIGURES[name][1]} (load {_load()}) ...", flush=True)
-            record[name] = measure(name)
+            record[name] = measure(name, args.keep)
             print(f"  {json.dumps(record[name])}", flush=True)
             temporary = RECORD.with_suffix(".json.tmp")
             temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
