@@ -29,15 +29,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
-from pydantic import PositiveFloat, ValidationError
+from pydantic import ValidationError
 
 from mtneuro.config.base import ConfigurationError, StrictModel, format_validation_error
 from mtneuro.config.volume import VolumeParameters
 from mtneuro.faults import FaultError
+from mtneuro.probes import (  # noqa: F401 (re-exported: the probes were defined here)
+    ProbeSettings,
+    ServiceUnreachableError,
+    probe_http,
+    probe_tcp,
+    unreachable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +57,8 @@ class MissingInputsError(FaultError):
     """The selected pipeline reads datasets that no earlier run has written."""
 
 
-class ServiceUnreachableError(FaultError):
-    """An outside service the run needs (BossDB, MLflow, a Dask scheduler) does not answer."""
-
-
 class DataRootLockedError(FaultError):
     """Another run is using the same data root."""
-
-
-class ProbeSettings(StrictModel):
-    """Bounds of one probe of an outside service (seconds)."""
-
-    connect_timeout_s: PositiveFloat
-    read_timeout_s: PositiveFloat
-
-    @property
-    def total_s(self) -> float:
-        return self.connect_timeout_s + self.read_timeout_s
 
 
 class PreflightSettings(StrictModel):
@@ -99,81 +90,6 @@ def read_settings(loader: Any) -> PreflightSettings:
 
 
 # --- probes ---------------------------------------------------------------------------------
-
-
-def _probe_text(probe: ProbeSettings) -> str:
-    return (
-        f"gave up after at most {probe.total_s:g} s: connect timeout {probe.connect_timeout_s:g} s + read timeout "
-        f"{probe.read_timeout_s:g} s, the settings probe.connect_timeout_s / probe.read_timeout_s in {SETTINGS_FILE}"
-    )
-
-
-def probe_http(
-    url: str, probe: ProbeSettings, *, server_errors_fail: bool = False, headers: Mapping[str, str] | None = None
-) -> str:
-    """One GET of ``url`` without retries: ``""`` if the server answers, else why not.
-
-    Any HTTP answer counts (401 and 404 too: the server is there), except 5xx when
-    ``server_errors_fail``. Proxy settings of the environment apply, as for the real requests.
-    """
-    import requests
-
-    start = time.monotonic()
-    try:
-        response = requests.get(
-            url,
-            timeout=(probe.connect_timeout_s, probe.read_timeout_s),
-            stream=True,
-            allow_redirects=False,
-            headers=dict(headers or {}),
-        )
-        response.close()
-    except requests.exceptions.ConnectTimeout:
-        return f"no connection within {probe.connect_timeout_s:g} s"
-    except requests.exceptions.ReadTimeout:
-        return f"connected, but no answer within {probe.read_timeout_s:g} s"
-    except requests.exceptions.RequestException as exc:
-        reason = exc.args[0] if exc.args else exc
-        text = str(getattr(reason, "reason", reason))
-        return f"{type(exc).__name__}: {text[:200]}"
-    finally:
-        log.debug("Probed %s in %.2f s", url, time.monotonic() - start)
-    if server_errors_fail and response.status_code >= 500:
-        return f"it answered HTTP {response.status_code}"
-    return ""
-
-
-def probe_tcp(address: str, probe: ProbeSettings, *, greeting: bool = False) -> str:
-    """A TCP connection to ``scheme://host:port``: ``""`` if it is accepted, else why not.
-
-    ``greeting``: the server must also send its first bytes within the read timeout (a Dask
-    scheduler sends its handshake as soon as it accepts a connection; a stalled proxy sends none).
-    """
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    if not parts.hostname or not parts.port:
-        return f"{address!r} is not an address of the form tcp://host:port"
-    try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=probe.connect_timeout_s) as connection:
-            if greeting:
-                connection.settimeout(probe.read_timeout_s)
-                try:
-                    if not connection.recv(1):
-                        return "it closed the connection without a word"
-                except TimeoutError:
-                    return f"connected, but no answer within {probe.read_timeout_s:g} s"
-            return ""
-    except TimeoutError:
-        return f"no connection within {probe.connect_timeout_s:g} s"
-    except OSError as exc:
-        return f"{type(exc).__name__}: {exc.strerror or exc}"
-
-
-def unreachable(service: str, where: str, reason: str, setting: str, probe: ProbeSettings) -> ServiceUnreachableError:
-    """The one error of a dead or silent outside service."""
-    return ServiceUnreachableError(
-        f"{service} at {where} is not reachable ({reason}; {_probe_text(probe)}). Nothing has run. "
-        f"Start it or fix the address ({setting}), then run the same command again."
-    )
 
 
 def check_bossdb(volume: Mapping[str, Any], credentials: Mapping[str, Any], probe: ProbeSettings) -> None:

@@ -201,7 +201,7 @@ def connect_scheduler(address: str, probe: Any) -> Client:
     the probe's bounds (``conf/base/preflight.yml``), naming the address and the setting."""
     from distributed import Client
 
-    from mtneuro.preflight import probe_tcp, unreachable
+    from mtneuro.probes import probe_tcp, unreachable
 
     setting = "dask.address in conf/<env>/dask.yml, or --runner-params=cluster=address,address=tcp://host:8786"
     scheme = address.partition("://")[0] if "://" in address else "tcp"

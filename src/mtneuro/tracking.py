@@ -133,7 +133,7 @@ def store_problem(uri: str, probe: Any) -> str:
     """
     from urllib.parse import urlsplit
 
-    from mtneuro.preflight import probe_http, probe_tcp
+    from mtneuro.probes import probe_http, probe_tcp
 
     if uri.startswith("sqlite:///"):
         return _writable_folder_problem(Path(uri[len("sqlite:///") :]))
@@ -157,7 +157,7 @@ def check_store(settings: TrackingSettings, project_path: Path, probe: Any) -> b
     """
     if not settings.enabled:
         return True
-    from mtneuro.preflight import unreachable
+    from mtneuro.probes import unreachable
 
     uri = resolve_uri(settings.tracking_uri, project_path)
     problem = store_problem(uri, probe)

@@ -82,12 +82,12 @@ def label_names(setting: str | None) -> dict[int, str]:
     pixel-label values of ``mtneuro.spec.PIXEL_CLASSES``."""
     if not setting:
         return dict(spec.PIXEL_CLASSES)
-    from mtneuro.pipelines.segmentation.nodes import SETTINGS
-
-    if setting not in SETTINGS:
-        raise DatasetError(f"PredictionsDataset: unknown label setting {setting!r} (known: {', '.join(SETTINGS)})")
-    names = dict(enumerate(SETTINGS[setting].classes))
-    merged = [spec.PIXEL_CLASSES[v] for v, c in enumerate(SETTINGS[setting].lut) if c == 0 and v != spec.BACKGROUND]
+    if setting not in spec.LABEL_SETTINGS:
+        known = ", ".join(spec.LABEL_SETTINGS)
+        raise DatasetError(f"PredictionsDataset: unknown label setting {setting!r} (known: {known})")
+    _, classes, lut = spec.LABEL_SETTINGS[setting]
+    names = dict(enumerate(classes))
+    merged = [spec.PIXEL_CLASSES[v] for v, c in enumerate(lut) if c == 0 and v != spec.BACKGROUND]
     if merged:  # seg_3class: axons are background
         names[0] = f"{names[0]} (incl. {', '.join(merged)})"
     return names
