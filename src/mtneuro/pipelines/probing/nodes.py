@@ -550,16 +550,16 @@ def cache_umap_compilation() -> int:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return 0
-    if not numba.config.CACHE_DIR:
-        numba.config.CACHE_DIR = str(folder)  # read by the cache locator when caching is enabled
+    config: Any = numba.config  # its settings are set at import, unknown to the type checker
+    if not config.CACHE_DIR:
+        config.CACHE_DIR = str(folder)  # read by the cache locator when caching is enabled
     count = 0
     for name, module in list(sys.modules.items()):
         if module is None or not name.startswith(("umap", "pynndescent")):
             continue
         for value in list(vars(module).values()):
-            if isinstance(value, numba.core.registry.CPUDispatcher) and isinstance(
-                value._cache, numba.core.caching.NullCache
-            ):
+            cache = getattr(value, "_cache", None)
+            if isinstance(value, numba.core.registry.CPUDispatcher) and isinstance(cache, numba.core.caching.NullCache):
                 value.enable_caching()
                 count += 1
     return count
