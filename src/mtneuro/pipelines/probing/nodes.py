@@ -560,7 +560,10 @@ def cache_umap_compilation() -> int:
         for value in list(vars(module).values()):
             cache = getattr(value, "_cache", None)
             if isinstance(value, numba.core.registry.CPUDispatcher) and isinstance(cache, numba.core.caching.NullCache):
-                value.enable_caching()
+                try:
+                    value.enable_caching()
+                except (OSError, RuntimeError):  # a cache folder numba cannot use: compile as before
+                    return count
                 count += 1
     return count
 
