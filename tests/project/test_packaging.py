@@ -6,8 +6,10 @@ Nothing in the package may find ``conf/`` from its own location: the wheel lives
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,8 @@ import json, sys
 from kedro.framework.project import configure_project, pipelines
 from kedro.framework.session import KedroSession
 configure_project("mtneuro")
+import importlib.util, mtneuro
+print(json.dumps({"mtneuro": mtneuro.__file__, "pytest": importlib.util.find_spec("pytest") is not None}))
 with KedroSession.create(conf_source=sys.argv[1], env=sys.argv[2]) as session:
     session.load_context()
     print(json.dumps({name: sorted(n.name for n in p.nodes) for name, p in pipelines.items()}))
@@ -38,9 +42,40 @@ def _uv() -> str:
     return uv
 
 
+#: The first token of a requirement line of ``uv export`` (its distribution's name).
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _link_runtime_distributions(requirements: Path, site_packages: Path) -> int:
+    """Link the project environment's installed files of every locked runtime distribution
+    (``requirements``, no dev group) into ``site_packages``: the same files ``uv pip install``
+    of the lock would put there, without installing (and compiling) 300 packages again. Only
+    what lies in site-packages is linked (no scripts: the test runs ``python -m``); the project
+    itself is not among them (the wheel is installed). The number of distributions linked."""
+    wanted = {
+        _canonical(m.group(1)) for line in requirements.read_text().splitlines() if (m := _REQUIREMENT.match(line))
+    }
+    linked = 0
+    for dist in importlib.metadata.distributions():
+        if _canonical(dist.metadata["Name"]) not in wanted:
+            continue
+        assert dist.files is not None, f"{dist.metadata['Name']} has no RECORD"
+        linked += 1
+        for top in {f.parts[0] for f in dist.files if f.parts[0] not in ("..", "__pycache__")}:
+            target = site_packages / top
+            if not target.exists() and not target.is_symlink():
+                target.symlink_to(Path(str(dist.locate_file(top))))
+    return linked
+
+
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtual environment with the locked dependencies and the project's wheel."""
+    """A fresh virtual environment with the locked runtime dependencies (linked from the
+    project's environment: ``_link_runtime_distributions``) and the project's wheel, installed."""
     uv = _uv()
     root = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
@@ -75,8 +110,17 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = root / "venv"
     subprocess.run([uv, "venv", "-q", str(venv), "--python", sys.executable], check=True, capture_output=True, env=env)
     python = venv / "bin" / "python"
+    site_packages = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    assert _link_runtime_distributions(requirements, site_packages) > 200  # the lock's ~300, less other platforms'
     subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(python), "-r", str(requirements), str(wheel)],
+        [uv, "pip", "install", "-q", "--no-deps", "--compile-bytecode", "--python", str(python), str(wheel)],
         check=True,
         capture_output=True,
         env=env,
@@ -89,8 +133,7 @@ def test_the_wheel_sees_the_same_grid_and_runs(wheel_venv: Path, tmp_path: Path)
     workdir = tmp_path / "elsewhere"  # not the project: nothing may be found relative to it
     workdir.mkdir()
     shutil.copy(PROJECT / ".telemetry", workdir / ".telemetry")
-    # the fresh venv has no bytecode: let the first process write it, so the second one reuses it
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     conf = str(PROJECT / "conf")
 
     listed = subprocess.run(
@@ -101,7 +144,11 @@ def test_the_wheel_sees_the_same_grid_and_runs(wheel_venv: Path, tmp_path: Path)
         cwd=workdir,
         env=env,
     )
-    grid = json.loads(listed.stdout.strip().splitlines()[-1])
+    lines = listed.stdout.strip().splitlines()
+    where = next(json.loads(line) for line in lines if line.startswith('{"mtneuro"'))
+    grid = json.loads(lines[-1])
+    assert Path(where["mtneuro"]).is_relative_to(wheel_venv.parent.parent), where  # the installed wheel
+    assert not where["pytest"]  # only the runtime dependencies: no dev group
     expected = {
         name: sorted(n.name for n in p.nodes) for name, p in build_pipelines(load_parameters(conf, "tiny")).items()
     }
