@@ -146,8 +146,19 @@ class MappingValidation(StrictModel):
 
     #: Microstructure IoU only on boxes at least this far (voxels) from every training cube.
     min_distance_from_training: NonNegativeInt
+    #: Boxes closer than ``min_distance_from_training`` but at least this far are reported per
+    #: main-cube area as the "mid" band (areas with no far box in the window still get a row;
+    #: no mid band when it is not below ``min_distance_from_training``).
+    mid_distance_from_training: NonNegativeInt
     box_yx: PositiveInt
+    #: Candidate boxes start every ``box_stride_yx`` voxels (chosen boxes never overlap).
+    box_stride_yx: PositiveInt
+    #: At most this many boxes in all, and this many per brain area and distance band.
     max_boxes: PositiveInt
+    max_boxes_per_area: PositiveInt
+    #: A box is scored for the area holding at least this fraction of its tissue; boxes across
+    #: an area border are skipped (they would score the border's blend, not an area).
+    min_area_fraction: Annotated[float, Field(ge=0.0, le=1.0)]
     #: Region accuracy on every n-th voxel in y and x (all slices).
     region_sample_step: PositiveInt
     #: ``roi_labels`` values that are no region truth (0: outside the annotated tissue).
@@ -193,5 +204,10 @@ class MappingParameters(StrictModel):
         if self.validation.box_yx % cy or self.validation.box_yx % cx:
             raise ValueError(
                 f"validation.box_yx ({self.validation.box_yx}) must be a multiple of blocks.chunks_zyx y and x"
+            )
+        if self.validation.box_yx % self.validation.box_stride_yx:
+            raise ValueError(
+                f"validation.box_stride_yx ({self.validation.box_stride_yx}) must divide validation.box_yx "
+                f"({self.validation.box_yx})"
             )
         return self

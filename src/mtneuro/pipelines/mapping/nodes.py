@@ -395,6 +395,28 @@ def box_distance(a: Window, b: Window) -> float:
 #: Coarse sampling (voxels) of the region truth when boxes are checked for tissue.
 _BOX_SAMPLE = 8
 
+#: Distance bands of the microstructure validation boxes (docs/brain-maps.md section 9).
+FAR, MID = "far", "mid"
+
+
+@dataclass(frozen=True)
+class ValidationBox:
+    """A microstructure validation box and what it is scored as."""
+
+    window: Window
+    #: Brain area holding at least ``validation.min_area_fraction`` of its tissue ("unknown"
+    #: without a region channel).
+    area: str
+    #: Distance (voxels) from the nearest training cube.
+    distance: float
+    #: ``FAR`` (>= ``min_distance_from_training``) or ``MID`` (>= ``mid_distance_from_training``).
+    band: str
+
+    @property
+    def main_area(self) -> bool:
+        """Whether a main cube lies in the box's area (the areas the target is about)."""
+        return self.area in spec.REGIONS
+
 
 def _box_truth(roi: VolumeSource | None, box: Window, ignored: set[int]) -> tuple[float, int]:
     """Tissue fraction (region truth not in ``ignored``) and the most frequent area value of a box's
@@ -403,11 +425,90 @@ def _box_truth(roi: VolumeSource | None, box: Window, ignored: set[int]) -> tupl
         return 1.0, -1
     z = (box.z0 + box.z1) // 2
     values = np.asarray(roi.read(Window(z, z + 1, box.y0, box.y1, box.x0, box.x1)))[0][::_BOX_SAMPLE, ::_BOX_SAMPLE]
+    tissue_fraction, area, _ = _area_of(values, ignored)
+    return tissue_fraction, area
+
+
+def _area_of(values: np.ndarray, ignored: set[int]) -> tuple[float, int, float]:
+    """Tissue fraction, most frequent area value and that area's fraction of the tissue."""
     tissue = ~np.isin(values, sorted(ignored))
     if not tissue.any():
-        return 0.0, -1
+        return 0.0, -1, 0.0
     found, counts = np.unique(values[tissue], return_counts=True)
-    return float(tissue.mean()), int(found[counts.argmax()])
+    return float(tissue.mean()), int(found[counts.argmax()]), float(counts.max() / counts.sum())
+
+
+def _starts(lo: int, hi: int, size: int, stride: int) -> range:
+    return range(lo, max(lo, hi - size) + 1, stride)
+
+
+def stratified_validation_boxes(
+    window: Window,
+    training: list[Window],
+    mapping: MappingParameters,
+    roi: VolumeSource | None = None,
+) -> list[ValidationBox]:
+    """Non-overlapping tissue boxes of the window, by brain area and distance band.
+
+    Candidates (``box_yx`` in-plane, all slices of the window, every ``box_stride_yx`` voxels)
+    hold at least ``min_tissue_fraction`` of tissue and ``min_area_fraction`` of it in one area
+    (region truth of the window's middle slice, read once). A box is ``FAR`` at
+    ``min_distance_from_training`` or more from every training cube, ``MID`` (main-cube areas
+    only) at ``mid_distance_from_training`` or more; nearer boxes are not validation boxes. Per
+    (band, area), boxes are taken in raster order without overlapping any box taken before, then
+    at most ``max_boxes_per_area`` evenly spaced among them; at most ``max_boxes`` in all, taken in
+    turn from each group (far main-cube areas first)."""
+    v = mapping.validation
+    s, stride = v.box_yx, v.box_stride_yx
+    ignored = {int(x) for x in v.unlabelled_values}
+    area_names = {value: name for name, value in spec.BRAIN_AREA_VALUES.items()}
+    middle = None
+    if roi is not None:
+        z = (window.z0 + window.z1) // 2
+        middle = np.asarray(roi.read(Window(z, z + 1, window.y0, window.y1, window.x0, window.x1)))[0]
+    groups: dict[tuple[str, str], list[ValidationBox]] = {}
+    taken: list[Window] = []
+    for y0 in _starts(window.y0, window.y1, s, stride):
+        for x0 in _starts(window.x0, window.x1, s, stride):
+            box = Window(window.z0, window.z1, y0, min(y0 + s, window.y1), x0, min(x0 + s, window.x1))
+            distance = min((box_distance(box, t) for t in training), default=float("inf"))
+            if distance < min(v.mid_distance_from_training, v.min_distance_from_training):
+                continue
+            area = "unknown"
+            if middle is not None:
+                values = middle[
+                    box.y0 - window.y0 : box.y1 - window.y0 : _BOX_SAMPLE,
+                    box.x0 - window.x0 : box.x1 - window.x0 : _BOX_SAMPLE,
+                ]
+                tissue_fraction, value, area_fraction = _area_of(values, ignored)
+                if tissue_fraction < v.min_tissue_fraction or area_fraction < v.min_area_fraction:
+                    continue
+                area = area_names.get(value, "unknown")
+            band = FAR if distance >= v.min_distance_from_training else MID
+            if band == MID and area not in spec.REGIONS:
+                continue
+            if any(_overlaps(box, t) for t in taken):
+                continue
+            taken.append(box)
+            groups.setdefault((band, area), []).append(ValidationBox(box, area, distance, band))
+    order = sorted(groups, key=lambda k: (k[0] != FAR, k[1] not in spec.REGIONS, k[1]))
+    picked = {}
+    for key in order:
+        boxes = groups[key]
+        if len(boxes) > v.max_boxes_per_area:
+            idx = np.linspace(0, len(boxes) - 1, v.max_boxes_per_area).round().astype(int)
+            boxes = [boxes[i] for i in idx]
+        picked[key] = boxes
+    out: list[ValidationBox] = []
+    for i in range(v.max_boxes_per_area):
+        for key in order:
+            if i < len(picked[key]) and len(out) < v.max_boxes:
+                out.append(picked[key][i])
+    return out
+
+
+def _overlaps(a: Window, b: Window) -> bool:
+    return a.y0 < b.y1 and b.y0 < a.y1 and a.x0 < b.x1 and b.x0 < a.x1 and a.z0 < b.z1 and b.z0 < a.z1
 
 
 def validation_boxes(
@@ -416,25 +517,8 @@ def validation_boxes(
     mapping: MappingParameters,
     roi: VolumeSource | None = None,
 ) -> list[Window]:
-    """Boxes (``validation.box_yx`` in-plane, all slices of the window) far from every training cube
-    and (with the region channel ``roi``) holding at least ``validation.min_tissue_fraction`` of
-    tissue, evenly spaced among the eligible ones, at most ``validation.max_boxes``."""
-    v = mapping.validation
-    s = v.box_yx
-    ignored = {int(x) for x in v.unlabelled_values}
-    eligible = []
-    for y0 in range(window.y0, window.y1, s):
-        for x0 in range(window.x0, window.x1, s):
-            box = Window(window.z0, window.z1, y0, min(y0 + s, window.y1), x0, min(x0 + s, window.x1))
-            if not all(box_distance(box, t) >= v.min_distance_from_training for t in training):
-                continue
-            if roi is not None and _box_truth(roi, box, ignored)[0] < v.min_tissue_fraction:
-                continue
-            eligible.append(box)
-    if len(eligible) > v.max_boxes:
-        picks = np.linspace(0, len(eligible) - 1, v.max_boxes).round().astype(int)
-        eligible = [eligible[i] for i in picks]
-    return eligible
+    """The ``FAR`` boxes of :func:`stratified_validation_boxes` (every area)."""
+    return [b.window for b in stratified_validation_boxes(window, training, mapping, roi) if b.band == FAR]
 
 
 def _row(metric: str, cls: str, value: float, source: str) -> dict[str, Any]:
@@ -677,27 +761,33 @@ def _microstructure_rows(
     ingestion: IngestionParameters,
     source_name: str,
 ) -> list[dict[str, Any]]:
-    """Microstructure IoU on tissue boxes far from every training cube, pooled and per brain area."""
+    """Microstructure IoU on tissue boxes away from every training cube, by area and distance band.
+
+    ``microstructure_iou`` (the target's numerator): far boxes in the main-cube areas, pooled;
+    ``microstructure_iou_other_areas``: far boxes in areas no main cube lies in, pooled;
+    ``microstructure_iou_mid``: the mid band of the main-cube areas, pooled; per (band, area):
+    ``microstructure_iou_by_area`` (far) / ``microstructure_iou_mid_by_area`` with classes
+    ``AREA`` (mean) and ``AREA:class``, and ``microstructure[_mid]_boxes_by_area`` /
+    ``microstructure[_mid]_distance_by_area`` (the boxes' count and nearest distance)."""
     roi = open_channel(volume, "roi_labels")
-    ignored = {int(v) for v in mapping.validation.unlabelled_values}
-    boxes = validation_boxes(window, _training_boxes(ingestion), mapping, roi)
+    v = mapping.validation
+    boxes = stratified_validation_boxes(window, _training_boxes(ingestion), mapping, roi)
     if not boxes:
         log.warning(
             "mapping: no box of the window lies %d voxels from every training cube with %.0f %% tissue: no "
             "microstructure IoU",
-            mapping.validation.min_distance_from_training,
-            100 * mapping.validation.min_tissue_fraction,
+            min(v.mid_distance_from_training, v.min_distance_from_training),
+            100 * v.min_tissue_fraction,
         )
         return []
     micro = brain_map.layers["microstructure"][0]
-    dense = mapping.validation.dense_truth and source_name == "phantom"
+    dense = v.dense_truth and source_name == "phantom"
     # The phantom's dense truth (its option dense_labels=True: every structure it draws, also
     # outside the main cubes); other sources: their pixel_labels (0 outside labelled cubes).
     labels = open_channel(volume, "pixel_labels", **({"dense_labels": True} if dense else {}))
-    area_names = {v: k for k, v in spec.BRAIN_AREA_VALUES.items()}
-    truths, preds = [], []
-    by_area: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    for box in boxes:
+    scored: list[tuple[ValidationBox, np.ndarray, np.ndarray]] = []
+    for b in boxes:
+        box = b.window
         truth = (dense_pixel_labels(labels, box) if dense else np.asarray(labels.read(box))).astype(np.uint8).ravel()
         pred = np.asarray(
             micro[
@@ -706,26 +796,49 @@ def _microstructure_rows(
                 box.x0 - window.x0 : box.x1 - window.x0,
             ].compute()
         ).ravel()
-        truths.append(truth)
-        preds.append(pred)
-        area = area_names.get(_box_truth(roi, box, ignored)[1], "unknown")
-        by_area.setdefault(area, ([], []))[0].append(truth)
-        by_area[area][1].append(pred)
-    label = (
-        f"{source_name} ({'dense truth' if dense else 'pixel_labels'}), {len(boxes)} boxes >= "
-        f"{mapping.validation.min_distance_from_training} voxels from the training cubes, >= "
-        f"{mapping.validation.min_tissue_fraction:.0%} tissue"
+        scored.append((b, truth, pred))
+    truth_name = "dense truth" if dense else "pixel_labels"
+    rows: list[dict[str, Any]] = []
+    pools = (
+        ("microstructure_iou", FAR, True, f">= {v.min_distance_from_training} voxels, main-cube areas"),
+        (
+            "microstructure_iou_other_areas",
+            FAR,
+            False,
+            f">= {v.min_distance_from_training} voxels, areas no cube lies in",
+        ),
+        (
+            "microstructure_iou_mid",
+            MID,
+            True,
+            f"{v.mid_distance_from_training}-{v.min_distance_from_training} voxels, main-cube areas",
+        ),
     )
-    rows = _iou_rows(np.concatenate(truths), np.concatenate(preds), label)
-    for area, (t, p) in sorted(by_area.items()):
-        rows.append(
-            _row(
-                "microstructure_iou_by_area",
-                area,
-                _ious(np.concatenate(t), np.concatenate(p))["mean"],
-                f"{source_name}: mean IoU of the {len(t)} far boxes mostly in {area}",
-            )
+    for metric, band, main, what in pools:
+        chosen = [(t, p) for b, t, p in scored if b.band == band and b.main_area == main]
+        if not chosen:
+            continue
+        label = (
+            f"{source_name} ({truth_name}), {len(chosen)} boxes {what} from the training cubes, >= "
+            f"{v.min_tissue_fraction:.0%} tissue"
         )
+        t, p = np.concatenate([c[0] for c in chosen]), np.concatenate([c[1] for c in chosen])
+        rows += [_row(metric, name, iou, label) for name, iou in _ious(t, p).items()]
+        rows.append(_row(metric.replace("_iou", "_voxels"), "all", t.size, label))
+    groups: dict[tuple[str, str], list[tuple[ValidationBox, np.ndarray, np.ndarray]]] = {}
+    for item in scored:
+        groups.setdefault((item[0].band, item[0].area), []).append(item)
+    for (band, area), items in sorted(groups.items()):
+        prefix = "microstructure" if band == FAR else "microstructure_mid"
+        metric = f"{prefix.replace('microstructure', 'microstructure_iou')}_by_area"
+        nearest = min(b.distance for b, _, _ in items)
+        kind = "main-cube area" if items[0][0].main_area else "no cube lies in this area"
+        src = f"{source_name}: {len(items)} {band} boxes mostly in {area} ({kind}), nearest {nearest:.0f} voxels"
+        ious = _ious(np.concatenate([t for _, t, _ in items]), np.concatenate([p for _, _, p in items]))
+        rows.append(_row(metric, area, ious.pop("mean"), src))
+        rows += [_row(metric, f"{area}:{name}", iou, src) for name, iou in ious.items()]
+        rows.append(_row(f"{prefix}_boxes_by_area", area, len(items), src))
+        rows.append(_row(f"{prefix}_distance_by_area", area, nearest, src))
     return rows
 
 
@@ -757,16 +870,15 @@ def _in_cube_rows(
             f"task2_segmentation: best 2D model {best['model']}, {setting}, seed {seed}",
         )
     )
-    far_mean = [r["value"] for r in far if r["metric"] == "microstructure_iou" and r["class"] == "mean"]
-    if far_mean and float(best["iou"]) > 0:
-        rows.append(
-            _row(
-                "microstructure_iou_far_over_best_2d",
-                "mean",
-                far_mean[0] / float(best["iou"]),
-                "far-box mean IoU / best 2D in-cube mean IoU (target >= 0.9)",
-            )
-        )
+    ratios = (
+        ("microstructure_iou", "microstructure_iou_far_over_best_2d", "far boxes, main-cube areas (target >= 0.9)"),
+        ("microstructure_iou_other_areas", "microstructure_iou_other_areas_over_best_2d", "far boxes, other areas"),
+        ("microstructure_iou_mid", "microstructure_iou_mid_over_best_2d", "mid-band boxes, main-cube areas"),
+    )
+    for metric, name, what in ratios:
+        mean = [r["value"] for r in far if r["metric"] == metric and r["class"] == "mean"]
+        if mean and float(best["iou"]) > 0:
+            rows.append(_row(name, "mean", mean[0] / float(best["iou"]), f"mean IoU of the {what} / best 2D in-cube"))
     return rows
 
 
