@@ -122,6 +122,11 @@ def test_rows_pool_each_band_and_score_against_the_dense_truth(base):
     assert ratio["microstructure_iou_mid_over_best_2d"] == pytest.approx((mid_truth == 0).mean() / 3 / 0.5)
 
 
+def test_the_4class_network_never_trains_on_zi():
+    assert nodes.trained_areas("seg_4class") == {"CTX", "STR", "VP"}
+    assert nodes.trained_areas("seg_3class") == set(spec.REGIONS)
+
+
 def test_box_stride_must_divide_the_box():
     with pytest.raises(ValueError, match="box_stride_yx"):
         mapping_parameters("base", {"validation": {"box_stride_yx": 96}})

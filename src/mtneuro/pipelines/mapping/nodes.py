@@ -753,6 +753,12 @@ def _outside_rows(counts: _RegionCounts, step: int, source_name: str) -> list[di
     return rows
 
 
+def trained_areas(setting: str) -> set[str]:
+    """The areas of the main cubes a Task 2 label setting trains on: all four, but ZI in
+    ``seg_4class`` (its axons are not annotated; the split index leaves it out, as the authors do)."""
+    return set(spec.REGIONS) - ({"ZI"} if setting == "seg_4class" else set())
+
+
 def _microstructure_rows(
     brain_map: BrainMap,
     window: Window,
@@ -763,9 +769,10 @@ def _microstructure_rows(
 ) -> list[dict[str, Any]]:
     """Microstructure IoU on tissue boxes away from every training cube, by area and distance band.
 
-    ``microstructure_iou`` (the target's numerator): far boxes in the main-cube areas, pooled;
-    ``microstructure_iou_other_areas``: far boxes in areas no main cube lies in, pooled;
-    ``microstructure_iou_mid``: the mid band of the main-cube areas, pooled; per (band, area):
+    ``microstructure_iou`` (the target's numerator): far boxes in the areas of the mapped
+    network's training cubes (:func:`trained_areas`), pooled; ``microstructure_iou_other_areas``:
+    far boxes of every other area, pooled; ``microstructure_iou_mid``: the mid band of the
+    training cubes' areas, pooled; per (band, area):
     ``microstructure_iou_by_area`` (far) / ``microstructure_iou_mid_by_area`` with classes
     ``AREA`` (mean) and ``AREA:class``, and ``microstructure[_mid]_boxes_by_area`` /
     ``microstructure[_mid]_distance_by_area`` (the boxes' count and nearest distance)."""
@@ -798,24 +805,25 @@ def _microstructure_rows(
         ).ravel()
         scored.append((b, truth, pred))
     truth_name = "dense truth" if dense else "pixel_labels"
+    trained = trained_areas(str(brain_map.attributes.get("microstructure_setting", "")))
     rows: list[dict[str, Any]] = []
     pools = (
-        ("microstructure_iou", FAR, True, f">= {v.min_distance_from_training} voxels, main-cube areas"),
+        ("microstructure_iou", FAR, True, f">= {v.min_distance_from_training} voxels, the training cubes' areas"),
         (
             "microstructure_iou_other_areas",
             FAR,
             False,
-            f">= {v.min_distance_from_training} voxels, areas no cube lies in",
+            f">= {v.min_distance_from_training} voxels, areas of no training cube",
         ),
         (
             "microstructure_iou_mid",
             MID,
             True,
-            f"{v.mid_distance_from_training}-{v.min_distance_from_training} voxels, main-cube areas",
+            f"{v.mid_distance_from_training}-{v.min_distance_from_training} voxels, the training cubes' areas",
         ),
     )
     for metric, band, main, what in pools:
-        chosen = [(t, p) for b, t, p in scored if b.band == band and b.main_area == main]
+        chosen = [(t, p) for b, t, p in scored if b.band == band and (b.area in trained) == main]
         if not chosen:
             continue
         label = (
@@ -832,7 +840,13 @@ def _microstructure_rows(
         prefix = "microstructure" if band == FAR else "microstructure_mid"
         metric = f"{prefix.replace('microstructure', 'microstructure_iou')}_by_area"
         nearest = min(b.distance for b, _, _ in items)
-        kind = "main-cube area" if items[0][0].main_area else "no cube lies in this area"
+        kind = (
+            "a training cube's area"
+            if area in trained
+            else "main cube not in this setting's training"
+            if items[0][0].main_area
+            else "no cube lies in this area"
+        )
         src = f"{source_name}: {len(items)} {band} boxes mostly in {area} ({kind}), nearest {nearest:.0f} voxels"
         ious = _ious(np.concatenate([t for _, t, _ in items]), np.concatenate([p for _, _, p in items]))
         rows.append(_row(metric, area, ious.pop("mean"), src))
@@ -871,9 +885,13 @@ def _in_cube_rows(
         )
     )
     ratios = (
-        ("microstructure_iou", "microstructure_iou_far_over_best_2d", "far boxes, main-cube areas (target >= 0.9)"),
+        (
+            "microstructure_iou",
+            "microstructure_iou_far_over_best_2d",
+            "far boxes, training cubes' areas (target >= 0.9)",
+        ),
         ("microstructure_iou_other_areas", "microstructure_iou_other_areas_over_best_2d", "far boxes, other areas"),
-        ("microstructure_iou_mid", "microstructure_iou_mid_over_best_2d", "mid-band boxes, main-cube areas"),
+        ("microstructure_iou_mid", "microstructure_iou_mid_over_best_2d", "mid-band boxes, training cubes' areas"),
     )
     for metric, name, what in ratios:
         mean = [r["value"] for r in far if r["metric"] == metric and r["class"] == "mean"]
