@@ -1,6 +1,6 @@
 """Where does the far-box microstructure IoU go? (issue 19, docs/brain-maps.md section 9)
 
-    uv run python benchmarks/diagnose_far_microstructure.py --data /tmp/d-root [--no-matching]
+    uv run python benchmarks/diagnose_far_microstructure.py --data /tmp/d-root [--env tiny] [--no-matching]
 
 Reads a finished run's data root (models, Task 2 test predictions, brain map) and prints, as
 Markdown tables, for the mapped network:
@@ -39,12 +39,12 @@ REAL = Path("/work/shared/data/prasad2020-sample/image_z309.png")
 CLASSES = ("background", "vessel", "cell", "axon")
 
 
-def _catalog(data: Path):
+def _catalog(data: Path, env: str | None):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(PROJECT)
-    session = KedroSession.create(project_path=PROJECT, runtime_params={"data_root": str(data)})
+    session = KedroSession.create(project_path=PROJECT, env=env, runtime_params={"data_root": str(data)})
     context = session.load_context()
     return context.catalog, context.params
 
@@ -87,11 +87,12 @@ def _md(frame: pd.DataFrame) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROJECT / "data")
+    parser.add_argument("--env", default=None, help="Kedro environment of the run (default: base)")
     parser.add_argument("--real", type=Path, default=REAL)
     parser.add_argument("--no-matching", action="store_true")
     args = parser.parse_args()
     print(f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    catalog, params = _catalog(args.data)
+    catalog, params = _catalog(args.data, args.env)
     mapping = MappingParameters.model_validate(params["mapping"])
     volume = VolumeParameters.model_validate(params["volume"])
     ingestion = IngestionParameters.model_validate(params["ingestion"])
