@@ -808,28 +808,30 @@ def _microstructure_rows(
     trained = trained_areas(str(brain_map.attributes.get("microstructure_setting", "")))
     rows: list[dict[str, Any]] = []
     pools = (
-        ("microstructure_iou", FAR, True, f">= {v.min_distance_from_training} voxels, the training cubes' areas"),
+        (
+            "microstructure_iou",
+            FAR,
+            True,
+            f">= {v.min_distance_from_training} voxels from every training cube, in the training cubes' areas",
+        ),
         (
             "microstructure_iou_other_areas",
             FAR,
             False,
-            f">= {v.min_distance_from_training} voxels, areas of no training cube",
+            f">= {v.min_distance_from_training} voxels from every training cube, in areas of no training cube",
         ),
         (
             "microstructure_iou_mid",
             MID,
             True,
-            f"{v.mid_distance_from_training}-{v.min_distance_from_training} voxels, the training cubes' areas",
+            f"{v.mid_distance_from_training}-{v.min_distance_from_training} voxels from the training cubes, in their areas",
         ),
     )
     for metric, band, main, what in pools:
         chosen = [(t, p) for b, t, p in scored if b.band == band and (b.area in trained) == main]
         if not chosen:
             continue
-        label = (
-            f"{source_name} ({truth_name}), {len(chosen)} boxes {what} from the training cubes, >= "
-            f"{v.min_tissue_fraction:.0%} tissue"
-        )
+        label = f"{source_name} ({truth_name}), {len(chosen)} boxes {what}, >= {v.min_tissue_fraction:.0%} tissue"
         t, p = np.concatenate([c[0] for c in chosen]), np.concatenate([c[1] for c in chosen])
         rows += [_row(metric, name, iou, label) for name, iou in _ious(t, p).items()]
         rows.append(_row(metric.replace("_iou", "_voxels"), "all", t.size, label))
