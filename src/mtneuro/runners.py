@@ -245,6 +245,17 @@ def worker_logging(driver_config: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
+def close_cluster(client: Any, cluster: Any) -> None:
+    """Close the run's own client and local cluster. A close that times out (the nannies are slow
+    to answer on a loaded machine) is a warning, not an error: it comes after every node has
+    finished and saved, so failing the run then would report a finished run as failed."""
+    try:
+        client.close()
+        cluster.close()
+    except TimeoutError as error:  # asyncio.TimeoutError is TimeoutError on Python >= 3.11
+        log.warning("The Dask cluster did not close in time (%s); the run's outputs are all saved.", error)
+
+
 def start_cluster(
     settings: DaskSettings, probe: Any = None, worker_environ: Mapping[str, str] | None = None
 ) -> tuple[Client, Any]:
@@ -468,8 +479,7 @@ class DaskRunner(AbstractRunner):
             if exchange_root.name.startswith("mtneuro-dask-"):
                 shutil.rmtree(exchange_root, ignore_errors=True)
             if cluster is not None:
-                client.close()
-                cluster.close()
+                close_cluster(client, cluster)
 
     @staticmethod
     def _exchange_root(settings: DaskSettings) -> Path:
