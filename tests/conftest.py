@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -190,6 +191,26 @@ def tiny_default_run(tmp_path_factory: pytest.TempPathFactory) -> KedroCommandRu
     result = json.loads((folder / "run.json").read_text())
     assert result["returncode"] == 0, result["output"][-4000:]
     return KedroCommandRun(folder / "data", result["returncode"], result["output"])
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[object]:
+    """A local Dask cluster of 2 processes (1 thread each) for the whole test session, for the
+    tests that hand the runner a client: its processes start once (their start and their
+    imports were a few seconds of CPU each time). The tests that use it are in
+    ``xdist_group("dask_cluster")``: one pytest-xdist worker runs them all, so one cluster."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        # Under heavy load a worker can be reaped later than its nanny waits (5 s); the nanny
+        # has sent it SIGKILL by then. No test checks this close: it must not fail whichever
+        # test happened to end the session.
+        with contextlib.suppress(TimeoutError):
+            cluster.close()
 
 
 #: The folder of the cubes in a data root (``cubes`` of the catalog).

@@ -27,7 +27,7 @@ from mtneuro.runners import DaskRunner, DaskSettings, exchanged_datasets, local_
 
 distributed = pytest.importorskip("distributed")
 
-# One pytest-xdist worker runs the module: the module's cluster (``client``) starts once.
+# One pytest-xdist worker runs the module: the session's cluster (``dask_client``) starts once.
 pytestmark = pytest.mark.xdist_group("dask_cluster")
 
 # The toy node functions live in this module, which workers cannot import: send them by value.
@@ -95,13 +95,10 @@ def toy_catalog(root: Path, log_dir: Path, kill_marker: str = "", save_version: 
     return catalog
 
 
-@pytest.fixture(scope="module")
-def client():
-    with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        distributed.Client(cluster) as dask_client,
-    ):
-        yield dask_client
+@pytest.fixture
+def client(dask_client):
+    """The session's cluster (``dask_client``, shared with the tracking test)."""
+    return dask_client
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,12 @@ import importlib.util, mtneuro
 print(json.dumps({"mtneuro": mtneuro.__file__, "pytest": importlib.util.find_spec("pytest") is not None}))
 with KedroSession.create(conf_source=sys.argv[1], env=sys.argv[2]) as session:
     session.load_context()
-    print(json.dumps({name: sorted(n.name for n in p.nodes) for name, p in pipelines.items()}))
+    print(json.dumps({"grid": {name: sorted(n.name for n in p.nodes) for name, p in pipelines.items()}}), flush=True)
+# then ``python -m mtneuro <the rest of the arguments>``, in this interpreter (what ``-m`` does):
+# one start of torch & co. fewer than a second process
+import runpy
+sys.argv = ["mtneuro", *sys.argv[3:]]
+runpy.run_module("mtneuro", run_name="__main__", alter_sys=True)
 """
 
 
@@ -136,33 +141,14 @@ def test_the_wheel_sees_the_same_grid_and_runs(wheel_venv: Path, tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     conf = str(PROJECT / "conf")
 
-    listed = subprocess.run(
-        [str(wheel_venv), "-c", LIST_GRID, conf, "tiny"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        env=env,
-    )
-    lines = listed.stdout.strip().splitlines()
-    where = next(json.loads(line) for line in lines if line.startswith('{"mtneuro"'))
-    grid = json.loads(lines[-1])
-    assert Path(where["mtneuro"]).is_relative_to(wheel_venv.parent.parent), where  # the installed wheel
-    assert not where["pytest"]  # only the runtime dependencies: no dev group
-    expected = {
-        name: sorted(n.name for n in p.nodes) for name, p in build_pipelines(load_parameters(conf, "tiny")).items()
-    }
-    assert grid == expected
-    assert str(wheel_venv.parent.parent) not in str(
-        Path(__import__("mtneuro").__file__)
-    )  # this process uses the checkout
-
     data_root = tmp_path / "data"
     run = subprocess.run(
         [
             str(wheel_venv),
-            "-m",
-            "mtneuro",
+            "-c",
+            LIST_GRID,
+            conf,
+            "tiny",
             "--conf-source",
             conf,
             "--env",
@@ -179,6 +165,20 @@ def test_the_wheel_sees_the_same_grid_and_runs(wheel_venv: Path, tmp_path: Path)
         timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    where = next(json.loads(line) for line in lines if line.startswith('{"mtneuro"'))
+    grid = next(json.loads(line)["grid"] for line in lines if line.startswith('{"grid"'))
+    assert Path(where["mtneuro"]).is_relative_to(wheel_venv.parent.parent), where  # the installed wheel
+    assert not where["pytest"]  # only the runtime dependencies: no dev group
+    expected = {
+        name: sorted(n.name for n in p.nodes) for name, p in build_pipelines(load_parameters(conf, "tiny")).items()
+    }
+    assert grid == expected
+    assert str(wheel_venv.parent.parent) not in str(
+        Path(__import__("mtneuro").__file__)
+    )  # this process uses the checkout
+
+    # the run of ``python -m mtneuro`` (in the same interpreter: ``LIST_GRID``)
     cubes = sorted(p.name for p in (data_root / "02_intermediate" / "cubes").glob("*.zarr"))
     assert len(cubes) == 16, cubes
     assert (data_root / "03_primary" / "split_index.parquet").exists()

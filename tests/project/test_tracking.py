@@ -204,20 +204,16 @@ def test_tracking_changes_no_number(tmp_path: Path, store: str) -> None:
         )
 
 
+@pytest.mark.xdist_group("dask_cluster")  # the session's cluster, on the worker of the Dask tests
 def test_dask_runner_one_run_per_cell(
-    tmp_path: Path, store: str, project_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: str, project_path: Path, dask_client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import distributed
-
     monkeypatch.chdir(project_path)
-    with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        # The workers register the tracking hook (settings.HOOKS does in the project) and get
-        # the parent run from the MTNEURO_MLFLOW_* variables that the runner hands them.
-        hook = run_tracked(DaskRunner(client=client, hooks=[tracking.MlflowTrackingHook()]), tmp_path / "out")
-        check_runs(store, hook.parent_id, runner="DaskRunner")
+    # The workers register the tracking hook (settings.HOOKS does in the project) and get the
+    # parent run from the MTNEURO_MLFLOW_* variables that the runner hands them (the cluster's
+    # workers started before this test: nothing of its store is in their own environment).
+    hook = run_tracked(DaskRunner(client=dask_client, hooks=[tracking.MlflowTrackingHook()]), tmp_path / "out")
+    check_runs(store, hook.parent_id, runner="DaskRunner")
 
 
 def test_disabled_or_without_parent_logs_nothing(tmp_path: Path, store: str) -> None:
