@@ -33,7 +33,7 @@ def test_blocks_must_hold_whole_chunks():
 
 
 def test_pipeline_reads_the_models_from_the_run_indexes():
-    pipe = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base")))
+    pipe = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base", {"regions": {"model": "best"}})))
     # never a task's per-run dataset: the tasks' run indexes, the Task 2 table ("best" and the
     # in-cube reference) and what the region model is validated on (ingestion's outputs)
     assert pipe.inputs() == {
