@@ -241,6 +241,12 @@ class MappingParameters(StrictModel):
                 f"tissue.window_yx ({self.tissue.window_yx}) must be at most twice microstructure.halo_yx "
                 f"({self.microstructure.halo_yx}) so that the tissue mask shows no block seams"
             )
+        if self.window == "full" and self.regions.model == "section":
+            raise ValueError(
+                "window: full with regions.model: section: a section region model trains on slices held out "
+                "from the mapped window, and the whole volume leaves none; map the full volume with a Task 1 "
+                "run (--params mapping.window=full,mapping.regions.model=best)"
+            )
         if self.validation.box_yx % cy or self.validation.box_yx % cx:
             raise ValueError(
                 f"validation.box_yx ({self.validation.box_yx}) must be a multiple of blocks.chunks_zyx y and x"

@@ -23,7 +23,7 @@ def test_default_is_one_slab_across_the_plane():
     assert nodes.mapping_window(params, (720, 1420, 5805)).to_list() == [344, 352, 0, 1420, 0, 5805]
     paper = mapping_parameters("paper")  # issue #13: 32 slices across the whole plane
     assert nodes.mapping_window(paper, (720, 1420, 5805)).to_list() == [344, 376, 0, 1420, 0, 5805]
-    full = mapping_parameters("base", {"window": "full"})
+    full = mapping_parameters("base", {"window": "full", "regions": {"model": "best"}})
     assert nodes.mapping_window(full, (720, 1420, 5805)).shape == (720, 1420, 5805)
 
 

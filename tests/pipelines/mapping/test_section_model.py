@@ -42,9 +42,12 @@ def test_default_reads_are_few_whole_plane_requests_outside_the_gap():
 def test_distances_within_the_gap_and_a_full_window_are_refused():
     with pytest.raises(ValidationError, match=r"closer to the mapped window than regions\.section\.min_gap_z"):
         mapping_parameters("base", {"regions": {"section": {"distances_z": [8]}}})
-    full = mapping_parameters("base", {"window": "full"})
+    with pytest.raises(ValidationError, match=r"mapping\.window=full,mapping\.regions\.model=best"):
+        mapping_parameters("base", {"window": "full"})
+    # a window that leaves no slice far enough away
+    thick = mapping_parameters("base", {"window": {"z": [30, 700], "y": [0, 1420], "x": [0, 5805]}})
     with pytest.raises(MappingError, match=r"mapping\.regions\.model: best"):
-        section_requests(full, nodes.mapping_window(full, SHAPE), SHAPE)
+        section_requests(thick, nodes.mapping_window(thick, SHAPE), SHAPE)
 
 
 def test_the_pipeline_trains_the_section_model_and_reads_no_task1_run():
