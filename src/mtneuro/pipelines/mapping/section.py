@@ -218,9 +218,7 @@ def train_section_region_model(
         "section_patches_per_class": {r: int((labels == c).sum()) for c, r in enumerate(spec.REGIONS)},
         "section_requests": requests,
         "section_train_accuracy": train_accuracy,
-        "section_train_seconds": seconds,
-        "section_read_seconds": float(region_section_patches.get("read_seconds", float("nan"))),
-    }
+    }  # no timings: the record is part of the store's metadata, which a resumed run must reproduce
     log.info(
         "mapping: section region model %s trained on %d patches in %.1f s (training accuracy %.3f)",
         run,
