@@ -71,11 +71,61 @@ class MappingMicrostructure(StrictModel):
     slices_per_batch: PositiveInt
 
 
+class MappingYXExtent(StrictModel):
+    """An in-plane box ``y``, ``x`` (absolute, half-open ``[lo, hi]``)."""
+
+    y: Range
+    x: Range
+
+
+class MappingRegionSection(StrictModel):
+    """``regions.model: section``: a region network trained for the map on patches of the volume's
+    image and ``roi_labels`` (every voxel labelled) at slices held out from the mapped window.
+
+    Per distance ``d`` of ``distances_z`` two requests of ``depth`` slices are read across the
+    plane (or ``extent_yx``): ``[z0 - d - depth, z0 - d)`` below the window ``[z0, z1)`` and
+    ``[z1 + d, z1 + d + depth)`` above it (those inside the volume); few large requests, as every
+    request costs the phantom its blur padding."""
+
+    #: A Task 1 method of kind ``supervised`` (its registered trainer and network are reused).
+    method: Annotated[str, Field(min_length=1)]
+    seed: NonNegativeInt
+    #: No patch slice closer than this to the mapped window: z < z0 - gap or z >= z1 + gap.
+    min_gap_z: PositiveInt
+    distances_z: Annotated[list[PositiveInt], Field(min_length=1)]
+    depth: PositiveInt
+    #: Every n-th slice of a request gives patches (neighbouring slices are near copies).
+    slice_step: PositiveInt
+    #: null: the whole plane; or a box (tests, small profiles).
+    extent_yx: MappingYXExtent | None
+    #: Patch centres on this grid (voxels) are the candidates; a candidate's class is the
+    #: majority class of the ``regions.stride`` cell around it (the cell a map patch labels).
+    candidate_step: PositiveInt
+    #: Candidates whose cell holds less than this fraction of its majority class are not used.
+    min_cell_fraction: Annotated[float, Field(gt=0.0, le=1.0)]
+    #: Patches drawn per region class (fewer where a class has fewer candidates).
+    patches_per_class: PositiveInt
+    #: Training epochs (null: the method's own ``epochs``).
+    epochs: PositiveInt | None
+
+    @model_validator(mode="after")
+    def _gap(self) -> MappingRegionSection:
+        close = [d for d in self.distances_z if d < self.min_gap_z]
+        if close:
+            raise ValueError(
+                f"regions.section.distances_z {close} are closer to the mapped window than "
+                f"regions.section.min_gap_z ({self.min_gap_z}): patches so near the window are near copies "
+                "of its slices; raise them or lower min_gap_z"
+            )
+        return self
+
+
 class MappingRegions(StrictModel):
     """Task 1 model: the region class of a ``patch_size`` patch centred on every ``stride`` cell."""
 
-    #: ``best``: the run of ``candidates`` with the highest validation accuracy (labelled slices
-    #: outside the run's training set and outside every test set; never test); otherwise a run
+    #: ``section``: a region network trained for the map (``section``); ``best``: the Task 1 run
+    #: of ``candidates`` with the highest validation accuracy (labelled slices outside the run's
+    #: training set and outside every test set; never test); otherwise a Task 1 run
     #: ``<method>.<config>.seed<k>`` of the Task 1 run index.
     model: Annotated[str, Field(min_length=1)]
     #: Task 1 methods whose runs ``best`` chooses among (every training set and seed in the index).
@@ -88,6 +138,7 @@ class MappingRegions(StrictModel):
     #: 3 x 3 majority filter over the region cells of each slice (ties keep the cell's own
     #: class); false: the raw class of every cell. Both are reported in mapping_validation.
     majority_filter: bool
+    section: MappingRegionSection
 
     @model_validator(mode="after")
     def _stride(self) -> MappingRegions:
@@ -200,6 +251,12 @@ class MappingParameters(StrictModel):
             raise ValueError(
                 f"tissue.window_yx ({self.tissue.window_yx}) must be at most twice microstructure.halo_yx "
                 f"({self.microstructure.halo_yx}) so that the tissue mask shows no block seams"
+            )
+        if self.window == "full" and self.regions.model == "section":
+            raise ValueError(
+                "window: full with regions.model: section: a section region model trains on slices held out "
+                "from the mapped window, and the whole volume leaves none; map the full volume with a Task 1 "
+                "run (--params mapping.window=full,mapping.regions.model=best)"
             )
         if self.validation.box_yx % cy or self.validation.box_yx % cx:
             raise ValueError(

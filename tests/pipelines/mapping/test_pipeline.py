@@ -23,7 +23,7 @@ def test_default_is_one_slab_across_the_plane():
     assert nodes.mapping_window(params, (720, 1420, 5805)).to_list() == [344, 352, 0, 1420, 0, 5805]
     paper = mapping_parameters("paper")  # issue #13: 32 slices across the whole plane
     assert nodes.mapping_window(paper, (720, 1420, 5805)).to_list() == [344, 376, 0, 1420, 0, 5805]
-    full = mapping_parameters("base", {"window": "full"})
+    full = mapping_parameters("base", {"window": "full", "regions": {"model": "best"}})
     assert nodes.mapping_window(full, (720, 1420, 5805)).shape == (720, 1420, 5805)
 
 
@@ -33,7 +33,7 @@ def test_blocks_must_hold_whole_chunks():
 
 
 def test_pipeline_reads_the_models_from_the_run_indexes():
-    pipe = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base")))
+    pipe = create_pipeline(SimpleNamespace(mapping=mapping_parameters("base", {"regions": {"model": "best"}})))
     # never a task's per-run dataset: the tasks' run indexes, the Task 2 table ("best" and the
     # in-cube reference) and what the region model is validated on (ingestion's outputs)
     assert pipe.inputs() == {

@@ -197,7 +197,7 @@ def _input_metadata(x: torch.Tensor, size: int, mode: str) -> dict[str, Any]:
 
 
 def _run_metadata(
-    method: str, config: str, seed: int, data: ClassificationImages, settings: BaseModel, n_train: int
+    method: str, config: str, seed: int, source: str, settings: BaseModel, n_train: int
 ) -> dict[str, Any]:
     return {
         "format_version": models.TASK1_ENCODER_FORMAT,
@@ -205,7 +205,7 @@ def _run_metadata(
         "method": method,
         "train_config": config,
         "seed": int(seed),
-        "source": data.source,
+        "source": source,
         "classes": list(spec.REGIONS),
         "n_train": int(n_train),
         "train_settings": settings.model_dump(),
@@ -225,11 +225,32 @@ def _train_network(
     config: str,
     seed: int,
 ) -> tuple[models.ResNetFrozenEncoder, Any, dict[str, Any]]:
-    settings = method_settings(classification, method.name)
+    _check_input_size(data, int(classification.encoder.input_size), "encoder.input_size")
+    images, labels = _training_images(data, classification, config)
+    return train_network_on_images(
+        images, labels, classification, hardware, method, seed, config=config, source=data.source
+    )
+
+
+def train_network_on_images(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classification: ClassificationParameters,
+    hardware: TrainingParameters,
+    method: MethodSpec,
+    seed: int,
+    *,
+    config: str,
+    source: str,
+    settings: BaseModel | None = None,
+) -> tuple[models.ResNetFrozenEncoder, Any, dict[str, Any]]:
+    """A registered network method trained on ``images`` (N, H, W; uint8 or float in [0, 1]) and
+    their class ``labels``: the frozen encoder, the trained module and the history. Task 1 and
+    the brain map's region model (``mapping.regions.model: section``) both train through here.
+    ``settings``: the method's resolved settings (default: :func:`method_settings`)."""
+    settings = settings if settings is not None else method_settings(classification, method.name)
     architecture = classification.encoder.architecture()
     size = int(classification.encoder.input_size)
-    _check_input_size(data, size, "encoder.input_size")
-    images, labels = _training_images(data, classification, config)
     x = models.resize_images(images, size)
     input_meta = _input_metadata(x, size, classification.encoder.normalisation)
     x = models.preprocess_images(images, input_meta)
@@ -237,7 +258,7 @@ def _train_network(
         method, x, torch.as_tensor(labels), architecture, settings, hardware, seed, n_classes=len(spec.REGIONS)
     )
     metadata = {
-        **_run_metadata(method.name, config, seed, data, settings, len(x)),
+        **_run_metadata(method.name, config, seed, source, settings, len(x)),
         "architecture": architecture,
         "input": input_meta,
     }
@@ -246,6 +267,14 @@ def _train_network(
         models.ResNetFrozenEncoder(module.encoder, metadata),
         module,
         {**history, "config": config, "seed": int(seed)},
+    )
+
+
+def supervised_readout(module: Any) -> models.LinearReadout:
+    """A supervised network's own linear head as the read-out of its frozen encoder."""
+    linear = cast(torch.nn.Linear, module.head[-1])
+    return models.LinearReadout(
+        linear.weight.detach().numpy(), linear.bias.detach().numpy(), list(range(len(spec.REGIONS)))
     )
 
 
@@ -264,11 +293,7 @@ def train_supervised(
     encoder, module, history = _train_network(
         classification_images, classification, hardware, method_spec, config, seed
     )
-    linear = cast(torch.nn.Linear, module.head[-1])
-    readout = models.LinearReadout(
-        linear.weight.detach().numpy(), linear.bias.detach().numpy(), list(range(len(spec.REGIONS)))
-    )
-    return encoder, readout, history
+    return encoder, supervised_readout(module), history
 
 
 def train_self_supervised(
@@ -327,7 +352,7 @@ def _fit_decomposition(
     seconds = time.perf_counter() - start
     architecture = {"name": method, "n_components": n_components, "input_size": size}
     metadata = {
-        **_run_metadata(method, config, seed, classification_images, settings, len(flat)),
+        **_run_metadata(method, config, seed, classification_images.source, settings, len(flat)),
         "architecture": architecture,
         "input": input_meta,
     }

@@ -916,6 +916,19 @@ def _selection_rows(selection: Mapping[str, Any] | None) -> list[dict[str, Any]]
     ]
     run = str(selection["run"])
     rows.append(_row("region_model_chosen", run, accuracy.get(run, float("nan")), str(selection.get("rule", ""))))
+    if "section_patches" in selection:  # mapping.regions.model: section (section.py)
+        rule = str(selection.get("rule", ""))
+        rows.append(_row("region_model_section_patches", run, float(selection["section_patches"]), rule))
+        for region, n in dict(selection.get("section_patches_per_class", {})).items():
+            rows.append(_row("region_model_section_patches", region, float(n), rule))
+        rows.append(
+            _row(
+                "region_model_section_train_accuracy",
+                run,
+                float(selection.get("section_train_accuracy", float("nan"))),
+                "its own training patches (not held out; the map's region accuracy is the z-held-out measure)",
+            )
+        )
     return rows
 
 

@@ -3,8 +3,11 @@
 * ``choose_microstructure_model``: the Task 2 network (``mapping.microstructure``: a named model,
   or the best candidate by mean IoU in ``task2_segmentation``) from ``segmentation_runs``, and
   its Task 2 test predictions;
-* ``choose_region_model``: the Task 1 encoder and read-out (``mapping.regions``: a named run, or
-  the best candidate by validation accuracy on ``cubes`` / ``split_index``) from
+* ``mapping.regions.model: section`` (:mod:`.section`): ``sample_section_patches`` ->
+  ``region_section_patches`` (image + roi_labels patches at slices held out from the window) and
+  ``train_section_region_model``: a region network trained on them, and its selection record;
+* otherwise ``choose_region_model``: the Task 1 encoder and read-out (``mapping.regions``: a
+  named run, or the best candidate by validation accuracy on ``cubes`` / ``split_index``) from
   ``frozen_encoders``, and the record of that choice;
 * ``plan_brain_map`` -> ``brain_map`` (the OME-Zarr store, written block by block by its dataset);
 * ``compare_with_task2``: the map path on the main cubes' test slices against the Task 2 test
@@ -27,6 +30,7 @@ from mtneuro.config.mapping import MappingParameters
 
 from . import nodes
 from .models import choose_microstructure_model, choose_region_model, microstructure_test_predictions
+from .section import sample_section_patches, train_section_region_model
 
 NAMESPACE = "mapping"
 #: Datasets of other pipelines the map is made from.
@@ -36,7 +40,37 @@ TABLE = "task2_segmentation"
 VALIDATION_DATA = ("cubes", "split_index")
 #: Outputs other pipelines (reporting) read.
 OUTPUTS = ("brain_map", "mapping_validation", "mapping_overview@matplotlib")
+#: The patches a section region model trains on (``mapping.regions.model: section``).
+SECTION_PATCHES = "region_section_patches"
 PARAMETERS = {"params:mapping", "params:volume", "params:ingestion", "params:classification"}
+REGION_MODEL = ["region_encoder", "region_readout", "region_model_selection"]
+
+
+def _region_model_nodes(mapping: MappingParameters) -> list[Node]:
+    """The nodes that make the region model: trained for the map (``section``) or a Task 1 run."""
+    if mapping.regions.model == "section":
+        return [
+            Node(
+                sample_section_patches,
+                ["params:mapping", "params:volume"],
+                SECTION_PATCHES,
+                name="sample_section_patches",
+            ),
+            Node(
+                train_section_region_model,
+                [SECTION_PATCHES, "params:mapping", "params:classification", "params:training"],
+                REGION_MODEL,
+                name="train_section_region_model",
+            ),
+        ]
+    return [
+        Node(
+            choose_region_model,
+            ["frozen_encoders", *VALIDATION_DATA, "params:mapping", "params:classification"],
+            REGION_MODEL,
+            name="choose_region_model",
+        )
+    ]
 
 
 def create_pipeline(parameters: Any) -> Pipeline:
@@ -56,12 +90,7 @@ def create_pipeline(parameters: Any) -> Pipeline:
                 "microstructure_test_predictions",
                 name="microstructure_test_predictions",
             ),
-            Node(
-                choose_region_model,
-                ["frozen_encoders", *VALIDATION_DATA, "params:mapping", "params:classification"],
-                ["region_encoder", "region_readout", "region_model_selection"],
-                name="choose_region_model",
-            ),
+            *_region_model_nodes(mapping),
             Node(
                 nodes.plan_brain_map,
                 [
@@ -109,10 +138,11 @@ def create_pipeline(parameters: Any) -> Pipeline:
             ),
         ]
     )
+    section = mapping.regions.model == "section"
     return Pipeline(
         pipe,
         namespace=NAMESPACE,
-        inputs={*MODEL_INDEXES, *VALIDATION_DATA, TABLE, "segmentation_runs"},
-        outputs=set(OUTPUTS),
-        parameters=PARAMETERS,
+        inputs={"segmentation_runs", TABLE} if section else {*MODEL_INDEXES, *VALIDATION_DATA, TABLE},
+        outputs={*OUTPUTS, SECTION_PATCHES} if section else set(OUTPUTS),
+        parameters=PARAMETERS | {"params:training"} if section else PARAMETERS,
     )
