@@ -68,8 +68,16 @@ def test_kedro_run_with_the_paper_profile_stops_on_a_cpu_with_exit_2() -> None:
     run = subprocess.run(
         # the phantom: the paper profile's BossDB source is checked before the device, and no test
         # may reach BossDB (this machine has no network; the preflight would stop it first)
-        [sys.executable, "-m", "kedro", "run", "--env=paper", "--pipelines=classification"]
-        + ["--params", "volume.source=phantom"],
+        [
+            sys.executable,
+            "-m",
+            "kedro",
+            "run",
+            "--env=paper",
+            "--pipelines=classification",
+            "--params",
+            "volume.source=phantom",
+        ],
         cwd=PROJECT,
         capture_output=True,
         text=True,

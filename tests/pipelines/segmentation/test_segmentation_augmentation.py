@@ -1,4 +1,5 @@
-"""Task 2 augmentation: MONAI's dictionary transforms driven by the same draws as the former numpy code."""
+"""Task 2 augmentation: NumPy views equal to MONAI's dictionary transforms and to the former numpy
+code, for the same draws."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from monai.transforms import Compose, Flipd, Rotate90d
 
 from mtneuro.pipelines.segmentation.engine import AugmentDraws, apply_augmentation, augment, draw_augmentation
 
@@ -31,11 +33,28 @@ def numpy_augment_drawing(image, labels, flip: bool, rot90: bool, flip_z: bool):
     return numpy_augment(image, labels, draws, k, flip, rot90, flip_z)
 
 
+def monai_augment(image, labels, draws: AugmentDraws, flip: bool, rot90: bool, flip_z: bool):
+    """MONAI's dictionary transforms (channel-first) for the same draws: the reference semantics."""
+    transforms = []
+    if flip:
+        axes = [axis for axis, coin in ((-1, draws.flip_x), (-2, draws.flip_y)) if coin]
+        if flip_z and image.ndim == 3 and draws.flip_z:
+            axes.append(0)
+        if axes:
+            transforms.append(Flipd(keys=("image", "label"), spatial_axis=axes))
+    if rot90 and draws.k and image.shape[-1] == image.shape[-2]:
+        transforms.append(Rotate90d(keys=("image", "label"), k=draws.k, spatial_axes=(-2, -1)))
+    if not transforms:
+        return image, labels
+    sample = Compose(transforms)({"image": image[None], "label": labels[None]})
+    return np.asarray(sample["image"])[0], np.asarray(sample["label"])[0]
+
+
 SHAPES = [(6, 6), (6, 5), (3, 6, 6), (3, 5, 6)]  # 2D / 3D, square / not square in-plane
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_every_combination_of_draws_gives_the_numpy_result(shape):
+def test_every_combination_of_draws_gives_the_numpy_and_monai_result(shape):
     rng = np.random.default_rng(sum(shape))
     image = rng.integers(0, 256, shape, dtype=np.uint8)
     labels = rng.integers(0, 4, shape, dtype=np.uint8)
@@ -45,7 +64,11 @@ def test_every_combination_of_draws_gives_the_numpy_result(shape):
             for flip, rot90, flip_z in itertools.product((False, True), repeat=3):
                 expected = numpy_augment(image, labels, list(coins), k, flip, rot90, flip_z)
                 got = apply_augmentation(image, labels, AugmentDraws(*coins, k), flip, rot90, flip_z)
-                for e, g in zip(expected, got, strict=True):
+                monai = monai_augment(image, labels, AugmentDraws(*coins, k), flip, rot90, flip_z)
+                for e, g, m in zip(expected, got, monai, strict=True):
+                    np.testing.assert_array_equal(
+                        g, m, err_msg=f"MONAI: draws {coins}, k {k}, flags {flip, rot90, flip_z}"
+                    )
                     assert isinstance(g, np.ndarray) and g.dtype == np.uint8
                     np.testing.assert_array_equal(g, e, err_msg=f"draws {coins}, k {k}, flags {flip, rot90, flip_z}")
                 outcomes.add(got[0].tobytes())

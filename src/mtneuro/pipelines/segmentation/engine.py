@@ -3,8 +3,8 @@
 * :class:`Block` -- a contiguous run of labelled slices of one cube (a split of it);
 * :class:`PatchDataset` -- random training patches: 2D slices or ``depth``-slice subvolumes
   (non-overlapping, aligned to the block), a random in-plane crop, flips and 90-degree
-  rotations applied identically to image and labels (MONAI dictionary transforms, the random
-  choices drawn from torch's generator);
+  rotations applied identically to image and labels (NumPy views equal to MONAI's dictionary
+  transforms, the random choices drawn from torch's generator);
 * :class:`SegmentationModule` -- the Lightning module: Dice + cross-entropy loss (MONAI
   ``DiceCELoss``), AdamW, one-cycle / cosine / constant learning rate; its training curve (loss
   and learning rate per epoch) is kept as Task 1's is (:class:`mtneuro.training.EpochHistoryModule`);
@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
-from monai.transforms import Compose, Flipd, Rotate90d
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -77,10 +76,6 @@ def patch_origins(blocks: Sequence[Block], depth: int) -> list[tuple[int, int]]:
     return origins
 
 
-#: Keys of a training sample for MONAI's dictionary transforms.
-AUGMENT_KEYS: tuple[str, str] = ("image", "label")
-
-
 @dataclass(frozen=True)
 class AugmentDraws:
     """The random choices of one training patch: a coin per flip axis (x, y, z) and the number
@@ -101,33 +96,27 @@ def draw_augmentation() -> AugmentDraws:
     return AugmentDraws(int(coins[0]), int(coins[1]), int(coins[2]), k)
 
 
-def augmentation_transforms(
-    draws: AugmentDraws, spatial_ndim: int, square: bool, flip: bool, rot90: bool, flip_z: bool
-) -> list[Any]:
-    """The deterministic MONAI dictionary transforms (keys :data:`AUGMENT_KEYS`, channel-first
-    arrays) that ``draws`` select: flips of the drawn in-plane axes (and of z for subvolumes
-    when ``flip_z``), then ``k`` rotations by 90 degrees in the y-x plane (square patches only)."""
-    transforms: list[Any] = []
-    if flip:
-        axes = [axis for axis, coin in ((-1, draws.flip_x), (-2, draws.flip_y)) if coin]
-        if flip_z and spatial_ndim == 3 and draws.flip_z:
-            axes.append(0)
-        if axes:
-            transforms.append(Flipd(keys=AUGMENT_KEYS, spatial_axis=axes))
-    if rot90 and draws.k and square:
-        transforms.append(Rotate90d(keys=AUGMENT_KEYS, k=draws.k, spatial_axes=(-2, -1)))
-    return transforms
-
-
 def apply_augmentation(
     image: np.ndarray, labels: np.ndarray, draws: AugmentDraws, flip: bool, rot90: bool, flip_z: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` and ``labels`` ``(..., H, W)`` transformed identically as ``draws`` select."""
-    transforms = augmentation_transforms(draws, image.ndim, image.shape[-1] == image.shape[-2], flip, rot90, flip_z)
-    if not transforms:
-        return image, labels
-    sample = Compose(transforms)({"image": image[None], "label": labels[None]})
-    return np.asarray(sample["image"])[0], np.asarray(sample["label"])[0]
+    """``image`` and ``labels`` ``(..., H, W)`` transformed identically as ``draws`` select: flips
+    of the drawn in-plane axes (and of z for subvolumes when ``flip_z``), then ``k`` rotations by
+    90 degrees in the y-x plane (square patches only).
+
+    NumPy views (``np.flip``, ``np.rot90``), voxel for voxel what MONAI's ``Flipd`` and
+    ``Rotate90d`` give (``tests/pipelines/segmentation/test_segmentation_augmentation.py``) at
+    0.03 ms a patch instead of MONAI's 3.6 ms (its metadata tracking per call: 0.6 s CPU of
+    each base-profile training's 160 patches).
+    """
+    if flip:
+        axes = [axis for axis, coin in ((-1, draws.flip_x), (-2, draws.flip_y)) if coin]
+        if flip_z and image.ndim == 3 and draws.flip_z:
+            axes.append(0)
+        if axes:
+            image, labels = np.flip(image, tuple(axes)), np.flip(labels, tuple(axes))
+    if rot90 and draws.k and image.shape[-1] == image.shape[-2]:
+        image, labels = np.rot90(image, draws.k, axes=(-2, -1)), np.rot90(labels, draws.k, axes=(-2, -1))
+    return image, labels
 
 
 def augment(
@@ -137,7 +126,7 @@ def augment(
     multiple of 90 degrees rotation in the y-x plane, the same for image and labels.
 
     Arrays are ``(..., H, W)``; the choices come from torch's global generator (seeded per run,
-    :func:`draw_augmentation`) and are applied with MONAI's dictionary transforms.
+    :func:`draw_augmentation`) and are applied by :func:`apply_augmentation`.
     """
     return apply_augmentation(image, labels, draw_augmentation(), flip, rot90, flip_z)
 
@@ -233,7 +222,9 @@ class SegmentationModule(EpochHistoryModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        # foreach: one multi-tensor update instead of a Python loop over ~90 parameters; on the
+        # CPU bit for bit the per-tensor loop's values (checked in the tests), ~10 % less time.
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay, foreach=True)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         scheduler: torch.optim.lr_scheduler.LRScheduler
         if self.scheduler == "onecycle":
