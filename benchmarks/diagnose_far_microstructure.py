@@ -55,18 +55,8 @@ class GrayMoved(VolumeSource):
     def __init__(self, source: VolumeSource, mean: float, gain: float, target: float) -> None:
         self.source, self.mean, self.gain, self.target = source, mean, gain, target
         self.uri = f"{source.uri}#moved"
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.source.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.source.dtype
-
-    @property
-    def voxel_size(self) -> tuple[float, float, float]:
-        return self.source.voxel_size
+        self._shape = source.shape
+        self._dtype, self._voxel_size = source.dtype, source.voxel_size
 
     def _read(self, window: Window) -> np.ndarray:
         x = np.asarray(self.source.read(window)).astype(np.float32)

@@ -968,18 +968,8 @@ class WindowedSource(VolumeSource):
     def __init__(self, source: VolumeSource, window: Window) -> None:
         self.source, self.window = source, window
         self.uri = f"{source.uri}#{window.to_list()}"
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.window.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.source.dtype
-
-    @property
-    def voxel_size(self) -> tuple[float, float, float]:
-        return self.source.voxel_size
+        self._shape = window.shape
+        self._dtype, self._voxel_size = source.dtype, source.voxel_size
 
     def _read(self, window: Window) -> np.ndarray:
         w = self.window
